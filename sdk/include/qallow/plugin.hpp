@@ -1,0 +1,412 @@
+// qallow/plugin.hpp -- a thin, header-only C++20 layer over qallow/plugin.h.
+//
+// A whole plugin:
+//
+//     #include <qallow/plugin.hpp>
+//     class Counter : public qallow::Plugin {
+//     public:
+//         explicit Counter(qallow::Context& ctx)
+//             : rate_(ctx.number("rate")), out_(ctx.output("count")) {}
+//         void step(qallow::Tick& t) override { t[out_] += rate_; }
+//     private:
+//         double rate_;
+//         qallow::Signal out_;
+//     };
+//     QALLOW_PLUGIN(Counter, QALLOW_KIND_PHASE, "counter", "1.0.0", "counts up",
+//                   qallow::number("rate", 1.0, "added each tick", qallow::Bounds{}.at_least(0)))
+//
+// Throw qallow::Error (or any std::exception) to fail a call: the adapter
+// turns it into a status code and message, so nothing C++ crosses the ABI.
+#ifndef QALLOW_PLUGIN_HPP
+#define QALLOW_PLUGIN_HPP
+
+#include <qallow/plugin.h>
+
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+namespace qallow {
+
+// ---- errors ---------------------------------------------------------------
+
+class Error : public std::runtime_error {
+public:
+    Error(qallow_status status, const std::string& message)
+        : std::runtime_error(message), status_(status) {}
+    qallow_status status() const noexcept { return status_; }
+
+private:
+    qallow_status status_;
+};
+
+// ---- parameter schema -----------------------------------------------------
+
+struct Bounds {
+    double min = 0, max = 0;
+    uint32_t flags = 0;
+    constexpr Bounds at_least(double v) const { Bounds b = *this; b.min = v; b.flags = (b.flags & ~QALLOW_BOUND_MIN_EXCLUSIVE) | QALLOW_BOUND_MIN; return b; }
+    constexpr Bounds above(double v) const { Bounds b = at_least(v); b.flags |= QALLOW_BOUND_MIN_EXCLUSIVE; return b; }
+    constexpr Bounds at_most(double v) const { Bounds b = *this; b.max = v; b.flags = (b.flags & ~QALLOW_BOUND_MAX_EXCLUSIVE) | QALLOW_BOUND_MAX; return b; }
+    constexpr Bounds below(double v) const { Bounds b = at_most(v); b.flags |= QALLOW_BOUND_MAX_EXCLUSIVE; return b; }
+    constexpr Bounds between(double lo, double hi) const { return at_least(lo).at_most(hi); }
+};
+
+constexpr qallow_param_def number(const char* name, double def, const char* doc,
+                                  Bounds b = {}, uint32_t flags = 0) {
+    return qallow_param_def{sizeof(qallow_param_def), QALLOW_PARAM_DOUBLE, name, doc, def,
+                            nullptr, b.min, b.max, b.flags, flags, nullptr};
+}
+constexpr qallow_param_def integer(const char* name, int64_t def, const char* doc,
+                                   Bounds b = {}, uint32_t flags = 0) {
+    return qallow_param_def{sizeof(qallow_param_def), QALLOW_PARAM_INT, name, doc,
+                            static_cast<double>(def), nullptr, b.min, b.max, b.flags, flags, nullptr};
+}
+constexpr qallow_param_def boolean(const char* name, bool def, const char* doc, uint32_t flags = 0) {
+    return qallow_param_def{sizeof(qallow_param_def), QALLOW_PARAM_BOOL, name, doc,
+                            def ? 1.0 : 0.0, nullptr, 0, 0, 0, flags, nullptr};
+}
+// choices: "a|b|c", or nullptr for any string.
+constexpr qallow_param_def string(const char* name, const char* def, const char* doc,
+                                  const char* choices = nullptr, uint32_t flags = 0) {
+    return qallow_param_def{sizeof(qallow_param_def), QALLOW_PARAM_STRING, name, doc, 0,
+                            def, 0, 0, 0, flags, choices};
+}
+
+template <class... P>
+constexpr std::array<qallow_param_def, sizeof...(P)> params(P... p) { return {p...}; }
+
+// ---- signals and ticks ----------------------------------------------------
+
+struct Signal {
+    int32_t slot = -1;
+    explicit operator bool() const { return slot >= 0; }
+};
+
+class Tick {
+public:
+    explicit Tick(const qallow_tick* t) : t_(t) {}
+    uint64_t number() const { return t_->tick; }
+    uint64_t seed() const { return t_->seed; }
+    double& operator[](Signal s) { return t_->signals[s.slot]; }
+
+private:
+    const qallow_tick* t_;
+};
+
+// ---- the host, seen from C++ ----------------------------------------------
+
+class Context {
+public:
+    Context(const qallow_host_api* api, qallow_host* host, const qallow_param_def* defs,
+            uint32_t def_stride, const qallow_value* values, uint32_t count, uint64_t seed)
+        : api_(api), host_(host), defs_(defs), stride_(def_stride), values_(values),
+          count_(count), seed_(seed) {}
+
+    uint64_t seed() const { return seed_; }
+    std::string instance_name() const { return api_->instance_name(host_); }
+    uint32_t workers() const { return api_->worker_count(host_); }
+
+    // Parameter values, valid in the constructor only (the host owns them).
+    double number(std::string_view name) const { return value(name, QALLOW_PARAM_DOUBLE).as.number; }
+    int64_t integer(std::string_view name) const { return value(name, QALLOW_PARAM_INT).as.integer; }
+    bool boolean(std::string_view name) const { return value(name, QALLOW_PARAM_BOOL).as.boolean != 0; }
+    std::string string(std::string_view name) const { return value(name, QALLOW_PARAM_STRING).as.string; }
+
+    // Constructor only: declare "<instance>.<name>".
+    Signal output(const char* name, uint32_t flags = 0) {
+        int32_t slot = api_->signal_declare(host_, name, flags);
+        if (slot < 0)
+            throw Error(QALLOW_ERR_INVALID_ARGUMENT, std::string("cannot declare signal '") + name +
+                                                         "' (bad or duplicate name)");
+        return Signal{slot};
+    }
+    // bind() and later: look up anyone's signal by full name.
+    std::optional<Signal> find(const std::string& full_name) const {
+        int32_t slot = api_->signal_find(host_, full_name.c_str());
+        if (slot < 0) return std::nullopt;
+        return Signal{slot};
+    }
+    std::vector<std::string> signal_names() const {
+        std::vector<std::string> out;
+        for (uint32_t i = 0;; ++i) {
+            const char* n = api_->signal_name(host_, i);
+            if (!n) break;
+            out.emplace_back(n);
+        }
+        return out;
+    }
+
+    // fn(begin, end, worker) over [0, n); exceptions are carried back here.
+    template <class F>
+    void parallel_for(uint64_t n, uint64_t grain, F&& fn) {
+        struct Call {
+            F* fn;
+            std::exception_ptr error;
+            std::atomic_flag failed = ATOMIC_FLAG_INIT;
+        } call{&fn, nullptr};
+        api_->parallel_for(
+            host_, n, grain,
+            [](void* ctx, uint64_t b, uint64_t e, uint32_t w) {
+                auto* c = static_cast<Call*>(ctx);
+                try {
+                    (*c->fn)(b, e, w);
+                } catch (...) {
+                    if (!c->failed.test_and_set()) c->error = std::current_exception();
+                }
+            },
+            &call);
+        if (call.error) std::rethrow_exception(call.error);
+    }
+
+    void log(qallow_log_level level, const std::string& msg) const { api_->log(host_, level, msg.c_str()); }
+    void report(const std::string& key, const std::string& value) const {
+        api_->report(host_, key.c_str(), value.c_str());
+    }
+
+    void forget_values() { values_ = nullptr; count_ = 0; }
+
+private:
+    const qallow_value& value(std::string_view name, qallow_param_type type) const {
+        for (uint32_t i = 0; i < count_; ++i) {
+            const auto* d = reinterpret_cast<const qallow_param_def*>(
+                reinterpret_cast<const char*>(defs_) + size_t(i) * stride_);
+            if (name == d->name) {
+                if (d->type != type)
+                    throw Error(QALLOW_ERR_INTERNAL, "parameter '" + std::string(name) + "' read with the wrong type");
+                return values_[i];
+            }
+        }
+        throw Error(QALLOW_ERR_INTERNAL, "no parameter '" + std::string(name) + "' (outside the constructor?)");
+    }
+
+    const qallow_host_api* api_;
+    qallow_host* host_;
+    const qallow_param_def* defs_;
+    uint32_t stride_;
+    const qallow_value* values_;
+    uint32_t count_;
+    uint64_t seed_;
+};
+
+// ---- state blobs ----------------------------------------------------------
+
+class StateWriter {
+public:
+    template <class T>
+    void put(const T& v) {
+        static_assert(std::is_trivially_copyable_v<T>);
+        const auto* p = reinterpret_cast<const uint8_t*>(&v);
+        bytes_.insert(bytes_.end(), p, p + sizeof(T));
+    }
+    template <class T>
+    void put_vector(const std::vector<T>& v) {
+        static_assert(std::is_trivially_copyable_v<T>);
+        put<uint64_t>(v.size());
+        const auto* p = reinterpret_cast<const uint8_t*>(v.data());
+        bytes_.insert(bytes_.end(), p, p + v.size() * sizeof(T));
+    }
+    std::vector<uint8_t>& bytes() { return bytes_; }
+
+private:
+    std::vector<uint8_t> bytes_;
+};
+
+class StateReader {
+public:
+    StateReader(const void* data, size_t size) : p_(static_cast<const uint8_t*>(data)), left_(size) {}
+    template <class T>
+    T get() {
+        static_assert(std::is_trivially_copyable_v<T>);
+        need(sizeof(T));
+        T v;
+        std::memcpy(&v, p_, sizeof(T));
+        p_ += sizeof(T);
+        left_ -= sizeof(T);
+        return v;
+    }
+    // Reads into an existing vector whose size must match (layouts are fixed by params).
+    template <class T>
+    void get_vector(std::vector<T>& v) {
+        uint64_t n = get<uint64_t>();
+        if (n != v.size())
+            throw Error(QALLOW_ERR_STATE, "state holds " + std::to_string(n) + " elements, this instance has " +
+                                              std::to_string(v.size()));
+        need(n * sizeof(T));
+        std::memcpy(v.data(), p_, n * sizeof(T));
+        p_ += n * sizeof(T);
+        left_ -= n * sizeof(T);
+    }
+    void finish() const {
+        if (left_ != 0) throw Error(QALLOW_ERR_STATE, std::to_string(left_) + " unexpected trailing bytes in state");
+    }
+
+private:
+    void need(size_t n) const {
+        if (n > left_) throw Error(QALLOW_ERR_STATE, "state is truncated");
+    }
+    const uint8_t* p_;
+    size_t left_;
+};
+
+// ---- the base class -------------------------------------------------------
+
+class Plugin {
+public:
+    virtual ~Plugin() = default;
+    // Called after every instance declared its signals: look up inputs here.
+    virtual void bind() {}
+    virtual void step(Tick& tick) = 0;
+    virtual void set_param(std::string_view name, const qallow_value&) {
+        throw Error(QALLOW_ERR_UNSUPPORTED, "parameter '" + std::string(name) + "' cannot change while running");
+    }
+    virtual void save_state(StateWriter&) const {}
+    virtual void load_state(StateReader& r, uint32_t /*version*/) { r.finish(); }
+};
+
+namespace detail {
+
+inline qallow_status fail(qallow_error* err, qallow_status status, const char* what) {
+    if (err) std::snprintf(err->message, sizeof err->message, "%s", what);
+    return status;
+}
+
+template <class F>
+qallow_status guarded(qallow_error* err, F&& f) noexcept {
+    try {
+        f();
+        return QALLOW_OK;
+    } catch (const Error& e) {
+        return fail(err, e.status(), e.what());
+    } catch (const std::bad_alloc&) {
+        return fail(err, QALLOW_ERR_NO_MEMORY, "out of memory");
+    } catch (const std::exception& e) {
+        return fail(err, QALLOW_ERR_INTERNAL, e.what());
+    } catch (...) {
+        return fail(err, QALLOW_ERR_INTERNAL, "unknown C++ exception");
+    }
+}
+
+template <class T>
+struct Holder {
+    Context ctx;
+    std::optional<T> obj;
+    StateWriter pending; // between the two save_state calls
+};
+
+template <class T>
+constexpr uint32_t state_version_of() {
+    if constexpr (requires { T::state_version; })
+        return T::state_version;
+    else
+        return 1;
+}
+
+// The schema lives in a function-local static so that the lambdas below can
+// reach it without captures (they must convert to C function pointers).
+template <class T, size_t N>
+const std::array<qallow_param_def, N>*& defs_storage() {
+    static const std::array<qallow_param_def, N>* p = nullptr;
+    return p;
+}
+
+template <class T, size_t N>
+qallow_plugin describe(qallow_kind kind, const char* name, const char* version, const char* description,
+                       const std::array<qallow_param_def, N>& defs) {
+    qallow_plugin d{};
+    d.struct_size = sizeof(qallow_plugin);
+    d.abi_major = QALLOW_ABI_MAJOR;
+    d.abi_minor = QALLOW_ABI_MINOR;
+    d.kind = kind;
+    d.name = name;
+    d.version = version;
+    d.description = description;
+    d.params = N ? defs.data() : nullptr;
+    d.param_count = static_cast<uint32_t>(N);
+    d.param_def_size = sizeof(qallow_param_def);
+    d.state_version = state_version_of<T>();
+    d.create = [](const qallow_host_api* api, qallow_host* host, const qallow_value* values, uint32_t count,
+                  uint64_t seed, qallow_instance** out, qallow_error* err) -> qallow_status {
+        Holder<T>* h = nullptr;
+        qallow_status s = guarded(err, [&] {
+            const qallow_param_def* defs_ptr = N ? defs_storage<T, N>()->data() : nullptr;
+            h = new Holder<T>{Context(api, host, defs_ptr, sizeof(qallow_param_def), values, count, seed), {}, {}};
+            try {
+                h->obj.emplace(h->ctx);
+            } catch (...) {
+                delete h;
+                h = nullptr;
+                throw;
+            }
+            h->ctx.forget_values();
+        });
+        *out = reinterpret_cast<qallow_instance*>(h);
+        return s;
+    };
+    d.destroy = [](qallow_instance* self) { delete reinterpret_cast<Holder<T>*>(self); };
+    d.bind = [](qallow_instance* self, qallow_error* err) -> qallow_status {
+        return guarded(err, [&] { reinterpret_cast<Holder<T>*>(self)->obj->bind(); });
+    };
+    d.step = [](qallow_instance* self, const qallow_tick* t, qallow_error* err) -> qallow_status {
+        return guarded(err, [&] {
+            Tick tick(t);
+            reinterpret_cast<Holder<T>*>(self)->obj->step(tick);
+        });
+    };
+    d.set_param = [](qallow_instance* self, uint32_t index, const qallow_value* v, qallow_error* err) -> qallow_status {
+        return guarded(err, [&] {
+            if (index >= N) throw Error(QALLOW_ERR_INVALID_ARGUMENT, "no parameter at index " + std::to_string(index));
+            reinterpret_cast<Holder<T>*>(self)->obj->set_param((*defs_storage<T, N>())[index].name, *v);
+        });
+    };
+    d.save_state = [](qallow_instance* self, void* buf, size_t* size, qallow_error* err) -> qallow_status {
+        return guarded(err, [&] {
+            auto* h = reinterpret_cast<Holder<T>*>(self);
+            if (!buf) {
+                h->pending = StateWriter{};
+                h->obj->save_state(h->pending);
+                *size = h->pending.bytes().size();
+                return;
+            }
+            auto& bytes = h->pending.bytes();
+            if (*size < bytes.size()) throw Error(QALLOW_ERR_INVALID_ARGUMENT, "state buffer too small");
+            std::memcpy(buf, bytes.data(), bytes.size());
+            *size = bytes.size();
+            h->pending = StateWriter{};
+        });
+    };
+    d.load_state = [](qallow_instance* self, const void* buf, size_t size, uint32_t version,
+                      qallow_error* err) -> qallow_status {
+        return guarded(err, [&] {
+            StateReader r(buf, size);
+            reinterpret_cast<Holder<T>*>(self)->obj->load_state(r, version);
+        });
+    };
+    return d;
+}
+
+} // namespace detail
+} // namespace qallow
+
+// Defines the entry symbol.  Parameters: the class, a qallow_kind, name,
+// version, one-line description, then zero or more qallow::number(...),
+// qallow::integer(...), qallow::boolean(...), qallow::string(...).
+#define QALLOW_PLUGIN(Class, Kind, Name, Version, Description, ...)                                    \
+    extern "C" QALLOW_EXPORT const qallow_plugin* qallow_plugin_entry(uint32_t, uint32_t) {            \
+        static constexpr auto qallow_defs = ::qallow::params(__VA_ARGS__);                                 \
+        ::qallow::detail::defs_storage<Class, std::tuple_size_v<std::remove_cvref_t<decltype(qallow_defs)>>>() = &qallow_defs;                    \
+        static const qallow_plugin qallow_desc =                                                       \
+            ::qallow::detail::describe<Class>(Kind, Name, Version, Description, qallow_defs);          \
+        return &qallow_desc;                                                                           \
+    }
+
+#endif // QALLOW_PLUGIN_HPP
