@@ -215,10 +215,13 @@ typedef struct qallow_plugin {
     qallow_status (*load_state)(qallow_instance *self, const void *buf,
                                 size_t size, uint32_t state_version,
                                 qallow_error *err);
+    /* The run is ending (completed, stopped or failed): publish final reports.
+    ** No step follows.  May be NULL. */
+    qallow_status (*finish)(qallow_instance *self, qallow_error *err);
 } qallow_plugin;
 
 /* Size of the first version of each struct: the host refuses smaller ones. */
-#define QALLOW_PLUGIN_SIZE_V1_0 ((uint32_t)(offsetof(qallow_plugin, load_state) + sizeof(void *)))
+#define QALLOW_PLUGIN_SIZE_V1_0 ((uint32_t)(offsetof(qallow_plugin, finish) + sizeof(void *)))
 #define QALLOW_PARAM_DEF_SIZE_V1_0 ((uint32_t)(offsetof(qallow_param_def, choices) + sizeof(void *)))
 
 typedef const qallow_plugin *(*qallow_plugin_entry_fn)(uint32_t host_major,

@@ -271,6 +271,8 @@ public:
     }
     virtual void save_state(StateWriter&) const {}
     virtual void load_state(StateReader& r, uint32_t /*version*/) { r.finish(); }
+    // The run is ending; no step follows.  Publish final reports here.
+    virtual void finish() {}
 };
 
 namespace detail {
@@ -390,6 +392,9 @@ qallow_plugin describe(qallow_kind kind, const char* name, const char* version, 
             StateReader r(buf, size);
             reinterpret_cast<Holder<T>*>(self)->obj->load_state(r, version);
         });
+    };
+    d.finish = [](qallow_instance* self, qallow_error* err) -> qallow_status {
+        return guarded(err, [&] { reinterpret_cast<Holder<T>*>(self)->obj->finish(); });
     };
     return d;
 }

@@ -1,0 +1,165 @@
+#include "config.hpp"
+
+#include "errors.hpp"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace qallow {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+class Reader {
+public:
+    explicit Reader(std::string source) : source_(std::move(source)) {}
+
+    [[noreturn]] void fail(const std::string& pointer, const std::string& msg) const {
+        throw InputError(source_ + ": " + (pointer.empty() ? "/" : pointer) + ": " + msg);
+    }
+
+    void only_keys(const json& obj, const std::string& pointer, std::initializer_list<const char*> keys) const {
+        for (const auto& [k, v] : obj.items()) {
+            bool known = false;
+            for (const char* allowed : keys) known = known || k == allowed;
+            if (!known) {
+                std::string list;
+                for (const char* allowed : keys) list += std::string(list.empty() ? "" : ", ") + allowed;
+                fail(pointer + "/" + k, "unknown key; allowed keys here: " + list);
+            }
+        }
+    }
+
+    const json& object(const json& parent, const std::string& pointer) const {
+        if (!parent.is_object()) fail(pointer, "expected an object, got " + parent.dump());
+        return parent;
+    }
+
+    uint64_t whole(const json& j, const std::string& pointer, uint64_t min, uint64_t max, const char* what) const {
+        std::string allowed = std::string(what) + ": a whole number in [" + std::to_string(min) + ", " +
+                              std::to_string(max) + "]";
+        if (j.is_number_unsigned()) {
+            uint64_t v = j.get<uint64_t>();
+            if (v < min || v > max) fail(pointer, std::to_string(v) + " is out of range; allowed: " + allowed);
+            return v;
+        }
+        fail(pointer, "expected " + allowed + ", got " + j.dump());
+    }
+
+    std::string text(const json& j, const std::string& pointer, const char* allowed) const {
+        if (!j.is_string()) fail(pointer, std::string("expected ") + allowed + ", got " + j.dump());
+        return j.get<std::string>();
+    }
+
+    template <class E>
+    E choice(const json& j, const std::string& pointer, std::initializer_list<std::pair<const char*, E>> options) const {
+        std::string allowed;
+        for (const auto& [name, value] : options) allowed += std::string(allowed.empty() ? "" : "|") + name;
+        if (j.is_string())
+            for (const auto& [name, value] : options)
+                if (j.get<std::string>() == name) return value;
+        fail(pointer, j.dump() + " is not allowed; allowed: " + allowed);
+    }
+
+private:
+    std::string source_;
+};
+
+bool identifier(const std::string& s) {
+    if (s.empty() || s.size() > 64) return false;
+    for (char c : s)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+    return true;
+}
+
+// nlohmann reports a byte offset; people want line and column.
+std::string position(const std::string& text, size_t byte) {
+    size_t line = 1, col = 1;
+    for (size_t i = 0; i < text.size() && i + 1 < byte; ++i) {
+        if (text[i] == '\n') {
+            ++line;
+            col = 1;
+        } else {
+            ++col;
+        }
+    }
+    return std::to_string(line) + ":" + std::to_string(col);
+}
+
+} // namespace
+
+const char* to_string(EthicsPolicy p) { return p == EthicsPolicy::halt ? "halt" : "warn"; }
+const char* to_string(FaultPolicy p) { return p == FaultPolicy::disable ? "disable" : "stop"; }
+
+Config parse_config(const std::string& text, const std::string& source, const fs::path& base_dir) {
+    json root;
+    try {
+        root = json::parse(text);
+    } catch (const json::parse_error& e) {
+        std::string what = e.what();
+        // Drop nlohmann's "[json.exception.parse_error.101] parse error at line 1, column 2: " prefix.
+        auto colon = what.find(": ");
+        std::string reason = colon == std::string::npos ? what : what.substr(colon + 2);
+        throw InputError(source + ":" + position(text, e.byte) + ": malformed JSON: " + reason);
+    }
+    Reader r(source);
+    r.object(root, "");
+    r.only_keys(root, "", {"seed", "ticks", "threads", "plugins_dir", "policy", "instances"});
+
+    Config c;
+    c.source = source;
+    for (const char* required : {"seed", "ticks", "instances"})
+        if (!root.contains(required)) r.fail(std::string("/") + required, "missing; this key is required");
+    c.seed = r.whole(root["seed"], "/seed", 0, UINT64_MAX, "the seed");
+    c.ticks = r.whole(root["ticks"], "/ticks", 1, UINT64_MAX, "the tick count");
+    if (root.contains("threads")) c.threads = unsigned(r.whole(root["threads"], "/threads", 0, 1024, "threads (0 = every core)"));
+    if (root.contains("plugins_dir")) {
+        fs::path p = r.text(root["plugins_dir"], "/plugins_dir", "a directory path (relative to this file)");
+        if (p.empty()) r.fail("/plugins_dir", "empty; allowed: a directory path (relative to this file)");
+        c.plugins_dir = p.is_absolute() ? p : base_dir / p;
+    }
+    if (root.contains("policy")) {
+        const json& pol = r.object(root["policy"], "/policy");
+        r.only_keys(pol, "/policy", {"ethics", "fault"});
+        if (pol.contains("ethics"))
+            c.ethics_policy = r.choice<EthicsPolicy>(pol["ethics"], "/policy/ethics",
+                                                     {{"warn", EthicsPolicy::warn}, {"halt", EthicsPolicy::halt}});
+        if (pol.contains("fault"))
+            c.fault_policy = r.choice<FaultPolicy>(pol["fault"], "/policy/fault",
+                                                   {{"stop", FaultPolicy::stop}, {"disable", FaultPolicy::disable}});
+    }
+
+    const json& list = root["instances"];
+    if (!list.is_array() || list.empty())
+        r.fail("/instances", "expected a non-empty array of {\"plugin\": ..., \"name\": ..., \"params\": {...}}");
+    std::set<std::string> names;
+    for (size_t i = 0; i < list.size(); ++i) {
+        std::string ptr = "/instances/" + std::to_string(i);
+        const json& item = r.object(list[i], ptr);
+        r.only_keys(item, ptr, {"plugin", "name", "params"});
+        InstanceConfig ic;
+        ic.pointer = ptr;
+        if (!item.contains("plugin")) r.fail(ptr + "/plugin", "missing; name the plugin to instantiate");
+        ic.plugin = r.text(item["plugin"], ptr + "/plugin", "a plugin name");
+        ic.name = item.contains("name") ? r.text(item["name"], ptr + "/name", "an instance name") : ic.plugin;
+        if (!identifier(ic.name))
+            r.fail(ptr + "/name", "\"" + ic.name + "\" is not allowed; allowed: [a-z0-9_], 1 to 64 characters");
+        if (!names.insert(ic.name).second)
+            r.fail(ptr + "/name", "\"" + ic.name + "\" is already used by another instance; names must be unique");
+        if (item.contains("params")) ic.params = r.object(item["params"], ptr + "/params");
+        c.instances.push_back(std::move(ic));
+    }
+    return c;
+}
+
+Config load_config(const fs::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw InputError(file.string() + ": cannot read the config file (missing or unreadable)");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return parse_config(ss.str(), file.string(), file.parent_path());
+}
+
+} // namespace qallow

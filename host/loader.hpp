@@ -1,0 +1,55 @@
+// Finds plugin files, loads them with Boost.DLL and checks every field of
+// their descriptor before the host trusts it.  A refused file never stops
+// the others from loading: it is listed with one line saying why.
+#pragma once
+
+#include "params.hpp"
+
+#include <qallow/plugin.h>
+
+#include <boost/dll/shared_library.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace qallow {
+
+struct LoadedPlugin {
+    std::filesystem::path file;
+    std::string sha256;
+    std::string name, version, description;
+    qallow_kind kind = QALLOW_KIND_PHASE;
+    uint32_t abi_major = 0, abi_minor = 0, state_version = 0;
+    std::vector<ParamSpec> params;
+    const qallow_plugin* desc = nullptr; // points into `library`
+    boost::dll::shared_library library;
+
+    const ParamSpec* param(const std::string& n) const;
+};
+
+struct Refusal {
+    std::filesystem::path file;
+    std::string reason;
+};
+
+struct Catalog {
+    std::filesystem::path dir;
+    std::vector<std::shared_ptr<LoadedPlugin>> plugins; // sorted by file name
+    std::vector<Refusal> refused;
+
+    std::shared_ptr<LoadedPlugin> find(const std::string& name) const;
+};
+
+const char* kind_name(qallow_kind kind);
+
+// Every "*.so" directly in `dir`, in file-name order.  Throws InputError when
+// `dir` is missing or not a directory.
+Catalog discover_plugins(const std::filesystem::path& dir);
+
+// Loads and validates one file; throws InputError with the reason (without
+// the file name, which the caller adds).
+std::shared_ptr<LoadedPlugin> load_plugin(const std::filesystem::path& file);
+
+} // namespace qallow

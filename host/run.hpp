@@ -1,0 +1,25 @@
+// `qallow run`: one node, one config, from the first tick to the last (or to
+// a stop), writing telemetry as it goes and a summary at the end.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qallow {
+
+struct RunOptions {
+    std::filesystem::path config = "configs/default.json";
+    std::optional<std::filesystem::path> plugins;
+    std::optional<std::filesystem::path> out;
+    std::optional<std::string> ticks, seed, threads; // validated here, so errors say what is allowed
+    std::vector<std::string> sets;
+    bool progress = true; // still only drawn on a terminal
+};
+
+// Exit status: 0 completed or stopped by SIGINT/SIGTERM, 1 a plugin fault
+// stopped the run, 2 bad input (nothing was run), 3 ethics policy halt.
+int run_command(const RunOptions& options);
+
+} // namespace qallow

@@ -1,0 +1,305 @@
+#include "simulation.hpp"
+
+#include "errors.hpp"
+
+#include <qallow/random.h>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+struct qallow_host {
+    qallow::Simulation* sim;
+    size_t index;
+};
+
+namespace qallow {
+namespace {
+
+const char* status_name(qallow_status s) {
+    switch (s) {
+    case QALLOW_OK: return "ok";
+    case QALLOW_ERR_INVALID_ARGUMENT: return "invalid argument";
+    case QALLOW_ERR_NO_MEMORY: return "out of memory";
+    case QALLOW_ERR_STATE: return "bad state";
+    case QALLOW_ERR_NUMERIC: return "numeric error";
+    case QALLOW_ERR_UNSUPPORTED: return "unsupported";
+    case QALLOW_ERR_INTERNAL: return "internal error";
+    }
+    return "unknown status";
+}
+
+std::string plugin_message(qallow_status s, const qallow_error& err) {
+    // The plugin owns the buffer's content: never trust it to be terminated.
+    std::string msg(err.message, strnlen(err.message, sizeof err.message));
+    if (msg.empty()) msg = "(no message)";
+    return msg + " [" + status_name(s) + "]";
+}
+
+int kind_rank(qallow_kind k) { return k == QALLOW_KIND_PHASE ? 0 : k == QALLOW_KIND_ETHICS ? 1 : 2; }
+
+bool valid_signal_name(const char* s) {
+    size_t n = 0;
+    for (const char* p = s; *p; ++p, ++n) {
+        bool ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '.';
+        if (!ok || n >= 128) return false;
+    }
+    return n > 0 && s[0] != '.' && s[n - 1] != '.';
+}
+
+// Instances of one plugin must not draw the same numbers: each gets its own
+// seed, derived from the run's seed and its name (FNV-1a, then mixed).
+uint64_t instance_seed(uint64_t seed, const std::string& name) {
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+    return qallow_mix64(seed ^ qallow_mix64(h));
+}
+
+int32_t api_signal_declare(qallow_host* h, const char* name, uint32_t flags) {
+    return (h && name) ? h->sim->declare_signal(h->index, name, flags) : -1;
+}
+int32_t api_signal_find(qallow_host* h, const char* full) {
+    return (h && full) ? h->sim->signals().find(full) : -1;
+}
+const char* api_signal_name(qallow_host* h, uint32_t i) {
+    if (!h || i >= h->sim->signals().size()) return nullptr;
+    return h->sim->signals().name(i).c_str();
+}
+void api_parallel_for(qallow_host* h, uint64_t n, uint64_t grain, qallow_range_fn fn, void* ctx) {
+    if (h && fn) h->sim->pool().parallel_for(n, grain, fn, ctx);
+}
+uint32_t api_worker_count(qallow_host* h) { return h ? h->sim->pool().size() : 1; }
+void api_log(qallow_host* h, qallow_log_level level, const char* msg) {
+    if (h && msg) h->sim->log(h->index, level, msg);
+}
+void api_report(qallow_host* h, const char* key, const char* value) {
+    if (h && key && value) h->sim->report(h->index, key, value);
+}
+const char* api_instance_name(qallow_host* h) {
+    return h ? h->sim->instances()[h->index].name.c_str() : "";
+}
+
+const qallow_host_api kHostApi = {
+    sizeof(qallow_host_api), QALLOW_ABI_MAJOR, QALLOW_ABI_MINOR, api_signal_declare, api_signal_find,
+    api_signal_name, api_parallel_for, api_worker_count, api_log, api_report, api_instance_name,
+};
+
+std::string list_names(const std::vector<std::string>& names) {
+    std::string s;
+    for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+    return s.empty() ? "(none)" : s;
+}
+
+} // namespace
+
+Override parse_override(const std::string& text) {
+    auto eq = text.find('=');
+    auto dot = text.find('.');
+    if (eq == std::string::npos || dot == std::string::npos || dot == 0 || dot + 1 >= eq)
+        throw InputError("--set " + text + ": expected instance.param=value, e.g. --set phase13.k=0.002");
+    return Override{text.substr(0, dot), text.substr(dot + 1, eq - dot - 1), text.substr(eq + 1), text};
+}
+
+Simulation::Simulation(const Config& config, const Catalog& catalog, WorkerPool& pool,
+                       const std::vector<Override>& overrides)
+    : pool_(pool), seed_(config.seed), fault_policy_(config.fault_policy) {
+    // Resolve everything before creating anything, so bad input fails fast
+    // and names its source.
+    std::vector<std::pair<const InstanceConfig*, Instance>> planned;
+    for (const auto& ic : config.instances) {
+        Instance in;
+        in.name = ic.name;
+        in.plugin = catalog.find(ic.plugin);
+        if (!in.plugin) {
+            std::string msg = config.source + ": " + ic.pointer + "/plugin: no plugin named '" + ic.plugin + "' in " +
+                              catalog.dir.string();
+            std::vector<std::string> found;
+            for (const auto& p : catalog.plugins) found.push_back(p->name);
+            msg += "; found: " + list_names(found);
+            for (const auto& r : catalog.refused)
+                if (r.file.stem() == ic.plugin) msg += "; " + r.file.filename().string() + " was refused: " + r.reason;
+            throw InputError(msg);
+        }
+        const auto& specs = in.plugin->params;
+        for (const auto& spec : specs) in.values.push_back(default_value(spec));
+        for (const auto& [key, value] : ic.params.items()) {
+            std::string where = config.source + ": " + ic.pointer + "/params/" + key;
+            auto it = std::find_if(specs.begin(), specs.end(), [&](const ParamSpec& s) { return s.name == key; });
+            if (it == specs.end()) {
+                std::vector<std::string> known;
+                for (const auto& s : specs) known.push_back(s.name);
+                throw InputError(where + ": unknown parameter of plugin '" + in.plugin->name +
+                                 "'; known: " + list_names(known));
+            }
+            in.values[it - specs.begin()] = value_from_json(*it, value, where);
+        }
+        planned.emplace_back(&ic, std::move(in));
+    }
+    for (const auto& o : overrides) {
+        auto it = std::find_if(planned.begin(), planned.end(), [&](const auto& p) { return p.second.name == o.instance; });
+        if (it == planned.end()) {
+            std::vector<std::string> names;
+            for (const auto& p : planned) names.push_back(p.second.name);
+            throw InputError("--set " + o.flag + ": no instance named '" + o.instance + "'; instances: " + list_names(names));
+        }
+        Instance& in = it->second;
+        const auto& specs = in.plugin->params;
+        auto s = std::find_if(specs.begin(), specs.end(), [&](const ParamSpec& p) { return p.name == o.param; });
+        if (s == specs.end()) {
+            std::vector<std::string> known;
+            for (const auto& p : specs) known.push_back(p.name);
+            throw InputError("--set " + o.flag + ": instance '" + o.instance + "' (plugin " + in.plugin->name +
+                             ") has no parameter '" + o.param + "'; known: " + list_names(known));
+        }
+        in.values[s - specs.begin()] = value_from_text(*s, o.value, "--set " + o.flag);
+    }
+    std::stable_sort(planned.begin(), planned.end(), [](const auto& a, const auto& b) {
+        return kind_rank(a.second.plugin->kind) < kind_rank(b.second.plugin->kind);
+    });
+
+    instances_.reserve(planned.size());
+    for (auto& [ic, in] : planned) {
+        in.host = std::make_unique<qallow_host>(qallow_host{this, instances_.size()});
+        if (in.plugin->kind == QALLOW_KIND_ETHICS) ++ethics_count_;
+        instances_.push_back(std::move(in));
+    }
+    try {
+        for (size_t i = 0; i < instances_.size(); ++i) create(i, *planned[i].first);
+        for (size_t i = 0; i < instances_.size(); ++i) {
+            Instance& in = instances_[i];
+            if (in.plugin->desc->bind) {
+                qallow_error err{};
+                qallow_status st = in.plugin->desc->bind(in.handle, &err);
+                if (st != QALLOW_OK)
+                    throw std::runtime_error("instance '" + in.name + "' (plugin " + in.plugin->name + " " +
+                                             in.plugin->version + "): bind failed: " + plugin_message(st, err));
+            }
+            if (in.plugin->kind == QALLOW_KIND_ETHICS) {
+                in.pass_slot = signals_.find(in.name + ".pass");
+                if (in.pass_slot < 0)
+                    throw std::runtime_error("instance '" + in.name + "' (plugin " + in.plugin->name +
+                                             "): an ethics plugin must publish a 'pass' signal");
+            }
+        }
+    } catch (...) {
+        destroy_all();
+        throw;
+    }
+}
+
+Simulation::~Simulation() { destroy_all(); }
+
+void Simulation::destroy_all() {
+    for (auto it = instances_.rbegin(); it != instances_.rend(); ++it)
+        if (it->handle) {
+            it->plugin->desc->destroy(it->handle);
+            it->handle = nullptr;
+        }
+}
+
+void Simulation::create(size_t index, const InstanceConfig& ic) {
+    Instance& in = instances_[index];
+    std::vector<qallow_value> cvalues;
+    for (size_t p = 0; p < in.values.size(); ++p) cvalues.push_back(to_c_value(in.plugin->params[p], in.values[p]));
+    in.seed = instance_seed(seed_, in.name);
+    in.first_slot = signals_.size();
+    qallow_error err{};
+    qallow_instance* handle = nullptr;
+    creating_ = static_cast<long>(index);
+    qallow_status st = in.plugin->desc->create(&kHostApi, in.host.get(), cvalues.data(),
+                                               static_cast<uint32_t>(cvalues.size()), in.seed, &handle, &err);
+    creating_ = -1;
+    in.slot_count = signals_.size() - in.first_slot;
+    if (st != QALLOW_OK) {
+        if (handle) in.plugin->desc->destroy(handle);
+        throw std::runtime_error(ic.pointer + ": plugin '" + in.plugin->name + "' could not create instance '" +
+                                 in.name + "': " + plugin_message(st, err));
+    }
+    if (!handle)
+        throw std::runtime_error(ic.pointer + ": plugin '" + in.plugin->name + "' returned no instance for '" +
+                                 in.name + "'");
+    in.handle = handle;
+}
+
+int32_t Simulation::declare_signal(size_t instance, const char* name, uint32_t flags) {
+    if (!creating(instance) || !valid_signal_name(name)) return -1;
+    return signals_.declare(instances_[instance].name + "." + name, flags, instance);
+}
+
+void Simulation::log(size_t instance, qallow_log_level level, const char* message) const {
+    const std::string& who = instances_[instance].name;
+    switch (level) {
+    case QALLOW_LOG_DEBUG: spdlog::debug("[{}] {}", who, message); break;
+    case QALLOW_LOG_INFO: spdlog::info("[{}] {}", who, message); break;
+    case QALLOW_LOG_WARN: spdlog::warn("[{}] {}", who, message); break;
+    default: spdlog::error("[{}] {}", who, message); break;
+    }
+}
+
+void Simulation::report(size_t instance, const char* key, const char* value) {
+    instances_[instance].reports[key] = value;
+}
+
+TickResult Simulation::step() {
+    TickResult r;
+    ++tick_;
+    qallow_tick t{sizeof(qallow_tick), tick_, 0, signals_.values()};
+    const double* values = signals_.values();
+    for (size_t i = 0; i < instances_.size(); ++i) {
+        Instance& in = instances_[i];
+        if (in.disabled) continue;
+        t.seed = in.seed;
+        qallow_error err;
+        err.message[0] = 0;
+        qallow_status st = in.plugin->desc->step(in.handle, &t, &err);
+        std::string problem;
+        if (st != QALLOW_OK) {
+            problem = "step failed: " + plugin_message(st, err);
+        } else {
+            for (size_t s = in.first_slot; s < in.first_slot + in.slot_count; ++s)
+                if (!std::isfinite(values[s])) {
+                    problem = "signal " + signals_.name(s) + " is " + (std::isnan(values[s]) ? "NaN" : "infinite");
+                    break;
+                }
+        }
+        if (problem.empty()) continue;
+        if (!r.fault) {
+            r.fault = true;
+            r.fault_instance = i;
+            r.fault_message = "tick " + std::to_string(tick_) + ": instance '" + in.name + "' (plugin " +
+                              in.plugin->name + " " + in.plugin->version + "): " + problem;
+        }
+        if (fault_policy_ == FaultPolicy::stop) {
+            r.stopped = true;
+            return r;
+        }
+        in.disabled = true;
+    }
+    for (const auto& in : instances_)
+        if (in.pass_slot >= 0 && !in.disabled && values[in.pass_slot] != 1.0) r.ethics_pass = false;
+    return r;
+}
+
+void Simulation::finish() {
+    for (auto& in : instances_) {
+        if (in.disabled || !in.plugin->desc->finish) continue;
+        qallow_error err{};
+        qallow_status st = in.plugin->desc->finish(in.handle, &err);
+        if (st != QALLOW_OK) spdlog::warn("instance '{}': finish failed: {}", in.name, plugin_message(st, err));
+    }
+}
+
+nlohmann::json Simulation::resolved() const {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& in : instances_) {
+        nlohmann::json params = nlohmann::json::object();
+        for (size_t p = 0; p < in.values.size(); ++p) params[in.plugin->params[p].name] = value_to_json(in.values[p]);
+        list.push_back({{"name", in.name}, {"plugin", in.plugin->name}, {"version", in.plugin->version},
+                        {"params", params}});
+    }
+    return {{"seed", seed_}, {"instances", list}};
+}
+
+} // namespace qallow

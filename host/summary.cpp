@@ -1,0 +1,118 @@
+#include "summary.hpp"
+
+#include <qallow/plugin.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <unistd.h>
+
+namespace qallow {
+
+nlohmann::json make_summary(const Simulation& sim, const RunFacts& f) {
+    using nlohmann::json;
+    json plugins = json::array();
+    json energy = nullptr;
+    for (const auto& in : sim.instances()) {
+        json reports = json::object();
+        for (const auto& [k, v] : in.reports) reports[k] = v;
+        plugins.push_back({{"instance", in.name},
+                           {"plugin", in.plugin->name},
+                           {"kind", kind_name(in.plugin->kind)},
+                           {"version", in.plugin->version},
+                           {"abi", std::to_string(in.plugin->abi_major) + "." + std::to_string(in.plugin->abi_minor)},
+                           {"file", in.plugin->file.string()},
+                           {"sha256", in.plugin->sha256},
+                           {"disabled", in.disabled},
+                           {"reports", reports}});
+        if (in.plugin->kind == QALLOW_KIND_ENERGY && energy.is_null()) {
+            energy = {{"instance", in.name}};
+            for (const char* key : {"source", "joules_total", "ops_total", "j_per_op", "cost"})
+                if (auto it = in.reports.find(key); it != in.reports.end()) energy[key] = it->second;
+        }
+    }
+    json finals = json::object();
+    const Signals& s = sim.signals();
+    for (size_t i = 0; i < s.size(); ++i) finals[s.name(i)] = s.values()[i];
+    uint64_t ticks = sim.tick();
+    if (f.stopped_by == "fault" && ticks > 0) ticks -= 1; // the faulting tick did not complete
+    json ethics = {{"policy", f.ethics_policy}, {"instances", sim.ethics_count()},
+                   {"pass", f.ethics_pass}, {"fail", f.ethics_fail}};
+    if (f.ethics_fail) ethics["first_failure_tick"] = f.first_ethics_failure;
+    json out = {{"qallow_version", QALLOW_VERSION},
+                {"abi", std::to_string(QALLOW_ABI_MAJOR) + "." + std::to_string(QALLOW_ABI_MINOR)},
+                {"config", {{"file", f.config_file}, {"digest", f.config_digest}}},
+                {"seed", sim.seed()},
+                {"threads", f.threads},
+                {"plugin_dir", f.plugin_dir},
+                {"plugins", plugins},
+                {"ticks_requested", f.ticks_requested},
+                {"ticks", ticks},
+                {"stopped_by", f.stopped_by},
+                {"wall_seconds", f.wall_seconds},
+                {"ticks_per_second", f.wall_seconds > 0 ? double(ticks) / f.wall_seconds : 0.0},
+                {"fault_policy", f.fault_policy},
+                {"faults", f.faults},
+                {"ethics", ethics},
+                {"energy", energy},
+                {"final_signals", finals}};
+    if (!f.error.empty()) out["error"] = f.error;
+    return out;
+}
+
+void write_json_atomically(const std::filesystem::path& file, const nlohmann::json& j) {
+    std::filesystem::path tmp = file;
+    tmp += ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        if (!out) throw std::runtime_error(tmp.string() + ": cannot write: " + std::strerror(errno));
+        out << j.dump(2) << "\n";
+        out.flush();
+        if (!out) throw std::runtime_error(tmp.string() + ": write failed: " + std::strerror(errno));
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, file, ec);
+    if (ec) throw std::runtime_error(file.string() + ": cannot replace: " + ec.message());
+}
+
+std::string human_summary(const nlohmann::json& s) {
+    std::ostringstream o;
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "%llu of %llu ticks in %.3f s (%.0f ticks/s), %s",
+                  static_cast<unsigned long long>(s["ticks"].get<uint64_t>()),
+                  static_cast<unsigned long long>(s["ticks_requested"].get<uint64_t>()),
+                  s["wall_seconds"].get<double>(), s["ticks_per_second"].get<double>(),
+                  s["stopped_by"].get<std::string>().c_str());
+    o << "qallow: " << buf << "\n";
+    o << "  plugins:";
+    for (const auto& p : s["plugins"])
+        o << " " << p["instance"].get<std::string>() << "(" << p["plugin"].get<std::string>() << " "
+          << p["version"].get<std::string>() << ")";
+    o << "\n";
+    const auto& e = s["ethics"];
+    o << "  ethics: " << e["pass"] << " pass, " << e["fail"] << " fail (policy " << e["policy"].get<std::string>()
+      << ")\n";
+    if (!s["energy"].is_null()) {
+        const auto& en = s["energy"];
+        auto get = [&](const char* k) { return en.contains(k) ? en[k].get<std::string>() : std::string("?"); };
+        o << "  energy: " << get("joules_total") << " J, " << get("j_per_op") << " J/op (source " << get("source")
+          << ")\n";
+    }
+    o << "  final:";
+    int shown = 0;
+    for (const auto& [k, v] : s["final_signals"].items()) {
+        if (k.size() < 10 || k.compare(k.size() - 10, 10, ".coherence") != 0) continue;
+        std::snprintf(buf, sizeof buf, " %s=%.6f", k.c_str(), v.get<double>());
+        o << buf;
+        ++shown;
+    }
+    if (!shown) o << " (no coherence signals)";
+    o << "\n";
+    if (s.contains("error")) o << "  error: " << s["error"].get<std::string>() << "\n";
+    return o.str();
+}
+
+} // namespace qallow

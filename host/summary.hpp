@@ -1,0 +1,31 @@
+// summary.json: what ran, with which plugins (by file digest), for how long,
+// how it ended and the figures people ask for first.
+#pragma once
+
+#include "simulation.hpp"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace qallow {
+
+struct RunFacts {
+    std::string config_file, config_digest, plugin_dir;
+    uint64_t ticks_requested = 0;
+    unsigned threads = 0;
+    double wall_seconds = 0;
+    std::string stopped_by; // completed | SIGINT | SIGTERM | fault | ethics_halt
+    std::string error;      // the fault, when there was one
+    uint64_t ethics_pass = 0, ethics_fail = 0, first_ethics_failure = 0;
+    std::string ethics_policy, fault_policy;
+    std::vector<std::string> faults;
+};
+
+nlohmann::json make_summary(const Simulation& sim, const RunFacts& facts);
+// Written to a temporary file and renamed, so a reader never sees half.
+void write_json_atomically(const std::filesystem::path& file, const nlohmann::json& j);
+// A few lines for a person at the end of a run.
+std::string human_summary(const nlohmann::json& summary);
+
+} // namespace qallow

@@ -1,0 +1,45 @@
+#include "telemetry.hpp"
+
+#include <charconv>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace qallow {
+
+CsvWriter::CsvWriter(const std::filesystem::path& file, const Signals& signals, bool measured) : file_(file) {
+    for (size_t s = 0; s < signals.size(); ++s)
+        if (bool(signals.flags(s) & QALLOW_SIGNAL_MEASURED) == measured) slots_.push_back(s);
+    out_ = std::fopen(file.c_str(), "wb");
+    if (!out_) throw std::runtime_error(file.string() + ": cannot write: " + std::strerror(errno));
+    std::setvbuf(out_, nullptr, _IOFBF, 1 << 20);
+    std::string header = "tick";
+    for (size_t s : slots_) header += "," + signals.name(s);
+    header += "\n";
+    std::fwrite(header.data(), 1, header.size(), out_);
+}
+
+CsvWriter::~CsvWriter() {
+    if (out_) std::fclose(out_);
+}
+
+void CsvWriter::write_row(uint64_t tick, const double* values) {
+    row_.clear();
+    char buf[32];
+    auto r = std::to_chars(buf, buf + sizeof buf, tick);
+    row_.append(buf, r.ptr);
+    for (size_t s : slots_) {
+        row_ += ',';
+        r = std::to_chars(buf, buf + sizeof buf, values[s]);
+        row_.append(buf, r.ptr);
+    }
+    row_ += '\n';
+    if (std::fwrite(row_.data(), 1, row_.size(), out_) != row_.size())
+        throw std::runtime_error(file_.string() + ": write failed: " + std::strerror(errno));
+}
+
+void CsvWriter::flush() {
+    if (std::fflush(out_) != 0) throw std::runtime_error(file_.string() + ": flush failed: " + std::strerror(errno));
+}
+
+} // namespace qallow
