@@ -1,0 +1,199 @@
+#include "energy/energy_model.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <stdlib.h>
+
+using namespace qallow::energy;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A real directory of real files, removed afterwards.
+class TempDir {
+public:
+    TempDir() {
+        std::string tmpl = (fs::temp_directory_path() / "qallow-energy-XXXXXX").string();
+        path_ = ::mkdtemp(tmpl.data());
+    }
+    ~TempDir() { fs::remove_all(path_); }
+    const fs::path& path() const { return path_; }
+    // Truncates in place, so a descriptor opened earlier sees the new text.
+    void write(const std::string& rel, const std::string& text) const {
+        fs::create_directories((path_ / rel).parent_path());
+        std::ofstream(path_ / rel, std::ios::trunc) << text;
+    }
+
+private:
+    fs::path path_;
+};
+
+std::string error_of(auto&& f) {
+    try {
+        f();
+    } catch (const qallow::Error& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+} // namespace
+
+TEST(PowerModel, JoulesFromMeasuredCpuTime) {
+    PowerModel m(10, 35);
+    Power p = m.at(2.0, 1.0, 4); // u = 1 / (2 * 4)
+    EXPECT_DOUBLE_EQ(p.utilisation, 0.125);
+    EXPECT_DOUBLE_EQ(p.watts, 13.125);
+    EXPECT_DOUBLE_EQ(p.joules, 26.25);
+    EXPECT_DOUBLE_EQ(m.at(0.5, 0.0, 8).joules, 5.0);    // idle
+    EXPECT_DOUBLE_EQ(m.at(1.0, 16.0, 4).joules, 35.0);  // more CPU than cores: clamped to busy
+    EXPECT_DOUBLE_EQ(m.at(0.0, 0.0, 4).joules, 0.0);
+    EXPECT_DOUBLE_EQ(m.at(1.0, 0.25, 0).utilisation, 0.25); // ncpus unknown counts as 1
+}
+
+TEST(PowerModel, BusyBelowIdleIsRefused) {
+    std::string msg = error_of([] { PowerModel(20, 10); });
+    EXPECT_NE(msg.find("busy_w 10"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("idle_w 20"), std::string::npos) << msg;
+    EXPECT_NO_THROW(PowerModel(20, 20));
+}
+
+TEST(PowerModel, ClocksMeasureThisProcess) {
+    ClockSample a = sample_clocks(), b = a;
+    while (b.cpu_s - a.cpu_s < 0.02) b = sample_clocks();
+    EXPECT_GE(b.wall_s - a.wall_s, 0.0);
+    EXPECT_LT(b.cpu_s - a.cpu_s, 1.0);
+}
+
+TEST(Rapl, SumsPackageDomainsAndHandlesWraparound) {
+    TempDir d;
+    d.write("intel-rapl:0/energy_uj", "1000000\n");
+    d.write("intel-rapl:0/max_energy_range_uj", "262143328850\n");
+    d.write("intel-rapl:1/energy_uj", "9500000\n");
+    d.write("intel-rapl:1/max_energy_range_uj", "10000000\n");
+    // Not packages: a subzone, the MMIO view and the platform domain.
+    for (const char* other : {"intel-rapl:0:0", "intel-rapl-mmio:0", "intel-rapl:2"}) {
+        d.write(std::string(other) + "/energy_uj", "5\n");
+        d.write(std::string(other) + "/max_energy_range_uj", "100\n");
+    }
+    d.write("intel-rapl:2/name", "psys\n");
+    d.write("intel-rapl:0/name", "package-0\n");
+
+    Rapl r(d.path().string());
+    EXPECT_EQ(r.domain_count(), 2u);
+    d.write("intel-rapl:0/energy_uj", "3000000\n"); // +2 J
+    d.write("intel-rapl:1/energy_uj", "500000\n");  // wrapped: 0.5 + 10 - 9.5 = +1 J
+    for (const char* other : {"intel-rapl:0:0", "intel-rapl-mmio:0", "intel-rapl:2"})
+        d.write(std::string(other) + "/energy_uj", "99\n");
+    EXPECT_DOUBLE_EQ(r.joules_since_last(), 3.0);
+    EXPECT_DOUBLE_EQ(r.joules_since_last(), 0.0);
+    d.write("intel-rapl:1/energy_uj", "750000\n");
+    EXPECT_DOUBLE_EQ(r.joules_since_last(), 0.25);
+}
+
+TEST(Rapl, SourceChoice) {
+    TempDir d;
+    d.write("intel-rapl:0/energy_uj", "42\n");
+    d.write("intel-rapl:0/max_energy_range_uj", "1000\n");
+    std::string root = d.path().string(), missing = root + "/nowhere";
+    EXPECT_TRUE(open_rapl("auto", root).has_value());
+    EXPECT_TRUE(open_rapl("rapl", root).has_value());
+    EXPECT_FALSE(open_rapl("model", root).has_value());
+    EXPECT_FALSE(open_rapl("auto", missing).has_value());
+    std::string msg = error_of([&] { open_rapl("rapl", missing); });
+    EXPECT_NE(msg.find(missing + "/intel-rapl:N/energy_uj"), std::string::npos) << msg;
+}
+
+TEST(Rapl, UnusableCountersNameTheFile) {
+    TempDir d;
+    d.write("intel-rapl:0/energy_uj", "42\n"); // no max_energy_range_uj
+    std::string msg = error_of([&] { Rapl r(d.path().string()); });
+    EXPECT_NE(msg.find("intel-rapl:0/max_energy_range_uj"), std::string::npos) << msg;
+    d.write("intel-rapl:0/max_energy_range_uj", "1000\n");
+    d.write("intel-rapl:0/energy_uj", "n/a\n");
+    msg = error_of([&] { Rapl r(d.path().string()); });
+    EXPECT_NE(msg.find("intel-rapl:0/energy_uj"), std::string::npos) << msg;
+}
+
+TEST(Ops, SumsEveryOpsSignal) {
+    std::vector<std::string> names = {"vm.coherence", "vm.ops",   "phase12.ops", "ethics.total",
+                                      "x.opsy",       "ops",      "p13.ops",     "x.stops"};
+    EXPECT_EQ(ops_signals(names), (std::vector<std::string>{"vm.ops", "phase12.ops", "p13.ops"}));
+
+    struct Table {
+        std::vector<double> v;
+        double& operator[](qallow::Signal s) { return v[s.slot]; }
+    } table{{7, 768, 0.5, 3, 9, 11, 8}};
+    EXPECT_DOUBLE_EQ(sum_ops(table, {{1}, {6}, {4}}), 785.0);
+    EXPECT_DOUBLE_EQ(sum_ops(table, {}), 0.0);
+}
+
+TEST(Meter, PerTickAndRunTotals) {
+    Meter m;
+    TickEnergy e = m.add(6.0, 2.0, 3000, 0.36);
+    EXPECT_DOUBLE_EQ(e.joules, 6.0);
+    EXPECT_DOUBLE_EQ(e.watts, 3.0);
+    EXPECT_DOUBLE_EQ(e.j_per_op, 0.002);
+    e = m.add(3.0, 0.0, 0, 0.36);
+    EXPECT_DOUBLE_EQ(e.watts, 0.0);
+    EXPECT_DOUBLE_EQ(e.j_per_op, 0.0);
+    EXPECT_DOUBLE_EQ(m.joules_total, 9.0);
+    EXPECT_DOUBLE_EQ(m.ops_total, 3000.0);
+    EXPECT_DOUBLE_EQ(m.j_per_op(), 0.003);
+    EXPECT_DOUBLE_EQ(m.cost_total, 9.0 / 3.6e6 * 0.36); // 2.5 uWh at 0.36 per kWh
+    EXPECT_DOUBLE_EQ(Meter{}.j_per_op(), 0.0);
+}
+
+TEST(Price, ReadsAHourlyCsv) {
+    TempDir d;
+    std::string csv = "hour,price_per_kwh\r\n";
+    for (int h = 23; h >= 0; --h) csv += std::to_string(h) + "," + std::to_string(0.1 + h * 0.01) + "\r\n";
+    d.write("p.csv", csv + "\n# trailing comment\n");
+    PriceTable t = PriceTable::from_csv((d.path() / "p.csv").string());
+    EXPECT_DOUBLE_EQ(t.at_hour(0), 0.1);
+    EXPECT_DOUBLE_EQ(t.at_hour(23), 0.33);
+    EXPECT_DOUBLE_EQ(PriceTable::flat(0.25).at_hour(17), 0.25);
+    using namespace std::chrono;
+    EXPECT_EQ(PriceTable::utc_hour(system_clock::time_point(hours(24 * 365 + 5) + minutes(59))), 5);
+}
+
+TEST(Price, BadCsvNamesFileLineAndValue) {
+    TempDir d;
+    std::string path = (d.path() / "p.csv").string();
+    auto rows = [](int from, int to) {
+        std::string s;
+        for (int h = from; h <= to; ++h) s += std::to_string(h) + ",0.2\n";
+        return s;
+    };
+    auto load_error = [&](const std::string& text) {
+        d.write("p.csv", text);
+        return error_of([&] { PriceTable::from_csv(path); });
+    };
+    std::string msg = load_error("hour,price_per_kwh\n" + rows(0, 2) + "3,abc\n" + rows(4, 23));
+    EXPECT_NE(msg.find(path + ":5: price 'abc'"), std::string::npos) << msg;
+    msg = load_error(rows(0, 22) + "24,0.2\n");
+    EXPECT_NE(msg.find(path + ":24: hour '24'"), std::string::npos) << msg;
+    msg = load_error(rows(0, 23) + "7,0.3\n");
+    EXPECT_NE(msg.find(path + ":25: hour 7 already given on line 8"), std::string::npos) << msg;
+    msg = load_error(rows(0, 2) + "3;0.2\n");
+    EXPECT_NE(msg.find(path + ":4: expected"), std::string::npos) << msg;
+    msg = load_error(rows(0, 4) + "5,-1\n" + rows(6, 23));
+    EXPECT_NE(msg.find(path + ":6: price '-1'"), std::string::npos) << msg;
+    msg = load_error(rows(0, 4) + rows(6, 22));
+    EXPECT_NE(msg.find("no price for hour 5, 23"), std::string::npos) << msg;
+    msg = error_of([&] { PriceTable::from_csv(path + ".missing"); });
+    EXPECT_NE(msg.find(path + ".missing"), std::string::npos) << msg;
+}
+
+TEST(Cpufreq, ReadsScalingCurFreq) {
+    TempDir d;
+    d.write("cpu0/cpufreq/scaling_cur_freq", "2400000\n");
+    EXPECT_EQ(Fd(cpufreq_path(d.path().string())).read_u64(), 2400000u);
+    EXPECT_FALSE(Fd(cpufreq_path((d.path() / "none").string())).read_u64().has_value());
+}
