@@ -93,8 +93,11 @@ std::string human_summary(const nlohmann::json& s) {
           << p["version"].get<std::string>() << ")";
     o << "\n";
     const auto& e = s["ethics"];
-    o << "  ethics: " << e["pass"] << " pass, " << e["fail"] << " fail (policy " << e["policy"].get<std::string>()
-      << ")\n";
+    if (e["instances"].get<size_t>() == 0)
+        o << "  ethics: no ethics instance in this config\n";
+    else
+        o << "  ethics: " << e["pass"] << " pass, " << e["fail"] << " fail (policy " << e["policy"].get<std::string>()
+          << ")\n";
     if (!s["energy"].is_null()) {
         const auto& en = s["energy"];
         auto get = [&](const char* k) { return en.contains(k) ? en[k].get<std::string>() : std::string("?"); };

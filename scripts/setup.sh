@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Qallow builds and tests with, only those
+# missing, so a second run is a no-op.  Needs root or sudo for apt-get.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  libboost-dev libboost-filesystem-dev libboost-system-dev   # Boost.DLL (header-only) and its filesystem
+  nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
+  libmbedtls-dev                                             # SHA-256 now, signatures for the ledger/federation
+  liblua5.4-dev                                              # Lua experiments
+  libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto mosquitto-clients  # federation
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
