@@ -30,7 +30,7 @@ nlohmann::json make_summary(const Simulation& sim, const RunFacts& f) {
                            {"reports", reports}});
         if (in.plugin->kind == QALLOW_KIND_ENERGY && energy.is_null()) {
             energy = {{"instance", in.name}};
-            for (const char* key : {"source", "joules_total", "ops_total", "j_per_op", "cost"})
+            for (const char* key : {"source", "joules_total", "ops_total", "j_per_op", "cost", "cpufreq_khz", "dvfs_request"})
                 if (auto it = in.reports.find(key); it != in.reports.end()) energy[key] = it->second;
         }
     }

@@ -105,7 +105,9 @@ TEST(Rapl, SourceChoice) {
     EXPECT_TRUE(open_rapl("auto", root).has_value());
     EXPECT_TRUE(open_rapl("rapl", root).has_value());
     EXPECT_FALSE(open_rapl("model", root).has_value());
-    EXPECT_FALSE(open_rapl("auto", missing).has_value());
+    std::string why;
+    EXPECT_FALSE(open_rapl("auto", missing, &why).has_value());
+    EXPECT_NE(why.find(missing), std::string::npos) << why;
     std::string msg = error_of([&] { open_rapl("rapl", missing); });
     EXPECT_NE(msg.find(missing + "/intel-rapl:N/energy_uj"), std::string::npos) << msg;
 }

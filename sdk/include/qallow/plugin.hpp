@@ -386,11 +386,11 @@ qallow_plugin describe(qallow_kind kind, const char* name, const char* version, 
             h->pending = StateWriter{};
         });
     };
-    d.load_state = [](qallow_instance* self, const void* buf, size_t size, uint32_t version,
+    d.load_state = [](qallow_instance* self, const void* buf, size_t size, uint32_t state_version,
                       qallow_error* err) -> qallow_status {
         return guarded(err, [&] {
             StateReader r(buf, size);
-            reinterpret_cast<Holder<T>*>(self)->obj->load_state(r, version);
+            reinterpret_cast<Holder<T>*>(self)->obj->load_state(r, state_version);
         });
     };
     d.finish = [](qallow_instance* self, qallow_error* err) -> qallow_status {

@@ -1,0 +1,80 @@
+// energy: MODELS.md "energy" without a host. Measures, never invents: joules
+// come from RAPL counters or from the power model over measured CPU time.
+#ifndef QALLOW_ENERGY_MODEL_HPP
+#define QALLOW_ENERGY_MODEL_HPP
+
+#include "energy/power_model.hpp"
+#include "energy/price.hpp"
+#include "energy/rapl.hpp"
+#include "energy/sysfs.hpp"
+
+#include <qallow/plugin.hpp>
+
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace qallow::energy {
+
+// source "rapl" | "model" | "auto" (RAPL when every package counter is
+// readable); `why` gets the reason auto fell back to the model.
+inline std::optional<Rapl> open_rapl(std::string_view source, const std::string& powercap_root,
+                                     std::string* why = nullptr) {
+    if (source == "model") return std::nullopt;
+    if (source == "rapl") return Rapl(powercap_root);
+    try {
+        return Rapl(powercap_root);
+    } catch (const Error& e) {
+        if (why) *why = e.what();
+        return std::nullopt;
+    }
+}
+
+// Every "<instance>.ops" signal: the work units done this tick.
+inline std::vector<std::string> ops_signals(const std::vector<std::string>& names) {
+    std::vector<std::string> out;
+    for (const auto& n : names)
+        if (n.ends_with(".ops")) out.push_back(n);
+    return out;
+}
+
+// Table: anything indexable by Signal, such as qallow::Tick.
+template <class Table>
+double sum_ops(Table& table, const std::vector<Signal>& slots) {
+    double ops = 0;
+    for (auto s : slots) ops += table[s];
+    return ops;
+}
+
+struct TickEnergy {
+    double joules, watts, j_per_op;
+};
+
+// Running totals of a run.
+struct Meter {
+    double joules_total = 0, ops_total = 0, cost_total = 0;
+
+    TickEnergy add(double joules, double dt, double ops, double price_per_kwh) {
+        joules_total += joules;
+        ops_total += ops;
+        cost_total += cost_of(joules, price_per_kwh);
+        return {joules, dt > 0 ? joules / dt : 0.0, ops != 0 ? joules / ops : 0.0};
+    }
+    double j_per_op() const { return ops_total != 0 ? joules_total / ops_total : 0.0; }
+};
+
+inline std::string cpufreq_path(const std::string& cpufreq_root) {
+    return cpufreq_root + "/cpu0/cpufreq/scaling_cur_freq";
+}
+
+inline std::string format_number(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.9g", v);
+    return buf;
+}
+
+} // namespace qallow::energy
+
+#endif // QALLOW_ENERGY_MODEL_HPP

@@ -1,0 +1,94 @@
+// The energy plugin: host glue around energy_model.hpp.
+#include "energy/energy_model.hpp"
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace qallow::energy;
+using qallow::Error;
+using qallow::Signal;
+
+std::optional<PriceTable> load_prices(double flat, const std::string& csv) {
+    if (!csv.empty() && flat > 0)
+        throw Error(QALLOW_ERR_INVALID_ARGUMENT,
+                    "energy: both price_per_kwh and price_csv are set; set one of them");
+    if (!csv.empty()) return PriceTable::from_csv(csv);
+    if (flat > 0) return PriceTable::flat(flat);
+    return std::nullopt;
+}
+
+class Energy : public qallow::Plugin {
+public:
+    explicit Energy(qallow::Context& ctx)
+        : ctx_(ctx), model_(ctx.number("idle_w"), ctx.number("busy_w")),
+          rapl_(open_rapl(ctx.string("source"), ctx.string("powercap_root"), &fallback_)),
+          prices_(load_prices(ctx.number("price_per_kwh"), ctx.string("price_csv"))),
+          cpufreq_(cpufreq_path(ctx.string("cpufreq_root"))),
+          ncpus_(std::max(1u, std::thread::hardware_concurrency())),
+          joules_(ctx.output("joules", QALLOW_SIGNAL_MEASURED)), watts_(ctx.output("watts", QALLOW_SIGNAL_MEASURED)),
+          j_per_op_(ctx.output("j_per_op", QALLOW_SIGNAL_MEASURED)), last_(sample_clocks()) {
+        if (!fallback_.empty()) ctx.log(QALLOW_LOG_INFO, "using the power model: " + fallback_);
+    }
+
+    void bind() override {
+        for (const auto& name : ops_signals(ctx_.signal_names()))
+            if (auto s = ctx_.find(name)) ops_.push_back(*s);
+    }
+
+    void step(qallow::Tick& t) override {
+        ClockSample now = sample_clocks();
+        double dt = now.wall_s - last_.wall_s, dcpu = now.cpu_s - last_.cpu_s;
+        last_ = now;
+        double joules = rapl_ ? rapl_->joules_since_last() : model_.at(dt, dcpu, ncpus_).joules;
+        TickEnergy e = meter_.add(joules, dt, sum_ops(t, ops_), prices_ ? prices_->now() : 0.0);
+        t[joules_] = e.joules;
+        t[watts_] = e.watts;
+        t[j_per_op_] = e.j_per_op;
+    }
+
+    // Reports are formatted strings, which allocate: once, at the end.
+    void finish() override {
+        ctx_.report("source", rapl_ ? "rapl" : "model");
+        ctx_.report("joules_total", format_number(meter_.joules_total));
+        ctx_.report("ops_total", format_number(meter_.ops_total));
+        ctx_.report("j_per_op", format_number(meter_.j_per_op()));
+        if (prices_) ctx_.report("cost", format_number(meter_.cost_total));
+        auto khz = cpufreq_.read_u64();
+        ctx_.report("cpufreq_khz", khz ? std::to_string(*khz) : "unavailable");
+        ctx_.report("dvfs_request", "none (read-only)");
+    }
+
+private:
+    qallow::Context& ctx_; // lives beside this object in the adapter's holder
+    std::string fallback_; // why source=auto did not get RAPL
+    PowerModel model_;
+    std::optional<Rapl> rapl_;
+    std::optional<PriceTable> prices_;
+    Fd cpufreq_;
+    unsigned ncpus_;
+    Signal joules_, watts_, j_per_op_;
+    std::vector<Signal> ops_;
+    Meter meter_;
+    ClockSample last_; // the first step measures from create
+};
+
+constexpr auto watts = qallow::Bounds{}.between(0, 10000);
+
+} // namespace
+
+QALLOW_PLUGIN(Energy, QALLOW_KIND_ENERGY, "energy", "1.0.0",
+              "measures joules per tick (RAPL or a CPU-time power model), J/op and cost",
+              qallow::string("source", "auto", "rapl: powercap counters; model: idle_w/busy_w over CPU time; "
+                                               "auto: rapl when readable, else model", "auto|rapl|model"),
+              qallow::number("idle_w", 10.0, "model: watts at 0% CPU", watts),
+              qallow::number("busy_w", 35.0, "model: watts at 100% CPU, >= idle_w", watts),
+              qallow::number("price_per_kwh", 0.0, "flat price per kWh, 0 = no cost reported",
+                             qallow::Bounds{}.between(0, max_price)),
+              qallow::string("price_csv", "", "CSV 'hour,price_per_kwh', 24 rows for UTC hours 0..23"),
+              qallow::string("powercap_root", "/sys/class/powercap", "where the RAPL domains are"),
+              qallow::string("cpufreq_root", "/sys/devices/system/cpu", "where cpu0/cpufreq is"))
