@@ -74,7 +74,6 @@ TEST(Phase12Model, ClampsIntoRange) {
     Phase12Model m(1e-2);
     qallow::StateWriter w;
     w.put(qallow::phase12::State{0.0, 0.5, 0.5});
-    w.put<uint64_t>(7);
     qallow::StateReader r(w.bytes().data(), w.bytes().size());
     m.load(r);
     m.step();

@@ -28,6 +28,11 @@ TEST(Phase13Model, InitMatchesSpec) {
     }
     EXPECT_NEAR(m.mean_phi(), 0.175, 1e-16);
     EXPECT_NEAR(m.drift_history(), 0.1, 1e-16); // 0.05 * mean|i - 3.5|
+    // N = 8 is blind to where the deviations are measured from (any centre
+    // between 0.15 and 0.2 gives 0.1); N = 3 is not.
+    Phase13Model three({3, 0.001});
+    EXPECT_NEAR(three.mean_phi(), 0.4 / 3, 1e-16);
+    EXPECT_NEAR(three.drift_history(), 0.8 / 9, 1e-16); // (0.4/3 + 0 + 0.4/3) / 3
 }
 
 TEST(Phase13Model, TickOneHandValues) {

@@ -48,7 +48,8 @@ TEST(VmModel, TickOneMatchesFormula) {
         for (uint64_t j : {0, 1, 50, 98, 99}) {
             auto v0 = [&](uint64_t i) { return 0.5 + 0.1 * draw(seed, o, 0, i % n); };
             const double v = v0(j), l = v0(j + n - 1), r = v0(j + 1);
-            const double x = v + kappa * (0.5 - v) + gamma * (0.5 * (l + r) - v) + sigma * (2 * draw(seed, o, 1, j) - 1);
+            const double u = draw(seed, o, 1, j);
+            const double x = v + kappa * (0.5 - v) + gamma * (0.5 * (l + r) - v) + sigma * (2 * u - 1);
             EXPECT_NEAR(m.values(o)[j], std::clamp(x, 0.0, 1.0), 1e-16) << "overlay " << o << " node " << j;
         }
 }

@@ -1,0 +1,238 @@
+// vm: the overlay core (phases 1-7), docs in shared/spec/MODELS.md.
+//
+// Three rings (orbital, river, mycelial) of N nodes each, relaxed toward 0.5,
+// diffused along the ring and kicked by counter-based noise.  The per-node
+// and per-block functions take plain doubles and pointers so that a CUDA
+// kernel can call them too.
+#ifndef QALLOW_VM_MODEL_HPP
+#define QALLOW_VM_MODEL_HPP
+
+#include <qallow/plugin.hpp>
+#include <qallow/random.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#ifndef QALLOW_MODEL_FN
+#if defined(__CUDACC__)
+#define QALLOW_MODEL_FN __host__ __device__ inline
+#else
+#define QALLOW_MODEL_FN inline
+#endif
+#endif
+
+namespace qallow::vm {
+
+inline constexpr int kOverlays = 3; // 0 orbital, 1 river, 2 mycelial: also the RNG stream
+// Reductions sum fixed blocks, then add the partials in block order: the
+// result never depends on how many threads ran the blocks.
+inline constexpr uint64_t kBlock = 16384;
+inline constexpr uint64_t kMinNodes = 3; // a ring needs two distinct neighbours
+inline constexpr uint64_t kMaxNodes = 1'000'000'000;
+inline constexpr double kRateMax = 1.0; // kappa, gamma, sigma lie in [0, kRateMax]
+inline constexpr double kDecoherenceStep = 1e-5, kDecoherenceMax = 0.1;
+
+struct Params {
+    uint64_t nodes = 256; // per overlay
+    double kappa = 0.001, gamma = 0.01, sigma = 0.005;
+};
+
+struct Signals {
+    double coherence = 0, decoherence = 0;
+    double stability[kOverlays] = {0, 0, 0};
+    double sustainability = 0, compassion = 0, harmony = 0, ops = 0;
+};
+
+QALLOW_MODEL_FN double init_node(uint64_t key0, uint64_t node) {
+    return 0.5 + 0.1 * qallow_random_uniform(key0, node);
+}
+
+QALLOW_MODEL_FN double update_node(double v, double left, double right, double u, double kappa,
+                                   double gamma, double sigma) {
+    double x = v + kappa * (0.5 - v) + gamma * (0.5 * (left + right) - v) + sigma * (2.0 * u - 1.0);
+    return std::min(1.0, std::max(0.0, x));
+}
+
+// Writes node j and accumulates y = v' - 0.5: values sit near 0.5, so the
+// shifted sums keep E[y^2] - E[y]^2 free of cancellation.
+QALLOW_MODEL_FN void update_at(const double* v, double* out, uint64_t j, uint64_t jl, uint64_t jr,
+                               uint64_t key, double kappa, double gamma, double sigma, double& s,
+                               double& s2) {
+    double x = update_node(v[j], v[jl], v[jr], qallow_random_uniform(key, j), kappa, gamma, sigma);
+    out[j] = x;
+    double y = x - 0.5;
+    s += y;
+    s2 += y * y;
+}
+
+// Nodes [begin, end) of one ring of n nodes; writes the sums of y and y^2.
+// Only the ring's two ends wrap, so the loop between them has no branch.
+QALLOW_MODEL_FN void update_block(const double* v, double* out, uint64_t n, uint64_t begin, uint64_t end,
+                                  uint64_t key, double kappa, double gamma, double sigma, double* sum,
+                                  double* sumsq) {
+    double s = 0, s2 = 0;
+    uint64_t lo = begin;
+    if (lo == 0) update_at(v, out, lo++, n - 1, 1, key, kappa, gamma, sigma, s, s2);
+    uint64_t hi = end == n ? n - 1 : end;
+    for (uint64_t j = lo; j < hi; ++j) update_at(v, out, j, j - 1, j + 1, key, kappa, gamma, sigma, s, s2);
+    if (end == n) update_at(v, out, n - 1, n - 2, 0, key, kappa, gamma, sigma, s, s2);
+    *sum = s;
+    *sumsq = s2;
+}
+
+// Runs body(b) for each block in order: the executor for tests and benchmarks.
+struct Serial {
+    template <class F>
+    void operator()(uint64_t n, F&& body) const {
+        for (uint64_t b = 0; b < n; ++b) body(b);
+    }
+};
+
+class VmModel {
+public:
+    VmModel(const Params& p, uint64_t seed) : p_(checked(p)), seed_(seed), blocks_((p.nodes + kBlock - 1) / kBlock) {
+        const uint64_t n = p_.nodes;
+        for (auto& b : buf_) b.resize(kOverlays * n);
+        partial_.resize(2 * kOverlays * blocks_);
+        for (int o = 0; o < kOverlays; ++o) {
+            const uint64_t key0 = qallow_random_key(seed_, o, 0);
+            for (uint64_t j = 0; j < n; ++j) buf_[0][o * n + j] = init_node(key0, j);
+        }
+    }
+
+    void set_kappa(double v) { p_.kappa = rate("kappa", v); }
+    void set_gamma(double v) { p_.gamma = rate("gamma", v); }
+    void set_sigma(double v) { p_.sigma = rate("sigma", v); }
+
+    // One tick.  for_blocks(n, body) must call body(b) once for every b in
+    // [0, n), in any order and on any threads.  Allocates nothing.
+    template <class ForBlocks>
+    void step(uint64_t tick, ForBlocks&& for_blocks) {
+        const uint64_t n = p_.nodes, nb = blocks_;
+        const double* v = buf_[cur_].data();
+        double* out = buf_[cur_ ^ 1].data();
+        double* part = partial_.data();
+        uint64_t keys[kOverlays];
+        for (int o = 0; o < kOverlays; ++o) keys[o] = qallow_random_key(seed_, o, tick);
+        const Params p = p_;
+        for_blocks(kOverlays * nb, [&](uint64_t b) {
+            const uint64_t o = b / nb, lb = b % nb;
+            update_block(v + o * n, out + o * n, n, lb * kBlock, std::min(n, (lb + 1) * kBlock), keys[o],
+                         p.kappa, p.gamma, p.sigma, &part[2 * b], &part[2 * b + 1]);
+        });
+        finish_tick();
+    }
+    void step(uint64_t tick) { step(tick, Serial{}); }
+
+    const Signals& signals() const { return sig_; }
+    const Params& params() const { return p_; }
+    uint64_t nodes() const { return p_.nodes; }
+    double d() const { return d_; }
+    // The current values of one overlay, nodes() of them.
+    const double* values(int overlay) const { return buf_[cur_].data() + overlay * p_.nodes; }
+
+    // With the same params, load(save()) resumes bit-identically.
+    void save(StateWriter& w) const {
+        w.put<uint64_t>(p_.nodes);
+        w.put(d_);
+        w.put(sig_);
+        w.put_vector(buf_[cur_]);
+    }
+    void load(StateReader& r) {
+        const auto n = r.get<uint64_t>();
+        if (n != p_.nodes)
+            throw Error(QALLOW_ERR_STATE, "vm: state is for " + std::to_string(n) +
+                                              " nodes per overlay, this instance has " + std::to_string(p_.nodes) +
+                                              " (parameter 'nodes')");
+        const auto d = r.get<double>();
+        const auto sig = r.get<Signals>();
+        r.get_vector(buf_[cur_ ^ 1]); // the spare buffer: a bad blob leaves the model as it was
+        r.finish();
+        d_ = d;
+        sig_ = sig;
+        cur_ ^= 1;
+    }
+
+private:
+    // %.15g: "1e-09" and "0.00800001" where std::to_string would print 0.000000 and 0.008000.
+    static std::string num(double v) {
+        char b[32];
+        std::snprintf(b, sizeof b, "%.15g", v);
+        return b;
+    }
+    static double rate(const char* name, double v) {
+        if (!(v >= 0 && v <= kRateMax))
+            throw Error(QALLOW_ERR_INVALID_ARGUMENT, std::string("vm: parameter '") + name + "' = " + num(v) +
+                                                         " is outside [0, " + num(kRateMax) + "]");
+        return v;
+    }
+    static Params checked(Params p) {
+        if (p.nodes < kMinNodes || p.nodes > kMaxNodes)
+            throw Error(QALLOW_ERR_INVALID_ARGUMENT, "vm: parameter 'nodes' = " + std::to_string(p.nodes) +
+                                                         " is outside [" + std::to_string(kMinNodes) + ", " +
+                                                         std::to_string(kMaxNodes) + "]");
+        rate("kappa", p.kappa);
+        rate("gamma", p.gamma);
+        rate("sigma", p.sigma);
+        return p;
+    }
+
+    static void finite(const char* signal, double v) {
+        if (!std::isfinite(v))
+            throw Error(QALLOW_ERR_NUMERIC, std::string("vm: signal '") + signal + "' is not finite (NaN or Inf)");
+    }
+
+    // Combines the partials in block order; the tick counts only if every
+    // signal is finite, so a failed step leaves the model as it was.
+    void finish_tick() {
+        const double n = static_cast<double>(p_.nodes);
+        double mean[kOverlays], g = 0;
+        Signals s;
+        for (int o = 0; o < kOverlays; ++o) {
+            double sum = 0, sq = 0;
+            for (uint64_t b = o * blocks_; b < (o + 1) * blocks_; ++b) {
+                sum += partial_[2 * b];
+                sq += partial_[2 * b + 1];
+            }
+            const double my = sum / n;
+            const double var = std::max(0.0, sq / n - my * my);
+            mean[o] = 0.5 + my;
+            s.stability[o] = 1.0 / (1.0 + var);
+            g += s.stability[o];
+        }
+        g /= kOverlays;
+        const double all = (mean[0] + mean[1] + mean[2]) / kOverlays;
+        double spread = 0;
+        for (double m : mean) spread += std::fabs(m - all);
+        const double d = std::min(kDecoherenceMax, d_ + kDecoherenceStep);
+        const double h = 1.0 - spread / kOverlays * 2.0;
+        s.coherence = g * (1.0 - 0.001 * d);
+        s.decoherence = d;
+        s.sustainability = s.coherence;
+        s.compassion = 1.0 - d;
+        s.harmony = std::min(1.0, std::max(0.0, h));
+        s.ops = 3.0 * n;
+        finite("coherence", s.coherence); // std::max would hide a NaN, so check h before the clamp
+        finite("harmony", h);
+        d_ = d;
+        sig_ = s;
+        cur_ ^= 1;
+    }
+
+    Params p_;
+    uint64_t seed_;
+    uint64_t blocks_; // per overlay
+    std::vector<double> buf_[2];
+    int cur_ = 0;
+    std::vector<double> partial_; // (sum, sumsq) per block, overlay-major
+    double d_ = 0;
+    Signals sig_;
+};
+
+} // namespace qallow::vm
+
+#endif // QALLOW_VM_MODEL_HPP

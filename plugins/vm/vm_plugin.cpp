@@ -1,0 +1,72 @@
+// The vm plugin: glue between the host and vm/vm_model.hpp.
+#include "vm/vm_model.hpp"
+
+namespace {
+
+using namespace qallow;
+
+class Vm : public Plugin {
+public:
+    explicit Vm(Context& ctx)
+        : ctx_(ctx),
+          model_(vm::Params{nodes(ctx), ctx.number("kappa"), ctx.number("gamma"), ctx.number("sigma")}, ctx.seed()),
+          coherence_(ctx.output("coherence")), decoherence_(ctx.output("decoherence")),
+          stability_{ctx.output("stability_orbital"), ctx.output("stability_river"), ctx.output("stability_mycelial")},
+          sustainability_(ctx.output("sustainability")), compassion_(ctx.output("compassion")),
+          harmony_(ctx.output("harmony")), ops_(ctx.output("ops")) {}
+
+    void step(Tick& t) override {
+        model_.step(t.number(), [this](uint64_t n, auto&& body) {
+            if (n == 1) return body(0); // skip the pool's hand-off for small rings
+            ctx_.parallel_for(n, 1, [&](uint64_t b, uint64_t e, uint32_t) {
+                for (; b < e; ++b) body(b);
+            });
+        });
+        const vm::Signals& s = model_.signals();
+        t[coherence_] = s.coherence;
+        t[decoherence_] = s.decoherence;
+        for (int o = 0; o < vm::kOverlays; ++o) t[stability_[o]] = s.stability[o];
+        t[sustainability_] = s.sustainability;
+        t[compassion_] = s.compassion;
+        t[harmony_] = s.harmony;
+        t[ops_] = s.ops;
+    }
+
+    void set_param(std::string_view name, const qallow_value& v) override {
+        if (name == "kappa") model_.set_kappa(v.as.number);
+        else if (name == "gamma") model_.set_gamma(v.as.number);
+        else if (name == "sigma") model_.set_sigma(v.as.number);
+        else Plugin::set_param(name, v);
+    }
+
+    void save_state(StateWriter& w) const override { model_.save(w); }
+    void load_state(StateReader& r, uint32_t version) override {
+        if (version != state_version)
+            throw Error(QALLOW_ERR_STATE, "vm: state version " + std::to_string(version) + " is not " +
+                                              std::to_string(state_version));
+        model_.load(r);
+    }
+
+    static constexpr uint32_t state_version = 1;
+
+private:
+    // The host's bounds stop a negative count; should one get through, the
+    // model refuses it as 0 rather than as 2^64 - n.
+    static uint64_t nodes(Context& ctx) { return static_cast<uint64_t>(std::max<int64_t>(0, ctx.integer("nodes"))); }
+
+    Context& ctx_;
+    vm::VmModel model_;
+    Signal coherence_, decoherence_, stability_[vm::kOverlays], sustainability_, compassion_, harmony_, ops_;
+};
+
+constexpr Bounds kRate = Bounds{}.between(0, vm::kRateMax);
+
+} // namespace
+
+QALLOW_PLUGIN(Vm, QALLOW_KIND_PHASE, "vm", "1.0.0", "three noisy overlay rings relaxing toward 0.5 (phases 1-7)",
+              integer("nodes", 256, "nodes per overlay (three overlays); a ring needs at least 3",
+                      Bounds{}.between(double(vm::kMinNodes), double(vm::kMaxNodes))),
+              number("kappa", 0.001, "pull of each node toward 0.5 per tick", kRate, QALLOW_PARAM_LIVE),
+              number("gamma", 0.01, "diffusion toward the mean of the two ring neighbours per tick", kRate,
+                     QALLOW_PARAM_LIVE),
+              number("sigma", 0.005, "amplitude of the uniform noise kick per tick", kRate, QALLOW_PARAM_LIVE))
