@@ -80,6 +80,10 @@ std::string ParamSpec::allowed() const {
     default: break;
     }
     std::string what = type == QALLOW_PARAM_INT ? "an integer" : "a finite number";
+    auto number_text = [this](double v) {
+        if (type == QALLOW_PARAM_INT && std::abs(v) < 9.0e15) return std::to_string(static_cast<int64_t>(v));
+        return qallow::number_text(v);
+    };
     bool lo = bounds & QALLOW_BOUND_MIN, hi = bounds & QALLOW_BOUND_MAX;
     if (lo && hi)
         return what + " in " + ((bounds & QALLOW_BOUND_MIN_EXCLUSIVE) ? "(" : "[") + number_text(min) + ", " +
