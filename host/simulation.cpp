@@ -187,6 +187,7 @@ Simulation::Simulation(const Config& config, const Catalog& catalog, WorkerPool&
         destroy_all();
         throw;
     }
+    before_.resize(signals_.size());
 }
 
 Simulation::~Simulation() { destroy_all(); }
@@ -246,7 +247,8 @@ TickResult Simulation::step() {
     TickResult r;
     ++tick_;
     qallow_tick t{sizeof(qallow_tick), tick_, 0, signals_.values()};
-    const double* values = signals_.values();
+    double* values = signals_.values();
+    if (fault_policy_ == FaultPolicy::stop) std::copy(values, values + before_.size(), before_.begin());
     for (size_t i = 0; i < instances_.size(); ++i) {
         Instance& in = instances_[i];
         if (in.disabled) continue;
@@ -272,13 +274,15 @@ TickResult Simulation::step() {
                               in.plugin->name + " " + in.plugin->version + "): " + problem;
         }
         if (fault_policy_ == FaultPolicy::stop) {
+            std::copy(before_.begin(), before_.end(), values);
             r.stopped = true;
             return r;
         }
         in.disabled = true;
     }
+    // A disabled ethics instance cannot vouch for the tick: it fails.
     for (const auto& in : instances_)
-        if (in.pass_slot >= 0 && !in.disabled && values[in.pass_slot] != 1.0) r.ethics_pass = false;
+        if (in.pass_slot >= 0 && (in.disabled || values[in.pass_slot] != 1.0)) r.ethics_pass = false;
     return r;
 }
 

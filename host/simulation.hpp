@@ -92,6 +92,9 @@ private:
     uint64_t tick_ = 0, seed_ = 0;
     long creating_ = -1;
     FaultPolicy fault_policy_;
+    // Under policy stop, the signal table as the last complete tick left it:
+    // an interrupted tick must not leak half its values into the summary.
+    std::vector<double> before_;
 };
 
 } // namespace qallow

@@ -12,7 +12,9 @@ CsvWriter::CsvWriter(const std::filesystem::path& file, const Signals& signals, 
         if (bool(signals.flags(s) & QALLOW_SIGNAL_MEASURED) == measured) slots_.push_back(s);
     out_ = std::fopen(file.c_str(), "wb");
     if (!out_) throw std::runtime_error(file.string() + ": cannot write: " + std::strerror(errno));
-    std::setvbuf(out_, nullptr, _IOFBF, 1 << 20);
+    constexpr size_t kBuffer = 1 << 20;
+    buffer_ = std::make_unique<char[]>(kBuffer);
+    std::setvbuf(out_, buffer_.get(), _IOFBF, kBuffer);
     std::string header = "tick";
     for (size_t s : slots_) header += "," + signals.name(s);
     header += "\n";

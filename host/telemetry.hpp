@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,7 @@ public:
 private:
     std::filesystem::path file_;
     FILE* out_ = nullptr;
+    std::unique_ptr<char[]> buffer_; // glibc ignores setvbuf's size without one
     std::vector<size_t> slots_;
     std::string row_;
 };

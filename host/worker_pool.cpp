@@ -5,6 +5,7 @@
 namespace qallow {
 namespace {
 thread_local bool in_pool_chunk = false;
+thread_local unsigned pool_worker = 0; // the worker running the current chunk
 }
 
 WorkerPool::WorkerPool(unsigned threads) {
@@ -24,6 +25,7 @@ WorkerPool::~WorkerPool() {
 
 void WorkerPool::run_chunks(unsigned worker) {
     in_pool_chunk = true;
+    pool_worker = worker;
     for (;;) {
         uint64_t c = next_.fetch_add(1, std::memory_order_relaxed);
         if (c >= chunks_) break;
@@ -56,7 +58,9 @@ void WorkerPool::parallel_for(uint64_t n, uint64_t grain, qallow_range_fn fn, vo
     grain = std::max<uint64_t>(grain, 1);
     uint64_t chunks = (n + grain - 1) / grain;
     if (size_ == 1 || chunks == 1 || in_pool_chunk) {
-        for (uint64_t begin = 0; begin < n; begin += grain) fn(ctx, begin, std::min(n, begin + grain), 0);
+        // Nested: keep the caller's worker id, so per-worker scratch stays private.
+        unsigned worker = in_pool_chunk ? pool_worker : 0;
+        for (uint64_t begin = 0; begin < n; begin += grain) fn(ctx, begin, std::min(n, begin + grain), worker);
         return;
     }
     {

@@ -1,0 +1,168 @@
+// Spawning the real `qallow` for integration tests: posix_spawn with stdout
+// and stderr going to files, waiting with a timeout, sending signals; plus a
+// private temporary directory per test and a few file helpers.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace qallow::itest {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// mkdtemp under /tmp; removed with everything in it on destruction.
+class TempDir {
+public:
+    TempDir() {
+        std::string tmpl = "/tmp/qallow_cli_XXXXXX";
+        if (!::mkdtemp(tmpl.data())) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
+        path_ = tmpl;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const fs::path& path() const { return path_; }
+    fs::path operator/(const std::string& name) const { return path_ / name; }
+
+private:
+    fs::path path_;
+};
+
+inline std::string read_file(const fs::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+inline void write_file(const fs::path& file, const std::string& text) {
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) throw std::runtime_error("cannot write " + file.string());
+}
+
+// Polls `done` every few milliseconds until it holds or `limit` passes.
+inline bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        if (done()) return true;
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(2ms);
+    }
+}
+
+// One child process.  Its stdin is /dev/null; stdout and stderr go to files.
+// The destructor kills and reaps a child that is still running.
+class Process {
+public:
+    static constexpr int kTimedOut = -1;
+
+    Process(const std::vector<std::string>& argv, const fs::path& out, const fs::path& err) {
+        std::vector<char*> args;
+        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        // Whatever the test runner blocks or ignores, the child starts clean.
+        posix_spawnattr_t attr;
+        posix_spawnattr_init(&attr);
+        sigset_t none, defaults;
+        sigemptyset(&none);
+        sigemptyset(&defaults);
+        sigaddset(&defaults, SIGINT);
+        sigaddset(&defaults, SIGTERM);
+        posix_spawnattr_setsigmask(&attr, &none);
+        posix_spawnattr_setsigdefault(&attr, &defaults);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        int rc = posix_spawn(&pid_, args[0], &fa, &attr, args.data(), environ);
+        posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&attr);
+        if (rc != 0) throw std::runtime_error("posix_spawn " + argv[0] + ": " + std::strerror(rc));
+    }
+    ~Process() {
+        if (pid_ > 0 && !status_) {
+            ::kill(pid_, SIGKILL);
+            int st;
+            ::waitpid(pid_, &st, 0);
+        }
+    }
+    Process(const Process&) = delete;
+    Process& operator=(const Process&) = delete;
+
+    pid_t pid() const { return pid_; }
+    void signal(int sig) const { ::kill(pid_, sig); }
+
+    // True once the child has ended (reaping it).
+    bool exited() {
+        if (status_) return true;
+        int st = 0;
+        pid_t r = ::waitpid(pid_, &st, WNOHANG);
+        if (r == pid_) status_ = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 255;
+        return status_.has_value();
+    }
+
+    // The exit status (128 + n when killed by signal n), or kTimedOut after
+    // `limit`, in which case the child is killed.
+    int wait(std::chrono::milliseconds limit) {
+        if (!wait_until([this] { return exited(); }, limit)) {
+            ::kill(pid_, SIGKILL);
+            int st;
+            ::waitpid(pid_, &st, 0);
+            status_ = kTimedOut;
+        }
+        return *status_;
+    }
+
+private:
+    pid_t pid_ = -1;
+    std::optional<int> status_;
+};
+
+struct Result {
+    int status = Process::kTimedOut;
+    std::string out, err;
+};
+
+// Runs argv to completion; its output goes to <dir>/stdout.txt, stderr.txt.
+inline Result run_process(const std::vector<std::string>& argv, const fs::path& dir,
+                          std::chrono::milliseconds limit = 60s) {
+    fs::path out = dir / "stdout.txt", err = dir / "stderr.txt";
+    Result r;
+    {
+        Process p(argv, out, err);
+        r.status = p.wait(limit);
+    }
+    r.out = read_file(out);
+    r.err = read_file(err);
+    return r;
+}
+
+} // namespace qallow::itest

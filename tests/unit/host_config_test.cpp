@@ -1,0 +1,223 @@
+// host/config: JSON config to structs, and the wording of every refusal.
+#include "config.hpp"
+#include "errors.hpp"
+#include "host_test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace {
+
+using namespace qallow;
+using qallow::test::error_of;
+using qallow::test::TempDir;
+using qallow::test::write_file;
+namespace fs = std::filesystem;
+
+// parse_config's message for `text`, read as if from "c.json".
+std::string parse_error(const std::string& text) {
+    return error_of<InputError>([&] { parse_config(text, "c.json", "/base"); });
+}
+
+const char* kMinimal = R"({"seed": 1, "ticks": 10, "instances": [{"plugin": "phase12"}]})";
+
+TEST(HostConfig, MalformedJsonInAFileReportsFileLineAndColumn) {
+    TempDir dir;
+    fs::path file = dir / "broken.json";
+    // Line 3, column 38: the second comma, where a key was expected.
+    write_file(file, "{\"seed\": 1,\n"
+                     " \"ticks\": 10,\n"
+                     " \"instances\": [ {\"plugin\": \"phase12\",, } ]}\n");
+    std::string msg = error_of<InputError>([&] { load_config(file); });
+    EXPECT_EQ(msg.rfind(file.string() + ":3:38: malformed JSON: ", 0), 0u) << msg;
+    EXPECT_NE(msg.find("unexpected ','"), std::string::npos) << msg;
+    // nlohmann's own "[json.exception.parse_error.101] ... at line" prefix is dropped.
+    EXPECT_EQ(msg.find("json.exception"), std::string::npos) << msg;
+}
+
+TEST(HostConfig, MalformedJsonPositionsAtLineStartAndEndOfInput) {
+    EXPECT_EQ(parse_error("{\"seed\": 1,\n\"ticks\": 2,\n}").rfind("c.json:3:1: malformed JSON: ", 0), 0u);
+    // A missing closing brace is found at the end: line 4, column 1.
+    EXPECT_EQ(parse_error("{\n  \"seed\": 1,\n  \"ticks\": 2\n").rfind("c.json:4:1: malformed JSON: ", 0), 0u);
+    EXPECT_EQ(parse_error("").rfind("c.json:1:1: malformed JSON: ", 0), 0u);
+    EXPECT_EQ(parse_error("\n\n   ]").rfind("c.json:3:4: malformed JSON: ", 0), 0u);
+}
+
+TEST(HostConfig, MissingFileIsNamed) {
+    TempDir dir;
+    std::string msg = error_of<InputError>([&] { load_config(dir / "absent.json"); });
+    EXPECT_EQ(msg, (dir / "absent.json").string() + ": cannot read the config file (missing or unreadable)");
+}
+
+TEST(HostConfig, UnknownTopLevelKeyNamesPointerAndAllowedKeys) {
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "colour": "red", "instances": [{"plugin": "phase12"}]})"),
+              "c.json: /colour: unknown key; allowed keys here: seed, ticks, threads, plugins_dir, policy, instances");
+}
+
+TEST(HostConfig, UnknownInstanceKeyNamesPointerAndAllowedKeys) {
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10,
+                              "instances": [{"plugin": "phase12"}, {"plugin": "ethics", "colour": "red"}]})"),
+              "c.json: /instances/1/colour: unknown key; allowed keys here: plugin, name, params");
+}
+
+TEST(HostConfig, UnknownPolicyKeyNamesPointer) {
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "policy": {"ethic": "warn"}, "instances": [{"plugin": "a"}]})"),
+              "c.json: /policy/ethic: unknown key; allowed keys here: ethics, fault");
+}
+
+TEST(HostConfig, WrongTypeNamesPointerAndWhatIsAllowed) {
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": "ten", "instances": [{"plugin": "phase12"}]})"),
+              "c.json: /ticks: expected the tick count: a whole number in [1, 18446744073709551615], got \"ten\"");
+    EXPECT_EQ(parse_error(R"({"seed": 1.5, "ticks": 10, "instances": [{"plugin": "phase12"}]})"),
+              "c.json: /seed: expected the seed: a whole number in [0, 18446744073709551615], got 1.5");
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "instances": [{"plugin": 12}]})"),
+              "c.json: /instances/0/plugin: expected a plugin name, got 12");
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "instances": [{"plugin": "a", "params": [1]}]})"),
+              "c.json: /instances/0/params: expected an object, got [1]");
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "plugins_dir": 3, "instances": [{"plugin": "a"}]})"),
+              "c.json: /plugins_dir: expected a directory path (relative to this file), got 3");
+    EXPECT_EQ(parse_error("[1, 2]"), "c.json: /: expected an object, got [1,2]");
+}
+
+TEST(HostConfig, TicksZeroAndNegativeAreRefused) {
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 0, "instances": [{"plugin": "phase12"}]})"),
+              "c.json: /ticks: 0 is out of range; allowed: the tick count: a whole number in [1, 18446744073709551615]");
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": -5, "instances": [{"plugin": "phase12"}]})"),
+              "c.json: /ticks: expected the tick count: a whole number in [1, 18446744073709551615], got -5");
+}
+
+TEST(HostConfig, ThreadsOutOfRange) {
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 1, "threads": 2000, "instances": [{"plugin": "a"}]})"),
+              "c.json: /threads: 2000 is out of range; allowed: threads (0 = every core): a whole number in [0, 1024]");
+}
+
+TEST(HostConfig, RequiredKeysAreNamedWhenMissing) {
+    EXPECT_EQ(parse_error(R"({"ticks": 10, "instances": [{"plugin": "phase12"}]})"),
+              "c.json: /seed: missing; this key is required");
+    EXPECT_EQ(parse_error(R"({"seed": 1, "instances": [{"plugin": "phase12"}]})"),
+              "c.json: /ticks: missing; this key is required");
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10})"), "c.json: /instances: missing; this key is required");
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "instances": [{"name": "x"}]})"),
+              "c.json: /instances/0/plugin: missing; name the plugin to instantiate");
+}
+
+TEST(HostConfig, InstancesMustBeANonEmptyArrayOfObjects) {
+    std::string want = "c.json: /instances: expected a non-empty array of";
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "instances": []})").rfind(want, 0), 0u);
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "instances": {"plugin": "a"}})").rfind(want, 0), 0u);
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "instances": [{"plugin": "a"}, "b"]})"),
+              "c.json: /instances/1: expected an object, got \"b\"");
+}
+
+TEST(HostConfig, DuplicateInstanceNamesAreRefused) {
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "instances": [
+                  {"plugin": "phase13", "name": "a"}, {"plugin": "phase12", "name": "a"}]})"),
+              "c.json: /instances/1/name: \"a\" is already used by another instance; names must be unique");
+    // The default name is the plugin's, so two unnamed instances of one plugin clash too.
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "instances": [
+                  {"plugin": "phase12"}, {"plugin": "ethics"}, {"plugin": "phase12"}]})"),
+              "c.json: /instances/2/name: \"phase12\" is already used by another instance; names must be unique");
+}
+
+TEST(HostConfig, InstanceNamesMustBeIdentifiers) {
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "instances": [{"plugin": "phase12", "name": "Phase-12"}]})"),
+              "c.json: /instances/0/name: \"Phase-12\" is not allowed; allowed: [a-z0-9_], 1 to 64 characters");
+    EXPECT_NE(parse_error(R"({"seed": 1, "ticks": 10, "instances": [{"plugin": "phase12", "name": ""}]})")
+                  .find("/instances/0/name: \"\" is not allowed"),
+              std::string::npos);
+}
+
+TEST(HostConfig, BadPolicyValuesListTheChoices) {
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "policy": {"ethics": "stop"}, "instances": [{"plugin": "a"}]})"),
+              "c.json: /policy/ethics: \"stop\" is not allowed; allowed: warn|halt");
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "policy": {"fault": "halt"}, "instances": [{"plugin": "a"}]})"),
+              "c.json: /policy/fault: \"halt\" is not allowed; allowed: stop|disable");
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "policy": {"ethics": 1}, "instances": [{"plugin": "a"}]})"),
+              "c.json: /policy/ethics: 1 is not allowed; allowed: warn|halt");
+}
+
+TEST(HostConfig, MinimalConfigTakesDefaults) {
+    Config c = parse_config(kMinimal, "m.json", "/base");
+    EXPECT_EQ(c.source, "m.json");
+    EXPECT_EQ(c.seed, 1u);
+    EXPECT_EQ(c.ticks, 10u);
+    EXPECT_EQ(c.threads, 0u);
+    EXPECT_FALSE(c.plugins_dir.has_value());
+    EXPECT_EQ(c.ethics_policy, EthicsPolicy::warn);
+    EXPECT_EQ(c.fault_policy, FaultPolicy::stop);
+    ASSERT_EQ(c.instances.size(), 1u);
+    EXPECT_EQ(c.instances[0].name, "phase12");
+    EXPECT_EQ(c.instances[0].plugin, "phase12");
+    EXPECT_EQ(c.instances[0].pointer, "/instances/0");
+    EXPECT_TRUE(c.instances[0].params.is_object());
+    EXPECT_TRUE(c.instances[0].params.empty());
+}
+
+TEST(HostConfig, EveryFieldIsRead) {
+    Config c = parse_config(R"({"seed": 18446744073709551615, "ticks": 7, "threads": 3, "plugins_dir": "p",
+                                "policy": {"ethics": "halt", "fault": "disable"},
+                                "instances": [{"plugin": "phase13", "name": "ring_a", "params": {"k": 0.002}},
+                                              {"plugin": "phase13", "name": "ring_b"}]})",
+                            "x.json", "/etc/qallow");
+    EXPECT_EQ(c.seed, UINT64_MAX);
+    EXPECT_EQ(c.ticks, 7u);
+    EXPECT_EQ(c.threads, 3u);
+    ASSERT_TRUE(c.plugins_dir.has_value());
+    EXPECT_EQ(*c.plugins_dir, fs::path("/etc/qallow/p")); // relative to the file's folder
+    EXPECT_EQ(c.ethics_policy, EthicsPolicy::halt);
+    EXPECT_EQ(c.fault_policy, FaultPolicy::disable);
+    ASSERT_EQ(c.instances.size(), 2u);
+    EXPECT_EQ(c.instances[0].name, "ring_a");
+    EXPECT_EQ(c.instances[0].params.at("k").get<double>(), 0.002);
+    EXPECT_EQ(c.instances[1].name, "ring_b");
+    EXPECT_EQ(c.instances[1].pointer, "/instances/1");
+    EXPECT_STREQ(to_string(EthicsPolicy::halt), "halt");
+    EXPECT_STREQ(to_string(EthicsPolicy::warn), "warn");
+    EXPECT_STREQ(to_string(FaultPolicy::disable), "disable");
+    EXPECT_STREQ(to_string(FaultPolicy::stop), "stop");
+}
+
+TEST(HostConfig, AbsolutePluginsDirIsKept) {
+    Config c = parse_config(R"({"seed": 1, "ticks": 1, "plugins_dir": "/opt/p", "instances": [{"plugin": "a"}]})",
+                            "x.json", "/etc/qallow");
+    EXPECT_EQ(*c.plugins_dir, fs::path("/opt/p"));
+    EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 1, "plugins_dir": "", "instances": [{"plugin": "a"}]})"),
+              "c.json: /plugins_dir: empty; allowed: a directory path (relative to this file)");
+}
+
+TEST(HostConfig, LoadConfigResolvesAgainstTheFilesFolder) {
+    TempDir dir;
+    write_file(dir / "c.json", R"({"seed": 5, "ticks": 3, "plugins_dir": "plug", "instances": [{"plugin": "vm"}]})");
+    Config c = load_config(dir / "c.json");
+    EXPECT_EQ(c.source, (dir / "c.json").string());
+    EXPECT_EQ(*c.plugins_dir, dir.path() / "plug");
+}
+
+TEST(HostConfig, EveryShippedConfigParses) {
+    std::set<std::string> seen;
+    for (const auto& e : fs::directory_iterator(qallow::test::kSourceDir / "configs")) {
+        if (e.path().extension() != ".json") continue;
+        SCOPED_TRACE(e.path().string());
+        Config c;
+        EXPECT_NO_THROW(c = load_config(e.path()));
+        EXPECT_GE(c.ticks, 1u);
+        EXPECT_FALSE(c.instances.empty());
+        seen.insert(e.path().filename().string());
+    }
+    for (const char* name : {"default.json", "phase12.json", "phase13.json"}) EXPECT_TRUE(seen.count(name)) << name;
+
+    Config d = load_config(qallow::test::kSourceDir / "configs/default.json");
+    EXPECT_EQ(d.seed, 42u);
+    EXPECT_EQ(d.ticks, 1000u);
+    ASSERT_EQ(d.instances.size(), 5u);
+    const char* plugins[] = {"vm", "phase12", "phase13", "ethics", "energy"};
+    for (size_t i = 0; i < 5; ++i) EXPECT_EQ(d.instances[i].plugin, plugins[i]);
+    EXPECT_EQ(load_config(qallow::test::kSourceDir / "configs/phase12.json").ticks, 1000u);
+    Config p13 = load_config(qallow::test::kSourceDir / "configs/phase13.json");
+    EXPECT_EQ(p13.ticks, 400u);
+    EXPECT_EQ(p13.instances[0].params.at("k").get<double>(), 0.001);
+    EXPECT_EQ(p13.instances[0].params.at("nodes").get<int>(), 8);
+}
+
+} // namespace
