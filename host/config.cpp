@@ -138,7 +138,7 @@ Config parse_config(const std::string& text, const std::string& source, const fs
     for (size_t i = 0; i < list.size(); ++i) {
         std::string ptr = "/instances/" + std::to_string(i);
         const json& item = r.object(list[i], ptr);
-        r.only_keys(item, ptr, {"plugin", "name", "params"});
+        r.only_keys(item, ptr, {"plugin", "name", "params", "batch"});
         InstanceConfig ic;
         ic.pointer = ptr;
         if (!item.contains("plugin")) r.fail(ptr + "/plugin", "missing; name the plugin to instantiate");
@@ -149,6 +149,20 @@ Config parse_config(const std::string& text, const std::string& source, const fs
         if (!names.insert(ic.name).second)
             r.fail(ptr + "/name", "\"" + ic.name + "\" is already used by another instance; names must be unique");
         if (item.contains("params")) ic.params = r.object(item["params"], ptr + "/params");
+        if (item.contains("batch")) {
+            std::string bp = ptr + "/batch";
+            const json& b = r.object(item["batch"], bp);
+            r.only_keys(b, bp, {"work_ticks", "deadline_tick"});
+            for (const char* k : {"work_ticks", "deadline_tick"})
+                if (!b.contains(k)) r.fail(bp + "/" + k, "missing; a batch phase needs work_ticks and deadline_tick");
+            BatchConfig bc;
+            bc.work_ticks = r.whole(b["work_ticks"], bp + "/work_ticks", 1, UINT64_MAX, "steps the phase must do");
+            bc.deadline_tick = r.whole(b["deadline_tick"], bp + "/deadline_tick", 1, UINT64_MAX, "the tick by which they are done");
+            if (bc.work_ticks > bc.deadline_tick)
+                r.fail(bp + "/work_ticks", std::to_string(bc.work_ticks) + " steps cannot fit by deadline_tick " +
+                                               std::to_string(bc.deadline_tick) + "; allowed: work_ticks <= deadline_tick");
+            ic.batch = bc;
+        }
         c.instances.push_back(std::move(ic));
     }
     return c;

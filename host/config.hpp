@@ -14,11 +14,20 @@
 
 namespace qallow {
 
+// A phase that need not run every tick: it does `work_ticks` steps by
+// `deadline_tick`, on ticks when the energy plugin says power is cheap
+// (`batch_ok`), and on every tick once the deadline leaves no slack.
+struct BatchConfig {
+    uint64_t work_ticks = 0;
+    uint64_t deadline_tick = 0;
+};
+
 struct InstanceConfig {
     std::string name;    // unique, [a-z0-9_]+; defaults to the plugin name
     std::string plugin;  // descriptor name
     nlohmann::json params = nlohmann::json::object();
     std::string pointer; // "/instances/2", for messages
+    std::optional<BatchConfig> batch;
 };
 
 enum class EthicsPolicy { warn, halt };

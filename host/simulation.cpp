@@ -104,7 +104,7 @@ Override parse_override(const std::string& text) {
 
 Simulation::Simulation(const Config& config, const Catalog& catalog, WorkerPool& pool,
                        const std::vector<Override>& overrides)
-    : pool_(pool), seed_(config.seed), fault_policy_(config.fault_policy) {
+    : pool_(pool), seed_(config.seed), fault_policy_(config.fault_policy), config_source_(config.source) {
     // Resolve everything before creating anything, so bad input fails fast
     // and names its source.
     std::vector<std::pair<const InstanceConfig*, Instance>> planned;
@@ -162,6 +162,16 @@ Simulation::Simulation(const Config& config, const Catalog& catalog, WorkerPool&
     instances_.reserve(planned.size());
     for (auto& [ic, in] : planned) {
         in.host = std::make_unique<qallow_host>(qallow_host{this, instances_.size()});
+        if (ic->batch) {
+            if (in.plugin->kind != QALLOW_KIND_PHASE)
+                throw InputError(config.source + ": " + ic->pointer + "/batch: plugin '" + in.plugin->name +
+                                 "' is a " + kind_name(in.plugin->kind) + " plugin; only phases can be batch");
+            if (ic->batch->deadline_tick > config.ticks)
+                throw InputError(config.source + ": " + ic->pointer + "/batch/deadline_tick: " +
+                                 std::to_string(ic->batch->deadline_tick) + " is past the run's last tick " +
+                                 std::to_string(config.ticks) + "; allowed: a tick <= ticks");
+            in.batch = ic->batch;
+        }
         if (in.plugin->kind == QALLOW_KIND_ETHICS) ++ethics_count_;
         instances_.push_back(std::move(in));
     }
@@ -176,6 +186,8 @@ Simulation::Simulation(const Config& config, const Catalog& catalog, WorkerPool&
                     throw std::runtime_error("instance '" + in.name + "' (plugin " + in.plugin->name + " " +
                                              in.plugin->version + "): bind failed: " + plugin_message(st, err));
             }
+            if (in.plugin->kind == QALLOW_KIND_ENERGY && batch_gate_ < 0)
+                batch_gate_ = signals_.find(in.name + ".batch_ok");
             if (in.plugin->kind == QALLOW_KIND_ETHICS) {
                 in.pass_slot = signals_.find(in.name + ".pass");
                 if (in.pass_slot < 0)
@@ -188,6 +200,28 @@ Simulation::Simulation(const Config& config, const Catalog& catalog, WorkerPool&
         throw;
     }
     before_.resize(signals_.size());
+    for (size_t i = 0; i < instances_.size(); ++i)
+        if (instances_[i].batch && batch_gate_ < 0) {
+            destroy_all();
+            throw InputError(config.source + ": " + planned[i].first->pointer +
+                             "/batch: no energy instance publishes batch_ok; add the energy plugin to the config");
+        }
+}
+
+// The gate is last tick's energy reading (energy steps last), so tick 1 has
+// none yet and counts as closed.
+bool Simulation::batch_runs(Instance& in) {
+    const BatchConfig& b = *in.batch;
+    if (in.batch_done >= b.work_ticks) return false;
+    bool open = signals_.values()[batch_gate_] == 1.0;
+    bool forced = tick_ <= b.deadline_tick && b.deadline_tick - tick_ + 1 <= b.work_ticks - in.batch_done;
+    if (!open && !forced) {
+        ++in.batch_deferred;
+        return false;
+    }
+    if (!open) ++in.batch_forced;
+    ++in.batch_done;
+    return true;
 }
 
 Simulation::~Simulation() { destroy_all(); }
@@ -215,6 +249,10 @@ void Simulation::create(size_t index, const InstanceConfig& ic) {
     in.slot_count = signals_.size() - in.first_slot;
     if (st != QALLOW_OK) {
         if (handle) in.plugin->desc->destroy(handle);
+        // A plugin refusing its parameters is bad input like any other.
+        if (st == QALLOW_ERR_INVALID_ARGUMENT)
+            throw InputError(config_source_ + ": " + ic.pointer + ": plugin '" + in.plugin->name +
+                             "' refused the parameters of instance '" + in.name + "': " + plugin_message(st, err));
         throw std::runtime_error(ic.pointer + ": plugin '" + in.plugin->name + "' could not create instance '" +
                                  in.name + "': " + plugin_message(st, err));
     }
@@ -251,7 +289,7 @@ TickResult Simulation::step() {
     if (fault_policy_ == FaultPolicy::stop) std::copy(values, values + before_.size(), before_.begin());
     for (size_t i = 0; i < instances_.size(); ++i) {
         Instance& in = instances_[i];
-        if (in.disabled) continue;
+        if (in.disabled || (in.batch && !batch_runs(in))) continue;
         t.seed = in.seed;
         qallow_error err;
         err.message[0] = 0;

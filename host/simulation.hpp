@@ -11,6 +11,7 @@
 #include "worker_pool.hpp"
 
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,9 @@ struct Instance {
     uint64_t seed = 0;
     std::map<std::string, std::string> reports;
     bool disabled = false;
+    // Batch phases only (see BatchConfig).
+    std::optional<BatchConfig> batch;
+    uint64_t batch_done = 0, batch_deferred = 0, batch_forced = 0;
 };
 
 // "--set inst.param=value" after parsing.
@@ -84,6 +88,7 @@ public:
 private:
     void create(size_t index, const InstanceConfig& ic);
     void destroy_all();
+    bool batch_runs(Instance& in);
 
     WorkerPool& pool_;
     Signals signals_;
@@ -95,6 +100,8 @@ private:
     // Under policy stop, the signal table as the last complete tick left it:
     // an interrupted tick must not leak half its values into the summary.
     std::vector<double> before_;
+    std::string config_source_;
+    int32_t batch_gate_ = -1; // <energy>.batch_ok, when a batch phase needs it
 };
 
 } // namespace qallow

@@ -28,6 +28,12 @@ nlohmann::json make_summary(const Simulation& sim, const RunFacts& f) {
                            {"sha256", in.plugin->sha256},
                            {"disabled", in.disabled},
                            {"reports", reports}});
+        if (in.batch)
+            plugins.back()["batch"] = {{"work_ticks", in.batch->work_ticks},
+                                       {"deadline_tick", in.batch->deadline_tick},
+                                       {"done", in.batch_done},
+                                       {"deferred", in.batch_deferred},
+                                       {"forced", in.batch_forced}};
         if (in.plugin->kind == QALLOW_KIND_ENERGY && energy.is_null()) {
             energy = {{"instance", in.name}};
             for (const char* key : {"source", "joules_total", "ops_total", "j_per_op", "cost", "cpufreq_khz", "dvfs_request"})

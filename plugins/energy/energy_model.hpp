@@ -65,6 +65,9 @@ struct Meter {
     double j_per_op() const { return ops_total != 0 ? joules_total / ops_total : 0.0; }
 };
 
+// Batch phases may run at this price: always without a cap (0).
+inline bool batch_allowed(double price, double cap) { return cap <= 0 || price <= cap; }
+
 inline std::string cpufreq_path(const std::string& cpufreq_root) {
     return cpufreq_root + "/cpu0/cpufreq/scaling_cur_freq";
 }

@@ -31,7 +31,13 @@ public:
           cpufreq_(cpufreq_path(ctx.string("cpufreq_root"))),
           ncpus_(std::max(1u, std::thread::hardware_concurrency())),
           joules_(ctx.output("joules", QALLOW_SIGNAL_MEASURED)), watts_(ctx.output("watts", QALLOW_SIGNAL_MEASURED)),
-          j_per_op_(ctx.output("j_per_op", QALLOW_SIGNAL_MEASURED)), last_(sample_clocks()) {
+          j_per_op_(ctx.output("j_per_op", QALLOW_SIGNAL_MEASURED)),
+          price_(ctx.output("price", QALLOW_SIGNAL_MEASURED)),
+          batch_ok_(ctx.output("batch_ok", QALLOW_SIGNAL_MEASURED)), price_cap_(ctx.number("price_cap")),
+          last_(sample_clocks()) {
+        if (price_cap_ > 0 && !prices_)
+            throw Error(QALLOW_ERR_INVALID_ARGUMENT,
+                        "energy: price_cap " + format_number(price_cap_) + " needs a price: set price_per_kwh or price_csv");
         if (!fallback_.empty()) ctx.log(QALLOW_LOG_INFO, "using the power model: " + fallback_);
     }
 
@@ -45,7 +51,10 @@ public:
         double dt = now.wall_s - last_.wall_s, dcpu = now.cpu_s - last_.cpu_s;
         last_ = now;
         double joules = rapl_ ? rapl_->joules_since_last() : model_.at(dt, dcpu, ncpus_).joules;
-        TickEnergy e = meter_.add(joules, dt, sum_ops(t, ops_), prices_ ? prices_->now() : 0.0);
+        double price = prices_ ? prices_->now() : 0.0;
+        TickEnergy e = meter_.add(joules, dt, sum_ops(t, ops_), price);
+        t[price_] = price;
+        t[batch_ok_] = batch_allowed(price, price_cap_) ? 1.0 : 0.0;
         t[joules_] = e.joules;
         t[watts_] = e.watts;
         t[j_per_op_] = e.j_per_op;
@@ -71,7 +80,8 @@ private:
     std::optional<PriceTable> prices_;
     Fd cpufreq_;
     unsigned ncpus_;
-    Signal joules_, watts_, j_per_op_;
+    Signal joules_, watts_, j_per_op_, price_, batch_ok_;
+    double price_cap_;
     std::vector<Signal> ops_;
     Meter meter_;
     ClockSample last_; // the first step measures from create
@@ -90,5 +100,7 @@ QALLOW_PLUGIN(Energy, QALLOW_KIND_ENERGY, "energy", "1.0.0",
               qallow::number("price_per_kwh", 0.0, "flat price per kWh, 0 = no cost reported",
                              qallow::Bounds{}.between(0, max_price)),
               qallow::string("price_csv", "", "CSV 'hour,price_per_kwh', 24 rows for UTC hours 0..23"),
+              qallow::number("price_cap", 0.0, "batch phases run while the price is at most this; 0 = no cap",
+                             qallow::Bounds{}.between(0, max_price)),
               qallow::string("powercap_root", "/sys/class/powercap", "where the RAPL domains are"),
               qallow::string("cpufreq_root", "/sys/devices/system/cpu", "where cpu0/cpufreq is"))

@@ -460,7 +460,7 @@ TEST_F(CliFault, FailedCreateExits1WithoutOutput) {
     EXPECT_EQ(r.status, 1) << r.err;
     EXPECT_CONTAINS(r.err, "qallow: error: " + cfg.string() +
                                ": /instances/1: plugin 'faulty' could not create instance 'f': asked to fail in create "
-                               "[invalid argument]");
+                               "[internal error]");
     EXPECT_FALSE(fs::exists(dir_ / "out" / "telemetry.csv"));
 }
 
@@ -610,6 +610,108 @@ TEST(Cli, RunHelpMentionsSetAndTicks) {
     EXPECT_CONTAINS(r.out, "--set");
     EXPECT_CONTAINS(r.out, "--ticks");
     EXPECT_CONTAINS(r.out, "--plugins");
+}
+
+} // namespace
+
+// ---- batch phases: run when power is cheap, or when the deadline forces ----
+
+namespace {
+
+// phase12 as a batch phase of 10 steps due by tick 100, next to vm, with
+// the energy plugin reading a flat price table against a cap.
+std::string batch_config(const fs::path& prices, double cap) {
+    return R"({"seed": 3, "ticks": 100, "instances": [
+        {"plugin": "vm", "params": {"nodes": 64}},
+        {"plugin": "phase12", "batch": {"work_ticks": 10, "deadline_tick": 100}},
+        {"plugin": "energy", "params": {"source": "model", "price_csv": ")" +
+           prices.string() + R"(", "price_cap": )" + std::to_string(cap) + "}}]}";
+}
+
+void write_flat_prices(const fs::path& file, double price) {
+    std::string csv = "hour,price_per_kwh\n";
+    for (int h = 0; h < 24; ++h) csv += std::to_string(h) + "," + std::to_string(price) + "\n";
+    write_file(file, csv);
+}
+
+// phase12's entropy after n of its own steps, eps 1e-4 (MODELS.md).
+double phase12_entropy(int n) {
+    double e = 0.0007;
+    for (int i = 0; i < n; ++i) e = std::clamp(e - 1e-6 + 1e-4 * 2e-7, 0.0, 0.001);
+    return e;
+}
+
+
+TEST(CliBatch, ExpensivePowerDefersTheBatchPhaseUntilItsDeadline) {
+    TempDir dir;
+    write_flat_prices(dir / "prices.csv", 0.5);
+    write_file(dir / "batch.json", batch_config(dir / "prices.csv", 0.1));
+    Result r = qallow(dir, run_args(dir / "batch.json", dir / "out"));
+    ASSERT_EQ(r.status, 0) << r.err;
+    json s = read_json(dir / "out" / "summary.json");
+    json batch;
+    for (const auto& p : s["plugins"])
+        if (p["instance"] == "phase12") batch = p["batch"];
+    ASSERT_FALSE(batch.is_null()) << s.dump(2);
+    EXPECT_EQ(batch["done"], 10);
+    EXPECT_EQ(batch["deferred"], 90);
+    EXPECT_EQ(batch["forced"], 10);
+    Csv csv = read_csv(dir / "out" / "telemetry.csv");
+    // Never stepped before tick 91: its signals keep the table's initial 0.
+    EXPECT_EQ(csv.at(90, "phase12.entropy"), "0");
+    EXPECT_EQ(number(csv.at(91, "phase12.entropy")), phase12_entropy(1));
+    EXPECT_EQ(number(csv.at(100, "phase12.entropy")), phase12_entropy(10));
+    EXPECT_EQ(csv.at(100, "phase12.ops"), "1");
+    Csv m = read_csv(dir / "out" / "measurements.csv");
+    EXPECT_EQ(m.at(50, "energy.batch_ok"), "0");
+    EXPECT_EQ(number(m.at(50, "energy.price")), 0.5);
+}
+
+TEST(CliBatch, CheapPowerRunsTheBatchPhaseAsSoonAsPriceIsKnown) {
+    TempDir dir;
+    write_flat_prices(dir / "prices.csv", 0.05);
+    write_file(dir / "batch.json", batch_config(dir / "prices.csv", 0.1));
+    Result r = qallow(dir, run_args(dir / "batch.json", dir / "out"));
+    ASSERT_EQ(r.status, 0) << r.err;
+    Csv csv = read_csv(dir / "out" / "telemetry.csv");
+    // Tick 1 has no price reading yet (energy steps last); ticks 2..11 run it.
+    EXPECT_EQ(csv.at(1, "phase12.entropy"), "0");
+    EXPECT_EQ(number(csv.at(2, "phase12.entropy")), phase12_entropy(1));
+    EXPECT_EQ(number(csv.at(11, "phase12.entropy")), phase12_entropy(10));
+    EXPECT_EQ(csv.at(100, "phase12.entropy"), csv.at(11, "phase12.entropy"));
+    json s = read_json(dir / "out" / "summary.json");
+    for (const auto& p : s["plugins"])
+        if (p["instance"] == "phase12") {
+            EXPECT_EQ(p["batch"]["deferred"], 1);
+            EXPECT_EQ(p["batch"]["forced"], 0);
+        }
+    EXPECT_TRUE(s["energy"].contains("cost"));
+}
+
+TEST(CliBadInput, BatchMistakesAreNamed) {
+    TempDir dir;
+    write_flat_prices(dir / "prices.csv", 0.05);
+    auto expect_refused = [&](const std::string& config, const std::string& fragment) {
+        write_file(dir / "bad.json", config);
+        Result r = qallow(dir, run_args(dir / "bad.json", dir / "out"));
+        EXPECT_EQ(r.status, 2) << config;
+        EXPECT_TRUE(contains(r.err, fragment)) << r.err;
+    };
+    const std::string energy = R"({"plugin": "energy"})";
+    expect_refused(R"({"seed": 1, "ticks": 50, "instances": [{"plugin": "phase12", "batch": {"work_ticks": 5, "deadline_tick": 60}}, )" + energy + "]}",
+                   "/instances/0/batch/deadline_tick: 60 is past the run's last tick 50");
+    expect_refused(R"({"seed": 1, "ticks": 50, "instances": [{"plugin": "phase12", "batch": {"work_ticks": 9, "deadline_tick": 8}}, )" + energy + "]}",
+                   "/instances/0/batch/work_ticks: 9 steps cannot fit by deadline_tick 8");
+    expect_refused(R"({"seed": 1, "ticks": 50, "instances": [{"plugin": "phase12", "batch": {"work_ticks": 5}}, )" + energy + "]}",
+                   "/instances/0/batch/deadline_tick: missing");
+    expect_refused(R"({"seed": 1, "ticks": 50, "instances": [{"plugin": "phase12", "batch": {"work_ticks": 5, "deadline_tick": 9}}]})",
+                   "/instances/0/batch: no energy instance publishes batch_ok");
+    expect_refused(R"({"seed": 1, "ticks": 50, "instances": [{"plugin": "phase12"}, {"plugin": "energy", "batch": {"work_ticks": 1, "deadline_tick": 9}}]})",
+                   "only phases can be batch");
+    write_file(dir / "cap.json", R"({"seed": 1, "ticks": 5, "instances": [{"plugin": "phase12"}, {"plugin": "energy", "params": {"price_cap": 0.2}}]})");
+    Result r = qallow(dir, run_args(dir / "cap.json", dir / "out"));
+    EXPECT_EQ(r.status, 2);
+    EXPECT_TRUE(contains(r.err, "price_cap 0.2 needs a price: set price_per_kwh or price_csv")) << r.err;
 }
 
 } // namespace

@@ -8,7 +8,7 @@ public:
     explicit Faulty(qallow::Context& ctx)
         : fail_at_(ctx.integer("fail_at")), nan_at_(ctx.integer("nan_at")), value_(ctx.output("value")),
           ops_(ctx.output("ops")) {
-        if (ctx.boolean("fail_create")) throw qallow::Error(QALLOW_ERR_INVALID_ARGUMENT, "asked to fail in create");
+        if (ctx.boolean("fail_create")) throw qallow::Error(QALLOW_ERR_INTERNAL, "asked to fail in create");
     }
     void step(qallow::Tick& t) override {
         if (fail_at_ > 0 && t.number() == uint64_t(fail_at_))

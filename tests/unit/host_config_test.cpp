@@ -58,7 +58,7 @@ TEST(HostConfig, UnknownTopLevelKeyNamesPointerAndAllowedKeys) {
 TEST(HostConfig, UnknownInstanceKeyNamesPointerAndAllowedKeys) {
     EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10,
                               "instances": [{"plugin": "phase12"}, {"plugin": "ethics", "colour": "red"}]})"),
-              "c.json: /instances/1/colour: unknown key; allowed keys here: plugin, name, params");
+              "c.json: /instances/1/colour: unknown key; allowed keys here: plugin, name, params, batch");
 }
 
 TEST(HostConfig, UnknownPolicyKeyNamesPointer) {

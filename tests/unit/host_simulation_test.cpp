@@ -361,7 +361,7 @@ TEST_F(HostSimulationFaults, FailedCreateIsARuntimeErrorNamingPointerAndInstance
     } catch (const std::runtime_error& e) {
         msg = e.what();
     }
-    EXPECT_EQ(msg, "/instances/1: plugin 'faulty' could not create instance 'f': asked to fail in create [invalid argument]");
+    EXPECT_EQ(msg, "/instances/1: plugin 'faulty' could not create instance 'f': asked to fail in create [internal error]");
 }
 
 TEST_F(HostSimulationFaults, DisableByHandSkipsTheInstance) {
