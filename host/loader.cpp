@@ -129,9 +129,9 @@ std::shared_ptr<LoadedPlugin> load_plugin(const fs::path& file) {
     p->version = d->version;
     p->description = d->description ? d->description : "";
     if (d->kind != QALLOW_KIND_PHASE && d->kind != QALLOW_KIND_ETHICS && d->kind != QALLOW_KIND_ENERGY)
-        throw InputError("plugin '" + p->name + "': unknown kind " + std::to_string(int(d->kind)) +
+        throw InputError("plugin '" + p->name + "': unknown kind " + std::to_string(d->kind) +
                          " (allowed: 1 phase, 2 ethics, 3 energy)");
-    p->kind = d->kind;
+    p->kind = static_cast<qallow_kind>(d->kind);
     if (!d->create || !d->destroy || !d->step)
         throw InputError("plugin '" + p->name + "': create, destroy and step are required");
     p->state_version = d->state_version;

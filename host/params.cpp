@@ -47,7 +47,7 @@ ParamSpec ParamSpec::from_def(const qallow_param_def& d) {
     ParamSpec s;
     s.name = d.name ? d.name : "";
     s.doc = d.doc ? d.doc : "";
-    s.type = d.type;
+    s.type = static_cast<qallow_param_type>(d.type);
     s.default_number = d.default_number;
     s.default_string = d.default_string ? d.default_string : "";
     s.min = d.min;

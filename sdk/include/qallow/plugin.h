@@ -17,6 +17,9 @@
 ** either side reads only the fields the other one was built with: a plugin
 ** built against an older minor keeps loading in a newer host.
 **
+** Enumerations are stored in uint32_t fields: a C enum's size is up to
+** the compiler, a field's is not.
+**
 ** Errors.  Every call returns a qallow_status and, on failure, writes a
 ** human-readable line into the qallow_error the host passes in.  No C++
 ** exception may cross this boundary.
@@ -94,7 +97,7 @@ typedef enum qallow_param_type {
 
 typedef struct qallow_param_def {
     uint32_t struct_size;
-    qallow_param_type type;
+    uint32_t type;              /* qallow_param_type */
     const char *name;           /* [a-z0-9_]+ */
     const char *doc;            /* one line */
     double default_number;      /* DOUBLE, INT, BOOL (0/1) */
@@ -109,7 +112,7 @@ typedef struct qallow_param_def {
 /* A validated value; the host owns any string and keeps it alive for the
 ** duration of the call (create/set_param). */
 typedef struct qallow_value {
-    qallow_param_type type;
+    uint32_t type; /* qallow_param_type */
     union {
         double number; /* DOUBLE */
         int64_t integer; /* INT */
@@ -184,7 +187,7 @@ typedef struct qallow_plugin {
     uint32_t struct_size;
     uint32_t abi_major;       /* QALLOW_ABI_MAJOR the plugin was built with */
     uint32_t abi_minor;
-    qallow_kind kind;
+    uint32_t kind;            /* qallow_kind */
     const char *name;         /* [a-z0-9_]+, unique in a plugin directory */
     const char *version;      /* semver, "1.2.3" */
     const char *description;  /* one line */
