@@ -2,7 +2,11 @@
 
 #include "errors.hpp"
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -11,6 +15,17 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
+
+// RFC 6901: "~" and "/" inside a key are escaped.
+std::string pointer_token(const std::string& key) {
+    std::string out;
+    for (char c : key) {
+        if (c == '~') out += "~0";
+        else if (c == '/') out += "~1";
+        else out += c;
+    }
+    return out;
+}
 
 class Reader {
 public:
@@ -27,7 +42,7 @@ public:
             if (!known) {
                 std::string list;
                 for (const char* allowed : keys) list += std::string(list.empty() ? "" : ", ") + allowed;
-                fail(pointer + "/" + k, "unknown key; allowed keys here: " + list);
+                fail(pointer + "/" + pointer_token(k), "unknown key; allowed keys here: " + list);
             }
         }
     }
@@ -67,6 +82,58 @@ private:
     std::string source_;
 };
 
+// nlohmann keeps the last of two equal keys without a word; a config that
+// says "ticks" twice is a mistake to point at.  Tracks the JSON pointer of
+// the value being parsed so the message can name it.
+class DuplicateKeyCheck {
+public:
+    bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
+        switch (event) {
+        case json::parse_event_t::object_start:
+            element_started();
+            frames_.push_back({false, 0, "", {}});
+            break;
+        case json::parse_event_t::array_start:
+            element_started();
+            frames_.push_back({true, 0, "", {}});
+            break;
+        case json::parse_event_t::object_end:
+        case json::parse_event_t::array_end:
+            frames_.pop_back();
+            break;
+        case json::parse_event_t::key: {
+            Frame& f = frames_.back();
+            f.key = parsed.get<std::string>();
+            if (!f.keys.insert(f.key).second && !duplicate_) duplicate_ = pointer();
+            break;
+        }
+        case json::parse_event_t::value:
+            element_started();
+            break;
+        }
+        return true;
+    }
+    const std::optional<std::string>& duplicate() const { return duplicate_; }
+
+private:
+    struct Frame {
+        bool array;
+        size_t next; // array: elements started so far
+        std::string key;
+        std::set<std::string> keys;
+    };
+    void element_started() {
+        if (!frames_.empty() && frames_.back().array) ++frames_.back().next;
+    }
+    std::string pointer() const {
+        std::string p;
+        for (const auto& f : frames_) p += "/" + (f.array ? std::to_string(f.next - 1) : pointer_token(f.key));
+        return p;
+    }
+    std::vector<Frame> frames_;
+    std::optional<std::string> duplicate_;
+};
+
 bool identifier(const std::string& s) {
     if (s.empty() || s.size() > 64) return false;
     for (char c : s)
@@ -95,8 +162,9 @@ const char* to_string(FaultPolicy p) { return p == FaultPolicy::disable ? "disab
 
 Config parse_config(const std::string& text, const std::string& source, const fs::path& base_dir) {
     json root;
+    DuplicateKeyCheck duplicates;
     try {
-        root = json::parse(text);
+        root = json::parse(text, std::ref(duplicates));
     } catch (const json::parse_error& e) {
         std::string what = e.what();
         // Drop nlohmann's "[json.exception.parse_error.101] parse error at line 1, column 2: " prefix.
@@ -105,6 +173,7 @@ Config parse_config(const std::string& text, const std::string& source, const fs
         throw InputError(source + ":" + position(text, e.byte) + ": malformed JSON: " + reason);
     }
     Reader r(source);
+    if (duplicates.duplicate()) r.fail(*duplicates.duplicate(), "this key appears twice in its object; keep one");
     r.object(root, "");
     r.only_keys(root, "", {"seed", "ticks", "threads", "plugins_dir", "policy", "instances"});
 
@@ -169,10 +238,16 @@ Config parse_config(const std::string& text, const std::string& source, const fs
 }
 
 Config load_config(const fs::path& file) {
+    std::error_code ec;
+    auto status = fs::status(file, ec);
+    if (ec || !fs::exists(status)) throw InputError(file.string() + ": cannot read the config file: it does not exist");
+    if (fs::is_directory(status)) throw InputError(file.string() + ": cannot read the config file: it is a directory");
+    if (!fs::is_regular_file(status)) throw InputError(file.string() + ": cannot read the config file: not a regular file");
     std::ifstream in(file, std::ios::binary);
-    if (!in) throw InputError(file.string() + ": cannot read the config file (missing or unreadable)");
+    if (!in) throw InputError(file.string() + ": cannot read the config file: " + std::strerror(errno));
     std::stringstream ss;
     ss << in.rdbuf();
+    if (in.bad()) throw InputError(file.string() + ": read error: " + std::strerror(errno));
     return parse_config(ss.str(), file.string(), file.parent_path());
 }
 

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
                                           std::to_string(QALLOW_ABI_MAJOR) + "." +
                                           std::to_string(QALLOW_ABI_MINOR) + ")");
     app.require_subcommand(1);
+    app.fallthrough(); // --log-level works before or after the command
     std::string log_level = "info";
     app.add_option("--log-level", log_level, "debug|info|warn|error")
         ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}));

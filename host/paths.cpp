@@ -27,7 +27,7 @@ fs::path resolve_plugin_dir(const std::optional<fs::path>& flag, const std::opti
         return env;
     }
     how = "beside the executable";
-    return (executable_dir() / ".." / "lib" / "qallow" / "plugins").lexically_normal();
+    return (executable_dir() / QALLOW_PLUGIN_DIR_FROM_BIN).lexically_normal();
 }
 
 } // namespace qallow

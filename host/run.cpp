@@ -48,6 +48,8 @@ struct Outputs {
 } // namespace
 
 int run_command(const RunOptions& opt) {
+    // First: a signal during setup must still end in a clean stop.
+    install_stop_handlers();
     // ---- everything that can be wrong with the input, before any output ----
     Config config;
     std::vector<Override> overrides;
@@ -74,10 +76,11 @@ int run_command(const RunOptions& opt) {
                  catalog.refused.size());
     for (const auto& r : catalog.refused) spdlog::warn("refused {}: {}", r.file.string(), r.reason);
 
-    WorkerPool pool(config.threads);
+    std::unique_ptr<WorkerPool> pool;
     std::unique_ptr<Simulation> sim;
     try {
-        sim = std::make_unique<Simulation>(config, catalog, pool, overrides);
+        pool = std::make_unique<WorkerPool>(config.threads);
+        sim = std::make_unique<Simulation>(config, catalog, *pool, overrides);
     } catch (const InputError& e) {
         std::fprintf(stderr, "qallow: error: %s\n", e.what());
         return 2;
@@ -103,21 +106,28 @@ int run_command(const RunOptions& opt) {
         return 2;
     }
     if (!outputs.measurements) fs::remove(out_dir / "measurements.csv", ec);
+    // Find out now, not after the last tick, whether the summary can be written.
+    try {
+        probe_writable(out_dir / "summary.json.tmp");
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "qallow: error: %s\n", e.what());
+        return 2;
+    }
 
     RunFacts facts;
     facts.config_file = opt.config.string();
     facts.config_digest = crypto::sha256_hex(sim->resolved().dump());
     facts.plugin_dir = plugin_dir.string();
     facts.ticks_requested = config.ticks;
-    facts.threads = pool.size();
+    facts.threads = pool->size();
     facts.ethics_policy = to_string(config.ethics_policy);
     facts.fault_policy = to_string(config.fault_policy);
     facts.stopped_by = "completed";
 
-    install_stop_handlers();
     Progress progress(config.ticks, opt.progress && stderr_is_terminal());
     const double* values = sim->signals().values();
     auto start = std::chrono::steady_clock::now();
+    auto last_flush = start;
     int status = 0;
     try {
         while (sim->tick() < config.ticks) {
@@ -158,10 +168,17 @@ int run_command(const RunOptions& opt) {
                 }
             }
             progress.update(sim->tick());
+            // A crash or a full disk then costs at most a second of rows.
+            auto now = std::chrono::steady_clock::now();
+            if (now - last_flush >= std::chrono::seconds(1)) {
+                outputs.flush();
+                last_flush = now;
+            }
         }
     } catch (const std::exception& e) { // an output write failed: keep what is on disk
-        facts.stopped_by = "fault";
+        facts.stopped_by = "write_error";
         facts.error = e.what();
+        spdlog::error("{}", facts.error);
         status = 1;
     }
     facts.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -169,6 +186,13 @@ int run_command(const RunOptions& opt) {
     sim->finish();
     try {
         outputs.flush();
+    } catch (const std::exception& e) {
+        facts.stopped_by = "write_error";
+        facts.error = e.what();
+        spdlog::error("{}", facts.error);
+        status = status ? status : 1;
+    }
+    try {
         auto summary = make_summary(*sim, facts);
         write_json_atomically(out_dir / "summary.json", summary);
         std::cout << human_summary(summary) << "  out: " << out_dir.string() << "/{telemetry.csv"

@@ -18,8 +18,9 @@ struct RunOptions {
     bool progress = true; // still only drawn on a terminal
 };
 
-// Exit status: 0 completed or stopped by SIGINT/SIGTERM, 1 a plugin fault
-// stopped the run, 2 bad input (nothing was run), 3 ethics policy halt.
+// Exit status: 0 completed or stopped by SIGINT/SIGTERM, 1 a plugin fault or
+// an output write error stopped the run, 2 bad input (nothing was run), 3
+// ethics policy halt.
 int run_command(const RunOptions& options);
 
 } // namespace qallow

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 struct qallow_host {
@@ -104,7 +105,8 @@ Override parse_override(const std::string& text) {
 
 Simulation::Simulation(const Config& config, const Catalog& catalog, WorkerPool& pool,
                        const std::vector<Override>& overrides)
-    : pool_(pool), seed_(config.seed), fault_policy_(config.fault_policy), config_source_(config.source) {
+    : pool_(pool), seed_(config.seed), fault_policy_(config.fault_policy), ethics_policy_(config.ethics_policy),
+      config_source_(config.source) {
     // Resolve everything before creating anything, so bad input fails fast
     // and names its source.
     std::vector<std::pair<const InstanceConfig*, Instance>> planned;
@@ -137,6 +139,11 @@ Simulation::Simulation(const Config& config, const Catalog& catalog, WorkerPool&
         }
         planned.emplace_back(&ic, std::move(in));
     }
+    for (size_t i = 0; i < overrides.size(); ++i)
+        for (size_t j = 0; j < i; ++j)
+            if (overrides[i].instance == overrides[j].instance && overrides[i].param == overrides[j].param)
+                throw InputError("--set " + overrides[i].flag + ": " + overrides[i].instance + "." + overrides[i].param +
+                                 " is already set by --set " + overrides[j].flag + "; give each parameter once");
     for (const auto& o : overrides) {
         auto it = std::find_if(planned.begin(), planned.end(), [&](const auto& p) { return p.second.name == o.instance; });
         if (it == planned.end()) {
@@ -316,12 +323,26 @@ TickResult Simulation::step() {
             r.stopped = true;
             return r;
         }
-        in.disabled = true;
+        disable(i);
     }
     // A disabled ethics instance cannot vouch for the tick: it fails.
     for (const auto& in : instances_)
         if (in.pass_slot >= 0 && (in.disabled || values[in.pass_slot] != 1.0)) r.ethics_pass = false;
     return r;
+}
+
+// A disabled instance's values are absent, not stale: NaN for every signal
+// (readers such as ethics then fail rather than trust them), except its
+// work count, which is truly zero.
+void Simulation::disable(size_t instance) {
+    Instance& in = instances_[instance];
+    in.disabled = true;
+    double* values = signals_.values();
+    for (size_t s = in.first_slot; s < in.first_slot + in.slot_count; ++s) {
+        const std::string& name = signals_.name(s);
+        bool ops = name.size() >= 4 && name.compare(name.size() - 4, 4, ".ops") == 0;
+        values[s] = ops ? 0.0 : std::numeric_limits<double>::quiet_NaN();
+    }
 }
 
 void Simulation::finish() {
@@ -338,10 +359,14 @@ nlohmann::json Simulation::resolved() const {
     for (const auto& in : instances_) {
         nlohmann::json params = nlohmann::json::object();
         for (size_t p = 0; p < in.values.size(); ++p) params[in.plugin->params[p].name] = value_to_json(in.values[p]);
-        list.push_back({{"name", in.name}, {"plugin", in.plugin->name}, {"version", in.plugin->version},
-                        {"params", params}});
+        nlohmann::json item = {{"name", in.name}, {"plugin", in.plugin->name}, {"version", in.plugin->version},
+                               {"params", params}};
+        if (in.batch)
+            item["batch"] = {{"work_ticks", in.batch->work_ticks}, {"deadline_tick", in.batch->deadline_tick}};
+        list.push_back(std::move(item));
     }
-    return {{"seed", seed_}, {"instances", list}};
+    return {{"seed", seed_}, {"instances", list},
+            {"policy", {{"ethics", to_string(ethics_policy_)}, {"fault", to_string(fault_policy_)}}}};
 }
 
 } // namespace qallow

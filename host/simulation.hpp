@@ -67,7 +67,8 @@ public:
     TickResult step();
     // Lets every live instance publish its final reports.
     void finish();
-    void disable(size_t instance) { instances_[instance].disabled = true; }
+    // Takes an instance out of the loop; its signals become NaN (ops 0).
+    void disable(size_t instance);
 
     uint64_t tick() const { return tick_; }
     uint64_t seed() const { return seed_; }
@@ -75,8 +76,11 @@ public:
     const std::vector<Instance>& instances() const { return instances_; }
     size_t ethics_count() const { return ethics_count_; }
     WorkerPool& pool() { return pool_; }
-    // Every instance with its plugin and fully resolved parameters, for the
-    // config digest: two runs with equal digests compute the same thing.
+    // Seed, policies and every instance with its plugin, version and fully
+    // resolved parameters: the config digest.  Two runs with equal digests
+    // compute the same ticks; the tick count and thread count are left out
+    // (neither changes what a tick computes), so a longer run of the same
+    // model shares the digest.
     nlohmann::json resolved() const;
 
     // Used by the C callbacks.
@@ -97,6 +101,7 @@ private:
     uint64_t tick_ = 0, seed_ = 0;
     long creating_ = -1;
     FaultPolicy fault_policy_;
+    EthicsPolicy ethics_policy_;
     // Under policy stop, the signal table as the last complete tick left it:
     // an interrupted tick must not leak half its values into the summary.
     std::vector<double> before_;

@@ -11,6 +11,9 @@ extern "C" void on_stop(int sig) { received = sig; }
 void install_stop_handlers() {
     struct sigaction sa {};
     sa.sa_handler = on_stop;
+    // One signal asks for a clean stop; a second one, with the default
+    // action back in place, ends a step that hangs.
+    sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);

@@ -72,16 +72,33 @@ nlohmann::json make_summary(const Simulation& sim, const RunFacts& f) {
 void write_json_atomically(const std::filesystem::path& file, const nlohmann::json& j) {
     std::filesystem::path tmp = file;
     tmp += ".tmp";
+    std::error_code ec;
+    // Plugin-supplied text may not be UTF-8: replace, never lose the file.
+    std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         if (!out) throw std::runtime_error(tmp.string() + ": cannot write: " + std::strerror(errno));
-        out << j.dump(2) << "\n";
+        out << text;
         out.flush();
-        if (!out) throw std::runtime_error(tmp.string() + ": write failed: " + std::strerror(errno));
+        if (!out) {
+            std::filesystem::remove(tmp, ec);
+            throw std::runtime_error(tmp.string() + ": write failed: " + std::strerror(errno));
+        }
+    }
+    std::filesystem::rename(tmp, file, ec);
+    if (ec) {
+        std::filesystem::remove(tmp, ec);
+        throw std::runtime_error(file.string() + ": cannot replace: " + ec.message());
+    }
+}
+
+void probe_writable(const std::filesystem::path& file) {
+    {
+        std::ofstream out(file, std::ios::binary | std::ios::trunc);
+        if (!out) throw std::runtime_error(file.string() + ": cannot write: " + std::strerror(errno));
     }
     std::error_code ec;
-    std::filesystem::rename(tmp, file, ec);
-    if (ec) throw std::runtime_error(file.string() + ": cannot replace: " + ec.message());
+    std::filesystem::remove(file, ec);
 }
 
 std::string human_summary(const nlohmann::json& s) {

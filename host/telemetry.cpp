@@ -18,7 +18,15 @@ CsvWriter::CsvWriter(const std::filesystem::path& file, const Signals& signals, 
     std::string header = "tick";
     for (size_t s : slots_) header += "," + signals.name(s);
     header += "\n";
-    std::fwrite(header.data(), 1, header.size(), out_);
+    // Sized for the widest row (20-digit tick, 24 characters a double), so
+    // rows never reallocate.
+    row_.reserve(32 + 32 * slots_.size());
+    if (std::fwrite(header.data(), 1, header.size(), out_) != header.size() || std::fflush(out_) != 0) {
+        std::string why = std::strerror(errno);
+        std::fclose(out_);
+        out_ = nullptr;
+        throw std::runtime_error(file.string() + ": cannot write: " + why);
+    }
 }
 
 CsvWriter::~CsvWriter() {

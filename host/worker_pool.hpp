@@ -15,7 +15,8 @@ namespace qallow {
 
 class WorkerPool {
 public:
-    // `threads` counts the calling thread too; 0 means every core.
+    // `threads` counts the calling thread too; 0 means every core.  Throws
+    // InputError when the system cannot start that many.
     explicit WorkerPool(unsigned threads);
     ~WorkerPool();
     WorkerPool(const WorkerPool&) = delete;
@@ -32,6 +33,7 @@ public:
 private:
     void worker_main(unsigned worker);
     void run_chunks(unsigned worker);
+    void stop_all();
 
     unsigned size_;
     std::vector<std::thread> threads_;
@@ -39,7 +41,8 @@ private:
     std::condition_variable wake_, done_;
     uint64_t generation_ = 0;
     bool stopping_ = false;
-    unsigned busy_ = 0;
+    unsigned busy_ = 0;    // helpers still inside this call
+    unsigned tickets_ = 0; // helpers still wanted for this call
 
     qallow_range_fn fn_ = nullptr;
     void* ctx_ = nullptr;

@@ -10,6 +10,8 @@ function(qallow_add_plugin name)
   else()
     target_link_libraries(${name} PRIVATE QallowSDK::sdk)
   endif()
+  # Same rounding on every machine: no silent fused multiply-add.
+  target_compile_options(${name} PRIVATE $<$<COMPILE_LANGUAGE:C,CXX>:-ffp-contract=off>)
   set_target_properties(${name} PROPERTIES
     PREFIX ""
     CXX_VISIBILITY_PRESET hidden

@@ -47,7 +47,28 @@ TEST(HostConfig, MalformedJsonPositionsAtLineStartAndEndOfInput) {
 TEST(HostConfig, MissingFileIsNamed) {
     TempDir dir;
     std::string msg = error_of<InputError>([&] { load_config(dir / "absent.json"); });
-    EXPECT_EQ(msg, (dir / "absent.json").string() + ": cannot read the config file (missing or unreadable)");
+    EXPECT_EQ(msg, (dir / "absent.json").string() + ": cannot read the config file: it does not exist");
+}
+
+TEST(HostConfig, ADirectoryIsNotAConfig) {
+    TempDir dir;
+    std::string msg = error_of<InputError>([&] { load_config(dir.path()); });
+    EXPECT_EQ(msg, dir.path().string() + ": cannot read the config file: it is a directory");
+}
+
+TEST(HostConfig, DuplicateKeysAreNamedByPointer) {
+    std::string msg = error_of<InputError>([&] {
+        parse_config(R"({"seed": 1, "ticks": 5, "instances": [{"plugin": "a"}, {"plugin": "b", "params": {"x": 1, "x": 2}}], "ticks": 7})",
+                     "d.json", ".");
+    });
+    EXPECT_EQ(msg, "d.json: /instances/1/params/x: this key appears twice in its object; keep one");
+    msg = error_of<InputError>([&] { parse_config(R"({"seed": 1, "seed": 1, "ticks": 5, "instances": [{"plugin": "a"}]})", "d.json", "."); });
+    EXPECT_EQ(msg, "d.json: /seed: this key appears twice in its object; keep one");
+}
+
+TEST(HostConfig, PointersEscapeSlashAndTilde) {
+    std::string msg = error_of<InputError>([&] { parse_config(R"({"seed": 1, "ticks": 5, "a/b~c": 0, "instances": [{"plugin": "a"}]})", "e.json", "."); });
+    EXPECT_NE(msg.find("e.json: /a~1b~0c: unknown key"), std::string::npos) << msg;
 }
 
 TEST(HostConfig, UnknownTopLevelKeyNamesPointerAndAllowedKeys) {

@@ -200,9 +200,9 @@ TEST(HostSimulation, OverrideBeatsConfigAndChangesTheRun) {
     Config c = make_config({{"phase12", {{"eps", 1e-4}}}});
     WorkerPool pool(1);
     Simulation plain(c, real_plugins(), pool, {});
-    Simulation stretched(c, real_plugins(), pool, {parse_override("phase12.eps=0.001"), parse_override("phase12.eps=0.005")});
+    Simulation stretched(c, real_plugins(), pool, {parse_override("phase12.eps=0.005")});
     EXPECT_EQ(plain.resolved()["instances"][0]["params"]["eps"], 1e-4);
-    EXPECT_EQ(stretched.resolved()["instances"][0]["params"]["eps"], 0.005); // the last --set wins
+    EXPECT_EQ(stretched.resolved()["instances"][0]["params"]["eps"], 0.005); // --set beats the config
     for (int n = 0; n < 1000; ++n) {
         ASSERT_FALSE(plain.step().fault);
         ASSERT_FALSE(stretched.step().fault);
@@ -211,6 +211,15 @@ TEST(HostSimulation, OverrideBeatsConfigAndChangesTheRun) {
     EXPECT_NEAR(signal(stretched, "phase12.decoherence"), d, 1e-13 * d);
     EXPECT_NEAR(signal(plain, "phase12.decoherence"), decoherence_after(1000, 1e-4), 1e-13 * d);
     EXPECT_GT(signal(stretched, "phase12.decoherence") - signal(plain, "phase12.decoherence"), 3e-7);
+}
+
+TEST(HostSimulation, AParameterSetTwiceIsRefused) {
+    Config c = make_config({{"phase12", {{"eps", 1e-4}}}});
+    WorkerPool pool(1);
+    std::string msg = error_of<InputError>([&] {
+        Simulation sim(c, real_plugins(), pool, {parse_override("phase12.eps=0.001"), parse_override("phase12.eps=0.005")});
+    });
+    EXPECT_EQ(msg, "--set phase12.eps=0.005: phase12.eps is already set by --set phase12.eps=0.001; give each parameter once");
 }
 
 TEST(HostSimulation, OverrideOfPhase13KChangesCoherence) {
@@ -307,8 +316,9 @@ TEST_F(HostSimulationFaults, DisablePolicyFinishesTheTickAndRunsOnWithoutIt) {
         EXPECT_FALSE(next.fault) << n << ": " << next.fault_message;
         EXPECT_TRUE(next.ethics_pass);
     }
-    // f stepped last at tick 4 (it would write the tick number); phase12 went on to tick 10.
-    EXPECT_EQ(signal(sim, "f.value"), 4.0);
+    // f is absent since tick 5: its value NaN, its work count 0; phase12 went on to tick 10.
+    EXPECT_TRUE(std::isnan(signal(sim, "f.value")));
+    EXPECT_EQ(signal(sim, "f.ops"), 0.0);
     EXPECT_NEAR(signal(sim, "phase12.entropy"), 0.0007 - 10 * (1e-6 - 1e-4 * 2e-7), 1e-15);
 }
 
@@ -367,10 +377,12 @@ TEST_F(HostSimulationFaults, FailedCreateIsARuntimeErrorNamingPointerAndInstance
 TEST_F(HostSimulationFaults, DisableByHandSkipsTheInstance) {
     Simulation sim(config(json::object(), FaultPolicy::stop), catalog_, pool_, {});
     sim.step();
+    EXPECT_EQ(signal(sim, "f.value"), 1.0);
     sim.disable(1);
     sim.step();
     sim.step();
-    EXPECT_EQ(signal(sim, "f.value"), 1.0);
+    EXPECT_TRUE(std::isnan(signal(sim, "f.value"))); // absent, not a stale 1
+    EXPECT_EQ(signal(sim, "f.ops"), 0.0);
     EXPECT_EQ(sim.tick(), 3u);
 }
 
