@@ -2,11 +2,16 @@
 
 #include "crypto.hpp"
 #include "errors.hpp"
+#include "text.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <regex>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace qallow {
 namespace fs = std::filesystem;
@@ -21,38 +26,117 @@ bool valid_identifier(const char* s) {
 
 bool valid_semver(const char* s) {
     static const std::regex re(R"(^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$)");
-    return s && std::regex_match(s, re);
+    // std::regex recurses per character: bound the input before matching.
+    return s && strnlen(s, 257) <= 256 && std::regex_match(s, re);
 }
 
-// dlopen's own message for a non-ELF file is obscure; say it plainly.
+std::string host_abi() { return std::to_string(QALLOW_ABI_MAJOR) + "." + std::to_string(QALLOW_ABI_MINOR); }
+
+std::string errno_text(int err) { return std::generic_category().message(err); }
+
+// "not a regular file (a FIFO)", ...: what a non-regular file is.
+std::string not_regular(fs::file_type type) {
+    switch (type) {
+    case fs::file_type::directory: return "is a directory";
+    case fs::file_type::fifo: return "not a regular file (a FIFO)";
+    case fs::file_type::socket: return "not a regular file (a socket)";
+    case fs::file_type::character: return "not a regular file (a character device)";
+    case fs::file_type::block: return "not a regular file (a block device)";
+    default: return "not a regular file";
+    }
+}
+
+fs::file_type type_of(mode_t mode) {
+    if (S_ISREG(mode)) return fs::file_type::regular;
+    if (S_ISDIR(mode)) return fs::file_type::directory;
+    if (S_ISFIFO(mode)) return fs::file_type::fifo;
+    if (S_ISSOCK(mode)) return fs::file_type::socket;
+    if (S_ISCHR(mode)) return fs::file_type::character;
+    if (S_ISBLK(mode)) return fs::file_type::block;
+    return fs::file_type::unknown;
+}
+
+// Why a directory entry cannot be a plugin file without opening it, or empty
+// for a regular file (after following symbolic links).  Never throws.
+std::string entry_problem(const fs::path& file) {
+    std::error_code ec;
+    fs::file_status st = fs::status(file, ec);
+    if (ec) {
+        std::error_code lec;
+        bool link = fs::is_symlink(fs::symlink_status(file, lec));
+        if (ec == std::errc::too_many_symbolic_link_levels)
+            return "is a symbolic link loop (" + ec.message() + ")";
+        if (link && st.type() == fs::file_type::not_found) return "is a dangling symbolic link";
+        return "cannot read: " + ec.message();
+    }
+    if (st.type() == fs::file_type::regular) return {};
+    return not_regular(st.type());
+}
+
+// dlopen's own message for a non-ELF file is obscure; say it plainly.  Opens
+// without blocking and checks the type of what it opened, so a FIFO (or any
+// non-regular file) is refused instead of hanging the host.
 void require_elf(const fs::path& file) {
-    std::ifstream in(file, std::ios::binary);
+    int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) throw InputError("not a shared object (cannot open: " + errno_text(errno) + ")");
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st;
+    if (::fstat(fd, &st) != 0) throw InputError("cannot read: " + errno_text(errno));
+    if (!S_ISREG(st.st_mode)) throw InputError(not_regular(type_of(st.st_mode)));
     char magic[4] = {};
-    in.read(magic, 4);
-    if (!in || std::memcmp(magic, "\x7f" "ELF", 4) != 0)
+    size_t got = 0;
+    while (got < sizeof magic) {
+        ssize_t n = ::read(fd, magic + got, sizeof magic - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw InputError("cannot read: " + errno_text(errno));
+        if (n == 0) break;
+        got += size_t(n);
+    }
+    if (got < sizeof magic || std::memcmp(magic, "\x7f" "ELF", 4) != 0)
         throw InputError("not a shared object (no ELF header)");
 }
 
+// The most parameters a plugin may declare: far more than any model needs,
+// few enough that a garbage count cannot walk the host through memory.
+constexpr uint32_t kMaxParams = 1024;
+
 void validate_params(LoadedPlugin& p, const qallow_plugin* d) {
     if (d->param_count == 0) return;
+    if (d->param_count > kMaxParams)
+        throw InputError("declares " + std::to_string(d->param_count) + " parameters, at most " +
+                         std::to_string(kMaxParams) + " are allowed");
     if (!d->params) throw InputError("descriptor lists " + std::to_string(d->param_count) + " parameters but no array");
     if (d->param_def_size < QALLOW_PARAM_DEF_SIZE_V1_0)
         throw InputError("parameter definitions are " + std::to_string(d->param_def_size) +
                          " bytes, ABI 1.0 needs at least " + std::to_string(QALLOW_PARAM_DEF_SIZE_V1_0));
+    // The plugin's minor is not newer than the host's (checked before), so its
+    // definitions cannot be larger than the host's.
+    if (d->param_def_size > sizeof(qallow_param_def))
+        throw InputError("parameter definitions are " + std::to_string(d->param_def_size) + " bytes, ABI " +
+                         host_abi() + " allows at most " + std::to_string(sizeof(qallow_param_def)));
     for (uint32_t i = 0; i < d->param_count; ++i) {
         // Stride by the plugin's struct size: an older minor has smaller defs.
         const auto* def = reinterpret_cast<const qallow_param_def*>(
             reinterpret_cast<const char*>(d->params) + size_t(i) * d->param_def_size);
         std::string where = "parameter " + std::to_string(i);
+        if (def->struct_size != d->param_def_size)
+            throw InputError(where + ": struct_size is " + std::to_string(def->struct_size) +
+                             " bytes, the descriptor's param_def_size is " + std::to_string(d->param_def_size) +
+                             " (they must be equal)");
         if (!valid_identifier(def->name)) throw InputError(where + ": name must match [a-z0-9_]{1,64}");
         where = "parameter '" + std::string(def->name) + "'";
         if (def->type < QALLOW_PARAM_DOUBLE || def->type > QALLOW_PARAM_STRING)
-            throw InputError(where + ": unknown type " + std::to_string(int(def->type)));
+            throw InputError(where + ": unknown type " + std::to_string(def->type) +
+                             " (allowed: 1 double, 2 int, 3 bool, 4 string)");
         ParamSpec spec = ParamSpec::from_def(*def);
         for (const auto& other : p.params)
             if (other.name == spec.name) throw InputError(where + ": declared twice");
+        check_spec(spec, where);
         try {
-            check_value(spec, default_value(spec), where + " default");
+            check_default(spec, where + " default");
         } catch (const InputError& e) {
             throw InputError(std::string(e.what()) + " (the plugin's own default is invalid)");
         }
@@ -97,7 +181,7 @@ std::shared_ptr<LoadedPlugin> load_plugin(const fs::path& file) {
     // RTLD_LOCAL: two plugins may define the same internal symbols.
     p->library.load(boost::dll::fs::path(file.string()),
                     boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
-    if (ec) throw InputError("cannot load: " + ec.message());
+    if (ec) throw InputError("cannot load: " + printable(ec.message())); // dlerror may quote the plugin's symbols
     if (!p->library.has(QALLOW_ENTRY_SYMBOL))
         throw InputError("not a Qallow plugin: no symbol " QALLOW_ENTRY_SYMBOL);
 
@@ -111,23 +195,22 @@ std::shared_ptr<LoadedPlugin> load_plugin(const fs::path& file) {
                          std::to_string(QALLOW_PLUGIN_SIZE_V1_0));
     p->abi_major = d->abi_major;
     p->abi_minor = d->abi_minor;
-    std::string host_abi = std::to_string(QALLOW_ABI_MAJOR) + "." + std::to_string(QALLOW_ABI_MINOR);
     std::string plugin_abi = std::to_string(d->abi_major) + "." + std::to_string(d->abi_minor);
     if (d->abi_major != QALLOW_ABI_MAJOR)
-        throw InputError("built for plugin ABI " + plugin_abi + ", this host speaks ABI " + host_abi +
+        throw InputError("built for plugin ABI " + plugin_abi + ", this host speaks ABI " + host_abi() +
                          " (majors must match)");
     if (d->abi_minor > QALLOW_ABI_MINOR)
-        throw InputError("needs plugin ABI " + plugin_abi + ", this host provides only " + host_abi);
+        throw InputError("needs plugin ABI " + plugin_abi + ", this host provides only " + host_abi());
     if (d->struct_size < QALLOW_PLUGIN_SIZE_V1_0)
         throw InputError("descriptor is " + std::to_string(d->struct_size) + " bytes, ABI 1.0 needs at least " +
                          std::to_string(QALLOW_PLUGIN_SIZE_V1_0));
     if (!valid_identifier(d->name)) throw InputError("plugin name must match [a-z0-9_]{1,64}");
     p->name = d->name;
     if (!valid_semver(d->version))
-        throw InputError("plugin '" + p->name + "': version \"" + (d->version ? d->version : "") +
+        throw InputError("plugin '" + p->name + "': version \"" + printable(d->version ? d->version : "") +
                          "\" is not semver (MAJOR.MINOR.PATCH)");
-    p->version = d->version;
-    p->description = d->description ? d->description : "";
+    p->version = d->version; // semver: printable already
+    p->description = d->description ? printable(d->description) : "";
     if (d->kind != QALLOW_KIND_PHASE && d->kind != QALLOW_KIND_ETHICS && d->kind != QALLOW_KIND_ENERGY)
         throw InputError("plugin '" + p->name + "': unknown kind " + std::to_string(d->kind) +
                          " (allowed: 1 phase, 2 ethics, 3 energy)");
@@ -146,16 +229,27 @@ std::shared_ptr<LoadedPlugin> load_plugin(const fs::path& file) {
 
 Catalog discover_plugins(const fs::path& dir) {
     std::error_code ec;
-    if (!fs::exists(dir, ec)) throw InputError("plugin directory " + dir.string() + " does not exist");
-    if (!fs::is_directory(dir, ec)) throw InputError("plugin directory " + dir.string() + " is not a directory");
+    fs::file_status st = fs::status(dir, ec);
+    if (st.type() == fs::file_type::not_found) throw InputError("plugin directory " + dir.string() + " does not exist");
+    if (ec) throw InputError("plugin directory " + dir.string() + ": " + ec.message());
+    if (!fs::is_directory(st)) throw InputError("plugin directory " + dir.string() + " is not a directory");
     Catalog cat;
     cat.dir = dir;
+    // Every entry named *.so, whatever it is: the non-throwing overloads
+    // throughout, since an odd entry must be refused, not stop discovery.
     std::vector<fs::path> files;
-    for (const auto& e : fs::directory_iterator(dir, ec))
-        if (e.path().extension() == ".so" && !e.is_directory()) files.push_back(e.path());
+    fs::directory_iterator it(dir, ec);
+    for (; !ec && it != fs::directory_iterator(); it.increment(ec))
+        if (it->path().extension() == ".so") files.push_back(it->path());
     if (ec) throw InputError("plugin directory " + dir.string() + ": " + ec.message());
     std::sort(files.begin(), files.end());
     for (const auto& f : files) {
+        // Only a regular file (after symbolic links) is opened at all: a FIFO
+        // would block the open, a directory or a dangling link has no plugin.
+        if (std::string problem = entry_problem(f); !problem.empty()) {
+            cat.refused.push_back({f, std::move(problem)});
+            continue;
+        }
         try {
             auto p = load_plugin(f);
             if (auto first = cat.find(p->name)) {
@@ -167,7 +261,9 @@ Catalog discover_plugins(const fs::path& dir) {
         } catch (const InputError& e) {
             cat.refused.push_back({f, e.what()});
         } catch (const std::exception& e) {
-            cat.refused.push_back({f, std::string("cannot load: ") + e.what()});
+            cat.refused.push_back({f, "cannot load: " + printable(e.what())});
+        } catch (...) {
+            cat.refused.push_back({f, "cannot load: an unknown exception escaped the plugin"});
         }
     }
     return cat;

@@ -44,12 +44,17 @@ struct Catalog {
 
 const char* kind_name(qallow_kind kind);
 
-// Every "*.so" directly in `dir`, in file-name order.  Throws InputError when
-// `dir` is missing or not a directory.
+// Every entry named "*.so" directly in `dir`, in file-name order: a regular
+// file (after symbolic links) is loaded; anything else so named (a directory,
+// a dangling link, a link loop, a FIFO, a socket, a device) is listed in
+// `refused` with the reason, without being opened.  Throws InputError only
+// when `dir` itself is missing, not a directory or unreadable.
 Catalog discover_plugins(const std::filesystem::path& dir);
 
 // Loads and validates one file; throws InputError with the reason (without
-// the file name, which the caller adds).
+// the file name, which the caller adds).  A non-regular file is refused
+// without blocking.  Plugin-supplied text (description, param docs, choices,
+// string defaults) is copied through printable() (text.hpp).
 std::shared_ptr<LoadedPlugin> load_plugin(const std::filesystem::path& file);
 
 } // namespace qallow

@@ -1,9 +1,12 @@
 #include "params.hpp"
 
 #include "errors.hpp"
+#include "text.hpp"
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <sstream>
 
 namespace qallow {
@@ -15,13 +18,30 @@ std::string number_text(double v) {
     return std::string(buf, r.ptr);
 }
 
+std::string hex(uint32_t v) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "0x%x", unsigned(v));
+    return buf;
+}
+
+// 2^53: every integer up to this magnitude is exactly a double.
+constexpr double kMaxExactInteger = 9007199254740992.0;
+
+// Why `d` cannot be an INT value, or empty when it can.
+std::string integer_problem(double d) {
+    if (!std::isfinite(d)) return number_text(d) + " is not finite";
+    if (std::floor(d) != d) return number_text(d) + " is not a whole number";
+    if (std::abs(d) > kMaxExactInteger) return number_text(d) + " is beyond +-2^53 (9007199254740992)";
+    return {};
+}
+
 std::vector<std::string> split_choices(const char* s) {
     std::vector<std::string> out;
     if (!s) return out;
     std::string cur;
     for (const char* p = s;; ++p) {
         if (*p == '|' || *p == 0) {
-            out.push_back(cur);
+            out.push_back(printable(cur));
             cur.clear();
             if (!*p) break;
         } else {
@@ -46,10 +66,10 @@ double as_double(const ParamValue& v) {
 ParamSpec ParamSpec::from_def(const qallow_param_def& d) {
     ParamSpec s;
     s.name = d.name ? d.name : "";
-    s.doc = d.doc ? d.doc : "";
+    s.doc = d.doc ? printable(d.doc) : "";
     s.type = static_cast<qallow_param_type>(d.type);
     s.default_number = d.default_number;
-    s.default_string = d.default_string ? d.default_string : "";
+    s.default_string = d.default_string ? printable(d.default_string) : "";
     s.min = d.min;
     s.max = d.max;
     s.bounds = d.bounds;
@@ -96,11 +116,46 @@ std::string ParamSpec::allowed() const {
 ParamValue default_value(const ParamSpec& spec) {
     switch (spec.type) {
     case QALLOW_PARAM_DOUBLE: return spec.default_number;
-    case QALLOW_PARAM_INT: return static_cast<int64_t>(spec.default_number);
+    case QALLOW_PARAM_INT:
+        // Converting a NaN or out-of-range double to int64_t is undefined.
+        if (auto problem = integer_problem(spec.default_number); !problem.empty())
+            throw InputError(spec.name + " default: " + problem + "; allowed: " + spec.allowed());
+        return static_cast<int64_t>(spec.default_number);
     case QALLOW_PARAM_BOOL: return spec.default_number != 0;
     case QALLOW_PARAM_STRING: return spec.default_string;
     }
     return 0.0;
+}
+
+void check_spec(const ParamSpec& spec, const std::string& where) {
+    constexpr uint32_t known_bounds =
+        QALLOW_BOUND_MIN | QALLOW_BOUND_MAX | QALLOW_BOUND_MIN_EXCLUSIVE | QALLOW_BOUND_MAX_EXCLUSIVE;
+    if (spec.bounds & ~known_bounds)
+        throw InputError(where + ": unknown bounds bits " + hex(spec.bounds & ~known_bounds) + " (allowed: " +
+                         hex(known_bounds) + ", the QALLOW_BOUND_* flags)");
+    if (spec.flags & ~QALLOW_PARAM_LIVE)
+        throw InputError(where + ": unknown flag bits " + hex(spec.flags & ~QALLOW_PARAM_LIVE) + " (allowed: " +
+                         hex(QALLOW_PARAM_LIVE) + ", QALLOW_PARAM_LIVE)");
+    bool lo = spec.bounds & QALLOW_BOUND_MIN, hi = spec.bounds & QALLOW_BOUND_MAX;
+    if (lo && !std::isfinite(spec.min))
+        throw InputError(where + ": min is " + number_text(spec.min) +
+                         " (QALLOW_BOUND_MIN is set, so min must be a finite number)");
+    if (hi && !std::isfinite(spec.max))
+        throw InputError(where + ": max is " + number_text(spec.max) +
+                         " (QALLOW_BOUND_MAX is set, so max must be a finite number)");
+    if (lo && hi && spec.min > spec.max)
+        throw InputError(where + ": min " + number_text(spec.min) + " is greater than max " + number_text(spec.max) +
+                         " (allowed: min <= max)");
+}
+
+void check_default(const ParamSpec& spec, const std::string& where) {
+    if (spec.type == QALLOW_PARAM_INT) {
+        if (auto problem = integer_problem(spec.default_number); !problem.empty()) fail(spec, where, problem);
+    } else if (spec.type == QALLOW_PARAM_BOOL) {
+        if (spec.default_number != 0 && spec.default_number != 1) // also refuses NaN
+            fail(spec, where, number_text(spec.default_number) + " is not 0 or 1");
+    }
+    check_value(spec, default_value(spec), where);
 }
 
 void check_value(const ParamSpec& spec, const ParamValue& v, const std::string& where) {
@@ -130,7 +185,10 @@ ParamValue value_from_json(const ParamSpec& spec, const nlohmann::json& j, const
         v = j.get<double>();
         break;
     case QALLOW_PARAM_INT:
-        if (j.is_number_integer()) {
+        if (j.is_number_unsigned() && j.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max())) {
+            // get<int64_t> would wrap it to a negative number.
+            fail(spec, where, j.dump() + " is out of the range of a 64-bit integer");
+        } else if (j.is_number_integer()) {
             v = j.get<int64_t>();
         } else if (j.is_number_float() && std::floor(j.get<double>()) == j.get<double>() &&
                    std::abs(j.get<double>()) < 9.0e15) {
@@ -160,6 +218,8 @@ ParamValue value_from_text(const ParamSpec& spec, const std::string& text, const
     case QALLOW_PARAM_DOUBLE: {
         double d;
         auto r = std::from_chars(b, e, d);
+        if (!text.empty() && r.ec == std::errc::result_out_of_range && r.ptr == e)
+            fail(spec, where, "\"" + text + "\" is out of the range of a double");
         if (text.empty() || r.ec != std::errc() || r.ptr != e) fail(spec, where, "\"" + text + "\" is not a number");
         v = d;
         break;
@@ -167,6 +227,8 @@ ParamValue value_from_text(const ParamSpec& spec, const std::string& text, const
     case QALLOW_PARAM_INT: {
         int64_t i;
         auto r = std::from_chars(b, e, i);
+        if (!text.empty() && r.ec == std::errc::result_out_of_range && r.ptr == e)
+            fail(spec, where, "\"" + text + "\" is out of the range of a 64-bit integer");
         if (text.empty() || r.ec != std::errc() || r.ptr != e) {
             double d; // accept 1e6 as an integer, as in JSON
             auto rd = std::from_chars(b, e, d);

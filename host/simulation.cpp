@@ -1,6 +1,7 @@
 #include "simulation.hpp"
 
 #include "errors.hpp"
+#include "text.hpp"
 
 #include <qallow/random.h>
 
@@ -34,7 +35,7 @@ const char* status_name(qallow_status s) {
 
 std::string plugin_message(qallow_status s, const qallow_error& err) {
     // The plugin owns the buffer's content: never trust it to be terminated.
-    std::string msg(err.message, strnlen(err.message, sizeof err.message));
+    std::string msg = printable(std::string_view(err.message, strnlen(err.message, sizeof err.message)));
     if (msg.empty()) msg = "(no message)";
     return msg + " [" + status_name(s) + "]";
 }
@@ -274,8 +275,9 @@ int32_t Simulation::declare_signal(size_t instance, const char* name, uint32_t f
     return signals_.declare(instances_[instance].name + "." + name, flags, instance);
 }
 
-void Simulation::log(size_t instance, qallow_log_level level, const char* message) const {
+void Simulation::log(size_t instance, qallow_log_level level, const char* raw) const {
     const std::string& who = instances_[instance].name;
+    std::string message = printable(raw);
     switch (level) {
     case QALLOW_LOG_DEBUG: spdlog::debug("[{}] {}", who, message); break;
     case QALLOW_LOG_INFO: spdlog::info("[{}] {}", who, message); break;
@@ -285,7 +287,7 @@ void Simulation::log(size_t instance, qallow_log_level level, const char* messag
 }
 
 void Simulation::report(size_t instance, const char* key, const char* value) {
-    instances_[instance].reports[key] = value;
+    instances_[instance].reports[printable(key)] = printable(value);
 }
 
 TickResult Simulation::step() {

@@ -6,8 +6,18 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <future>
 #include <map>
+#include <thread>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 namespace {
 
@@ -17,6 +27,9 @@ using qallow::test::kBadDir;
 using qallow::test::kPluginDir;
 using qallow::test::TempDir;
 namespace fs = std::filesystem;
+
+// Hand-made descriptors that attack the parameter table and the text.
+const fs::path kEvilDir = fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "evil";
 
 std::map<std::string, std::string> refusals(const Catalog& cat) {
     std::map<std::string, std::string> out;
@@ -102,13 +115,152 @@ TEST(HostLoader, OnlySoFilesDirectlyInTheDirectoryCount) {
     fs::create_directory(dir / "folder.so");
     fs::create_directory(dir / "sub");
     fs::copy_file(kPluginDir / "phase12.so", dir / "sub" / "phase12.so");
+    // A directory named *.so is not looked into, but it is named.
+    const std::map<std::string, std::string> folder{{"folder.so", "is a directory"}};
     Catalog empty = discover_plugins(dir.path());
     EXPECT_TRUE(empty.plugins.empty());
-    EXPECT_TRUE(empty.refused.empty());
+    EXPECT_EQ(refusals(empty), folder);
     fs::copy_file(kPluginDir / "phase12.so", dir / "phase12.so");
     Catalog one = discover_plugins(dir.path());
     EXPECT_EQ(names(one), std::vector<std::string>{"phase12"});
-    EXPECT_TRUE(one.refused.empty());
+    EXPECT_EQ(refusals(one), folder);
+}
+
+// Runs fn on a thread; if it has not returned after a few seconds (blocked
+// opening `fifo`, which has no writer), fails the test and opens the FIFO for
+// writing so that the blocked open returns and the thread can be joined.
+template <class Fn>
+auto within_deadline(const fs::path& fifo, Fn fn) -> decltype(fn()) {
+    std::promise<decltype(fn())> done;
+    auto result = done.get_future();
+    std::thread worker([&] {
+        try {
+            done.set_value(fn());
+        } catch (...) {
+            done.set_exception(std::current_exception());
+        }
+    });
+    if (result.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+        ADD_FAILURE() << "blocked for 10 s: opened the FIFO " << fifo;
+        int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+        if (fd >= 0) ::close(fd);
+    }
+    worker.join();
+    return result.get();
+}
+
+// A listening-capable Unix socket bound at `path` (left in the file system).
+bool make_socket(const fs::path& path) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0) return false;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    return ok;
+}
+
+TEST(HostLoader, OddEntriesNamedSoAreRefusedWithoutStoppingDiscovery) {
+    TempDir dir;
+    fs::copy_file(kPluginDir / "phase12.so", dir / "phase12.so");
+    fs::create_directory(dir / "real");
+    fs::copy_file(kBadDir / "good_c.so", dir / "real" / "good_c.so");
+    fs::create_symlink("real/good_c.so", dir / "linked.so"); // a link to a regular file loads
+    fs::create_directory(dir / "folder.so");
+    fs::create_directory_symlink("folder.so", dir / "folder_link.so");
+    fs::create_symlink("nowhere", dir / "dangling.so");
+    fs::create_symlink("loop_b.so", dir / "loop_a.so");
+    fs::create_symlink("loop_a.so", dir / "loop_b.so");
+    ASSERT_EQ(::mkfifo((dir / "fifo.so").c_str(), 0600), 0) << std::strerror(errno);
+    fs::create_symlink(dir / "fifo.so", dir / "fifo_link.so");
+    ASSERT_TRUE(make_socket(dir / "socket.so")) << std::strerror(errno);
+    fs::create_symlink("/dev/null", dir / "device.so");
+
+    Catalog cat = within_deadline(dir / "fifo.so", [&] { return discover_plugins(dir.path()); });
+    EXPECT_EQ(names(cat), (std::vector<std::string>{"good_c", "phase12"}));
+    ASSERT_TRUE(cat.find("good_c"));
+    EXPECT_EQ(cat.find("good_c")->file, dir / "linked.so");
+    const std::string loop =
+        "is a symbolic link loop (" + std::make_error_code(std::errc::too_many_symbolic_link_levels).message() + ")";
+    EXPECT_EQ(refusals(cat), (std::map<std::string, std::string>{
+                                 {"dangling.so", "is a dangling symbolic link"},
+                                 {"device.so", "not a regular file (a character device)"},
+                                 {"fifo.so", "not a regular file (a FIFO)"},
+                                 {"fifo_link.so", "not a regular file (a FIFO)"},
+                                 {"folder.so", "is a directory"},
+                                 {"folder_link.so", "is a directory"},
+                                 {"loop_a.so", loop},
+                                 {"loop_b.so", loop},
+                                 {"socket.so", "not a regular file (a socket)"},
+                             }));
+    // Still in file-name order, with full paths.
+    ASSERT_EQ(cat.refused.size(), 9u);
+    EXPECT_EQ(cat.refused.front().file, dir / "dangling.so");
+    EXPECT_EQ(cat.refused.back().file, dir / "socket.so");
+}
+
+TEST(HostLoader, LoadPluginRefusesNonRegularFilesWithoutBlocking) {
+    TempDir dir;
+    ASSERT_EQ(::mkfifo((dir / "fifo.so").c_str(), 0600), 0) << std::strerror(errno);
+    std::string msg = within_deadline(dir / "fifo.so", [&] {
+        return error_of<InputError>([&] { load_plugin(dir / "fifo.so"); });
+    });
+    EXPECT_EQ(msg, "not a regular file (a FIFO)");
+    fs::create_directory(dir / "folder.so");
+    EXPECT_EQ(error_of<InputError>([&] { load_plugin(dir / "folder.so"); }), "is a directory");
+    EXPECT_EQ(error_of<InputError>([&] { load_plugin("/dev/null"); }), "not a regular file (a character device)");
+}
+
+TEST(HostLoader, HostileParameterTablesAreRefused) {
+    // Each of these once crashed the host, hit undefined behaviour or loaded
+    // a schema that could not be honoured.
+    Catalog cat = discover_plugins(kEvilDir);
+    const std::string host_abi = std::to_string(QALLOW_ABI_MAJOR) + "." + std::to_string(QALLOW_ABI_MINOR);
+    const std::string def_size = std::to_string(sizeof(qallow_param_def));
+    const std::string own_default = " (the plugin's own default is invalid)";
+    std::map<std::string, std::string> want{
+        {"evil_def_huge.so",
+         "parameter definitions are 268435456 bytes, ABI " + host_abi + " allows at most " + def_size},
+        {"evil_def_larger.so", "parameter definitions are " + std::to_string(sizeof(qallow_param_def) + 8) +
+                                   " bytes, ABI " + host_abi + " allows at most " + def_size},
+        {"evil_def_mismatch.so", "parameter 1: struct_size is " + std::to_string(sizeof(qallow_param_def) - 8) +
+                                     " bytes, the descriptor's param_def_size is " + def_size +
+                                     " (they must be equal)"},
+        {"evil_too_many.so", "declares 1025 parameters, at most 1024 are allowed"},
+        {"evil_nan_min.so", "parameter 'rate': min is nan (QALLOW_BOUND_MIN is set, so min must be a finite number)"},
+        {"evil_inf_max.so", "parameter 'rate': max is inf (QALLOW_BOUND_MAX is set, so max must be a finite number)"},
+        {"evil_inverted.so", "parameter 'rate': min 2 is greater than max 1 (allowed: min <= max)"},
+        {"evil_bound_bits.so", "parameter 'rate': unknown bounds bits 0x30 (allowed: 0xf, the QALLOW_BOUND_* flags)"},
+        {"evil_flag_bits.so", "parameter 'count': unknown flag bits 0x6 (allowed: 0x1, QALLOW_PARAM_LIVE)"},
+        {"evil_int_nan.so", "parameter 'count' default: nan is not finite; allowed: an integer >= 0" + own_default},
+        {"evil_int_fraction.so",
+         "parameter 'count' default: 2.5 is not a whole number; allowed: an integer >= 0" + own_default},
+        {"evil_int_huge.so", "parameter 'count' default: 1e+300 is beyond +-2^53 (9007199254740992); allowed: an "
+                             "integer >= 0" + own_default},
+        {"evil_bool_two.so", "parameter 'count' default: 2 is not 0 or 1; allowed: true or false" + own_default},
+        {"evil_null_name.so", "parameter 2: name must match [a-z0-9_]{1,64}"},
+        {"evil_twin_param.so", "parameter 'rate': declared twice"},
+        {"evil_version.so", "version \"1.0.0?[2J\" is not semver (MAJOR.MINOR.PATCH)"},
+    };
+    // The plugin and the parameter are named: "plugin 'evil_x': ...".
+    for (auto& [file, reason] : want) reason = "plugin '" + file.substr(0, file.size() - 3) + "': " + reason;
+    EXPECT_EQ(refusals(cat), want);
+    EXPECT_EQ(names(cat), std::vector<std::string>{"evil_noisy"});
+}
+
+TEST(HostLoader, PluginTextIsMadePrintable) {
+    auto p = load_plugin(kEvilDir / "evil_noisy.so");
+    // Escape, bell and a truncated sequence become '?'; valid UTF-8 stays.
+    EXPECT_EQ(p->description, "red ?[31malert? ? caf\xc3\xa9");
+    EXPECT_EQ(p->version, "1.0.0");
+    ASSERT_EQ(p->params.size(), 3u);
+    EXPECT_EQ(p->params[0].doc, "two?lines");
+    const ParamSpec* mode = p->param("mode");
+    ASSERT_TRUE(mode);
+    EXPECT_EQ(mode->choices, (std::vector<std::string>{"fast", "sl?ow", "?"}));
+    EXPECT_EQ(mode->default_string, "sl?ow");
+    EXPECT_EQ(mode->allowed(), "one of fast|sl?ow|?");
 }
 
 TEST(HostLoader, RealPluginsLoadWithTheirSchemas) {
