@@ -347,6 +347,53 @@ void Simulation::disable(size_t instance) {
     }
 }
 
+std::pair<size_t, size_t> Simulation::find_param(const std::string& name) const {
+    auto dot = name.find('.');
+    std::string inst = dot == std::string::npos ? name : name.substr(0, dot);
+    std::string param = dot == std::string::npos ? "" : name.substr(dot + 1);
+    for (size_t i = 0; i < instances_.size(); ++i) {
+        if (instances_[i].name != inst) continue;
+        const auto& specs = instances_[i].plugin->params;
+        for (size_t p = 0; p < specs.size(); ++p)
+            if (specs[p].name == param) return {i, p};
+        std::vector<std::string> known;
+        for (const auto& s : specs) known.push_back(s.name);
+        throw InputError(name + ": instance '" + inst + "' (plugin " + instances_[i].plugin->name +
+                         ") has no parameter '" + param + "'; known: " + list_names(known));
+    }
+    std::vector<std::string> names;
+    for (const auto& in : instances_) names.push_back(in.name);
+    throw InputError(name + ": no instance named '" + inst + "' (expected instance.param); instances: " +
+                     list_names(names));
+}
+
+ParamValue Simulation::get_param(const std::string& name) const {
+    auto [i, p] = find_param(name);
+    return instances_[i].values[p];
+}
+
+const ParamChange& Simulation::set_param(const std::string& name, const nlohmann::json& value, const std::string& who) {
+    auto [i, p] = find_param(name);
+    Instance& in = instances_[i];
+    const ParamSpec& spec = in.plugin->params[p];
+    ParamValue v = value_from_json(spec, value, name);
+    if (!spec.live() || !in.plugin->desc->set_param)
+        throw InputError(name + ": cannot change while running (plugin " + in.plugin->name +
+                         " does not mark it live); set it in the config or with --set");
+    if (in.disabled) throw InputError(name + ": instance '" + in.name + "' is disabled after a fault");
+    qallow_value c = to_c_value(spec, v);
+    qallow_error err{};
+    qallow_status st = in.plugin->desc->set_param(in.handle, static_cast<uint32_t>(p), &c, &err);
+    if (st != QALLOW_OK) throw InputError(name + ": plugin " + in.plugin->name + " refused " +
+                                          value_to_text(v) + ": " + plugin_message(st, err));
+    changes_.push_back({tick_, in.name, spec.name, who, in.values[p], v});
+    in.values[p] = std::move(v);
+    const ParamChange& c2 = changes_.back();
+    spdlog::info("tick {}: {} = {} (was {}) by {}", tick_, name, value_to_text(c2.new_value),
+                 value_to_text(c2.old_value), who);
+    return c2;
+}
+
 void Simulation::finish() {
     for (auto& in : instances_) {
         if (in.disabled || !in.plugin->desc->finish) continue;

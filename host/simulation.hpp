@@ -42,6 +42,13 @@ struct Override {
 };
 Override parse_override(const std::string& text);
 
+// One parameter change while the loop runs, and who asked for it.
+struct ParamChange {
+    uint64_t tick = 0; // the change applies from tick+1 on
+    std::string instance, param, who;
+    ParamValue old_value, new_value;
+};
+
 struct TickResult {
     bool fault = false;   // an instance failed this tick (the first is named)
     bool stopped = false; // policy stop: the tick did not complete
@@ -83,6 +90,14 @@ public:
     // model shares the digest.
     nlohmann::json resolved() const;
 
+    // The one way a parameter changes while the loop runs, whoever asks (Lua,
+    // ctl, later remote commands): between ticks, checked against the schema,
+    // only for parameters the plugin marks live.  `name` is "instance.param".
+    // Throws InputError naming the parameter and what is allowed.
+    const ParamChange& set_param(const std::string& name, const nlohmann::json& value, const std::string& who);
+    ParamValue get_param(const std::string& name) const;
+    const std::vector<ParamChange>& changes() const { return changes_; }
+
     // Used by the C callbacks.
     int32_t declare_signal(size_t instance, const char* name, uint32_t flags);
     bool creating(size_t instance) const { return creating_ == static_cast<long>(instance); }
@@ -91,6 +106,8 @@ public:
 
 private:
     void create(size_t index, const InstanceConfig& ic);
+    // Throws InputError when `name` is not "instance.param" of a known one.
+    std::pair<size_t, size_t> find_param(const std::string& name) const;
     void destroy_all();
     bool batch_runs(Instance& in);
 
@@ -106,6 +123,7 @@ private:
     // an interrupted tick must not leak half its values into the summary.
     std::vector<double> before_;
     std::string config_source_;
+    std::vector<ParamChange> changes_;
     int32_t batch_gate_ = -1; // <energy>.batch_ok, when a batch phase needs it
 };
 

@@ -1,5 +1,7 @@
 #include "summary.hpp"
 
+#include "errors.hpp"
+
 #include <qallow/plugin.h>
 
 #include <cerrno>
@@ -57,11 +59,13 @@ nlohmann::json make_summary(const Simulation& sim, const RunFacts& f) {
                 {"plugins", plugins},
                 {"ticks_requested", f.ticks_requested},
                 {"ticks", ticks},
+                {"trials", f.trials},
                 {"stopped_by", f.stopped_by},
                 {"wall_seconds", f.wall_seconds},
                 {"ticks_per_second", f.wall_seconds > 0 ? double(ticks) / f.wall_seconds : 0.0},
                 {"fault_policy", f.fault_policy},
                 {"faults", f.faults},
+                {"param_changes", sim.changes().size()},
                 {"ethics", ethics},
                 {"energy", energy},
                 {"final_signals", finals}};
@@ -95,7 +99,7 @@ void write_json_atomically(const std::filesystem::path& file, const nlohmann::js
 void probe_writable(const std::filesystem::path& file) {
     {
         std::ofstream out(file, std::ios::binary | std::ios::trunc);
-        if (!out) throw std::runtime_error(file.string() + ": cannot write: " + std::strerror(errno));
+        if (!out) throw InputError("--out: " + file.string() + ": cannot write: " + std::strerror(errno));
     }
     std::error_code ec;
     std::filesystem::remove(file, ec);

@@ -20,6 +20,7 @@ struct RunFacts {
     uint64_t ethics_pass = 0, ethics_fail = 0, first_ethics_failure = 0;
     std::string ethics_policy, fault_policy;
     std::vector<std::string> faults;
+    uint64_t trials = 1; // Lua experiments may reset the simulation
 };
 
 nlohmann::json make_summary(const Simulation& sim, const RunFacts& facts);

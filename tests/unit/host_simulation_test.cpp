@@ -222,6 +222,46 @@ TEST(HostSimulation, AParameterSetTwiceIsRefused) {
     EXPECT_EQ(msg, "--set phase12.eps=0.005: phase12.eps is already set by --set phase12.eps=0.001; give each parameter once");
 }
 
+TEST(HostSimulation, LiveSetChangesTheNextTickAndIsRecorded) {
+    Config c = make_config({{"phase13"}});
+    WorkerPool pool(1);
+    Simulation a(c, real_plugins(), pool, {}), b(c, real_plugins(), pool, {});
+    for (int n = 0; n < 10; ++n) {
+        a.step();
+        b.step();
+    }
+    const ParamChange& ch = b.set_param("phase13.k", 0.002, "test");
+    EXPECT_EQ(ch.tick, 10u);
+    EXPECT_EQ(std::get<double>(ch.old_value), 0.001);
+    EXPECT_EQ(std::get<double>(ch.new_value), 0.002);
+    EXPECT_EQ(ch.who, "test");
+    EXPECT_EQ(std::get<double>(b.get_param("phase13.k")), 0.002);
+    ASSERT_EQ(b.changes().size(), 1u);
+    EXPECT_EQ(signal(a, "phase13.drift"), signal(b, "phase13.drift")); // nothing changed before the tick
+    a.step();
+    b.step();
+    EXPECT_NE(signal(a, "phase13.drift"), signal(b, "phase13.drift"));
+}
+
+TEST(HostSimulation, LiveSetRefusalsNameTheParameter) {
+    Config c = make_config({{"phase13"}});
+    WorkerPool pool(1);
+    Simulation sim(c, real_plugins(), pool, {});
+    EXPECT_EQ(error_of<InputError>([&] { sim.set_param("phase13.k", 0.05, "t"); }),
+              "phase13.k: 0.05 is out of bounds; allowed: a finite number in (0, 0.008]");
+    EXPECT_EQ(error_of<InputError>([&] { sim.set_param("phase13.nodes", 16, "t"); }),
+              "phase13.nodes: cannot change while running (plugin phase13 does not mark it live); set it in the "
+              "config or with --set");
+    EXPECT_EQ(error_of<InputError>([&] { sim.set_param("phase13.q", 1, "t"); }),
+              "phase13.q: instance 'phase13' (plugin phase13) has no parameter 'q'; known: nodes, k");
+    EXPECT_EQ(error_of<InputError>([&] { sim.set_param("vm.k", 1, "t"); }),
+              "vm.k: no instance named 'vm' (expected instance.param); instances: phase13");
+    EXPECT_EQ(error_of<InputError>([&] { sim.set_param("phase13.k", "fast", "t"); }),
+              "phase13.k: expected a number, got \"fast\"; allowed: a finite number in (0, 0.008]");
+    EXPECT_TRUE(sim.changes().empty());
+    EXPECT_EQ(std::get<double>(sim.get_param("phase13.k")), 0.001);
+}
+
 TEST(HostSimulation, OverrideOfPhase13KChangesCoherence) {
     Config c = make_config({{"phase13"}});
     WorkerPool pool(1);

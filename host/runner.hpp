@@ -1,0 +1,92 @@
+// The tick loop of one run: steps the simulation, writes telemetry, counts
+// ethics verdicts, applies the stop policies, and calls hooks at every tick
+// boundary -- the only moments anything outside the plugins (hot reload,
+// Lua, the ctl socket) may change the simulation.
+#pragma once
+
+#include "config.hpp"
+#include "progress.hpp"
+#include "simulation.hpp"
+#include "summary.hpp"
+#include "telemetry.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <vector>
+
+namespace qallow {
+
+class Runner;
+
+// Hooks run on the loop's thread, between ticks.
+class TickHook {
+public:
+    virtual ~TickHook() = default;
+    virtual void before_tick(Runner&) {}
+    virtual void after_tick(Runner&, const TickResult&) {}
+};
+
+// telemetry.csv and measurements.csv of one trial.
+struct Outputs {
+    std::unique_ptr<CsvWriter> telemetry, measurements;
+    // Throws std::runtime_error naming the file.
+    static Outputs open(const std::filesystem::path& dir, const Signals& signals);
+    void row(uint64_t tick, const double* values);
+    void flush();
+};
+
+class Runner {
+public:
+    // Builds a fresh simulation with these overrides on top of the run's own.
+    using Factory = std::function<std::unique_ptr<Simulation>(const std::vector<Override>&)>;
+
+    Runner(const Config& config, Factory factory, const std::filesystem::path& out_dir, RunFacts& facts,
+           Progress& progress);
+
+    Simulation& sim() { return *sim_; }
+    const Config& config() const { return config_; }
+    RunFacts& facts() { return facts_; }
+    const std::filesystem::path& out_dir() const { return out_dir_; }
+    bool has_measurements() const { return outputs_.measurements != nullptr; }
+
+    // Steps up to n ticks; returns how many ran.  Stops early, and for good
+    // (stopped() becomes true), on a signal, a fault under policy stop, an
+    // ethics halt or a write error.
+    uint64_t advance(uint64_t n);
+    bool stopped() const { return stopped_; }
+    // Asks the loop to end at the next tick boundary (a hook's way to stop).
+    void request_stop(const std::string& by, const std::string& error, int status);
+    int status() const { return status_; }
+
+    // Starts trial k+1: a fresh simulation (tick 0) from the config plus
+    // `overrides`; its telemetry goes to <out>/trial-<k+1>/.  Throws InputError.
+    void reset(const std::vector<Override>& overrides);
+    uint64_t trial() const { return trial_; }
+
+    void add_hook(TickHook* hook) { hooks_.push_back(hook); }
+    void remove_hook(TickHook* hook);
+
+    // Ends the run: lets plugins publish final reports, flushes, writes the
+    // summary.  Returns the summary written.
+    nlohmann::json finish();
+
+private:
+    void count_ethics(const TickResult& r);
+
+    Config config_;
+    Factory factory_;
+    std::filesystem::path out_dir_;
+    RunFacts& facts_;
+    Progress& progress_;
+    std::unique_ptr<Simulation> sim_;
+    Outputs outputs_;
+    std::vector<TickHook*> hooks_;
+    uint64_t trial_ = 1;
+    bool stopped_ = false;
+    int status_ = 0;
+    std::chrono::steady_clock::time_point start_, last_flush_;
+};
+
+} // namespace qallow
