@@ -1,4 +1,5 @@
 // The qallow executable: CLI11 parsing only; each command lives in its own file.
+#include "ctl.hpp"
 #include "plugins_cmd.hpp"
 #include "run.hpp"
 
@@ -44,6 +45,14 @@ int main(int argc, char** argv) {
     run_cmd->add_option("--set", run.sets, "instance.param=value, repeatable (e.g. --set phase13.k=0.002)")
         ->allow_extra_args(false);
     run_cmd->add_flag("!--no-progress", run.progress, "never draw the progress bar");
+    run_cmd->add_option("--socket", run.socket, "ctl socket to serve (default $XDG_RUNTIME_DIR/qallow/ctl.sock)");
+    run_cmd->add_flag("!--no-ctl", run.ctl, "serve no ctl socket");
+
+    std::filesystem::path ctl_socket = qallow::default_ctl_socket();
+    std::vector<std::string> ctl_words;
+    auto* ctl_cmd = app.add_subcommand("ctl", "talk to a running node: status | set NAME VALUE | lua CODE");
+    ctl_cmd->add_option("--socket", ctl_socket, "the node's ctl socket")->capture_default_str();
+    ctl_cmd->add_option("request", ctl_words, "status | set NAME VALUE | lua CODE")->required();
 
     std::optional<std::filesystem::path> plugin_dir;
     auto* plugins_cmd = app.add_subcommand("plugins", "list the plugins a directory holds, and refused files with why");
@@ -70,5 +79,6 @@ int main(int argc, char** argv) {
         return qallow::run_command(run);
     }
     if (*plugins_cmd) return qallow::plugins_command(plugin_dir);
+    if (*ctl_cmd) return qallow::ctl_command(ctl_socket, ctl_words);
     return 2;
 }

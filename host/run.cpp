@@ -2,6 +2,7 @@
 
 #include "config.hpp"
 #include "crypto.hpp"
+#include "ctl.hpp"
 #include "errors.hpp"
 #include "loader.hpp"
 #include "paths.hpp"
@@ -111,6 +112,23 @@ int run_command(const RunOptions& opt) {
     } catch (const std::exception& e) {
         std::fprintf(stderr, "qallow: error: %s: %s\n", config.source.c_str(), e.what());
         return 1; // a plugin failed to start
+    }
+
+    // The control socket: asked for by path, it must work; the default one
+    // may be taken by another node, which costs this run its ctl only.
+    std::unique_ptr<CtlServer> ctl;
+    if (opt.ctl) {
+        try {
+            ctl = std::make_unique<CtlServer>(opt.socket ? *opt.socket : default_ctl_socket());
+            runner->add_hook(ctl.get());
+            spdlog::info("ctl socket {}", ctl->path().string());
+        } catch (const InputError& e) {
+            if (opt.socket) {
+                std::fprintf(stderr, "qallow: error: --socket: %s\n", e.what());
+                return 2;
+            }
+            spdlog::warn("{}; this run has no ctl socket (give --socket PATH)", e.what());
+        }
     }
 
     runner->advance(config.ticks);

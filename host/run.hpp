@@ -16,6 +16,8 @@ struct RunOptions {
     std::optional<std::string> ticks, seed, threads; // validated here, so errors say what is allowed
     std::vector<std::string> sets;
     bool progress = true; // still only drawn on a terminal
+    std::optional<std::filesystem::path> socket; // ctl socket; default: default_ctl_socket()
+    bool ctl = true;
 };
 
 // Exit status: 0 completed or stopped by SIGINT/SIGTERM, 1 a plugin fault or
