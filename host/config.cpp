@@ -68,6 +68,11 @@ public:
         return j.get<std::string>();
     }
 
+    bool flag(const json& j, const std::string& pointer) const {
+        if (!j.is_boolean()) fail(pointer, "expected true or false, got " + j.dump());
+        return j.get<bool>();
+    }
+
     template <class E>
     E choice(const json& j, const std::string& pointer, std::initializer_list<std::pair<const char*, E>> options) const {
         std::string allowed;
@@ -159,6 +164,8 @@ std::string position(const std::string& text, size_t byte) {
 
 const char* to_string(EthicsPolicy p) { return p == EthicsPolicy::halt ? "halt" : "warn"; }
 const char* to_string(FaultPolicy p) { return p == FaultPolicy::disable ? "disable" : "stop"; }
+const char* to_string(LuaPolicy p) { return p == LuaPolicy::halt ? "halt" : "disable"; }
+const char* to_string(StateMismatch p) { return p == StateMismatch::fresh ? "fresh" : "keep_old"; }
 
 Config parse_config(const std::string& text, const std::string& source, const fs::path& base_dir) {
     json root;
@@ -175,7 +182,7 @@ Config parse_config(const std::string& text, const std::string& source, const fs
     Reader r(source);
     if (duplicates.duplicate()) r.fail(*duplicates.duplicate(), "this key appears twice in its object; keep one");
     r.object(root, "");
-    r.only_keys(root, "", {"seed", "ticks", "threads", "plugins_dir", "policy", "instances"});
+    r.only_keys(root, "", {"seed", "ticks", "threads", "plugins_dir", "policy", "instances", "lua", "reload", "state_dir"});
 
     Config c;
     c.source = source;
@@ -199,6 +206,39 @@ Config parse_config(const std::string& text, const std::string& source, const fs
             c.fault_policy = r.choice<FaultPolicy>(pol["fault"], "/policy/fault",
                                                    {{"stop", FaultPolicy::stop}, {"disable", FaultPolicy::disable}});
     }
+    if (root.contains("lua")) {
+        const json& lua = r.object(root["lua"], "/lua");
+        r.only_keys(lua, "/lua", {"instruction_budget", "memory_mb", "policy"});
+        if (lua.contains("instruction_budget"))
+            c.lua.instruction_budget = r.whole(lua["instruction_budget"], "/lua/instruction_budget", 0,
+                                               1'000'000'000'000, "Lua instructions per callback (0 = no limit)");
+        if (lua.contains("memory_mb"))
+            c.lua.memory_mb = r.whole(lua["memory_mb"], "/lua/memory_mb", 1, 65536, "MiB per Lua state");
+        if (lua.contains("policy"))
+            c.lua.policy = r.choice<LuaPolicy>(lua["policy"], "/lua/policy",
+                                               {{"disable", LuaPolicy::disable}, {"halt", LuaPolicy::halt}});
+    }
+
+    if (root.contains("state_dir")) {
+        fs::path p = r.text(root["state_dir"], "/state_dir", "a directory path (relative to this file)");
+        if (p.empty()) r.fail("/state_dir", "empty; allowed: a directory path (relative to this file)");
+        c.state_dir = p.is_absolute() ? p : base_dir / p;
+    }
+    if (root.contains("reload")) {
+        const json& rl = r.object(root["reload"], "/reload");
+        r.only_keys(rl, "/reload", {"watch", "poll_ms", "force_polling", "probation_ticks", "on_state_mismatch"});
+        if (rl.contains("watch")) c.reload.watch = r.flag(rl["watch"], "/reload/watch");
+        if (rl.contains("poll_ms"))
+            c.reload.poll_ms = r.whole(rl["poll_ms"], "/reload/poll_ms", 1, 3'600'000, "milliseconds between scans");
+        if (rl.contains("force_polling")) c.reload.force_polling = r.flag(rl["force_polling"], "/reload/force_polling");
+        if (rl.contains("probation_ticks"))
+            c.reload.probation_ticks = r.whole(rl["probation_ticks"], "/reload/probation_ticks", 1, 1'000'000'000,
+                                               "ticks a new build is watched for faults");
+        if (rl.contains("on_state_mismatch"))
+            c.reload.on_state_mismatch = r.choice<StateMismatch>(
+                rl["on_state_mismatch"], "/reload/on_state_mismatch",
+                {{"keep_old", StateMismatch::keep_old}, {"fresh", StateMismatch::fresh}});
+    }
 
     const json& list = root["instances"];
     if (!list.is_array() || list.empty())
@@ -207,7 +247,7 @@ Config parse_config(const std::string& text, const std::string& source, const fs
     for (size_t i = 0; i < list.size(); ++i) {
         std::string ptr = "/instances/" + std::to_string(i);
         const json& item = r.object(list[i], ptr);
-        r.only_keys(item, ptr, {"plugin", "name", "params", "batch"});
+        r.only_keys(item, ptr, {"plugin", "name", "params", "batch", "required"});
         InstanceConfig ic;
         ic.pointer = ptr;
         if (!item.contains("plugin")) r.fail(ptr + "/plugin", "missing; name the plugin to instantiate");
@@ -218,6 +258,7 @@ Config parse_config(const std::string& text, const std::string& source, const fs
         if (!names.insert(ic.name).second)
             r.fail(ptr + "/name", "\"" + ic.name + "\" is already used by another instance; names must be unique");
         if (item.contains("params")) ic.params = r.object(item["params"], ptr + "/params");
+        if (item.contains("required")) ic.required = r.flag(item["required"], ptr + "/required");
         if (item.contains("batch")) {
             std::string bp = ptr + "/batch";
             const json& b = r.object(item["batch"], bp);

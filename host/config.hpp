@@ -28,10 +28,29 @@ struct InstanceConfig {
     nlohmann::json params = nlohmann::json::object();
     std::string pointer; // "/instances/2", for messages
     std::optional<BatchConfig> batch;
+    bool required = false; // hot reload: keeps running when its plugin file is removed
 };
 
 enum class EthicsPolicy { warn, halt };
 enum class FaultPolicy { stop, disable };
+enum class LuaPolicy { disable, halt };
+enum class StateMismatch { keep_old, fresh };
+
+// The "reload" section: hot reload of plugin files (reload.hpp).
+struct ReloadConfig {
+    bool watch = true;             // watch the plugin directory while the loop runs
+    uint64_t poll_ms = 200;        // polling fallback: scan interval
+    bool force_polling = false;    // poll even where inotify works
+    uint64_t probation_ticks = 100; // a new build that faults this soon is rolled back
+    StateMismatch on_state_mismatch = StateMismatch::keep_old;
+};
+
+// The "lua" section: limits of every Lua state of the run (docs/lua.md).
+struct LuaConfig {
+    uint64_t instruction_budget = 10'000'000; // per callback / top-level slice; 0 = no limit (no count hook)
+    uint64_t memory_mb = 64;                  // per Lua state
+    LuaPolicy policy = LuaPolicy::disable;    // what a failing script does to the run
+};
 
 struct Config {
     std::string source = "<none>"; // file name as given, for messages
@@ -42,6 +61,9 @@ struct Config {
     EthicsPolicy ethics_policy = EthicsPolicy::warn;
     FaultPolicy fault_policy = FaultPolicy::stop;
     std::vector<InstanceConfig> instances;
+    LuaConfig lua;
+    ReloadConfig reload;
+    std::optional<std::filesystem::path> state_dir; // resolved against the file's folder
 };
 
 // Throws InputError "<file>:<line>:<col>: ..." or "<file>: <pointer>: ...".
@@ -51,5 +73,7 @@ Config parse_config(const std::string& text, const std::string& source,
 
 const char* to_string(EthicsPolicy p);
 const char* to_string(FaultPolicy p);
+const char* to_string(LuaPolicy p);
+const char* to_string(StateMismatch p);
 
 } // namespace qallow

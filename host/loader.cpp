@@ -6,6 +6,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <memory>
+#include <vector>
+#include <cstdlib>
 #include <cstring>
 #include <regex>
 
@@ -99,6 +103,22 @@ void require_elf(const fs::path& file) {
         throw InputError("not a shared object (no ELF header)");
 }
 
+// True when both files exist and hold the same bytes (cheaper than hashing
+// the second one again).
+bool same_bytes(const fs::path& a, const fs::path& b) {
+    std::error_code ec;
+    if (!fs::is_regular_file(b, ec) || fs::file_size(a, ec) != fs::file_size(b, ec) || ec) return false;
+    std::unique_ptr<FILE, int (*)(FILE*)> fa(std::fopen(a.c_str(), "rb"), &std::fclose);
+    std::unique_ptr<FILE, int (*)(FILE*)> fb(std::fopen(b.c_str(), "rb"), &std::fclose);
+    if (!fa || !fb) return false;
+    std::vector<char> x(1 << 16), y(1 << 16);
+    for (;;) {
+        size_t n = std::fread(x.data(), 1, x.size(), fa.get());
+        if (std::fread(y.data(), 1, y.size(), fb.get()) != n || std::memcmp(x.data(), y.data(), n) != 0) return false;
+        if (n < x.size()) return !std::ferror(fa.get()) && !std::ferror(fb.get());
+    }
+}
+
 // The most parameters a plugin may declare: far more than any model needs,
 // few enough that a garbage count cannot walk the host through memory.
 constexpr uint32_t kMaxParams = 1024;
@@ -167,19 +187,62 @@ std::shared_ptr<LoadedPlugin> Catalog::find(const std::string& name) const {
     return nullptr;
 }
 
-std::shared_ptr<LoadedPlugin> load_plugin(const fs::path& file) {
-    require_elf(file);
-    auto p = std::make_shared<LoadedPlugin>();
-    p->file = file;
+PrivateCopy copy_to_private(const fs::path& file, const fs::path& dir) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) throw InputError("cannot create the private copy folder " + dir.string() + ": " + ec.message());
+    std::string tmpl = (dir / ".copy-XXXXXX").string();
+    int fd = ::mkstemp(tmpl.data());
+    if (fd < 0) throw InputError("cannot create a private copy in " + dir.string() + ": " + errno_text(errno));
+    ::close(fd);
+    fs::path tmp = tmpl;
+    struct Remover {
+        fs::path p;
+        ~Remover() {
+            std::error_code e;
+            if (!p.empty()) fs::remove(p, e);
+        }
+    } remover{tmp};
+    fs::copy_file(file, tmp, fs::copy_options::overwrite_existing, ec);
+    if (ec) throw InputError("cannot copy to " + tmp.string() + ": " + ec.message());
+    PrivateCopy out;
     try {
-        p->sha256 = crypto::sha256_file_hex(file);
+        out.sha256 = crypto::sha256_file_hex(tmp);
     } catch (const std::exception& e) {
         throw InputError(e.what());
     }
+    out.path = dir / (out.sha256 + ".so");
+    // The name is the content's digest: an existing copy is this very build.
+    if (same_bytes(tmp, out.path)) return out;
+    fs::permissions(tmp, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read, ec);
+    fs::rename(tmp, out.path, ec);
+    if (ec) throw InputError("cannot rename " + tmp.string() + " to " + out.path.string() + ": " + ec.message());
+    remover.p.clear();
+    return out;
+}
+
+std::shared_ptr<LoadedPlugin> load_plugin(const fs::path& file, const LoadOptions& options) {
+    require_elf(file);
+    auto p = std::make_shared<LoadedPlugin>();
+    p->file = file;
+    p->loaded_from = file;
+    if (!options.private_dir.empty()) {
+        PrivateCopy copy = copy_to_private(file, options.private_dir);
+        p->loaded_from = copy.path;
+        p->sha256 = copy.sha256;
+    } else {
+        try {
+            p->sha256 = crypto::sha256_file_hex(file);
+        } catch (const std::exception& e) {
+            throw InputError(e.what());
+        }
+    }
+    if (options.before_open)
+        if (std::string reason = options.before_open(p->sha256, file); !reason.empty()) throw InputError(reason);
 
     boost::dll::fs::error_code ec;
     // RTLD_LOCAL: two plugins may define the same internal symbols.
-    p->library.load(boost::dll::fs::path(file.string()),
+    p->library.load(boost::dll::fs::path(p->loaded_from.string()),
                     boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
     if (ec) throw InputError("cannot load: " + printable(ec.message())); // dlerror may quote the plugin's symbols
     if (!p->library.has(QALLOW_ENTRY_SYMBOL))
@@ -227,7 +290,7 @@ std::shared_ptr<LoadedPlugin> load_plugin(const fs::path& file) {
     return p;
 }
 
-Catalog discover_plugins(const fs::path& dir) {
+Catalog discover_plugins(const fs::path& dir, const LoadOptions& options) {
     std::error_code ec;
     fs::file_status st = fs::status(dir, ec);
     if (st.type() == fs::file_type::not_found) throw InputError("plugin directory " + dir.string() + " does not exist");
@@ -251,7 +314,7 @@ Catalog discover_plugins(const fs::path& dir) {
             continue;
         }
         try {
-            auto p = load_plugin(f);
+            auto p = load_plugin(f, options);
             if (auto first = cat.find(p->name)) {
                 cat.refused.push_back({f, "duplicate plugin name '" + p->name + "' (already provided by " +
                                               first->file.filename().string() + ")"});

@@ -45,6 +45,11 @@ int main(int argc, char** argv) {
     run_cmd->add_option("--set", run.sets, "instance.param=value, repeatable (e.g. --set phase13.k=0.002)")
         ->allow_extra_args(false);
     run_cmd->add_flag("!--no-progress", run.progress, "never draw the progress bar");
+    run_cmd->add_option("--state-dir", run.state_dir,
+                        "crash quarantine state (default: config state_dir, $XDG_STATE_HOME/qallow, ~/.local/state/qallow)");
+    run_cmd->add_option("--script", run.script, "Lua script that steers the run or drives an experiment (docs/lua.md)");
+    run_cmd->add_option("--script-arg", run.script_args, "name=value for the script (qallow.args.name), repeatable")
+        ->allow_extra_args(false);
     run_cmd->add_option("--socket", run.socket, "ctl socket to serve (default $XDG_RUNTIME_DIR/qallow/ctl.sock)");
     run_cmd->add_flag("!--no-ctl", run.ctl, "serve no ctl socket");
 
@@ -54,9 +59,13 @@ int main(int argc, char** argv) {
     ctl_cmd->add_option("--socket", ctl_socket, "the node's ctl socket")->capture_default_str();
     ctl_cmd->add_option("request", ctl_words, "status | set NAME VALUE | lua CODE")->required();
 
-    std::optional<std::filesystem::path> plugin_dir;
+    qallow::PluginsOptions plugins_opt;
     auto* plugins_cmd = app.add_subcommand("plugins", "list the plugins a directory holds, and refused files with why");
-    plugins_cmd->add_option("--plugins", plugin_dir, "plugin directory");
+    plugins_cmd->add_option("--plugins", plugins_opt.dir, "plugin directory");
+    plugins_cmd->add_option("--state-dir", plugins_opt.state_dir,
+                            "where the crash quarantine lives (default $XDG_STATE_HOME/qallow or ~/.local/state/qallow)");
+    plugins_cmd->add_flag("--clear-quarantine", plugins_opt.clear_quarantine,
+                          "allow every quarantined build again (builds that crashed the host)");
 
     try {
         app.parse(argc, argv);
@@ -78,7 +87,7 @@ int main(int argc, char** argv) {
         if (run_cmd->count("--threads")) run.threads = threads;
         return qallow::run_command(run);
     }
-    if (*plugins_cmd) return qallow::plugins_command(plugin_dir);
+    if (*plugins_cmd) return qallow::plugins_command(plugins_opt);
     if (*ctl_cmd) return qallow::ctl_command(ctl_socket, ctl_words);
     return 2;
 }

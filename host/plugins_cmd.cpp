@@ -3,17 +3,41 @@
 #include "errors.hpp"
 #include "loader.hpp"
 #include "paths.hpp"
+#include "quarantine.hpp"
 
 #include <cstdio>
 
 namespace qallow {
 
-int plugins_command(const std::optional<std::filesystem::path>& dir) {
+int plugins_command(const PluginsOptions& opt) {
+    std::filesystem::path state_dir = opt.state_dir ? *opt.state_dir : default_state_dir();
+    Quarantine quarantine(state_dir);
+    try {
+        if (opt.clear_quarantine) {
+            auto cleared = quarantine.clear();
+            for (const auto& e : cleared)
+                std::printf("cleared %s %s (sha256 %s, %s): %s\n", e.plugin.empty() ? "?" : e.plugin.c_str(),
+                            e.version.c_str(), e.sha256.c_str(), e.file.c_str(), e.reason.c_str());
+            std::printf("quarantine %s: %zu build(s) cleared\n", quarantine.file().c_str(), cleared.size());
+            return 0;
+        }
+        // A host that crashed since the last look: its build is listed now.
+        for (const auto& line : CrashGuard::recover(state_dir, quarantine)) std::fprintf(stderr, "qallow: %s\n", line.c_str());
+        quarantine.load();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "qallow: error: %s\n", e.what());
+        return 2;
+    }
     std::string how;
-    auto path = resolve_plugin_dir(dir, std::nullopt, how);
+    auto path = resolve_plugin_dir(opt.dir, std::nullopt, how);
     Catalog cat;
     try {
-        cat = discover_plugins(path);
+        LoadOptions lo;
+        lo.before_open = [&](const std::string& sha, const std::filesystem::path&) -> std::string {
+            const QuarantineEntry* q = quarantine.find(sha);
+            return q ? Quarantine::refusal(*q) : std::string();
+        };
+        cat = discover_plugins(path, lo);
     } catch (const InputError& e) {
         std::fprintf(stderr, "qallow: error: %s (chosen by %s)\n", e.what(), how.c_str());
         return 2;
@@ -35,6 +59,14 @@ int plugins_command(const std::optional<std::filesystem::path>& dir) {
     }
     for (const auto& r : cat.refused) std::printf("refused %s: %s\n", r.file.filename().c_str(), r.reason.c_str());
     std::printf("%zu loaded, %zu refused\n", cat.plugins.size(), cat.refused.size());
+    if (!quarantine.entries().empty()) {
+        std::printf("\nquarantine (%s): %zu build(s), refused wherever they appear until "
+                    "`qallow plugins --clear-quarantine`\n",
+                    quarantine.file().c_str(), quarantine.entries().size());
+        for (const auto& e : quarantine.entries())
+            std::printf("  %s %s  sha256 %s  %s\n    %s [%s]\n", e.plugin.empty() ? "?" : e.plugin.c_str(),
+                        e.version.c_str(), e.sha256.c_str(), e.file.c_str(), e.reason.c_str(), e.since.c_str());
+    }
     return 0;
 }
 

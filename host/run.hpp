@@ -13,8 +13,11 @@ struct RunOptions {
     std::filesystem::path config = "configs/default.json";
     std::optional<std::filesystem::path> plugins;
     std::optional<std::filesystem::path> out;
+    std::optional<std::filesystem::path> state_dir; // --state-dir: crash quarantine (quarantine.hpp)
     std::optional<std::string> ticks, seed, threads; // validated here, so errors say what is allowed
     std::vector<std::string> sets;
+    std::optional<std::filesystem::path> script; // --script FILE.lua (docs/lua.md)
+    std::vector<std::string> script_args;        // --script-arg name=value: qallow.args.name
     bool progress = true; // still only drawn on a terminal
     std::optional<std::filesystem::path> socket; // ctl socket; default: default_ctl_socket()
     bool ctl = true;
@@ -22,7 +25,7 @@ struct RunOptions {
 
 // Exit status: 0 completed or stopped by SIGINT/SIGTERM, 1 a plugin fault or
 // an output write error stopped the run, 2 bad input (nothing was run), 3
-// ethics policy halt.
+// ethics policy halt, 4 a Lua script failed under lua.policy halt.
 int run_command(const RunOptions& options);
 
 } // namespace qallow

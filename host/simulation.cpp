@@ -235,11 +235,16 @@ bool Simulation::batch_runs(Instance& in) {
 Simulation::~Simulation() { destroy_all(); }
 
 void Simulation::destroy_all() {
-    for (auto it = instances_.rbegin(); it != instances_.rend(); ++it)
+    for (auto it = instances_.rbegin(); it != instances_.rend(); ++it) {
+        if (it->standby && it->standby->handle) {
+            it->standby->plugin->desc->destroy(it->standby->handle);
+            it->standby.reset();
+        }
         if (it->handle) {
             it->plugin->desc->destroy(it->handle);
             it->handle = nullptr;
         }
+    }
 }
 
 void Simulation::create(size_t index, const InstanceConfig& ic) {
@@ -271,6 +276,7 @@ void Simulation::create(size_t index, const InstanceConfig& ic) {
 }
 
 int32_t Simulation::declare_signal(size_t instance, const char* name, uint32_t flags) {
+    if (replacing_ == static_cast<long>(instance)) return redeclare_signal(instance, name, flags);
     if (!creating(instance) || !valid_signal_name(name)) return -1;
     return signals_.declare(instances_[instance].name + "." + name, flags, instance);
 }
@@ -290,6 +296,26 @@ void Simulation::report(size_t instance, const char* key, const char* value) {
     instances_[instance].reports[printable(key)] = printable(value);
 }
 
+// What went wrong with a step, in words; off the per-call path.
+[[gnu::cold, gnu::noinline]] std::string Simulation::problem_of(const Instance& in, qallow_status st,
+                                                               const qallow_error& err) const {
+    if (st != QALLOW_OK) return "step failed: " + plugin_message(st, err);
+    const double* values = signals_.values();
+    for (size_t s = in.first_slot; s < in.first_slot + in.slot_count; ++s)
+        if (!std::isfinite(values[s]))
+            return "signal " + signals_.name(s) + " is " + (std::isnan(values[s]) ? "NaN" : "infinite");
+    return {};
+}
+
+// After a rollback: the restored build steps the same tick.
+[[gnu::cold, gnu::noinline]] std::string Simulation::restep(Instance& in, qallow_tick& t) {
+    t.seed = in.seed;
+    qallow_error err;
+    err.message[0] = 0;
+    qallow_status st = in.plugin->desc->step(in.handle, &t, &err);
+    return problem_of(in, st, err);
+}
+
 TickResult Simulation::step() {
     TickResult r;
     ++tick_;
@@ -303,15 +329,18 @@ TickResult Simulation::step() {
         qallow_error err;
         err.message[0] = 0;
         qallow_status st = in.plugin->desc->step(in.handle, &t, &err);
-        std::string problem;
-        if (st != QALLOW_OK) {
-            problem = "step failed: " + plugin_message(st, err);
-        } else {
-            for (size_t s = in.first_slot; s < in.first_slot + in.slot_count; ++s)
-                if (!std::isfinite(values[s])) {
-                    problem = "signal " + signals_.name(s) + " is " + (std::isnan(values[s]) ? "NaN" : "infinite");
-                    break;
-                }
+        if (st == QALLOW_OK) [[likely]] {
+            bool finite = true;
+            for (size_t s = in.first_slot; s < in.first_slot + in.slot_count; ++s) finite &= std::isfinite(values[s]);
+            if (finite) [[likely]] continue;
+        }
+        std::string problem = problem_of(in, st, err);
+        // A build on probation that misbehaves is not a fault: the build it
+        // replaced comes back (with its pre-swap state and outputs) and
+        // steps this same tick in its place.
+        while (!problem.empty() && in.standby) {
+            r.rollbacks.push_back(rollback(i, "tick " + std::to_string(tick_) + ": " + problem));
+            problem = restep(in, t);
         }
         if (problem.empty()) continue;
         if (!r.fault) {
@@ -345,6 +374,207 @@ void Simulation::disable(size_t instance) {
         bool ops = name.size() >= 4 && name.compare(name.size() - 4, 4, ".ops") == 0;
         values[s] = ops ? 0.0 : std::numeric_limits<double>::quiet_NaN();
     }
+}
+
+// ---- hot swap -----------------------------------------------------------------
+
+int32_t Simulation::redeclare_signal(size_t instance, const char* name, uint32_t flags) {
+    const Instance& in = instances_[instance];
+    std::string full = in.name + "." + (name ? name : "");
+    int32_t slot = name && valid_signal_name(name) ? signals_.find(full) : -1;
+    if (slot < 0 || size_t(slot) < in.first_slot || size_t(slot) >= in.first_slot + in.slot_count) {
+        if (redeclare_error_.empty())
+            redeclare_error_ = "it declares signal " + full +
+                               ", which the running build does not have (a new signal needs a restart)";
+        return -1;
+    }
+    if (signals_.flags(size_t(slot)) != flags) {
+        if (redeclare_error_.empty())
+            redeclare_error_ = "it declares signal " + full + " with other flags than the running build " +
+                               "(measured or not cannot change while running)";
+        return -1;
+    }
+    char& seen = redeclared_[size_t(slot) - in.first_slot];
+    if (seen) return -1; // declared twice: refused, as in a first create
+    seen = 1;
+    return slot;
+}
+
+qallow_instance* Simulation::create_replacement(size_t index, const LoadedPlugin& p,
+                                                const std::vector<ParamValue>& values) {
+    Instance& in = instances_[index];
+    std::vector<qallow_value> cvalues;
+    for (size_t i = 0; i < values.size(); ++i) cvalues.push_back(to_c_value(p.params[i], values[i]));
+    qallow_error err{};
+    qallow_instance* handle = nullptr;
+    replacing_ = static_cast<long>(index);
+    redeclared_.assign(in.slot_count, 0);
+    redeclare_error_.clear();
+    qallow_status st = p.desc->create(&kHostApi, in.host.get(), cvalues.data(), static_cast<uint32_t>(cvalues.size()),
+                                      in.seed, &handle, &err);
+    replacing_ = -1;
+    std::string problem;
+    if (!redeclare_error_.empty())
+        problem = redeclare_error_;
+    else if (st != QALLOW_OK)
+        problem = "create failed: " + plugin_message(st, err);
+    else if (!handle)
+        problem = "create returned no instance";
+    else
+        for (size_t s = 0; s < in.slot_count; ++s)
+            if (!redeclared_[s]) {
+                problem = "it does not declare signal " + signals_.name(in.first_slot + s) +
+                          ", which the running build has (a signal cannot go away while running)";
+                break;
+            }
+    if (!problem.empty()) {
+        if (handle) p.desc->destroy(handle);
+        throw SwapError(redeclare_error_.empty() && st != QALLOW_OK ? SwapError::Kind::create
+                                                                    : SwapError::Kind::incompatible,
+                        problem);
+    }
+    if (p.desc->bind) {
+        qallow_error berr{};
+        qallow_status bst = p.desc->bind(handle, &berr);
+        if (bst != QALLOW_OK) {
+            p.desc->destroy(handle);
+            throw SwapError(SwapError::Kind::bind, "bind failed: " + plugin_message(bst, berr));
+        }
+    }
+    return handle;
+}
+
+SwapOutcome Simulation::swap(size_t index, std::shared_ptr<LoadedPlugin> next, const SwapOptions& options) {
+    Instance& in = instances_.at(index);
+    const LoadedPlugin& cur = *in.plugin;
+    using K = SwapError::Kind;
+    if (in.disabled)
+        throw SwapError(K::incompatible, "instance '" + in.name + "' is disabled; a new build applies from the next start");
+    if (next->kind != cur.kind)
+        throw SwapError(K::incompatible, std::string("it is a ") + kind_name(next->kind) +
+                                             " plugin and the running build a " + kind_name(cur.kind) +
+                                             " plugin (a restart can change that)");
+    // The instance's current parameter values, checked against the new schema.
+    std::vector<ParamValue> values;
+    for (const auto& spec : next->params) {
+        auto old = std::find_if(cur.params.begin(), cur.params.end(),
+                                [&](const ParamSpec& s) { return s.name == spec.name; });
+        if (old == cur.params.end()) {
+            values.push_back(default_value(spec));
+            continue;
+        }
+        try {
+            values.push_back(value_from_json(spec, value_to_json(in.values[size_t(old - cur.params.begin())]),
+                                             in.name + "." + spec.name));
+        } catch (const InputError& e) {
+            throw SwapError(K::incompatible, std::string("a running parameter value does not fit its schema: ") + e.what());
+        }
+    }
+
+    qallow_instance* handle = create_replacement(index, *next, values);
+    SwapOutcome out;
+    // The running build's state, into the new one.
+    std::vector<uint8_t> blob;
+    std::string problem;
+    qallow_error err{};
+    if (cur.desc->save_state) {
+        size_t size = 0;
+        qallow_status st = cur.desc->save_state(in.handle, nullptr, &size, &err);
+        if (st == QALLOW_OK) {
+            blob.resize(size);
+            st = cur.desc->save_state(in.handle, blob.data(), &size, &err);
+            blob.resize(std::min(size, blob.size()));
+        }
+        if (st != QALLOW_OK) problem = "the running build could not save its state: " + plugin_message(st, err);
+        if (problem.empty() && !next->desc->load_state)
+            problem = "the new build cannot load state (it has no load_state)";
+        if (problem.empty()) {
+            qallow_error lerr{};
+            st = next->desc->load_state(handle, blob.data(), blob.size(), cur.state_version, &lerr);
+            if (st != QALLOW_OK)
+                problem = "it refused the running build's state (state v" + std::to_string(cur.state_version) +
+                          ", its own is v" + std::to_string(next->state_version) + "): " + plugin_message(st, lerr);
+        }
+    }
+    if (!problem.empty()) {
+        next->desc->destroy(handle); // may hold half a state: never run it
+        if (!options.fresh_on_state_mismatch) throw SwapError(K::state, problem);
+        handle = create_replacement(index, *next, values);
+        out.fresh = true;
+        out.state = "started from its initial state (policy fresh): " + problem;
+    } else if (cur.desc->save_state) {
+        out.state_bytes = blob.size();
+        out.state = "state v" + std::to_string(cur.state_version) + " moved (" + std::to_string(blob.size()) + " bytes" +
+                    (next->state_version != cur.state_version
+                         ? ", loaded by a build of state v" + std::to_string(next->state_version)
+                         : "") +
+                    ")";
+    } else {
+        out.state = "no state to move (the running build keeps none)";
+    }
+
+    // Commit: nothing below can fail.
+    if (in.standby) {
+        // Already on probation: the build that last passed it stays the fallback.
+        in.plugin->desc->destroy(in.handle);
+    } else {
+        auto sb = std::make_unique<Standby>();
+        sb->plugin = in.plugin;
+        sb->handle = in.handle;
+        sb->values = in.values;
+        sb->reports = in.reports;
+        const double* v = signals_.values();
+        sb->outputs.assign(v + in.first_slot, v + in.first_slot + in.slot_count);
+        sb->state = std::move(blob);
+        sb->state_version = cur.state_version;
+        sb->swap_tick = tick_;
+        in.standby = std::move(sb);
+    }
+    in.plugin = std::move(next);
+    in.handle = handle;
+    in.values = std::move(values);
+    return out;
+}
+
+void Simulation::confirm(size_t instance) {
+    Instance& in = instances_.at(instance);
+    if (!in.standby) return;
+    if (in.standby->handle) in.standby->plugin->desc->destroy(in.standby->handle);
+    in.standby.reset();
+}
+
+Rollback Simulation::rollback(size_t instance, const std::string& reason) {
+    Instance& in = instances_.at(instance);
+    if (!in.standby) throw std::logic_error("rollback of instance '" + in.name + "', which is not on probation");
+    std::unique_ptr<Standby> sb = std::move(in.standby);
+    Rollback rb{instance, reason, in.plugin, sb->plugin, sb->swap_tick};
+    std::vector<ParamValue> probation_values = std::move(in.values);
+    in.plugin->desc->destroy(in.handle);
+    in.plugin = sb->plugin;
+    in.handle = sb->handle;
+    in.values = std::move(sb->values);
+    in.reports = std::move(sb->reports);
+    std::copy(sb->outputs.begin(), sb->outputs.end(), signals_.values() + in.first_slot);
+    // A live parameter set while the new build was on probation (Lua, ctl)
+    // stays set, where the old build takes it.
+    const LoadedPlugin& old = *in.plugin;
+    for (size_t p = 0; p < old.params.size(); ++p) {
+        const ParamSpec& spec = old.params[p];
+        const auto& from = rb.from->params;
+        auto q = std::find_if(from.begin(), from.end(), [&](const ParamSpec& f) { return f.name == spec.name; });
+        if (q == from.end()) continue;
+        try {
+            ParamValue v = value_from_json(spec, value_to_json(probation_values[size_t(q - from.begin())]),
+                                           in.name + "." + spec.name);
+            if (v == in.values[p] || !spec.live() || !old.desc->set_param) continue;
+            qallow_value c = to_c_value(spec, v);
+            qallow_error err{};
+            if (old.desc->set_param(in.handle, static_cast<uint32_t>(p), &c, &err) == QALLOW_OK) in.values[p] = std::move(v);
+        } catch (const InputError&) {
+            // outside the old build's schema: it keeps the value it had
+        }
+    }
+    return rb;
 }
 
 std::pair<size_t, size_t> Simulation::find_param(const std::string& name) const {

@@ -13,12 +13,26 @@
 #include <map>
 #include <optional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 struct qallow_host; // defined in simulation.cpp: one per instance
 
 namespace qallow {
+
+// The build an instance ran before a hot swap (Simulation::swap), kept
+// while the new build is on probation: what a rollback restores.
+struct Standby {
+    std::shared_ptr<LoadedPlugin> plugin;
+    qallow_instance* handle = nullptr; // not stepped since the swap: it still holds the pre-swap state
+    std::vector<ParamValue> values;
+    std::map<std::string, std::string> reports;
+    std::vector<double> outputs; // its signal values at the swap
+    std::vector<uint8_t> state;  // its save_state blob at the swap (what was moved)
+    uint32_t state_version = 0;
+    uint64_t swap_tick = 0; // the swap came after this tick
+};
 
 struct Instance {
     std::string name;
@@ -34,6 +48,7 @@ struct Instance {
     // Batch phases only (see BatchConfig).
     std::optional<BatchConfig> batch;
     uint64_t batch_done = 0, batch_deferred = 0, batch_forced = 0;
+    std::unique_ptr<Standby> standby; // set while a swapped-in build is on probation
 };
 
 // "--set inst.param=value" after parsing.
@@ -49,12 +64,41 @@ struct ParamChange {
     ParamValue old_value, new_value;
 };
 
+// A build on probation faulted and the build it replaced took over again.
+struct Rollback {
+    size_t instance = 0;
+    std::string reason;                     // "tick 57: signal counter.value is NaN"
+    std::shared_ptr<LoadedPlugin> from, to; // the faulty build, the one restored
+    uint64_t swap_tick = 0;                 // the restored state is from after this tick
+};
+
 struct TickResult {
     bool fault = false;   // an instance failed this tick (the first is named)
     bool stopped = false; // policy stop: the tick did not complete
     size_t fault_instance = 0;
     std::string fault_message;
     bool ethics_pass = true;
+    std::vector<Rollback> rollbacks; // probation faults this tick (not faults: the old build stepped instead)
+};
+
+// Simulation::swap refused the new build; the running one is untouched.
+class SwapError : public std::runtime_error {
+public:
+    enum class Kind { incompatible, create, bind, state };
+    SwapError(Kind kind, const std::string& what) : std::runtime_error(what), kind(kind) {}
+    Kind kind;
+};
+
+struct SwapOptions {
+    // A state the new build refuses: start it from its initial state (true)
+    // or refuse the build (false, SwapError::Kind::state).
+    bool fresh_on_state_mismatch = false;
+};
+
+struct SwapOutcome {
+    bool fresh = false; // started from its initial state (policy fresh)
+    size_t state_bytes = 0;
+    std::string state;  // how the state moved, for the log
 };
 
 class Simulation {
@@ -76,6 +120,29 @@ public:
     void finish();
     // Takes an instance out of the loop; its signals become NaN (ops 0).
     void disable(size_t instance);
+
+    // Hot swap, between ticks only (reload.hpp).  Replaces the build an
+    // instance runs with `next`: a new instance of `next` is created with the
+    // instance's current parameter values (checked against next's schema),
+    // its seed and the very signal slots it had (next must declare exactly
+    // the same signals, with the same flags), bound, and given the running
+    // build's state (save_state, then load_state with the running build's
+    // state_version).  The old instance is kept, untouched, as the standby
+    // until confirm(); a fault of the new build before then (step error,
+    // NaN/Inf output) makes step() roll back on its own: the standby build
+    // returns with its pre-swap state and outputs and steps that same tick in
+    // the faulty build's place, so no tick is lost or repeated.  Swapping
+    // again while on probation keeps the first standby (the build that last
+    // passed probation).  Throws SwapError, leaving everything as it was,
+    // when the build is incompatible (kind, signals, a parameter value
+    // outside its schema), create or bind fails, or (unless
+    // options.fresh_on_state_mismatch) the state does not move.
+    SwapOutcome swap(size_t instance, std::shared_ptr<LoadedPlugin> next, const SwapOptions& options = {});
+    bool on_probation(size_t instance) const { return instances_[instance].standby != nullptr; }
+    // Ends the probation: the standby build is destroyed.
+    void confirm(size_t instance);
+    // Between ticks: back to the standby build and its pre-swap state.
+    Rollback rollback(size_t instance, const std::string& reason);
 
     uint64_t tick() const { return tick_; }
     uint64_t seed() const { return seed_; }
@@ -106,6 +173,12 @@ public:
 
 private:
     void create(size_t index, const InstanceConfig& ic);
+    // swap(): a bound instance of `p` in the slots of instance `index`; throws SwapError.
+    qallow_instance* create_replacement(size_t index, const LoadedPlugin& p, const std::vector<ParamValue>& values);
+    int32_t redeclare_signal(size_t instance, const char* name, uint32_t flags);
+    // A failed step (or non-finite output) in words; the restored build's step after a rollback.
+    std::string problem_of(const Instance& in, qallow_status st, const qallow_error& err) const;
+    std::string restep(Instance& in, qallow_tick& t);
     // Throws InputError when `name` is not "instance.param" of a known one.
     std::pair<size_t, size_t> find_param(const std::string& name) const;
     void destroy_all();
@@ -125,6 +198,9 @@ private:
     std::string config_source_;
     std::vector<ParamChange> changes_;
     int32_t batch_gate_ = -1; // <energy>.batch_ok, when a batch phase needs it
+    long replacing_ = -1;           // swap(): the instance whose slots a new build declares
+    std::vector<char> redeclared_;  // per slot of that instance: declared again
+    std::string redeclare_error_;
 };
 
 } // namespace qallow

@@ -70,6 +70,8 @@ nlohmann::json make_summary(const Simulation& sim, const RunFacts& f) {
                 {"energy", energy},
                 {"final_signals", finals}};
     if (!f.error.empty()) out["error"] = f.error;
+    if (!f.lua.is_null()) out["lua"] = f.lua;
+    if (!f.reload.is_null()) out["reload"] = f.reload;
     return out;
 }
 
@@ -141,6 +143,23 @@ std::string human_summary(const nlohmann::json& s) {
     }
     if (!shown) o << " (no coherence signals)";
     o << "\n";
+    if (s.contains("lua")) {
+        const auto& l = s["lua"];
+        o << "  lua: " << l["script"].get<std::string>() << " " << l["status"].get<std::string>()
+          << (l["drove_run"].get<bool>() ? ", drove the run: " : ", ") << l["ticks_run"] << " ticks by qallow.run, "
+          << s["trials"] << " trial(s), " << l["callbacks_called"] << " callback calls, " << l["reloads"]
+          << " reload(s), " << l["experiment_rows"] << " experiment row(s)\n";
+    }
+    if (s.contains("reload")) {
+        const auto& r = s["reload"];
+        uint64_t any = 0;
+        for (const char* k : {"loaded", "reloaded", "rolled_back", "refused", "unloaded", "kept_required", "quarantined"})
+            any += r.value(k, uint64_t(0));
+        if (any)
+            o << "  reload: " << r.value("loaded", 0) << " loaded, " << r.value("reloaded", 0) << " swapped, "
+              << r.value("rolled_back", 0) << " rolled back, " << r.value("refused", 0) << " refused, "
+              << r.value("unloaded", 0) << " unloaded, " << r.value("quarantined", 0) << " quarantined at start\n";
+    }
     if (s.contains("error")) o << "  error: " << s["error"].get<std::string>() << "\n";
     return o.str();
 }

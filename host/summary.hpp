@@ -21,6 +21,8 @@ struct RunFacts {
     std::string ethics_policy, fault_policy;
     std::vector<std::string> faults;
     uint64_t trials = 1; // Lua experiments may reset the simulation
+    nlohmann::json lua;  // LuaEngine::facts(): null without --script
+    nlohmann::json reload; // ReloadHook::summary(): hot reload counts and events
 };
 
 nlohmann::json make_summary(const Simulation& sim, const RunFacts& facts);

@@ -73,13 +73,13 @@ TEST(HostConfig, PointersEscapeSlashAndTilde) {
 
 TEST(HostConfig, UnknownTopLevelKeyNamesPointerAndAllowedKeys) {
     EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "colour": "red", "instances": [{"plugin": "phase12"}]})"),
-              "c.json: /colour: unknown key; allowed keys here: seed, ticks, threads, plugins_dir, policy, instances");
+              "c.json: /colour: unknown key; allowed keys here: seed, ticks, threads, plugins_dir, policy, instances, lua, reload, state_dir");
 }
 
 TEST(HostConfig, UnknownInstanceKeyNamesPointerAndAllowedKeys) {
     EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10,
                               "instances": [{"plugin": "phase12"}, {"plugin": "ethics", "colour": "red"}]})"),
-              "c.json: /instances/1/colour: unknown key; allowed keys here: plugin, name, params, batch");
+              "c.json: /instances/1/colour: unknown key; allowed keys here: plugin, name, params, batch, required");
 }
 
 TEST(HostConfig, UnknownPolicyKeyNamesPointer) {
