@@ -18,6 +18,7 @@
 #include "loader.hpp"
 #include "simulation.hpp"
 #include "stop_signal.hpp"
+#include "watcher.hpp"
 
 #include <lua.hpp>
 #include <spdlog/spdlog.h>
@@ -32,6 +33,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -150,9 +152,9 @@ struct LuaEngine::Impl {
     uint64_t seed = 0;
     std::map<std::string, std::string> args; // qallow.args
     std::string source, sha256; // the text running now
-    fs::file_time_type stamp_time{};
-    uintmax_t stamp_size = 0;
-    Clock::time_point last_check{};
+    // The plugin directory's watcher, on the script's name: sees in-place
+    // writes and editors' save-by-rename alike, once the file is complete.
+    std::optional<FileWatcher> watcher;
 
     Runner* runner = nullptr;
     std::unique_ptr<Sandbox> sandbox; // the script's (null once it failed)
@@ -851,23 +853,13 @@ void LuaEngine::Impl::emit(lua_State* L, Sandbox& sb) {
 }
 
 bool LuaEngine::Impl::script_changed() {
-    auto now = Clock::now();
-    if (now - last_check < kReloadCheckEvery) return false;
-    last_check = now;
-    std::error_code ec;
-    auto t = fs::last_write_time(*script, ec);
-    if (ec) return false; // being replaced: look again next time
-    auto size = fs::file_size(*script, ec);
-    if (ec) return false;
-    if (t == stamp_time && size == stamp_size) return false;
-    stamp_time = t;
-    stamp_size = size;
-    return true;
+    if (!watcher) return false;
+    bool changed = false;
+    for (const auto& ev : watcher->poll())
+        if (ev.kind == FileEvent::Kind::complete) changed = true;
+    return changed; // reload() ignores a rewrite with identical content
 }
 
-// Reload detection polls mtime+size in script_changed(), at most every 200 ms
-// at tick boundaries; the plugin directory's FileWatcher (host/watcher.hpp)
-// can take its place without touching reload().
 void LuaEngine::Impl::reload() {
     std::string text;
     try {
@@ -927,10 +919,11 @@ LuaEngine::LuaEngine(const LuaConfig& config, std::optional<fs::path> script, ui
     e.script_name = e.script->string();
     e.source = read_text(*e.script);
     e.sha256 = crypto::sha256_hex(e.source);
-    std::error_code ec;
-    e.stamp_time = fs::last_write_time(*e.script, ec);
-    e.stamp_size = fs::file_size(*e.script, ec);
-    e.last_check = Clock::now();
+    try {
+        e.watcher.emplace(FileWatcher::for_file(*e.script, WatchOptions{kReloadCheckEvery, false, {}, std::chrono::microseconds(500)}));
+    } catch (const std::exception& ex) {
+        spdlog::warn("lua: cannot watch {} ({}); edits will not reload it", e.script_name, ex.what());
+    }
     e.sandbox = e.make_sandbox(e.script_name, false, false);
     e.compile(*e.sandbox, e.source, "@" + e.script_name); // the chunk waits on the stack for start()
 }
