@@ -286,7 +286,7 @@ TEST_F(Reload, AStateVersionMismatchKeepsTheOldBuildByDefault) {
     ASSERT_TRUE(log_shows("reload: refused counter 3.0.0")) << log();
     ASSERT_EQ(stop(*p), 0) << log();
     EXPECT_CONTAINS(log(), "for instance 'counter': it refused the running build's state (state v1, its own is v2): "
-                           "counter: state v1 is not this build's v2 [bad state] (policy reload.on_state_mismatch "
+                           "state version 1 cannot be read: this build reads state version 2 [bad state] (policy reload.on_state_mismatch "
                            "keep_old); counter 1.0.0 (sha256 ");
     json s = read_json(dir_ / "out" / "summary.json");
     EXPECT_EQ(s["reload"]["refused"], 1);

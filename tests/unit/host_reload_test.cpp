@@ -152,8 +152,8 @@ TEST_F(HostSwap, AStateTheNewBuildRefusesLeavesTheOldOneUnderKeepOld) {
     } catch (const SwapError& e) {
         EXPECT_EQ(e.kind, SwapError::Kind::state);
         EXPECT_EQ(std::string(e.what()),
-                  "it refused the running build's state (state v1, its own is v2): counter: state v1 is not this "
-                  "build's v2 [bad state]");
+                  "it refused the running build's state (state v1, its own is v2): state version 1 cannot be "
+                  "read: this build reads state version 2 [bad state]");
     }
     EXPECT_EQ(s->instances()[0].plugin->version, "1.0.0");
     EXPECT_FALSE(s->on_probation(0));

@@ -270,6 +270,9 @@ public:
         throw Error(QALLOW_ERR_UNSUPPORTED, "parameter '" + std::string(name) + "' cannot change while running");
     }
     virtual void save_state(StateWriter&) const {}
+    // `version` is the saving build's state_version.  Unless the class says
+    // `static constexpr bool reads_other_state_versions = true;`, the adapter
+    // has already refused any version but its own, so most plugins ignore it.
     virtual void load_state(StateReader& r, uint32_t /*version*/) { r.finish(); }
     // The run is ending; no step follows.  Publish final reports here.
     virtual void finish() {}
@@ -389,6 +392,12 @@ qallow_plugin describe(qallow_kind kind, const char* name, const char* version, 
     d.load_state = [](qallow_instance* self, const void* buf, size_t size, uint32_t state_version,
                       qallow_error* err) -> qallow_status {
         return guarded(err, [&] {
+            if constexpr (!requires { T::reads_other_state_versions; }) {
+                if (state_version != state_version_of<T>())
+                    throw Error(QALLOW_ERR_STATE, "state version " + std::to_string(state_version) +
+                                                      " cannot be read: this build reads state version " +
+                                                      std::to_string(state_version_of<T>()));
+            }
             StateReader r(buf, size);
             reinterpret_cast<Holder<T>*>(self)->obj->load_state(r, state_version);
         });
