@@ -5,6 +5,7 @@
 #pragma once
 
 #include "config.hpp"
+#include "events.hpp"
 #include "progress.hpp"
 #include "simulation.hpp"
 #include "summary.hpp"
@@ -66,6 +67,13 @@ public:
     uint64_t trial() const { return trial_; }
 
     void add_hook(TickHook* hook) { hooks_.push_back(hook); }
+
+    // Where audit events go (the ledger); none by default.  record() is a
+    // no-op without a sink.
+    void set_events(EventSink* sink) { events_ = sink; }
+    void record(const std::string& kind, const nlohmann::json& payload) {
+        if (events_) events_->record(kind, payload, sim_->tick());
+    }
     void remove_hook(TickHook* hook);
 
     // Ends the run: lets plugins publish final reports, flushes, writes the
@@ -83,6 +91,7 @@ private:
     std::unique_ptr<Simulation> sim_;
     Outputs outputs_;
     std::vector<TickHook*> hooks_;
+    EventSink* events_ = nullptr;
     uint64_t trial_ = 1;
     bool stopped_ = false;
     int status_ = 0;
