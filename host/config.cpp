@@ -2,6 +2,8 @@
 
 #include "errors.hpp"
 
+#include <boost/asio/ip/address.hpp>
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -162,8 +164,12 @@ std::string position(const std::string& text, size_t byte) {
 
 } // namespace
 
-const char* to_string(EthicsPolicy p) { return p == EthicsPolicy::halt ? "halt" : "warn"; }
-const char* to_string(FaultPolicy p) { return p == FaultPolicy::disable ? "disable" : "stop"; }
+const char* to_string(EthicsPolicy p) {
+    return p == EthicsPolicy::halt ? "halt" : p == EthicsPolicy::safe_mode ? "safe_mode" : "warn";
+}
+const char* to_string(FaultPolicy p) {
+    return p == FaultPolicy::disable ? "disable" : p == FaultPolicy::safe_mode ? "safe_mode" : "stop";
+}
 const char* to_string(LuaPolicy p) { return p == LuaPolicy::halt ? "halt" : "disable"; }
 const char* to_string(StateMismatch p) { return p == StateMismatch::fresh ? "fresh" : "keep_old"; }
 
@@ -182,7 +188,8 @@ Config parse_config(const std::string& text, const std::string& source, const fs
     Reader r(source);
     if (duplicates.duplicate()) r.fail(*duplicates.duplicate(), "this key appears twice in its object; keep one");
     r.object(root, "");
-    r.only_keys(root, "", {"seed", "ticks", "threads", "plugins_dir", "policy", "instances", "lua", "reload", "state_dir"});
+    r.only_keys(root, "", {"seed", "ticks", "threads", "plugins_dir", "policy", "instances", "lua", "reload", "state_dir",
+                          "safe_mode", "http", "ledger", "checkpoint"});
 
     Config c;
     c.source = source;
@@ -201,10 +208,12 @@ Config parse_config(const std::string& text, const std::string& source, const fs
         r.only_keys(pol, "/policy", {"ethics", "fault"});
         if (pol.contains("ethics"))
             c.ethics_policy = r.choice<EthicsPolicy>(pol["ethics"], "/policy/ethics",
-                                                     {{"warn", EthicsPolicy::warn}, {"halt", EthicsPolicy::halt}});
+                                                     {{"warn", EthicsPolicy::warn}, {"halt", EthicsPolicy::halt},
+                                                      {"safe_mode", EthicsPolicy::safe_mode}});
         if (pol.contains("fault"))
             c.fault_policy = r.choice<FaultPolicy>(pol["fault"], "/policy/fault",
-                                                   {{"stop", FaultPolicy::stop}, {"disable", FaultPolicy::disable}});
+                                                   {{"stop", FaultPolicy::stop}, {"disable", FaultPolicy::disable},
+                                                    {"safe_mode", FaultPolicy::safe_mode}});
     }
     if (root.contains("lua")) {
         const json& lua = r.object(root["lua"], "/lua");
@@ -219,6 +228,21 @@ Config parse_config(const std::string& text, const std::string& source, const fs
                                                {{"disable", LuaPolicy::disable}, {"halt", LuaPolicy::halt}});
     }
 
+    if (root.contains("checkpoint")) {
+        const json& ck = r.object(root["checkpoint"], "/checkpoint");
+        r.only_keys(ck, "/checkpoint", {"every", "keep", "dir"});
+        c.checkpoint.enabled = true;
+        if (ck.contains("every"))
+            c.checkpoint.every = r.whole(ck["every"], "/checkpoint/every", 0, UINT64_MAX,
+                                         "ticks between checkpoints (0 = only when the run ends or is stopped)");
+        if (ck.contains("keep"))
+            c.checkpoint.keep = r.whole(ck["keep"], "/checkpoint/keep", 1, 1'000'000, "checkpoints kept");
+        if (ck.contains("dir")) {
+            fs::path p = r.text(ck["dir"], "/checkpoint/dir", "a directory path (relative to this file)");
+            if (p.empty()) r.fail("/checkpoint/dir", "empty; allowed: a directory path (relative to this file)");
+            c.checkpoint.dir = p.is_absolute() ? p : base_dir / p;
+        }
+    }
     if (root.contains("state_dir")) {
         fs::path p = r.text(root["state_dir"], "/state_dir", "a directory path (relative to this file)");
         if (p.empty()) r.fail("/state_dir", "empty; allowed: a directory path (relative to this file)");
@@ -238,6 +262,69 @@ Config parse_config(const std::string& text, const std::string& source, const fs
             c.reload.on_state_mismatch = r.choice<StateMismatch>(
                 rl["on_state_mismatch"], "/reload/on_state_mismatch",
                 {{"keep_old", StateMismatch::keep_old}, {"fresh", StateMismatch::fresh}});
+    }
+
+    if (root.contains("safe_mode")) {
+        const json& sm = r.object(root["safe_mode"], "/safe_mode");
+        r.only_keys(sm, "/safe_mode", {"clean_ticks", "restore_checkpoint"});
+        if (sm.contains("clean_ticks"))
+            c.safe_mode.clean_ticks = r.whole(sm["clean_ticks"], "/safe_mode/clean_ticks", 1, 1'000'000'000,
+                                              "clean ticks in a row that end SAFE_MODE");
+        if (sm.contains("restore_checkpoint"))
+            c.safe_mode.restore_checkpoint = r.flag(sm["restore_checkpoint"], "/safe_mode/restore_checkpoint");
+        // Checkpoints (checkpoint.every) are not in this build yet: nothing to restore.
+        if (c.safe_mode.restore_checkpoint)
+            r.fail("/safe_mode/restore_checkpoint",
+                   "true needs checkpoint.every (checkpoints are not written by this build); allowed: false");
+    }
+    if (root.contains("http")) {
+        const json& h = r.object(root["http"], "/http");
+        r.only_keys(h, "/http", {"port", "bind"});
+        c.http.port = uint16_t(h.contains("port") ? r.whole(h["port"], "/http/port", 0, 65535,
+                                                           "a TCP port (0 = a free one, logged)")
+                                                  : 0);
+        if (h.contains("bind")) {
+            c.http.bind = r.text(h["bind"], "/http/bind", "a loopback address (127.0.0.1, ::1)");
+            boost::system::error_code ec;
+            auto a = boost::asio::ip::make_address(c.http.bind, ec);
+            if (ec || !a.is_loopback())
+                r.fail("/http/bind", "\"" + c.http.bind + "\" is not allowed; allowed: a loopback address (127.0.0.1, ::1)");
+        }
+    }
+
+    if (root.contains("ledger")) {
+        const json& lg = r.object(root["ledger"], "/ledger");
+        r.only_keys(lg, "/ledger", {"path", "node_id", "key", "fsync"});
+        for (const char* k : {"path", "node_id", "key"})
+            if (!lg.contains(k)) r.fail(std::string("/ledger/") + k, "missing; a ledger needs path, node_id and key");
+        LedgerConfig l;
+        for (auto [key, out] : {std::pair{"path", &l.path}, std::pair{"key", &l.key}}) {
+            std::string ptr = std::string("/ledger/") + key;
+            fs::path p = r.text(lg[key], ptr, "a file path (relative to this file)");
+            if (p.empty()) r.fail(ptr, "empty; allowed: a file path (relative to this file)");
+            *out = p.is_absolute() ? p : base_dir / p;
+        }
+        l.node_id = r.text(lg["node_id"], "/ledger/node_id", "a node id");
+        bool ok = !l.node_id.empty() && l.node_id.size() <= 64;
+        for (char ch : l.node_id)
+            ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+                        ch == '-' || ch == '.');
+        if (!ok || l.node_id[0] == '.')
+            r.fail("/ledger/node_id", "\"" + l.node_id + "\" is not allowed; allowed: [A-Za-z0-9_.-], 1 to 64 characters, not starting with '.'");
+        if (lg.contains("fsync")) {
+            const json& f = lg["fsync"];
+            if (f.is_object()) {
+                r.only_keys(f, "/ledger/fsync", {"every_ms"});
+                if (!f.contains("every_ms")) r.fail("/ledger/fsync/every_ms", "missing; allowed: \"always\", \"per_tick\" or {\"every_ms\": N}");
+                l.fsync = FsyncMode::every_ms;
+                l.fsync_every_ms = r.whole(f["every_ms"], "/ledger/fsync/every_ms", 1, 3'600'000, "milliseconds between fsyncs");
+            } else {
+                if (!f.is_string() || (f != "always" && f != "per_tick"))
+                    r.fail("/ledger/fsync", f.dump() + " is not allowed; allowed: \"always\", \"per_tick\" or {\"every_ms\": N}");
+                l.fsync = f == "always" ? FsyncMode::always : FsyncMode::per_tick;
+            }
+        }
+        c.ledger = std::move(l);
     }
 
     const json& list = root["instances"];

@@ -31,8 +31,8 @@ struct InstanceConfig {
     bool required = false; // hot reload: keeps running when its plugin file is removed
 };
 
-enum class EthicsPolicy { warn, halt };
-enum class FaultPolicy { stop, disable };
+enum class EthicsPolicy { warn, halt, safe_mode };
+enum class FaultPolicy { stop, disable, safe_mode };
 enum class LuaPolicy { disable, halt };
 enum class StateMismatch { keep_old, fresh };
 
@@ -52,6 +52,36 @@ struct LuaConfig {
     LuaPolicy policy = LuaPolicy::disable;    // what a failing script does to the run
 };
 
+// The "safe_mode" section (states.hpp): how the node leaves SAFE_MODE.
+struct SafeModeConfig {
+    uint64_t clean_ticks = 100;      // clean ticks in a row that end SAFE_MODE
+    bool restore_checkpoint = false; // restore the newest checkpoint on entering it (needs checkpoint.every)
+};
+
+// The "http" section and --http-port: /healthz, /readyz, /metrics (http.hpp).
+struct HttpConfig {
+    std::optional<uint16_t> port; // none: no HTTP server; 0: a free port, logged
+    std::string bind = "127.0.0.1"; // a loopback address
+};
+
+// The "ledger" section: the signed, hash-chained audit trail (docs/ledger.md).
+enum class FsyncMode { always, per_tick, every_ms };
+struct LedgerConfig {
+    std::filesystem::path path; // resolved against the config file's folder
+    std::string node_id;        // [A-Za-z0-9_.-]{1,64}
+    std::filesystem::path key;  // private key (PEM, mode 0600), resolved like path
+    FsyncMode fsync = FsyncMode::always;
+    uint64_t fsync_every_ms = 0; // FsyncMode::every_ms
+};
+
+// The "checkpoint" section: epoch checkpoints (docs/checkpoints.md).
+struct CheckpointConfig {
+    bool enabled = false; // the section is there (or --checkpoint-every was given)
+    uint64_t every = 0;   // ticks between checkpoints; 0: only when the run ends or is stopped
+    uint64_t keep = 3;    // the newest this many are kept
+    std::optional<std::filesystem::path> dir; // resolved against the file's folder; default <out>/checkpoints
+};
+
 struct Config {
     std::string source = "<none>"; // file name as given, for messages
     uint64_t seed = 0;
@@ -64,6 +94,10 @@ struct Config {
     LuaConfig lua;
     ReloadConfig reload;
     std::optional<std::filesystem::path> state_dir; // resolved against the file's folder
+    CheckpointConfig checkpoint;
+    SafeModeConfig safe_mode;
+    HttpConfig http;
+    std::optional<LedgerConfig> ledger; // none: no ledger
 };
 
 // Throws InputError "<file>:<line>:<col>: ..." or "<file>: <pointer>: ...".

@@ -1,11 +1,25 @@
 #include "crypto.hpp"
 
+#include <mbedtls/base64.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/sha256.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <mutex>
+#include <sstream>
 #include <memory>
 #include <stdexcept>
 
@@ -41,6 +55,96 @@ private:
     mbedtls_sha256_context ctx_;
 };
 
+
+std::string mbed_error(int rc) {
+    char buf[160];
+    mbedtls_strerror(rc, buf, sizeof buf);
+    return buf;
+}
+
+// One CTR_DRBG for the process, seeded once from the platform's entropy;
+// ECDSA signing draws its per-signature nonce from it.
+struct Drbg {
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context ctr;
+    std::mutex mu;
+    Drbg() {
+        mbedtls_entropy_init(&entropy);
+        mbedtls_ctr_drbg_init(&ctr);
+        static const char pers[] = "qallow-ledger";
+        int rc = mbedtls_ctr_drbg_seed(&ctr, mbedtls_entropy_func, &entropy,
+                                       reinterpret_cast<const unsigned char*>(pers), sizeof pers - 1);
+        if (rc) throw std::runtime_error("cannot seed the random generator: " + mbed_error(rc));
+    }
+    ~Drbg() {
+        mbedtls_ctr_drbg_free(&ctr);
+        mbedtls_entropy_free(&entropy);
+    }
+    static int random(void* self, unsigned char* out, size_t n) {
+        auto* d = static_cast<Drbg*>(self);
+        std::lock_guard<std::mutex> lock(d->mu);
+        return mbedtls_ctr_drbg_random(&d->ctr, out, n);
+    }
+};
+
+Drbg& drbg() {
+    static Drbg d;
+    return d;
+}
+
+struct Pk {
+    mbedtls_pk_context ctx;
+    Pk() { mbedtls_pk_init(&ctx); }
+    ~Pk() { mbedtls_pk_free(&ctx); }
+    Pk(const Pk&) = delete;
+    Pk& operator=(const Pk&) = delete;
+};
+
+bool is_p256(mbedtls_pk_context& pk) {
+    return mbedtls_pk_get_type(&pk) == MBEDTLS_PK_ECKEY && mbedtls_pk_ec(pk)->grp.id == MBEDTLS_ECP_DP_SECP256R1;
+}
+
+std::string pubkey_der(mbedtls_pk_context& pk) {
+    unsigned char buf[256];
+    int n = mbedtls_pk_write_pubkey_der(&pk, buf, sizeof buf); // written at the end of buf
+    if (n < 0) throw std::runtime_error("cannot encode the public key: " + mbed_error(n));
+    return std::string(reinterpret_cast<char*>(buf + sizeof buf - n), size_t(n));
+}
+
+std::string slurp(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw std::runtime_error(file.string() + ": cannot read: " + std::strerror(errno));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// O_EXCL: never overwrites; mode set with fchmod so the umask cannot widen or narrow it.
+void write_new_file(const std::filesystem::path& file, const std::string& text, mode_t mode) {
+    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0) {
+        if (errno == EEXIST) throw std::runtime_error(file.string() + ": already exists; refusing to overwrite a key");
+        throw std::runtime_error(file.string() + ": cannot create: " + std::strerror(errno));
+    }
+    bool ok = ::fchmod(fd, mode) == 0;
+    size_t off = 0;
+    while (ok && off < text.size()) {
+        ssize_t w = ::write(fd, text.data() + off, text.size() - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) ok = false;
+        else off += size_t(w);
+    }
+    ok = ok && ::fsync(fd) == 0;
+    int err = errno;
+    ::close(fd);
+    if (!ok) {
+        ::unlink(file.c_str());
+        throw std::runtime_error(file.string() + ": cannot write: " + std::strerror(err));
+    }
+}
+
+std::string id_of_der(const std::string& der) { return sha256_hex(der).substr(0, 16); }
+
 } // namespace
 
 std::string sha256_hex(std::string_view data) {
@@ -59,5 +163,180 @@ std::string sha256_file_hex(const std::filesystem::path& path) {
     if (std::ferror(f.get())) throw std::runtime_error(path.string() + ": read error");
     return h.hex();
 }
+
+
+std::string sha256_raw(std::string_view data) {
+    std::array<unsigned char, 32> digest{};
+    mbedtls_sha256_ret(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest.data(), 0);
+    return std::string(reinterpret_cast<char*>(digest.data()), digest.size());
+}
+
+std::string to_hex(std::string_view bytes) {
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    out.reserve(bytes.size() * 2);
+    for (unsigned char c : bytes) {
+        out += digits[c >> 4];
+        out += digits[c & 0xf];
+    }
+    return out;
+}
+
+std::string from_hex(std::string_view hex) {
+    auto nibble = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        return -1;
+    };
+    if (hex.size() % 2) throw std::runtime_error("odd number of hex digits");
+    std::string out(hex.size() / 2, '\0');
+    for (size_t i = 0; i < out.size(); ++i) {
+        int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) throw std::runtime_error("not lower-case hex");
+        out[i] = char(hi << 4 | lo);
+    }
+    return out;
+}
+
+std::string base64_encode(std::string_view bytes) {
+    size_t n = 0;
+    mbedtls_base64_encode(nullptr, 0, &n, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+    std::string out(n, '\0');
+    int rc = mbedtls_base64_encode(reinterpret_cast<unsigned char*>(out.data()), out.size(), &n,
+                                   reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+    if (rc) throw std::runtime_error("base64: " + mbed_error(rc));
+    out.resize(n); // n excludes the terminating NUL written
+    return out;
+}
+
+std::string base64_decode(std::string_view text) {
+    size_t n = 0;
+    int rc = mbedtls_base64_decode(nullptr, 0, &n, reinterpret_cast<const unsigned char*>(text.data()), text.size());
+    if (rc && rc != MBEDTLS_ERR_BASE64_BUFFER_TOO_SMALL) throw std::runtime_error("not valid base64");
+    std::string out(n, '\0');
+    rc = mbedtls_base64_decode(reinterpret_cast<unsigned char*>(out.data()), out.size(), &n,
+                               reinterpret_cast<const unsigned char*>(text.data()), text.size());
+    if (rc) throw std::runtime_error("not valid base64");
+    out.resize(n);
+    return out;
+}
+
+// ---- keys ----
+
+struct PrivateKey::Impl {
+    Pk pk;
+    std::string id;
+};
+struct PublicKey::Impl {
+    Pk pk;
+    std::string id;
+};
+
+PrivateKey::PrivateKey(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PrivateKey::PrivateKey(PrivateKey&&) noexcept = default;
+PrivateKey& PrivateKey::operator=(PrivateKey&&) noexcept = default;
+PrivateKey::~PrivateKey() = default;
+PublicKey::PublicKey(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PublicKey::PublicKey(PublicKey&&) noexcept = default;
+PublicKey& PublicKey::operator=(PublicKey&&) noexcept = default;
+PublicKey::~PublicKey() = default;
+
+PrivateKey PrivateKey::generate() {
+    auto impl = std::make_unique<Impl>();
+    int rc = mbedtls_pk_setup(&impl->pk.ctx, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
+    if (!rc)
+        rc = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(impl->pk.ctx), &Drbg::random, &drbg());
+    if (rc) throw std::runtime_error("cannot generate a P-256 key: " + mbed_error(rc));
+    impl->id = id_of_der(pubkey_der(impl->pk.ctx));
+    return PrivateKey(std::move(impl));
+}
+
+PrivateKey PrivateKey::load(const std::filesystem::path& file) {
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0)
+        throw std::runtime_error(file.string() + ": cannot read the private key: " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) throw std::runtime_error(file.string() + ": the private key is not a regular file");
+    if (st.st_mode & 077) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", unsigned(st.st_mode & 07777));
+        throw std::runtime_error(file.string() + ": permissions " + mode +
+                                 " are too open; a private key must be readable by its owner only (chmod 600 " +
+                                 file.string() + ")");
+    }
+    std::string pem = slurp(file);
+    auto impl = std::make_unique<Impl>();
+    int rc = mbedtls_pk_parse_key(&impl->pk.ctx, reinterpret_cast<const unsigned char*>(pem.c_str()), pem.size() + 1,
+                                  nullptr, 0); // PEM: the length counts the terminating NUL
+    if (rc) throw std::runtime_error(file.string() + ": not a PEM private key: " + mbed_error(rc));
+    if (!is_p256(impl->pk.ctx)) throw std::runtime_error(file.string() + ": not an ECDSA P-256 key");
+    impl->id = id_of_der(pubkey_der(impl->pk.ctx));
+    return PrivateKey(std::move(impl));
+}
+
+void PrivateKey::save(const std::filesystem::path& private_file, const std::filesystem::path& public_file) const {
+    for (const auto& f : {private_file, public_file})
+        if (::access(f.c_str(), F_OK) == 0)
+            throw std::runtime_error(f.string() + ": already exists; refusing to overwrite a key");
+    unsigned char buf[1024];
+    int rc = mbedtls_pk_write_key_pem(&impl_->pk.ctx, buf, sizeof buf);
+    if (rc) throw std::runtime_error("cannot encode the private key: " + mbed_error(rc));
+    std::string pem(reinterpret_cast<char*>(buf));
+    mbedtls_platform_zeroize(buf, sizeof buf);
+    write_new_file(private_file, pem, 0600);
+    mbedtls_platform_zeroize(pem.data(), pem.size());
+    try {
+        write_new_file(public_file, public_pem(), 0644);
+    } catch (...) {
+        ::unlink(private_file.c_str()); // no half key pair
+        throw;
+    }
+}
+
+std::string PrivateKey::sign_base64(std::string_view hash32) const {
+    if (hash32.size() != 32) throw std::runtime_error("sign: expected a 32-byte SHA-256 hash");
+    unsigned char sig[MBEDTLS_ECDSA_MAX_LEN];
+    size_t n = 0;
+    int rc = mbedtls_pk_sign(&impl_->pk.ctx, MBEDTLS_MD_SHA256, reinterpret_cast<const unsigned char*>(hash32.data()),
+                             32, sig, &n, &Drbg::random, &drbg());
+    if (rc) throw std::runtime_error("cannot sign: " + mbed_error(rc));
+    return base64_encode(std::string_view(reinterpret_cast<char*>(sig), n));
+}
+
+std::string PrivateKey::public_pem() const {
+    unsigned char buf[512];
+    int rc = mbedtls_pk_write_pubkey_pem(&impl_->pk.ctx, buf, sizeof buf);
+    if (rc) throw std::runtime_error("cannot encode the public key: " + mbed_error(rc));
+    return reinterpret_cast<char*>(buf);
+}
+
+PublicKey PrivateKey::public_key() const { return PublicKey::from_pem(public_pem(), "<generated key>"); }
+
+std::string PrivateKey::key_id() const { return impl_->id; }
+
+PublicKey PublicKey::from_pem(const std::string& pem, const std::string& source) {
+    auto impl = std::make_unique<PublicKey::Impl>();
+    int rc = mbedtls_pk_parse_public_key(&impl->pk.ctx, reinterpret_cast<const unsigned char*>(pem.c_str()),
+                                         pem.size() + 1);
+    if (rc) throw std::runtime_error(source + ": not a PEM public key: " + mbed_error(rc));
+    if (!is_p256(impl->pk.ctx)) throw std::runtime_error(source + ": not an ECDSA P-256 key");
+    impl->id = id_of_der(pubkey_der(impl->pk.ctx));
+    return PublicKey(std::move(impl));
+}
+
+PublicKey PublicKey::load(const std::filesystem::path& file) { return from_pem(slurp(file), file.string()); }
+
+bool PublicKey::verify_base64(std::string_view hash32, std::string_view signature_base64) const {
+    if (hash32.size() != 32) return false;
+    std::string der;
+    try {
+        der = base64_decode(signature_base64);
+    } catch (const std::exception&) {
+        return false;
+    }
+    return mbedtls_pk_verify(&impl_->pk.ctx, MBEDTLS_MD_SHA256, reinterpret_cast<const unsigned char*>(hash32.data()),
+                             32, reinterpret_cast<const unsigned char*>(der.data()), der.size()) == 0;
+}
+
+const std::string& PublicKey::key_id() const { return impl_->id; }
 
 } // namespace qallow::crypto

@@ -1,8 +1,9 @@
-// Digests (and later keys and signatures).  The only part of the host that
+// Digests, keys and signatures.  The only part of the host that
 // includes mbedTLS, so that a change of crypto library touches one file.
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -12,5 +13,68 @@ namespace qallow::crypto {
 std::string sha256_hex(std::string_view data);
 // Streams the file; throws std::runtime_error naming the path on I/O errors.
 std::string sha256_file_hex(const std::filesystem::path& path);
+
+// ---- ECDSA P-256 keys and signatures (the ledger's, docs/ledger.md) ----
+
+// The raw 32-byte SHA-256 of `data`.
+std::string sha256_raw(std::string_view data);
+// Hex <-> bytes; from_hex throws std::runtime_error on bad input.
+std::string to_hex(std::string_view bytes);
+std::string from_hex(std::string_view hex);
+std::string base64_encode(std::string_view bytes);
+// Throws std::runtime_error when `text` is not valid base64.
+std::string base64_decode(std::string_view text);
+
+class PublicKey;
+
+// An ECDSA P-256 private key.  Every function throws std::runtime_error with
+// a message that names the file involved.
+class PrivateKey {
+public:
+    PrivateKey(PrivateKey&&) noexcept;
+    PrivateKey& operator=(PrivateKey&&) noexcept;
+    ~PrivateKey();
+
+    // A fresh key from a CTR_DRBG seeded by the platform's entropy source.
+    static PrivateKey generate();
+    // Reads a PEM private key.  Refused, like ssh does, when the file can be
+    // read or written by group or others ("permissions 0644 are too open").
+    static PrivateKey load(const std::filesystem::path& file);
+    // Writes the PEM private key with mode 0600 and the PEM public key with
+    // mode 0644; refuses to overwrite either file.
+    void save(const std::filesystem::path& private_file, const std::filesystem::path& public_file) const;
+
+    // ECDSA over a 32-byte hash: the DER signature, base64.
+    std::string sign_base64(std::string_view hash32) const;
+    std::string public_pem() const;
+    PublicKey public_key() const;
+    // First 16 hex digits of SHA-256 of the public key's DER (SubjectPublicKeyInfo).
+    std::string key_id() const;
+
+private:
+    struct Impl;
+    explicit PrivateKey(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+class PublicKey {
+public:
+    PublicKey(PublicKey&&) noexcept;
+    PublicKey& operator=(PublicKey&&) noexcept;
+    ~PublicKey();
+
+    static PublicKey from_pem(const std::string& pem, const std::string& source);
+    static PublicKey load(const std::filesystem::path& file);
+
+    // False for a wrong signature, bad base64 or a malformed DER.
+    bool verify_base64(std::string_view hash32, std::string_view signature_base64) const;
+    const std::string& key_id() const;
+
+private:
+    friend class PrivateKey;
+    struct Impl;
+    explicit PublicKey(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
 
 } // namespace qallow::crypto

@@ -173,10 +173,19 @@ std::string CtlServer::handle(Runner& runner, const std::string& line) {
         return answer(false, std::string("request is not JSON: ") + e.what());
     }
     if (!req.is_object() || !req.contains("cmd") || !req["cmd"].is_string())
-        return answer(false, "request needs \"cmd\": one of status|set|lua");
+        return answer(false, "request needs \"cmd\": one of status|set|lua|resume");
     std::string cmd = req["cmd"];
     try {
-        if (cmd == "status") return answer(true, status_of(runner));
+        if (cmd == "status") {
+            json s = status_of(runner);
+            if (states_) s["state"] = to_string(states_->state());
+            return answer(true, s);
+        }
+        if (cmd == "resume") {
+            if (!states_) return answer(false, "this node keeps no states");
+            states_->resume(runner, "ctl");
+            return answer(true, {{"state", to_string(states_->state())}, {"from_tick", runner.sim().tick() + 1}});
+        }
         if (cmd == "set") {
             if (!req.contains("name") || !req["name"].is_string() || !req.contains("value"))
                 return answer(false, "set needs \"name\" (instance.param) and \"value\"");
@@ -189,7 +198,7 @@ std::string CtlServer::handle(Runner& runner, const std::string& line) {
             if (!lua_) return answer(false, "this node has no Lua engine");
             return answer(true, lua_(req["code"]));
         }
-        return answer(false, "unknown cmd \"" + printable(cmd) + "\"; allowed: status|set|lua");
+        return answer(false, "unknown cmd \"" + printable(cmd) + "\"; allowed: status|set|lua|resume");
     } catch (const std::exception& e) {
         return answer(false, printable(e.what()));
     }
@@ -239,6 +248,8 @@ int ctl_command(const fs::path& socket, const std::vector<std::string>& words) {
     json req;
     if (words.size() == 1 && words[0] == "status") {
         req = {{"cmd", "status"}};
+    } else if (words.size() == 1 && words[0] == "resume") {
+        req = {{"cmd", "resume"}};
     } else if (words.size() == 2 && words[0] == "lua") {
         req = {{"cmd", "lua"}, {"code", words[1]}};
     } else if (words.size() == 3 && words[0] == "set") {
@@ -250,7 +261,7 @@ int ctl_command(const fs::path& socket, const std::vector<std::string>& words) {
         }
         req = {{"cmd", "set"}, {"name", words[1]}, {"value", value}};
     } else {
-        std::fprintf(stderr, "qallow ctl: expected one of: status | set NAME VALUE | lua CODE\n");
+        std::fprintf(stderr, "qallow ctl: expected one of: status | set NAME VALUE | lua CODE | resume\n");
         return 2;
     }
     std::string reply;

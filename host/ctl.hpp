@@ -6,10 +6,12 @@
 //   {"cmd": "status"}                          -> {"ok": true, "result": {...}}
 //   {"cmd": "set", "name": "phase13.k", "value": 0.002}
 //   {"cmd": "lua", "code": "qallow.set('phase13.k', 0.002)"}
+//   {"cmd": "resume"}                          -> SAFE_MODE to ACTIVE (states.hpp)
 //   anything wrong                             -> {"ok": false, "error": "..."}
 #pragma once
 
 #include "runner.hpp"
+#include "states.hpp"
 
 #include <chrono>
 #include <filesystem>
@@ -32,6 +34,8 @@ public:
 
     // Runs `code` in the run's Lua sandbox; set once Lua is available.
     void set_lua(std::function<std::string(const std::string&)> eval) { lua_ = std::move(eval); }
+    // The node's states: "status" reports the state, "resume" leaves SAFE_MODE.
+    void set_states(StateMachine* states) { states_ = states; }
     const std::filesystem::path& path() const { return path_; }
     uint64_t served() const { return served_; }
 
@@ -46,6 +50,7 @@ private:
     std::filesystem::path path_;
     std::unique_ptr<Impl> impl_;
     std::function<std::string(const std::string&)> lua_;
+    StateMachine* states_ = nullptr;
     std::chrono::steady_clock::time_point last_poll_{};
     uint64_t served_ = 0;
 };

@@ -1,5 +1,7 @@
 // The qallow executable: CLI11 parsing only; each command lives in its own file.
 #include "ctl.hpp"
+#include "ledger.hpp"
+#include "log_format.hpp"
 #include "plugins_cmd.hpp"
 #include "run.hpp"
 
@@ -13,9 +15,12 @@
 
 namespace {
 
-void setup_logging(const std::string& level) {
+void setup_logging(const std::string& level, const std::string& format) {
     auto logger = spdlog::stderr_color_mt("qallow");
-    logger->set_pattern("%^%l%$: %v");
+    if (format == "json")
+        logger->set_formatter(qallow::make_json_log_formatter());
+    else
+        logger->set_pattern("%^%l%$: %v");
     spdlog::set_default_logger(logger);
     spdlog::set_level(spdlog::level::from_str(level));
 }
@@ -32,6 +37,9 @@ int main(int argc, char** argv) {
     std::string log_level = "info";
     app.add_option("--log-level", log_level, "debug|info|warn|error")
         ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}));
+    std::string log_format = "text";
+    app.add_option("--log-format", log_format, "text (default) | json: one JSON object {time, level, msg} a line")
+        ->check(CLI::IsMember({"text", "json"}));
 
     qallow::RunOptions run;
     std::string ticks, seed, threads;
@@ -52,12 +60,23 @@ int main(int argc, char** argv) {
         ->allow_extra_args(false);
     run_cmd->add_option("--socket", run.socket, "ctl socket to serve (default $XDG_RUNTIME_DIR/qallow/ctl.sock)");
     run_cmd->add_flag("!--no-ctl", run.ctl, "serve no ctl socket");
+    run_cmd->add_option("--resume", run.resume,
+                        "continue from the newest valid checkpoint in DIR (an out directory or a checkpoints directory)");
+    run_cmd->add_flag("--resume-fallback", run.resume_fallback,
+                      "--resume: when the newest checkpoint is damaged, use the previous good one (warns)");
+    run_cmd->add_flag("--force", run.force, "--resume: even when a plugin build or the config differs (warns)");
+    std::string checkpoint_every;
+    run_cmd->add_option("--checkpoint-every", checkpoint_every,
+                        "write a checkpoint every N ticks (0 = only when the run ends or is stopped); overrides checkpoint.every");
+    std::string http_port;
+    run_cmd->add_option("--http-port", http_port,
+                        "serve /healthz /readyz /metrics on this loopback port (0 = a free one, logged); overrides config http.port");
 
     std::filesystem::path ctl_socket = qallow::default_ctl_socket();
     std::vector<std::string> ctl_words;
-    auto* ctl_cmd = app.add_subcommand("ctl", "talk to a running node: status | set NAME VALUE | lua CODE");
+    auto* ctl_cmd = app.add_subcommand("ctl", "talk to a running node: status | set NAME VALUE | lua CODE | resume");
     ctl_cmd->add_option("--socket", ctl_socket, "the node's ctl socket")->capture_default_str();
-    ctl_cmd->add_option("request", ctl_words, "status | set NAME VALUE | lua CODE")->required();
+    ctl_cmd->add_option("request", ctl_words, "status | set NAME VALUE | lua CODE | resume")->required();
 
     qallow::PluginsOptions plugins_opt;
     auto* plugins_cmd = app.add_subcommand("plugins", "list the plugins a directory holds, and refused files with why");
@@ -66,6 +85,28 @@ int main(int argc, char** argv) {
                             "where the crash quarantine lives (default $XDG_STATE_HOME/qallow or ~/.local/state/qallow)");
     plugins_cmd->add_flag("--clear-quarantine", plugins_opt.clear_quarantine,
                           "allow every quarantined build again (builds that crashed the host)");
+
+    std::filesystem::path keys_out;
+    std::string keys_node;
+    auto* keys_cmd = app.add_subcommand("keys", "signing keys for the ledger");
+    keys_cmd->require_subcommand(1);
+    auto* keys_gen = keys_cmd->add_subcommand("gen", "write DIR/<ID>.key (private, mode 0600) and DIR/<ID>.pub (PEM, ECDSA P-256)");
+    keys_gen->add_option("--out", keys_out, "directory for the key pair (created if missing)")->required();
+    keys_gen->add_option("--node-id", keys_node, "the node's id: [A-Za-z0-9_.-], 1 to 64 characters")->required();
+
+    std::filesystem::path ledger_file;
+    std::optional<std::filesystem::path> ledger_trust;
+    std::optional<std::string> ledger_kind, ledger_since;
+    auto* ledger_cmd = app.add_subcommand("ledger", "check or read a node's signed ledger (docs/ledger.md)");
+    ledger_cmd->require_subcommand(1);
+    auto* ledger_verify = ledger_cmd->add_subcommand(
+        "verify", "check the hash chain, sequence, timestamps and (with --trust) every signature; exit 1 at the first bad entry");
+    ledger_verify->add_option("file", ledger_file, "the ledger (JSON Lines)")->required();
+    ledger_verify->add_option("--trust", ledger_trust, "directory of trusted public keys (*.pub)");
+    auto* ledger_show = ledger_cmd->add_subcommand("show", "the entries as a table");
+    ledger_show->add_option("file", ledger_file, "the ledger (JSON Lines)")->required();
+    ledger_show->add_option("--kind", ledger_kind, "only this kind (param_change, plugin_load, ethics_failure, ...)");
+    ledger_show->add_option("--since", ledger_since, "only entries at or after this UTC time (2026-11-27T07:00, or a prefix)");
 
     try {
         app.parse(argc, argv);
@@ -79,15 +120,21 @@ int main(int argc, char** argv) {
         app.exit(e);
         return 2;
     }
-    setup_logging(log_level);
+    setup_logging(log_level, log_format);
 
     if (*run_cmd) {
         if (run_cmd->count("--ticks")) run.ticks = ticks;
         if (run_cmd->count("--seed")) run.seed = seed;
         if (run_cmd->count("--threads")) run.threads = threads;
+        if (run_cmd->count("--checkpoint-every")) run.checkpoint_every = checkpoint_every;
+        run.config_given = run_cmd->count("--config") > 0;
+        if (run_cmd->count("--http-port")) run.http_port = http_port;
         return qallow::run_command(run);
     }
     if (*plugins_cmd) return qallow::plugins_command(plugins_opt);
+    if (*keys_gen) return qallow::keys_gen_command(keys_out, keys_node);
+    if (*ledger_verify) return qallow::ledger_verify_command(ledger_file, ledger_trust);
+    if (*ledger_show) return qallow::ledger_show_command(ledger_file, ledger_kind, ledger_since);
     if (*ctl_cmd) return qallow::ctl_command(ctl_socket, ctl_words);
     return 2;
 }

@@ -47,7 +47,7 @@ void ReloadHook::event(const Simulation& sim, const std::string& what, const std
                        const LoadedPlugin* old_build, const LoadedPlugin* new_build, const fs::path& file,
                        const std::string& sha256, const std::string& detail) {
     dirty_ = true;
-    if (events_.size() >= kMaxEvents) return;
+    if (events_.size() >= kMaxEvents && !s_.on_event) return;
     nlohmann::json e = {{"after_tick", sim.tick()}, {"event", what}};
     if (!instance.empty()) e["instance"] = instance;
     const LoadedPlugin* named = new_build ? new_build : old_build;
@@ -60,7 +60,8 @@ void ReloadHook::event(const Simulation& sim, const std::string& what, const std
     if (!sha256.empty()) e["sha256"] = sha256;
     if (!file.empty()) e["file"] = file.string();
     if (!detail.empty()) e["detail"] = detail;
-    events_.push_back(std::move(e));
+    if (s_.on_event) s_.on_event(e);
+    if (events_.size() < kMaxEvents) events_.push_back(std::move(e));
 }
 
 nlohmann::json ReloadHook::summary() const {

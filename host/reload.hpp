@@ -50,6 +50,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -82,6 +83,9 @@ public:
         CrashGuard* guard = nullptr;                  // null: no crash quarantine
         const Quarantine* quarantine = nullptr;
         uint64_t quarantined_at_start = 0;
+        // Called with every event (the summary keeps only the first 1000):
+        // the ledger records them all.  Must not throw.
+        std::function<void(const nlohmann::json&)> on_event;
     };
 
     // `catalog` is the run's (the factory builds resets from it); the hook

@@ -1,9 +1,12 @@
 #include "run.hpp"
 
+#include "checkpoint.hpp"
 #include "config.hpp"
 #include "crypto.hpp"
 #include "ctl.hpp"
 #include "errors.hpp"
+#include "http.hpp"
+#include "ledger.hpp"
 #include "loader.hpp"
 #include "lua_engine.hpp"
 #include "paths.hpp"
@@ -12,6 +15,7 @@
 #include "reload.hpp"
 #include "runner.hpp"
 #include "simulation.hpp"
+#include "states.hpp"
 #include "stop_signal.hpp"
 #include "summary.hpp"
 #include "telemetry.hpp"
@@ -29,6 +33,15 @@ namespace qallow {
 namespace fs = std::filesystem;
 namespace {
 
+// A hot reload event's ledger kind (ReloadHook's "event" field).
+std::string reload_kind(const std::string& event) {
+    if (event == "loaded") return "plugin_load";
+    if (event == "reloaded" || event == "reloaded_fresh") return "plugin_reload";
+    if (event == "rolled_back") return "plugin_rollback";
+    if (event == "refused") return "plugin_refused";
+    return "plugin_" + event; // confirmed, unloaded, kept_required
+}
+
 uint64_t parse_whole(const std::string& flag, const std::string& text, uint64_t min, uint64_t max) {
     uint64_t v = 0;
     auto r = std::from_chars(text.data(), text.data() + text.size(), v);
@@ -42,9 +55,43 @@ uint64_t parse_whole(const std::string& flag, const std::string& text, uint64_t 
 
 } // namespace
 
-int run_command(const RunOptions& opt) {
+int run_command(const RunOptions& given) {
     // First: a signal during setup must still end in a clean stop.
     install_stop_handlers();
+    // --resume: the newest good checkpoint, read first: unless given again,
+    // the config, --set, --seed, --plugins and --out are the checkpoint's.
+    RunOptions opt = given;
+    std::optional<Checkpoint> resume_cp;
+    if (opt.resume) {
+        try {
+            if (opt.script) throw InputError("--resume: a run with --script cannot be resumed (Lua state is not checkpointed)");
+            resume_cp = find_resume_checkpoint(*opt.resume, opt.resume_fallback);
+            const auto& h = resume_cp->header;
+            const auto& origin = h.at("origin");
+            if (h.at("trial").get<uint64_t>() != 1)
+                throw InputError("--resume: " + resume_cp->file.string() + " is from trial " +
+                                 std::to_string(h.at("trial").get<uint64_t>()) +
+                                 " of a Lua experiment; only a run's first trial can be resumed");
+            if (!opt.config_given) opt.config = origin.at("config_file").get<std::string>();
+            if (opt.sets.empty()) opt.sets = origin.at("sets").get<std::vector<std::string>>();
+            if (!opt.seed) opt.seed = std::to_string(h.at("seed").get<uint64_t>());
+            if (!opt.checkpoint_every && origin.value("checkpoint_every", nlohmann::json()).is_string())
+                opt.checkpoint_every = origin["checkpoint_every"].get<std::string>();
+            if (!opt.plugins) opt.plugins = origin.at("plugin_dir").get<std::string>();
+            if (!opt.out) {
+                std::error_code ec;
+                opt.out = fs::is_directory(*opt.resume / "checkpoints", ec) ? *opt.resume
+                                                                            : fs::path(origin.at("out_dir").get<std::string>());
+            }
+            spdlog::info("resume: {} (tick {}, sha256 {})", resume_cp->file.string(), resume_cp->tick(), resume_cp->digest);
+        } catch (const InputError& e) {
+            std::fprintf(stderr, "qallow: error: %s\n", e.what());
+            return 2;
+        } catch (const std::exception& e) { // a header missing a field
+            std::fprintf(stderr, "qallow: error: --resume: %s: %s\n", resume_cp ? resume_cp->file.c_str() : "", e.what());
+            return 2;
+        }
+    }
     // ---- everything that can be wrong with the input, before any output ----
     Config config;
     std::vector<Override> overrides;
@@ -54,6 +101,15 @@ int run_command(const RunOptions& opt) {
         if (opt.ticks) config.ticks = parse_whole("--ticks", *opt.ticks, 1, UINT64_MAX);
         if (opt.seed) config.seed = parse_whole("--seed", *opt.seed, 0, UINT64_MAX);
         if (opt.threads) config.threads = unsigned(parse_whole("--threads", *opt.threads, 0, 1024));
+        if (opt.checkpoint_every) {
+            config.checkpoint.enabled = true;
+            config.checkpoint.every = parse_whole("--checkpoint-every", *opt.checkpoint_every, 0, UINT64_MAX);
+        }
+        if (resume_cp && resume_cp->tick() >= config.ticks)
+            throw InputError("--resume: " + resume_cp->file.string() + " is at tick " + std::to_string(resume_cp->tick()) +
+                             " and the run ends at tick " + std::to_string(config.ticks) +
+                             ": nothing to run; give --ticks N with N > " + std::to_string(resume_cp->tick()));
+        if (opt.http_port) config.http.port = uint16_t(parse_whole("--http-port", *opt.http_port, 0, 65535));
         for (const auto& s : opt.sets) overrides.push_back(parse_override(s));
         // Compiles --script now (bad input if it does not); without one it
         // holds no Lua state until eval() asks for one.
@@ -62,6 +118,23 @@ int run_command(const RunOptions& opt) {
         std::fprintf(stderr, "qallow: error: %s\n", e.what());
         return 2;
     }
+    // The ledger (ledger.hpp): a key or file that does not work is bad input,
+    // found before anything runs.  Declared before the runner: outlives it.
+    std::unique_ptr<Ledger> ledger;
+    if (config.ledger) {
+        try {
+            Ledger::Options lo;
+            lo.file = config.ledger->path;
+            lo.node_id = config.ledger->node_id;
+            lo.fsync = config.ledger->fsync;
+            lo.fsync_every_ms = config.ledger->fsync_every_ms;
+            ledger = std::make_unique<Ledger>(std::move(lo), crypto::PrivateKey::load(config.ledger->key));
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "qallow: error: %s: /ledger: %s\n", config.source.c_str(), e.what());
+            return 2;
+        }
+    }
+    std::vector<std::string> quarantined_lines; // for the ledger, once it records
     std::string how;
     fs::path plugin_dir = resolve_plugin_dir(opt.plugins, config.plugins_dir, how);
     fs::path out_dir = opt.out ? *opt.out : fs::path("out") / opt.config.stem();
@@ -77,7 +150,10 @@ int run_command(const RunOptions& opt) {
     try {
         quarantine.load();
         for (const auto& line : CrashGuard::recover(state_dir, quarantine)) {
-            if (line.rfind("warn: quarantined", 0) == 0) ++quarantined_now;
+            if (line.rfind("warn: quarantined", 0) == 0) {
+                ++quarantined_now;
+                quarantined_lines.push_back(line.substr(line.find(": ") + 2));
+            }
             spdlog::warn("{}", line.substr(line.find(": ") + 2));
         }
         guard = std::make_unique<CrashGuard>(state_dir);
@@ -170,19 +246,68 @@ int run_command(const RunOptions& opt) {
     Progress progress(config.ticks, opt.progress && stderr_is_terminal());
 
     std::unique_ptr<Runner> runner;
+    nlohmann::json initial_resolved; // the config digest's input at the run's (first) start
+    bool resume_forced = false;      // --force bridged a difference
     try {
         std::error_code ec;
         fs::create_directories(out_dir, ec);
         if (ec) throw InputError("--out " + out_dir.string() + ": cannot create: " + ec.message());
         // Find out now, not after the last tick, whether the summary can be written.
         probe_writable(out_dir / "summary.json.tmp");
-        runner = std::make_unique<Runner>(config, factory, out_dir, facts, progress);
+        ResumeFrom resume_from;
+        if (resume_cp) {
+            resume_from.tick = resume_cp->tick();
+            resume_from.restore = [&](Runner& r) {
+                initial_resolved = r.sim().resolved();
+                std::vector<std::string> diffs;
+                try {
+                    diffs = checkpoint_differences(*resume_cp, r.sim(), r.facts().config_digest, initial_resolved);
+                    if (!diffs.empty() && !opt.force) {
+                        std::string text;
+                        for (const auto& d : diffs) text += "\n  " + d;
+                        throw InputError("--resume: " + resume_cp->file.string() +
+                                         " was written by another build or config; refused (give --force to resume anyway):" + text);
+                    }
+                    for (const auto& d : diffs) spdlog::warn("resume --force: {}", d);
+                    restore_checkpoint(*resume_cp, r.sim(), r.facts());
+                } catch (const CheckpointError& e) {
+                    throw InputError(std::string("--resume: ") + e.what());
+                }
+                resume_forced = !diffs.empty();
+            };
+        }
+        runner = std::make_unique<Runner>(config, factory, out_dir, facts, progress, resume_cp ? &resume_from : nullptr);
+        if (!resume_cp) initial_resolved = runner->sim().resolved();
     } catch (const InputError& e) {
         std::fprintf(stderr, "qallow: error: %s\n", e.what());
         return 2;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "qallow: error: %s: %s\n", config.source.c_str(), e.what());
         return 1; // a plugin failed to start
+    }
+
+    // The ledger records from here on: start-up quarantines and refusals,
+    // the builds loaded, then (LedgerHook) every change and failure.
+    std::unique_ptr<LedgerHook> ledger_hook;
+    if (ledger) {
+        ledger->set_context([&runner] { return ledger_context(runner->sim()); });
+        runner->set_events(ledger.get());
+        ledger_hook = std::make_unique<LedgerHook>(*ledger);
+        try {
+            uint64_t t = runner->sim().tick();
+            for (const auto& q : quarantined_lines) ledger->record("plugin_quarantine", {{"detail", q}}, t);
+            for (const auto& r : catalog.refused)
+                ledger->record("plugin_refused", {{"file", r.file.string()}, {"detail", r.reason}}, t);
+            for (const auto& in : runner->sim().instances())
+                ledger->record("plugin_load", {{"instance", in.name}, {"plugin", in.plugin->name},
+                                               {"version", in.plugin->version}, {"sha256", in.plugin->sha256},
+                                               {"file", in.plugin->file.string()}}, t);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "qallow: error: %s\n", e.what());
+            return 1;
+        }
+        spdlog::info("ledger {}: {} entries, node {}, key {}", ledger->file().string(), ledger->entries(),
+                     config.ledger->node_id, ledger->key_id());
     }
 
     // Hot reload: new builds in the plugin directory swap in at tick boundaries.
@@ -197,6 +322,10 @@ int run_command(const RunOptions& opt) {
     reload_setup.guard = guard.get();
     reload_setup.quarantine = &quarantine;
     reload_setup.quarantined_at_start = quarantined_now;
+    if (ledger_hook)
+        reload_setup.on_event = [&ledger_hook](const nlohmann::json& e) {
+            ledger_hook->queue(reload_kind(e.value("event", "")), e, e.value("after_tick", uint64_t(0)));
+        };
     ReloadHook reload(std::move(reload_setup), catalog, runner->sim());
     runner->add_hook(&reload);
     facts.reload = reload.summary();
@@ -218,12 +347,82 @@ int run_command(const RunOptions& opt) {
         }
     }
 
+    // Node states (states.hpp): BOOTING until here, IDLE until the first tick.
+    StateMachine states(safe_mode_options(config));
+    runner->add_hook(&states);
+    if (ctl) ctl->set_states(&states);
+    // HTTP (/healthz, /readyz, /metrics): asked for, it must work.
+    std::unique_ptr<HttpServer> http;
+    if (config.http.port) {
+        try {
+            http = std::make_unique<HttpServer>(config.http, *config.http.port);
+        } catch (const InputError& e) {
+            std::fprintf(stderr, "qallow: error: %s\n", e.what());
+            return 2;
+        }
+        http->set_states(&states);
+        http->set_reload_counts(&reload.counts());
+        if (ledger) http->set_ledger_length([&ledger] { return uint64_t(ledger->entries()); });
+        runner->add_hook(http.get());
+        spdlog::info("http serving /healthz /readyz /metrics on http://{}:{}/",
+                     http->address().find(':') != std::string::npos ? "[" + http->address() + "]" : http->address(),
+                     http->port());
+    }
+    try {
+        states.transition(NodeState::idle, "plugins loaded, hooks installed", runner.get());
+    } catch (const std::exception& e) { // the ledger could not record it
+        std::fprintf(stderr, "qallow: error: %s\n", e.what());
+        return 1;
+    }
+
+    // Epoch checkpoints (checkpoint.hpp): every N ticks and when the loop ends.
+    std::unique_ptr<CheckpointHook> checkpoints;
+    if (config.checkpoint.enabled) {
+        std::error_code ec;
+        CheckpointOrigin origin{fs::absolute(opt.config, ec).string(), opt.sets, fs::absolute(plugin_dir, ec).string(),
+                                fs::absolute(out_dir, ec).string(), initial_resolved};
+        if (opt.checkpoint_every) origin.checkpoint_every = *opt.checkpoint_every;
+        checkpoints = std::make_unique<CheckpointHook>(
+            config.checkpoint.dir ? *config.checkpoint.dir : out_dir / "checkpoints", config.checkpoint.every,
+            config.checkpoint.keep, std::move(origin));
+        runner->add_hook(checkpoints.get());
+    }
+
     // The script's top level runs before the first tick; when it drove the
     // run with qallow.run (an experiment), the host runs no ticks of its own.
     if (ctl) ctl->set_lua([&lua](const std::string& code) { return lua->eval(code); });
+    if (ledger_hook) runner->add_hook(ledger_hook.get()); // last: sees what the other hooks changed
     lua->start(*runner);
-    if (!lua->drove_run()) runner->advance(config.ticks);
+    if (resume_cp) // recorded once every sink is in place
+        runner->record("resume", {{"path", resume_cp->file.string()}, {"tick", resume_cp->tick()},
+                                  {"digest", resume_cp->digest}, {"forced", resume_forced}});
+    if (!lua->drove_run()) runner->advance(config.ticks - runner->sim().tick());
     facts.lua = lua->facts();
+    if (checkpoints) {
+        // A completed run, or one stopped by SIGINT/SIGTERM, ends on a whole
+        // tick: checkpoint it (a fault or a halt does not).
+        if (facts.stopped_by == "completed" || facts.stopped_by == "SIGINT" || facts.stopped_by == "SIGTERM")
+            checkpoints->write(*runner);
+        facts.checkpoint = checkpoints->summary();
+    }
+    if (resume_cp) {
+        if (facts.checkpoint.is_null()) facts.checkpoint = nlohmann::json::object();
+        facts.checkpoint["resumed_from"] = {{"path", resume_cp->file.string()}, {"tick", resume_cp->tick()},
+                                            {"digest", resume_cp->digest}};
+    }
+    try {
+        states.transition(NodeState::stopping, "the loop ended (" + facts.stopped_by + ")", runner.get());
+    } catch (const std::exception& e) { // the ledger could not record it: the summary is still written
+        spdlog::error("{}", e.what());
+    }
+    facts.states = states.summary();
+    if (ledger_hook) {
+        try {
+            ledger_hook->drain(*runner);
+        } catch (const std::exception& e) {
+            spdlog::error("{}", e.what());
+        }
+    }
     try {
         auto summary = runner->finish();
         std::cout << human_summary(summary) << "  out: " << out_dir.string() << "/{telemetry.csv"

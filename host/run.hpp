@@ -21,6 +21,12 @@ struct RunOptions {
     bool progress = true; // still only drawn on a terminal
     std::optional<std::filesystem::path> socket; // ctl socket; default: default_ctl_socket()
     bool ctl = true;
+    bool config_given = false; // --config was given (a resumed run otherwise takes the checkpoint's)
+    // Checkpoints (docs/checkpoints.md): --resume DIR, --resume-fallback, --force, --checkpoint-every N.
+    std::optional<std::filesystem::path> resume;
+    bool resume_fallback = false, force = false;
+    std::optional<std::string> checkpoint_every;
+    std::optional<std::string> http_port; // --http-port N: serve HTTP (http.hpp) on it; 0 = a free port
 };
 
 // Exit status: 0 completed or stopped by SIGINT/SIGTERM, 1 a plugin fault or

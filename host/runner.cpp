@@ -1,5 +1,6 @@
 #include "runner.hpp"
 
+#include "checkpoint.hpp"
 #include "crypto.hpp"
 #include "errors.hpp"
 #include "stop_signal.hpp"
@@ -11,10 +12,10 @@
 namespace qallow {
 namespace fs = std::filesystem;
 
-Outputs Outputs::open(const fs::path& dir, const Signals& signals) {
+Outputs Outputs::open(const fs::path& dir, const Signals& signals, std::optional<uint64_t> append_after) {
     Outputs o;
-    o.telemetry = std::make_unique<CsvWriter>(dir / "telemetry.csv", signals, false);
-    auto m = std::make_unique<CsvWriter>(dir / "measurements.csv", signals, true);
+    o.telemetry = std::make_unique<CsvWriter>(dir / "telemetry.csv", signals, false, append_after, true);
+    auto m = std::make_unique<CsvWriter>(dir / "measurements.csv", signals, true, append_after, false);
     if (!m->empty()) {
         o.measurements = std::move(m);
     } else {
@@ -35,11 +36,17 @@ void Outputs::flush() {
     if (measurements) measurements->flush();
 }
 
-Runner::Runner(const Config& config, Factory factory, const fs::path& out_dir, RunFacts& facts, Progress& progress)
+Runner::Runner(const Config& config, Factory factory, const fs::path& out_dir, RunFacts& facts, Progress& progress,
+               const ResumeFrom* resume)
     : config_(config), factory_(std::move(factory)), out_dir_(out_dir), facts_(facts), progress_(progress) {
     sim_ = factory_({});
+    if (resume) {
+        facts_.config_digest = crypto::sha256_hex(sim_->resolved().dump());
+        resume->restore(*this);
+    }
     try {
-        outputs_ = Outputs::open(out_dir_, sim_->signals());
+        outputs_ = Outputs::open(out_dir_, sim_->signals(),
+                                 resume ? std::optional<uint64_t>(resume->tick) : std::nullopt);
     } catch (const InputError&) {
         throw;
     } catch (const std::runtime_error& e) {
@@ -78,7 +85,7 @@ uint64_t Runner::advance(uint64_t n) {
                     request_stop("fault", r.fault_message, 1);
                     break;
                 }
-                spdlog::error("{}; instance disabled (policy fault=disable)", r.fault_message);
+                spdlog::error("{}; instance disabled (policy fault={})", r.fault_message, to_string(config_.fault_policy));
             }
             outputs_.row(sim_->tick(), sim_->signals().values());
             ++done;
@@ -146,6 +153,13 @@ nlohmann::json Runner::finish() {
     }
     facts_.trials = trial_;
     auto summary = make_summary(*sim_, facts_);
+    try {
+        summary["state_digest"] = state_digest(*sim_);
+    } catch (const std::exception& e) {
+        spdlog::error("state digest: {}", e.what());
+        summary["state_digest"] = nullptr;
+    }
+    if (!facts_.checkpoint.is_null()) summary["checkpoint"] = facts_.checkpoint;
     write_json_atomically(out_dir_ / "summary.json", summary);
     return summary;
 }

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace qallow {
@@ -32,10 +33,21 @@ public:
 // telemetry.csv and measurements.csv of one trial.
 struct Outputs {
     std::unique_ptr<CsvWriter> telemetry, measurements;
-    // Throws std::runtime_error naming the file.
-    static Outputs open(const std::filesystem::path& dir, const Signals& signals);
+    // Throws std::runtime_error naming the file.  With `append_after` (a
+    // resumed run): the existing files are kept up to that tick's row, the
+    // rest cut off, and new rows appended.
+    static Outputs open(const std::filesystem::path& dir, const Signals& signals,
+                        std::optional<uint64_t> append_after = std::nullopt);
     void row(uint64_t tick, const double* values);
     void flush();
+};
+
+// A run resumed from a checkpoint (checkpoint.hpp): `restore` puts the new
+// simulation where the checkpoint left it (it may throw InputError), then
+// telemetry is appended to the existing files after row `tick`.
+struct ResumeFrom {
+    uint64_t tick = 0;
+    std::function<void(Runner&)> restore;
 };
 
 class Runner {
@@ -44,7 +56,8 @@ public:
     using Factory = std::function<std::unique_ptr<Simulation>(const std::vector<Override>&)>;
 
     Runner(const Config& config, Factory factory, const std::filesystem::path& out_dir, RunFacts& facts,
-           Progress& progress);
+           Progress& progress,
+           const ResumeFrom* resume = nullptr);
 
     Simulation& sim() { return *sim_; }
     const Config& config() const { return config_; }
@@ -72,9 +85,19 @@ public:
     // no-op without a sink.
     void set_events(EventSink* sink) { events_ = sink; }
     void record(const std::string& kind, const nlohmann::json& payload) {
-        if (events_) events_->record(kind, payload, sim_->tick());
+        if (kind == "checkpoint") last_checkpoint_ = std::chrono::steady_clock::now();
+        if (!events_) return;
+        events_->record(kind, payload, sim_->tick());
+        ++recorded_;
     }
+    bool has_events() const { return events_ != nullptr; }
+    // For /metrics: entries the sink took from this run, and when the last
+    // "checkpoint" was recorded (none yet: nullopt).
+    uint64_t recorded() const { return recorded_; }
+    std::optional<std::chrono::steady_clock::time_point> last_checkpoint() const { return last_checkpoint_; }
     void remove_hook(TickHook* hook);
+    // Flushes telemetry and measurements (a checkpoint covers only rows on disk).
+    void flush_outputs() { outputs_.flush(); }
 
     // Ends the run: lets plugins publish final reports, flushes, writes the
     // summary.  Returns the summary written.
@@ -92,6 +115,8 @@ private:
     Outputs outputs_;
     std::vector<TickHook*> hooks_;
     EventSink* events_ = nullptr;
+    uint64_t recorded_ = 0;
+    std::optional<std::chrono::steady_clock::time_point> last_checkpoint_;
     uint64_t trial_ = 1;
     bool stopped_ = false;
     int status_ = 0;

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -322,13 +323,34 @@ TickResult Simulation::step() {
     qallow_tick t{sizeof(qallow_tick), tick_, 0, signals_.values()};
     double* values = signals_.values();
     if (fault_policy_ == FaultPolicy::stop) std::copy(values, values + before_.size(), before_.begin());
+    using clock = std::chrono::steady_clock;
+    const bool timed = timing_;
+    clock::time_point t0, prev;
+    if (timed) {
+        t0 = prev = clock::now();
+        tick_ns_ = 0;
+    }
     for (size_t i = 0; i < instances_.size(); ++i) {
         Instance& in = instances_[i];
-        if (in.disabled || (in.batch && !batch_runs(in))) continue;
+        if (timed) step_ns_[i] = 0;
+        if (in.disabled) continue;
+        if (in.batch) {
+            if (batch_paused_) {
+                ++in.batch_paused;
+                continue;
+            }
+            if (!batch_runs(in)) continue;
+        }
         t.seed = in.seed;
         qallow_error err;
         err.message[0] = 0;
         qallow_status st = in.plugin->desc->step(in.handle, &t, &err);
+        if (timed) {
+            clock::time_point now = clock::now();
+            step_ns_[i] = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(now - prev).count());
+            tick_ns_ = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(now - t0).count());
+            prev = now;
+        }
         if (st == QALLOW_OK) [[likely]] {
             bool finite = true;
             for (size_t s = in.first_slot; s < in.first_slot + in.slot_count; ++s) finite &= std::isfinite(values[s]);

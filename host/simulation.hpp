@@ -48,6 +48,7 @@ struct Instance {
     // Batch phases only (see BatchConfig).
     std::optional<BatchConfig> batch;
     uint64_t batch_done = 0, batch_deferred = 0, batch_forced = 0;
+    uint64_t batch_paused = 0; // ticks it did not step because the node was in SAFE_MODE
     std::unique_ptr<Standby> standby; // set while a swapped-in build is on probation
 };
 
@@ -102,6 +103,7 @@ struct SwapOutcome {
 };
 
 class Simulation {
+    friend struct CheckpointAccess; // checkpoint.cpp: restores tick, signal table and counters
 public:
     // Resolves parameters (config, then overrides) against each plugin's
     // schema, creates the instances in tick order and binds them.
@@ -143,6 +145,24 @@ public:
     void confirm(size_t instance);
     // Between ticks: back to the standby build and its pre-swap state.
     Rollback rollback(size_t instance, const std::string& reason);
+
+    // SAFE_MODE (states.hpp): batch phases do not step while paused (each
+    // such tick counts as paused, neither done nor deferred).
+    void pause_batch(bool on) { batch_paused_ = on; }
+    bool batch_paused() const { return batch_paused_; }
+
+    // Step timing for /metrics (http.hpp), off by default: when on, step()
+    // reads steady_clock once per tick plus once per instance stepped, and
+    // allocates nothing.  step_ns()[i]: instance i's step in the last tick
+    // (0 when it did not step); tick_ns(): the last tick's steps in all.
+    void enable_step_timing(bool on) {
+        timing_ = on;
+        step_ns_.assign(instances_.size(), 0);
+        tick_ns_ = 0;
+    }
+    bool step_timing() const { return timing_; }
+    const std::vector<uint64_t>& step_ns() const { return step_ns_; }
+    uint64_t tick_ns() const { return tick_ns_; }
 
     uint64_t tick() const { return tick_; }
     uint64_t seed() const { return seed_; }
@@ -198,6 +218,10 @@ private:
     std::string config_source_;
     std::vector<ParamChange> changes_;
     int32_t batch_gate_ = -1; // <energy>.batch_ok, when a batch phase needs it
+    bool batch_paused_ = false;
+    bool timing_ = false;
+    std::vector<uint64_t> step_ns_;
+    uint64_t tick_ns_ = 0;
     long replacing_ = -1;           // swap(): the instance whose slots a new build declares
     std::vector<char> redeclared_;  // per slot of that instance: declared again
     std::string redeclare_error_;

@@ -35,7 +35,8 @@ nlohmann::json make_summary(const Simulation& sim, const RunFacts& f) {
                                        {"deadline_tick", in.batch->deadline_tick},
                                        {"done", in.batch_done},
                                        {"deferred", in.batch_deferred},
-                                       {"forced", in.batch_forced}};
+                                       {"forced", in.batch_forced},
+                                       {"paused", in.batch_paused}};
         if (in.plugin->kind == QALLOW_KIND_ENERGY && energy.is_null()) {
             energy = {{"instance", in.name}};
             for (const char* key : {"source", "joules_total", "ops_total", "j_per_op", "cost", "cpufreq_khz", "dvfs_request"})
@@ -72,6 +73,7 @@ nlohmann::json make_summary(const Simulation& sim, const RunFacts& f) {
     if (!f.error.empty()) out["error"] = f.error;
     if (!f.lua.is_null()) out["lua"] = f.lua;
     if (!f.reload.is_null()) out["reload"] = f.reload;
+    if (!f.states.is_null()) out["states"] = f.states;
     return out;
 }
 
@@ -159,6 +161,12 @@ std::string human_summary(const nlohmann::json& s) {
             o << "  reload: " << r.value("loaded", 0) << " loaded, " << r.value("reloaded", 0) << " swapped, "
               << r.value("rolled_back", 0) << " rolled back, " << r.value("refused", 0) << " refused, "
               << r.value("unloaded", 0) << " unloaded, " << r.value("quarantined", 0) << " quarantined at start\n";
+    }
+    if (s.contains("states") && s["states"].value("safe_mode_entries", uint64_t(0)) > 0) {
+        const auto& st = s["states"];
+        std::snprintf(buf, sizeof buf, "%.3f", st["seconds"].value("SAFE_MODE", 0.0));
+        o << "  states: SAFE_MODE entered " << st["safe_mode_entries"] << " time(s), " << st["ticks"]["SAFE_MODE"]
+          << " ticks and " << buf << " s in it, " << st["transitions"] << " transitions\n";
     }
     if (s.contains("error")) o << "  error: " << s["error"].get<std::string>() << "\n";
     return o.str();

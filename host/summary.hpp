@@ -23,6 +23,8 @@ struct RunFacts {
     uint64_t trials = 1; // Lua experiments may reset the simulation
     nlohmann::json lua;  // LuaEngine::facts(): null without --script
     nlohmann::json reload; // ReloadHook::summary(): hot reload counts and events
+    nlohmann::json checkpoint; // checkpoints written and the one resumed from (checkpoint.hpp); null: none
+    nlohmann::json states; // StateMachine::summary(): time and ticks per node state, transitions
 };
 
 nlohmann::json make_summary(const Simulation& sim, const RunFacts& facts);

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,12 @@ namespace qallow {
 class CsvWriter {
 public:
     // Writes the header at once; throws std::runtime_error naming the file.
-    CsvWriter(const std::filesystem::path& file, const Signals& signals, bool measured);
+    // With `append_after` (a resumed run) an existing file with this very
+    // header is kept through the row of that tick, cut after it, and
+    // appended to; `strict`: a missing file, another header or a missing
+    // row is an error, else the file starts over.
+    CsvWriter(const std::filesystem::path& file, const Signals& signals, bool measured,
+              std::optional<uint64_t> append_after = std::nullopt, bool strict = true);
     ~CsvWriter();
     CsvWriter(const CsvWriter&) = delete;
     CsvWriter& operator=(const CsvWriter&) = delete;

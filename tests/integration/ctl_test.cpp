@@ -144,7 +144,7 @@ TEST(Ctl, MalformedRequestsGetAnErrorAnswer) {
     EXPECT_FALSE(a["ok"]);
     EXPECT_NE(a["error"].get<std::string>().find("request is not JSON"), std::string::npos);
     a = ask(R"({"cmd": "reboot"})");
-    EXPECT_EQ(a["error"], "unknown cmd \"reboot\"; allowed: status|set|lua");
+    EXPECT_EQ(a["error"], "unknown cmd \"reboot\"; allowed: status|set|lua|resume");
     a = ask(R"({"cmd": "set", "name": "phase13.k"})");
     EXPECT_EQ(a["error"], "set needs \"name\" (instance.param) and \"value\"");
     a = ask(R"({"cmd": "status"})"); // the same connection still works

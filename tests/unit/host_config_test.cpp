@@ -73,7 +73,7 @@ TEST(HostConfig, PointersEscapeSlashAndTilde) {
 
 TEST(HostConfig, UnknownTopLevelKeyNamesPointerAndAllowedKeys) {
     EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "colour": "red", "instances": [{"plugin": "phase12"}]})"),
-              "c.json: /colour: unknown key; allowed keys here: seed, ticks, threads, plugins_dir, policy, instances, lua, reload, state_dir");
+              "c.json: /colour: unknown key; allowed keys here: seed, ticks, threads, plugins_dir, policy, instances, lua, reload, state_dir, safe_mode, http, ledger, checkpoint");
 }
 
 TEST(HostConfig, UnknownInstanceKeyNamesPointerAndAllowedKeys) {
@@ -151,11 +151,11 @@ TEST(HostConfig, InstanceNamesMustBeIdentifiers) {
 
 TEST(HostConfig, BadPolicyValuesListTheChoices) {
     EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "policy": {"ethics": "stop"}, "instances": [{"plugin": "a"}]})"),
-              "c.json: /policy/ethics: \"stop\" is not allowed; allowed: warn|halt");
+              "c.json: /policy/ethics: \"stop\" is not allowed; allowed: warn|halt|safe_mode");
     EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "policy": {"fault": "halt"}, "instances": [{"plugin": "a"}]})"),
-              "c.json: /policy/fault: \"halt\" is not allowed; allowed: stop|disable");
+              "c.json: /policy/fault: \"halt\" is not allowed; allowed: stop|disable|safe_mode");
     EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "policy": {"ethics": 1}, "instances": [{"plugin": "a"}]})"),
-              "c.json: /policy/ethics: 1 is not allowed; allowed: warn|halt");
+              "c.json: /policy/ethics: 1 is not allowed; allowed: warn|halt|safe_mode");
 }
 
 TEST(HostConfig, MinimalConfigTakesDefaults) {

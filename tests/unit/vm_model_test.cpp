@@ -1,5 +1,7 @@
 // vm model: the formula recomputed independently from the same RNG, the
-// reductions against a two-pass computation, determinism and resume.
+// reductions against a two-pass computation and the documented lane order,
+// determinism (threads, block order, and the baseline vs x86-64-v4 kernels)
+// and resume.
 #include "vm/vm_model.hpp"
 
 #include <gtest/gtest.h>
@@ -14,6 +16,7 @@
 
 namespace {
 
+using qallow::vm::Kernel;
 using qallow::vm::Params;
 using qallow::vm::VmModel;
 
@@ -208,6 +211,158 @@ TEST(VmModel, LoadRefusesAnotherNodeCountAndKeepsItsState) {
     qallow::StateReader longer(w.bytes().data(), w.bytes().size());
     EXPECT_THROW(other.load(longer), qallow::Error);
     EXPECT_TRUE(same_bits(other, fresh));
+}
+
+// The block sums, recomputed from update_node in the order that the
+// header documents (and a CUDA twin must follow): 8 lanes by node - lo mod 8,
+// combined ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)), then the edge pair (node 0,
+// the tail, node n-1) added last.
+TEST(VmModel, BlockSumsFollowTheDocumentedLaneOrder) {
+    const uint64_t n = 1000, key = 0x1234567;
+    const double kappa = 0.01, gamma = 0.2, sigma = 0.3;
+    std::vector<double> v(n), out(n);
+    std::mt19937_64 rng(1);
+    for (auto& x : v) x = std::uniform_real_distribution<double>(0.4, 0.6)(rng);
+    struct Range {
+        uint64_t begin, end;
+    };
+    for (Range r :
+         {Range{0, n}, Range{0, 517}, Range{3, 900}, Range{500, n}, Range{0, 5}, Range{995, n}, Range{7, 8}}) {
+        std::fill(out.begin(), out.end(), -1.0);
+        double sum, sumsq;
+        qallow::vm::update_block(v.data(), out.data(), n, r.begin, r.end, key, kappa, gamma, sigma, &sum, &sumsq);
+        auto node = [&](uint64_t j) {
+            const double x = qallow::vm::update_node(v[j], v[(j + n - 1) % n], v[(j + 1) % n],
+                                                     qallow_random_uniform(key, j), kappa, gamma, sigma);
+            EXPECT_EQ(out[j], x) << j;
+            return x - 0.5;
+        };
+        double lane[8] = {}, lane2[8] = {}, edge = 0, edge2 = 0;
+        const uint64_t lo = r.begin == 0 ? 1 : r.begin, hi = r.end == n ? n - 1 : r.end;
+        const uint64_t whole = (hi - lo) / 8 * 8;
+        if (r.begin == 0) {
+            const double y = node(0);
+            edge += y;
+            edge2 += y * y;
+        }
+        for (uint64_t j = lo; j < lo + whole; ++j) {
+            const double y = node(j);
+            lane[(j - lo) % 8] += y;
+            lane2[(j - lo) % 8] += y * y;
+        }
+        for (uint64_t j = lo + whole; j < hi; ++j) {
+            const double y = node(j);
+            edge += y;
+            edge2 += y * y;
+        }
+        if (r.end == n) {
+            const double y = node(n - 1);
+            edge += y;
+            edge2 += y * y;
+        }
+        auto tree = [](const double* l) { return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7])); };
+        EXPECT_EQ(sum, tree(lane) + edge) << r.begin << ".." << r.end;
+        EXPECT_EQ(sumsq, tree(lane2) + edge2) << r.begin << ".." << r.end;
+        for (uint64_t j = 0; j < n; ++j) {
+            if (j >= r.begin && j < r.end) continue;
+            ASSERT_EQ(out[j], -1.0) << "wrote node " << j << " outside the block";
+        }
+    }
+}
+
+TEST(VmModelKernels, AutomaticPicksX86_64_V4WhereTheCpuHasIt) {
+    VmModel m({100}, 1);
+    const bool v4 = qallow::vm::kernel_supported(Kernel::x86_64_v4);
+    EXPECT_EQ(m.kernel(), v4 ? Kernel::x86_64_v4 : Kernel::baseline);
+    EXPECT_TRUE(qallow::vm::kernel_supported(Kernel::baseline));
+    EXPECT_EQ(qallow::vm::block_kernel(Kernel::baseline), &qallow::vm::update_block);
+    m.set_kernel(Kernel::baseline);
+    EXPECT_EQ(m.kernel(), Kernel::baseline);
+    if (v4) {
+        m.set_kernel(Kernel::x86_64_v4);
+        EXPECT_EQ(m.kernel(), Kernel::x86_64_v4);
+    } else {
+        EXPECT_EQ(qallow::vm::block_kernel(Kernel::x86_64_v4), nullptr);
+        EXPECT_THROW(m.set_kernel(Kernel::x86_64_v4), qallow::Error);
+        EXPECT_EQ(m.kernel(), Kernel::baseline);
+    }
+}
+
+#define SKIP_WITHOUT_X86_64_V4()                                                                                      \
+    if (!qallow::vm::kernel_supported(Kernel::x86_64_v4))                                                              \
+    GTEST_SKIP() << "this CPU or build has no x86-64-v4 kernel (it needs an x86-64 CPU with AVX-512 F, DQ, VL, BW, "   \
+                    "CD): only the baseline kernel runs here, so there is nothing to compare it with"
+
+// The two kernels called directly, on values that reach both clamps, for
+// blocks of every length from 1 to 40 nodes at every offset, wrap nodes
+// included: every output value and both sums bit for bit.
+TEST(VmModelKernels, X86_64_V4BlockKernelMatchesBaselineBitForBit) {
+    SKIP_WITHOUT_X86_64_V4();
+#if defined(QALLOW_VM_HAVE_X86_64_V4)
+    const uint64_t n = 61;
+    std::vector<double> v(n), a(n), b(n);
+    std::mt19937_64 rng(3);
+    for (int round = 0; round < 20; ++round) {
+        for (auto& x : v) x = std::uniform_real_distribution<double>(-0.1, 1.1)(rng);
+        v[5] = 0.0, v[6] = 1.0, v[7] = -0.0;
+        const uint64_t key = rng();
+        const double kappa = round % 2 ? 0.0 : 0.01, gamma = round % 3 ? 0.3 : 1.0, sigma = round % 4 ? 0.05 : 1.0;
+        for (uint64_t begin = 0; begin < n; ++begin)
+            for (uint64_t end = begin + 1; end <= std::min(n, begin + 40); ++end) {
+                std::fill(a.begin(), a.end(), 7.0);
+                std::fill(b.begin(), b.end(), 7.0);
+                double sa, qa, sb, qb;
+                qallow::vm::update_block(v.data(), a.data(), n, begin, end, key, kappa, gamma, sigma, &sa, &qa);
+                qallow::vm::update_block_x86_64_v4(v.data(), b.data(), n, begin, end, key, kappa, gamma, sigma, &sb,
+                                                   &qb);
+                ASSERT_EQ(std::memcmp(a.data(), b.data(), n * sizeof(double)), 0) << begin << ".." << end;
+                ASSERT_EQ(std::memcmp(&sa, &sb, sizeof sa), 0) << begin << ".." << end << ": " << sa << " " << sb;
+                ASSERT_EQ(std::memcmp(&qa, &qb, sizeof qa), 0) << begin << ".." << end << ": " << qa << " " << qb;
+            }
+    }
+#endif
+}
+
+// The whole model through each kernel, every tick: node values, d and every
+// signal bit for bit.  N is not a multiple of 8 nor of the block, and the
+// last block's tail is not either; sigma = 1 keeps the clamps busy.
+TEST(VmModelKernels, X86_64_V4ModelMatchesBaselineBitForBitEveryTick) {
+    SKIP_WITHOUT_X86_64_V4();
+    for (const Params& p : {Params{qallow::vm::kBlock + 1237}, Params{2 * qallow::vm::kBlock + 13, 0.0, 0.0, 1.0},
+                            Params{3}, Params{11, 0.1, 0.5, 0.2}, Params{1003, 0.02, 0.3, 0.05}}) {
+        VmModel base(p, 17), fast(p, 17);
+        base.set_kernel(Kernel::baseline);
+        fast.set_kernel(Kernel::x86_64_v4);
+        for (uint64_t t = 1; t <= 300; ++t) {
+            base.step(t);
+            fast.step(t);
+            ASSERT_TRUE(same_bits(base, fast)) << "nodes " << p.nodes << ", tick " << t;
+        }
+        EXPECT_NE(base.signals().coherence, 0.0);
+    }
+}
+
+// And with the blocks spread over threads: still the serial baseline's bits.
+TEST(VmModelKernels, X86_64_V4OnThreadsMatchesSerialBaseline) {
+    SKIP_WITHOUT_X86_64_V4();
+    const Params p{4 * qallow::vm::kBlock + 5, 0.001, 0.01, 0.05};
+    VmModel base(p, 8), fast(p, 8);
+    base.set_kernel(Kernel::baseline);
+    fast.set_kernel(Kernel::x86_64_v4);
+    auto threads = [](uint64_t nb, auto&& body) {
+        std::atomic<uint64_t> next{0};
+        std::vector<std::thread> pool;
+        for (int w = 0; w < 3; ++w)
+            pool.emplace_back([&] {
+                for (uint64_t b; (b = next++) < nb;) body(b);
+            });
+        for (auto& t : pool) t.join();
+    };
+    for (uint64_t t = 1; t <= 20; ++t) {
+        base.step(t);
+        fast.step(t, threads);
+    }
+    EXPECT_TRUE(same_bits(base, fast));
 }
 
 } // namespace

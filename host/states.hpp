@@ -1,0 +1,80 @@
+// The node's operating state, one of five, and every transition between them:
+//
+//   BOOTING --(runner built, hooks installed)--> IDLE --(first tick)--> ACTIVE
+//   ACTIVE --(ethics failure under policy.ethics safe_mode, or a plugin fault
+//             under policy.fault safe_mode)--> SAFE_MODE
+//   SAFE_MODE --(safe_mode.clean_ticks clean ticks in a row, or `qallow ctl
+//               resume`)--> ACTIVE
+//   any --(the loop ended)--> STOPPING
+//
+// In SAFE_MODE batch phases pause (Simulation::pause_batch); ethics, energy,
+// the other phases and telemetry keep going.  A clean tick is one with no
+// fault and a passing ethics verdict.  Each transition is logged on one line
+// and reported to the audit trail as runner.record("state", {from, to, reason}).
+#pragma once
+
+#include "runner.hpp"
+
+#include <array>
+#include <chrono>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace qallow {
+
+enum class NodeState { booting, idle, active, safe_mode, stopping };
+constexpr size_t kNodeStateCount = 5;
+const char* to_string(NodeState s); // "BOOTING", "IDLE", ...
+
+struct SafeModeOptions {
+    bool on_ethics = false;   // policy.ethics safe_mode
+    bool on_fault = false;    // policy.fault safe_mode
+    uint64_t clean_ticks = 100;
+};
+SafeModeOptions safe_mode_options(const Config& config);
+
+class StateMachine : public TickHook {
+public:
+    // Called on entering SAFE_MODE when config safe_mode.restore_checkpoint
+    // is true: restores the newest checkpoint into runner.sim() (between
+    // ticks, on the loop's thread).  `reason` is why SAFE_MODE was entered.
+    // Returns what was restored, for the log ("epoch 12 (tick 1200)"); throws
+    // std::runtime_error when nothing could be restored (logged; the node
+    // stays in SAFE_MODE on the state it has).  Set by the checkpoint code.
+    using RestoreFn = std::function<std::string(Runner& runner, const std::string& reason)>;
+
+    explicit StateMachine(SafeModeOptions options);
+
+    NodeState state() const { return state_; }
+    // Moves to `to` (a no-op when already there): logs one line, records
+    // "state" on `runner` when given, and resets the clean-tick count.
+    void transition(NodeState to, const std::string& reason, Runner* runner);
+    void set_restore(RestoreFn fn) { restore_ = std::move(fn); }
+
+    // `qallow ctl resume`: SAFE_MODE -> ACTIVE.  Throws InputError (naming
+    // the state) when the node is not in SAFE_MODE.
+    void resume(Runner& runner, const std::string& who);
+
+    void before_tick(Runner& runner) override;
+    void after_tick(Runner& runner, const TickResult& r) override;
+
+    uint64_t clean_ticks_in_a_row() const { return clean_; }
+    uint64_t safe_mode_entries() const { return safe_entries_; }
+    uint64_t ticks_in(NodeState s) const { return ticks_[size_t(s)]; }
+    // {"final", "seconds": {STATE: s}, "ticks": {STATE: n}, "transitions": n,
+    //  "safe_mode_entries": n, "log": [{tick, from, to, reason}] (first 1000)}
+    nlohmann::json summary() const;
+
+private:
+    SafeModeOptions opt_;
+    RestoreFn restore_;
+    NodeState state_ = NodeState::booting;
+    std::chrono::steady_clock::time_point since_;
+    std::array<double, kNodeStateCount> seconds_{};
+    std::array<uint64_t, kNodeStateCount> ticks_{};
+    uint64_t clean_ = 0, transitions_ = 0, safe_entries_ = 0;
+    nlohmann::json log_ = nlohmann::json::array();
+};
+
+} // namespace qallow

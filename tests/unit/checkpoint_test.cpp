@@ -1,0 +1,253 @@
+// host/checkpoint: write, read back, verify, restore into a fresh simulation
+// and go on exactly; corrupt and truncated files named; pruning; the
+// telemetry append of a resumed run.
+#include "checkpoint.hpp"
+#include "errors.hpp"
+#include "host_test_support.hpp"
+#include "loader.hpp"
+#include "simulation.hpp"
+#include "telemetry.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace {
+
+using namespace qallow;
+using qallow::test::error_of;
+using qallow::test::kPluginDir;
+using qallow::test::TempDir;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+const Catalog& real_plugins() {
+    static const Catalog cat = discover_plugins(kPluginDir);
+    return cat;
+}
+
+Config config_of(const json& instances) {
+    Config c;
+    c.source = "cfg.json";
+    c.seed = 7;
+    c.ticks = 1000;
+    for (size_t i = 0; i < instances.size(); ++i) {
+        InstanceConfig ic;
+        ic.plugin = instances[i]["plugin"];
+        ic.name = instances[i].value("name", ic.plugin);
+        ic.params = instances[i].value("params", json::object());
+        ic.pointer = "/instances/" + std::to_string(i);
+        c.instances.push_back(ic);
+    }
+    return c;
+}
+
+const json kModel = json::array({{{"plugin", "vm"}, {"params", {{"nodes", 3000}}}},
+                                 {{"plugin", "phase12"}},
+                                 {{"plugin", "phase13"}, {"params", {{"nodes", 8}}}},
+                                 {{"plugin", "ethics"}}});
+
+std::vector<double> table(const Simulation& sim) {
+    return {sim.signals().values(), sim.signals().values() + sim.signals().size()};
+}
+
+std::string slurp(const fs::path& f) {
+    std::ifstream in(f, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+void spit(const fs::path& f, const std::string& s) {
+    std::ofstream out(f, std::ios::binary | std::ios::trunc);
+    out << s;
+}
+
+fs::path write_at(Simulation& sim, const fs::path& dir, RunFacts& facts, std::string& digest) {
+    CheckpointOrigin origin;
+    origin.resolved = sim.resolved();
+    return write_checkpoint(sim, facts, 1, origin, dir, digest);
+}
+
+TEST(Checkpoint, RestoredSimulationContinuesBitExactly) {
+    TempDir dir;
+    Config c = config_of(kModel);
+    WorkerPool pool(2);
+    Simulation a(c, real_plugins(), pool, {});
+    for (int i = 0; i < 37; ++i) a.step();
+    a.set_param("phase13.k", 0.002, "test"); // a live change must survive the checkpoint
+    for (int i = 0; i < 13; ++i) a.step();
+    RunFacts facts;
+    facts.config_digest = "d";
+    facts.ethics_pass = 40;
+    facts.ethics_fail = 10;
+    std::string digest;
+    fs::path file = write_at(a, dir.path(), facts, digest);
+    EXPECT_EQ(file.filename(), "checkpoint-t000001-00000000000000000050.qck");
+
+    Checkpoint cp = read_checkpoint(file);
+    EXPECT_EQ(cp.digest, digest);
+    EXPECT_EQ(cp.tick(), 50u);
+    WorkerPool pool1(1); // another thread count: the same ticks
+    Simulation b(c, real_plugins(), pool1, {});
+    EXPECT_TRUE(checkpoint_differences(cp, b, "d", b.resolved()).empty());
+    RunFacts restored;
+    restore_checkpoint(cp, b, restored);
+    EXPECT_EQ(b.tick(), 50u);
+    EXPECT_EQ(restored.ethics_pass, 40u);
+    EXPECT_EQ(restored.ethics_fail, 10u);
+    EXPECT_EQ(std::get<double>(b.get_param("phase13.k")), 0.002);
+    EXPECT_EQ(state_digest(a), state_digest(b));
+    for (int i = 0; i < 100; ++i) {
+        a.step();
+        b.step();
+        ASSERT_EQ(std::memcmp(table(a).data(), table(b).data(), table(a).size() * sizeof(double)), 0) << "tick " << a.tick();
+    }
+    EXPECT_EQ(state_digest(a), state_digest(b));
+}
+
+TEST(Checkpoint, StateDigestChangesWithState) {
+    Config c = config_of(kModel);
+    WorkerPool pool(1);
+    Simulation a(c, real_plugins(), pool, {});
+    a.step();
+    std::string d1 = state_digest(a);
+    EXPECT_EQ(d1.size(), 64u);
+    a.step();
+    EXPECT_NE(d1, state_digest(a));
+}
+
+class CheckpointDamage : public ::testing::Test {
+protected:
+    void SetUp() override {
+        Config c = config_of(kModel);
+        WorkerPool pool(1);
+        Simulation sim(c, real_plugins(), pool, {});
+        for (int i = 0; i < 5; ++i) sim.step();
+        RunFacts facts;
+        file_ = write_at(sim, dir_.path(), facts, digest_);
+        bytes_ = slurp(file_);
+    }
+    std::string error() {
+        return error_of<CheckpointError>([&] { read_checkpoint(file_); });
+    }
+    TempDir dir_;
+    fs::path file_;
+    std::string digest_, bytes_;
+};
+
+TEST_F(CheckpointDamage, FlippedByteInABlobIsADigestMismatch) {
+    std::string b = bytes_;
+    b[b.size() - 64 - 100] ^= 0x01; // inside the last blob written (phase13; ethics keeps none)
+    spit(file_, b);
+    std::string e = error();
+    EXPECT_NE(e.find(file_.string() + ": digest mismatch: content hashes to "), std::string::npos) << e;
+    EXPECT_NE(e.find("the trailer says " + digest_), std::string::npos) << e;
+}
+
+TEST_F(CheckpointDamage, FlippedByteInTheHeaderIsNamed) {
+    std::string b = bytes_;
+    size_t at = b.find("\"tick\":5");
+    ASSERT_NE(at, std::string::npos);
+    b[at + 7] = '6'; // still valid JSON: only the digest can tell
+    spit(file_, b);
+    EXPECT_NE(error().find("digest mismatch"), std::string::npos) << error();
+}
+
+TEST_F(CheckpointDamage, TruncatedFileSaysHowShort) {
+    spit(file_, bytes_.substr(0, bytes_.size() - 1000));
+    std::string e = error();
+    EXPECT_NE(e.find(file_.string() + ": truncated: " + std::to_string(bytes_.size() - 1000) +
+                     " bytes, its header describes " + std::to_string(bytes_.size())),
+              std::string::npos)
+        << e;
+    spit(file_, bytes_.substr(0, 30));
+    EXPECT_NE(error().find("truncated: 30 bytes, a checkpoint has at least 88"), std::string::npos) << error();
+    spit(file_, bytes_.substr(0, 200));
+    EXPECT_NE(error().find("truncated: the header claims"), std::string::npos) << error();
+}
+
+TEST_F(CheckpointDamage, NotACheckpoint) {
+    spit(file_, std::string(200, 'x'));
+    EXPECT_NE(error().find("not a qallow checkpoint (bad magic)"), std::string::npos) << error();
+}
+
+TEST(Checkpoint, PruneKeepsTheNewestK) {
+    TempDir dir;
+    Config c = config_of(json::array({{{"plugin", "phase12"}}}));
+    WorkerPool pool(1);
+    Simulation sim(c, real_plugins(), pool, {});
+    RunFacts facts;
+    std::string digest;
+    for (int i = 0; i < 6; ++i) {
+        sim.step();
+        write_at(sim, dir.path(), facts, digest);
+        prune_checkpoints(dir.path(), 3);
+    }
+    auto left = list_checkpoints(dir.path());
+    ASSERT_EQ(left.size(), 3u);
+    EXPECT_EQ(read_checkpoint(left[0]).tick(), 6u);
+    EXPECT_EQ(read_checkpoint(left[2]).tick(), 4u);
+    // No temporary files stay behind.
+    size_t files = 0;
+    for (const auto& e : fs::directory_iterator(dir.path())) files += e.is_regular_file();
+    EXPECT_EQ(files, 3u);
+}
+
+TEST(Checkpoint, DifferencesNameThePluginAndTheConfig) {
+    TempDir dir;
+    Config c = config_of(kModel);
+    WorkerPool pool(1);
+    Simulation a(c, real_plugins(), pool, {});
+    a.step();
+    RunFacts facts;
+    facts.config_digest = "old";
+    std::string digest;
+    Checkpoint cp = read_checkpoint(write_at(a, dir.path(), facts, digest));
+    cp.header["instances"][1]["sha256"] = "feed";
+    Simulation b(c, real_plugins(), pool, {{"phase13", "k", "0.003", "phase13.k=0.003"}});
+    auto diffs = checkpoint_differences(cp, b, "new", b.resolved());
+    ASSERT_EQ(diffs.size(), 2u);
+    EXPECT_NE(diffs[0].find("plugin build of instance 'phase12' (plugin phase12): checkpoint 1.0.0 sha256 feed, this run "),
+              std::string::npos)
+        << diffs[0];
+    EXPECT_NE(diffs[1].find("config digest: checkpoint old, this run new (/instances/2/params/k: 0.001 -> 0.003)"),
+              std::string::npos)
+        << diffs[1];
+    // Another instance set cannot be bridged.
+    Simulation other(config_of(json::array({{{"plugin", "phase12"}}})), real_plugins(), pool, {});
+    EXPECT_NE(error_of<CheckpointError>([&] { checkpoint_differences(cp, other, "old", other.resolved()); })
+                  .find("it holds 4 instances, this run has 1"),
+              std::string::npos);
+}
+
+TEST(Checkpoint, TelemetryAppendCutsRowsPastTheTick) {
+    TempDir dir;
+    Config c = config_of(json::array({{{"plugin", "phase12"}}}));
+    WorkerPool pool(1);
+    Simulation sim(c, real_plugins(), pool, {});
+    fs::path f = dir / "telemetry.csv";
+    {
+        CsvWriter w(f, sim.signals(), false);
+        for (uint64_t t = 1; t <= 10; ++t) w.write_row(t, sim.signals().values());
+    }
+    std::string full = slurp(f);
+    spit(f, full + "11,0.5"); // a torn last line
+    {
+        CsvWriter w(f, sim.signals(), false, 6);
+        w.write_row(7, sim.signals().values());
+    }
+    std::string after = slurp(f);
+    size_t row7 = full.find("\n7,") + 1;
+    EXPECT_EQ(after.substr(0, row7), full.substr(0, row7));
+    EXPECT_EQ(after.size(), full.substr(0, full.find("\n8,") + 1).size());
+    // Rows missing through the checkpoint's tick: an error naming the file.
+    std::string e = error_of<std::runtime_error>([&] { CsvWriter w(f, sim.signals(), false, 20); });
+    EXPECT_NE(e.find(f.string() + ": cannot append the resumed run's rows: its rows end at tick 7, before the checkpoint's tick 20"),
+              std::string::npos)
+        << e;
+}
+
+} // namespace
