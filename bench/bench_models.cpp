@@ -1,7 +1,11 @@
 // Node updates per second of the vm and phase13 models, and the memory
 // bandwidth they are measured against.
 //
-//   BM_vm/N/threads       one VmModel::step per iteration: 3N node updates
+//   BM_vm/N/threads       one VmModel::step per iteration: 3N node updates,
+//                         with the kernel the plugin picks on this CPU (the
+//                         label says which: x86-64-v4 or baseline)
+//   BM_vm_baseline/N/threads   the same with the portable kernel forced: what
+//                         a CPU without AVX-512 runs
 //   BM_phase13/N/threads  one Phase13Model::step per iteration: N updates
 //   BM_pool_handoff/threads    one parallel_for of two empty chunks
 //   BM_stream_rw/E/threads     out[i] = s * in[i] over E doubles, then swap:
@@ -86,11 +90,13 @@ void set_counters(benchmark::State& state, double updates_per_iter, double bytes
     state.counters["bytes_per_s"] = Counter(bytes_per_iter, Counter::kIsIterationInvariantRate);
 }
 
-void BM_vm(benchmark::State& state) {
+void run_vm(benchmark::State& state, qallow::vm::Kernel kernel) {
     static Cache<qallow::vm::VmModel> cache;
     const auto n = static_cast<uint64_t>(state.range(0));
     WorkerPool pool(static_cast<unsigned>(state.range(1)));
     auto& model = cache.get(n, [n] { return std::make_unique<qallow::vm::VmModel>(qallow::vm::Params{n}, 42); });
+    model.set_kernel(kernel);
+    state.SetLabel(qallow::vm::kernel_name(model.kernel()));
     const PoolBlocks blocks{pool, qallow::vm::kOverlays * n < kSerialBelow};
     uint64_t tick = 0;
     model.step(++tick, blocks); // warm: both buffers touched
@@ -99,6 +105,9 @@ void BM_vm(benchmark::State& state) {
     const double updates = 3.0 * static_cast<double>(n);
     set_counters(state, updates, 16.0 * updates);
 }
+
+void BM_vm(benchmark::State& state) { run_vm(state, qallow::vm::Kernel::automatic); }
+void BM_vm_baseline(benchmark::State& state) { run_vm(state, qallow::vm::Kernel::baseline); }
 
 void BM_phase13(benchmark::State& state) {
     static Cache<qallow::phase13::Phase13Model> cache;
@@ -175,6 +184,13 @@ void model_args(benchmark::internal::Benchmark* b) {
         for (int64_t t : {1, 2}) b->Args({n, t});
 }
 
+// The forced-baseline rows: only the sizes the targets are stated at.
+void vm_baseline_args(benchmark::internal::Benchmark* b) {
+    b->ArgNames({"nodes", "threads"});
+    for (int64_t n : {1'000'000, 10'000'000})
+        for (int64_t t : {1, 2}) b->Args({n, t});
+}
+
 // E = 1e7 doubles per array, and 3e7: the size of each of vm's two buffers
 // at N = 1e7 (three overlays), so BM_vm/1e7 and BM_stream_rw/3e7 move the
 // same bytes through the same number of arrays.
@@ -187,6 +203,7 @@ void stream_args(benchmark::internal::Benchmark* b) {
 } // namespace
 
 BENCHMARK(BM_vm)->Apply(model_args)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
+BENCHMARK(BM_vm_baseline)->Apply(vm_baseline_args)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
 BENCHMARK(BM_phase13)->Apply(model_args)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
 BENCHMARK(BM_pool_handoff)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_stream_rw)->Apply(stream_args)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);

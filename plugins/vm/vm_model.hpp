@@ -3,7 +3,9 @@
 // Three rings (orbital, river, mycelial) of N nodes each, relaxed toward 0.5,
 // diffused along the ring and kicked by counter-based noise.  The per-node
 // and per-block functions take plain doubles and pointers so that a CUDA
-// kernel can call them too.
+// kernel can call them too.  On x86-64 CPUs with AVX-512 (x86-64-v4) the
+// model runs a vectorised copy of the block kernel, chosen at run time, that
+// gives the same bits.
 #ifndef QALLOW_VM_MODEL_HPP
 #define QALLOW_VM_MODEL_HPP
 
@@ -28,8 +30,9 @@
 namespace qallow::vm {
 
 inline constexpr int kOverlays = 3; // 0 orbital, 1 river, 2 mycelial: also the RNG stream
-// Reductions sum fixed blocks, then add the partials in block order: the
-// result never depends on how many threads ran the blocks.
+// Reductions sum fixed blocks, each in 8 lanes in a fixed order (see
+// update_block), then add the partials in block order: the result never
+// depends on how many threads ran the blocks, nor on the CPU's kernel.
 inline constexpr uint64_t kBlock = 16384;
 inline constexpr uint64_t kMinNodes = 3; // a ring needs two distinct neighbours
 inline constexpr uint64_t kMaxNodes = 1'000'000'000;
@@ -69,19 +72,166 @@ QALLOW_MODEL_FN void update_at(const double* v, double* out, uint64_t j, uint64_
     s2 += y * y;
 }
 
-// Nodes [begin, end) of one ring of n nodes; writes the sums of y and y^2.
-// Only the ring's two ends wrap, so the loop between them has no branch.
+// The order of a block's sums (every kernel, and any CUDA twin, must follow
+// it to the bit).  For nodes [begin, end) of a ring of n nodes, with
+// lo = begin, or 1 when begin == 0, and hi = end, or n - 1 when end == n:
+//   - the lanes: node lo + 8m + k, for every whole group m of 8 nodes below
+//     hi, adds its y and y^2 to lane k (k = 0..7), in increasing m;
+//   - the edge pair: node 0 (when begin == 0), then the tail (the fewer than
+//     8 nodes left below hi, in increasing order), then node n - 1 (when
+//     end == n);
+//   - the lanes combine pairwise, lane k += lane k + w for w = 4, 2, 1:
+//       total = ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)),
+//     and sum = total + edge (sumsq likewise).
+// Every addition starts from +0.0.  The order depends only on (begin, end,
+// n), which kBlock fixes, so the sums never depend on the thread count or
+// on the CPU's vector width.
+inline constexpr uint64_t kLanes = 8;
+
+QALLOW_MODEL_FN double combine_lanes(double* lane) {
+    for (uint64_t w = kLanes / 2; w >= 1; w /= 2)
+        for (uint64_t k = 0; k < w; ++k) lane[k] += lane[k + w];
+    return lane[0];
+}
+
+// Nodes [begin, end) of one ring of n nodes; writes the sums of y and y^2 in
+// the order above.  Only the ring's two ends wrap, so the loop between them
+// has no branch.  This is the portable kernel (any CPU, and CUDA); the
+// x86-64-v4 one below gives the same bits.
 QALLOW_MODEL_FN void update_block(const double* v, double* out, uint64_t n, uint64_t begin, uint64_t end,
                                   uint64_t key, double kappa, double gamma, double sigma, double* sum,
                                   double* sumsq) {
-    double s = 0, s2 = 0;
+    double s[kLanes] = {}, s2[kLanes] = {}, e = 0, e2 = 0;
     uint64_t lo = begin;
-    if (lo == 0) update_at(v, out, lo++, n - 1, 1, key, kappa, gamma, sigma, s, s2);
-    uint64_t hi = end == n ? n - 1 : end;
-    for (uint64_t j = lo; j < hi; ++j) update_at(v, out, j, j - 1, j + 1, key, kappa, gamma, sigma, s, s2);
-    if (end == n) update_at(v, out, n - 1, n - 2, 0, key, kappa, gamma, sigma, s, s2);
-    *sum = s;
-    *sumsq = s2;
+    if (lo == 0) update_at(v, out, lo++, n - 1, 1, key, kappa, gamma, sigma, e, e2);
+    const uint64_t hi = end == n ? n - 1 : end;
+    const uint64_t mid = hi > lo ? lo + (hi - lo) / kLanes * kLanes : lo; // the tail starts here
+    uint64_t j = lo;
+    for (; j < mid; j += kLanes)
+        for (uint64_t k = 0; k < kLanes; ++k)
+            update_at(v, out, j + k, j + k - 1, j + k + 1, key, kappa, gamma, sigma, s[k], s2[k]);
+    for (; j < hi; ++j) update_at(v, out, j, j - 1, j + 1, key, kappa, gamma, sigma, e, e2);
+    if (end == n) update_at(v, out, n - 1, n - 2, 0, key, kappa, gamma, sigma, e, e2);
+    *sum = combine_lanes(s) + e;
+    *sumsq = combine_lanes(s2) + e2;
+}
+
+// The same kernel on AVX-512 (x86-64-v4: AVX-512 F, DQ, VL, BW, CD), one
+// 8-lane vector per group of 8 nodes: the node values and the sums are bit
+// for bit update_block's.  Written with GCC vector extensions rather than
+// left to the auto-vectoriser, so that it vectorises at -O2, in every file
+// that includes this header, with any GCC or Clang: the RNG needs AVX-512DQ's
+// 64-bit multiply (vpmullq), and the sums keep the lane order above.  Every
+// lane does the scalar formula's operations in the scalar order, and
+// -ffp-contract=off (qallow_add_plugin and the project set it) stops the
+// compiler fusing them into FMAs, which this target would allow.  Only
+// update_block_x86_64_v4_ok() CPUs may call it; block_kernel() checks.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
+#define QALLOW_VM_HAVE_X86_64_V4 1
+
+__attribute__((target("arch=x86-64-v4"))) inline void update_block_x86_64_v4(
+    const double* v, double* out, uint64_t n, uint64_t begin, uint64_t end, uint64_t key, double kappa,
+    double gamma, double sigma, double* sum, double* sumsq) {
+    typedef double d8 __attribute__((vector_size(64)));
+    typedef uint64_t u8 __attribute__((vector_size(64)));
+    double e = 0, e2 = 0;
+    uint64_t lo = begin;
+    if (lo == 0) update_at(v, out, lo++, n - 1, 1, key, kappa, gamma, sigma, e, e2);
+    const uint64_t hi = end == n ? n - 1 : end;
+    const uint64_t mid = hi > lo ? lo + (hi - lo) / kLanes * kLanes : lo;
+    d8 s = {}, s2 = {};
+    uint64_t j = lo;
+    if (j < mid) {
+        // Lane k's counter is key + (j + k + 1) * gamma, as in
+        // qallow_random_uniform; it steps by 8 gammas (mod 2^64, like the
+        // scalar product).
+        const uint64_t g = QALLOW_GOLDEN_GAMMA;
+        u8 z0 = key + (j + 1) * g + u8{0, g, 2 * g, 3 * g, 4 * g, 5 * g, 6 * g, 7 * g};
+        const u8 dz = u8{} + kLanes * g;
+        const d8 zero = {}, one = zero + 1.0;
+        for (; j < mid; j += kLanes, z0 += dz) {
+            d8 c, l, r;
+            __builtin_memcpy(&c, v + j, sizeof c);
+            __builtin_memcpy(&l, v + j - 1, sizeof l);
+            __builtin_memcpy(&r, v + j + 1, sizeof r);
+            u8 z = z0; // qallow_mix64, then the top 53 bits scaled to [0, 1)
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+            z = z ^ (z >> 31);
+            const d8 u = __builtin_convertvector(z >> 11, d8) * 0x1.0p-53; // exact: below 2^53
+            d8 x = c + kappa * (0.5 - c) + gamma * (0.5 * (l + r) - c) + sigma * (2.0 * u - 1.0);
+            x = zero < x ? x : zero; // std::max(0.0, x), NaN and -0.0 included
+            x = x < one ? x : one;   // std::min(1.0, x)
+            __builtin_memcpy(out + j, &x, sizeof x);
+            const d8 y = x - 0.5;
+            s += y;
+            s2 += y * y;
+        }
+    }
+    for (; j < hi; ++j) update_at(v, out, j, j - 1, j + 1, key, kappa, gamma, sigma, e, e2);
+    if (end == n) update_at(v, out, n - 1, n - 2, 0, key, kappa, gamma, sigma, e, e2);
+    double ls[kLanes], ls2[kLanes];
+    __builtin_memcpy(ls, &s, sizeof ls);
+    __builtin_memcpy(ls2, &s2, sizeof ls2);
+    *sum = combine_lanes(ls) + e;
+    *sumsq = combine_lanes(ls2) + e2;
+}
+
+// Whether this CPU (and OS: the AVX-512 state saved on context switches)
+// runs x86-64-v4 code.  Asked once, then cached.
+inline bool update_block_x86_64_v4_ok() {
+    static const bool ok = [] {
+        __builtin_cpu_init();
+#if defined(__clang__) || __GNUC__ < 12 // no "x86-64-v4" name: the features that matter
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+               __builtin_cpu_supports("popcnt");
+#else
+        return __builtin_cpu_supports("x86-64-v4") != 0; // every v2, v3 and v4 feature, and OS support for them
+#endif
+    }();
+    return ok;
+}
+#endif
+
+// Which block kernel VmModel runs.  automatic picks x86_64_v4 where the CPU
+// has it, else baseline; both give the same bits, so the choice only
+// matters for speed (and for the tests that compare them).
+enum class Kernel { automatic, baseline, x86_64_v4 };
+
+using BlockKernel = void (*)(const double* v, double* out, uint64_t n, uint64_t begin, uint64_t end,
+                             uint64_t key, double kappa, double gamma, double sigma, double* sum,
+                             double* sumsq);
+
+inline const char* kernel_name(Kernel k) {
+    return k == Kernel::baseline ? "baseline" : k == Kernel::x86_64_v4 ? "x86-64-v4" : "automatic";
+}
+
+inline bool kernel_supported(Kernel k) {
+#if defined(QALLOW_VM_HAVE_X86_64_V4)
+    if (k == Kernel::x86_64_v4) return update_block_x86_64_v4_ok();
+#else
+    if (k == Kernel::x86_64_v4) return false;
+#endif
+    return true;
+}
+
+// automatic resolved to what this CPU runs.
+inline Kernel resolve(Kernel k) {
+    if (k == Kernel::automatic) return kernel_supported(Kernel::x86_64_v4) ? Kernel::x86_64_v4 : Kernel::baseline;
+    return k;
+}
+
+// The kernel's function, or nullptr when this CPU or build cannot run it.
+inline BlockKernel block_kernel(Kernel k) {
+    k = resolve(k);
+    if (!kernel_supported(k)) return nullptr;
+#if defined(QALLOW_VM_HAVE_X86_64_V4)
+    if (k == Kernel::x86_64_v4) return update_block_x86_64_v4;
+#endif
+    return update_block;
 }
 
 // Runs body(b) for each block in order: the executor for tests and benchmarks.
@@ -108,6 +258,20 @@ public:
     void set_gamma(double v) { p_.gamma = rate("gamma", v); }
     void set_sigma(double v) { p_.sigma = rate("sigma", v); }
 
+    // Runs the given block kernel from now on (automatic by default).  All
+    // kernels give the same bits; this is for tests and benchmarks.  Throws
+    // when this CPU or build cannot run it.
+    void set_kernel(Kernel k) {
+        const BlockKernel f = block_kernel(k);
+        if (!f)
+            throw Error(QALLOW_ERR_INVALID_ARGUMENT,
+                        std::string("vm: the ") + kernel_name(k) + " kernel does not run on this CPU or build");
+        kernel_fn_ = f;
+        kernel_ = resolve(k);
+    }
+    // The kernel in use: baseline or x86_64_v4.
+    Kernel kernel() const { return kernel_; }
+
     // One tick.  for_blocks(n, body) must call body(b) once for every b in
     // [0, n), in any order and on any threads.  Allocates nothing.
     template <class ForBlocks>
@@ -119,10 +283,11 @@ public:
         uint64_t keys[kOverlays];
         for (int o = 0; o < kOverlays; ++o) keys[o] = qallow_random_key(seed_, o, tick);
         const Params p = p_;
+        const BlockKernel update = kernel_fn_;
         for_blocks(kOverlays * nb, [&](uint64_t b) {
             const uint64_t o = b / nb, lb = b % nb;
-            update_block(v + o * n, out + o * n, n, lb * kBlock, std::min(n, (lb + 1) * kBlock), keys[o],
-                         p.kappa, p.gamma, p.sigma, &part[2 * b], &part[2 * b + 1]);
+            update(v + o * n, out + o * n, n, lb * kBlock, std::min(n, (lb + 1) * kBlock), keys[o], p.kappa,
+                   p.gamma, p.sigma, &part[2 * b], &part[2 * b + 1]);
         });
         finish_tick();
     }
@@ -226,6 +391,8 @@ private:
     Params p_;
     uint64_t seed_;
     uint64_t blocks_; // per overlay
+    Kernel kernel_ = resolve(Kernel::automatic);
+    BlockKernel kernel_fn_ = block_kernel(kernel_);
     std::vector<double> buf_[2];
     int cur_ = 0;
     std::vector<double> partial_; // (sum, sumsq) per block, overlay-major
