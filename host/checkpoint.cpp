@@ -447,9 +447,16 @@ void restore_checkpoint(const Checkpoint& cp, Simulation& sim, RunFacts& facts) 
     auto& instances = CheckpointAccess::instances(sim);
     CheckpointAccess::set_tick(sim, h.at("tick").get<uint64_t>());
     const auto& list = h.at("instances");
+    // Taken out of the loop since (a SAFE_MODE restore, after a fault): they
+    // stay out, their signals NaN; a fresh simulation has none.
+    std::vector<size_t> out_now;
     for (size_t i = 0; i < instances.size(); ++i) {
         Instance& in = instances[i];
         const json& c = list[i];
+        if (in.disabled) {
+            out_now.push_back(i);
+            continue;
+        }
         // Parameters first (live changes included), then the state, which
         // wins where a plugin keeps a parameter's effect in its state.
         for (const auto& [name, value] : c.at("params").items()) {
@@ -503,6 +510,7 @@ void restore_checkpoint(const Checkpoint& cp, Simulation& sim, RunFacts& facts) 
     }
     std::string_view table = cp.signal_table();
     std::memcpy(CheckpointAccess::values(sim), table.data(), table.size());
+    for (size_t i : out_now) sim.disable(i);
     const json& f = h.at("facts");
     facts.ethics_pass = f.at("ethics_pass").get<uint64_t>();
     facts.ethics_fail = f.at("ethics_fail").get<uint64_t>();
@@ -546,6 +554,7 @@ bool CheckpointHook::write(Runner& runner) {
         ++written_;
         last_tick_ = sim.tick();
         last_trial_ = runner.trial();
+        mine_.push_back(file);
         last_ = {{"path", file.string()}, {"tick", sim.tick()}, {"digest", digest}};
         runner.record("checkpoint", last_);
         return true;
@@ -554,6 +563,10 @@ bool CheckpointHook::write(Runner& runner) {
         spdlog::error("checkpoint at tick {} failed: {}", sim.tick(), e.what());
         return false;
     }
+}
+
+bool CheckpointHook::wrote(const fs::path& file) const {
+    return std::any_of(mine_.begin(), mine_.end(), [&](const fs::path& f) { return f.filename() == file.filename(); });
 }
 
 json CheckpointHook::summary() const {

@@ -75,7 +75,8 @@ Checkpoint find_resume_checkpoint(const std::filesystem::path& dir, bool fallbac
 std::vector<std::string> checkpoint_differences(const Checkpoint& cp, const Simulation& sim,
                                                 const std::string& config_digest, const nlohmann::json& resolved);
 // Puts the simulation and the counters in `facts` where the checkpoint left
-// them.  Throws CheckpointError when a plugin refuses its state.
+// them.  Throws CheckpointError when a plugin refuses its state.  An
+// instance already disabled in `sim` (a fault) is left out and stays so.
 void restore_checkpoint(const Checkpoint& cp, Simulation& sim, RunFacts& facts);
 
 // SHA-256 over every instance's state blob and the deterministic signals
@@ -93,6 +94,8 @@ public:
     bool write(Runner& runner);
     nlohmann::json summary() const; // for summary.json
     const std::filesystem::path& dir() const { return dir_; }
+    // Whether this hook wrote `file` (in this process; pruned ones included).
+    bool wrote(const std::filesystem::path& file) const;
 
 private:
     std::filesystem::path dir_;
@@ -100,6 +103,7 @@ private:
     CheckpointOrigin origin_;
     uint64_t written_ = 0, failed_ = 0, last_tick_ = UINT64_MAX, last_trial_ = 0;
     nlohmann::json last_ = nullptr;
+    std::vector<std::filesystem::path> mine_;
 };
 
 } // namespace qallow

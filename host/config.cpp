@@ -272,10 +272,8 @@ Config parse_config(const std::string& text, const std::string& source, const fs
                                               "clean ticks in a row that end SAFE_MODE");
         if (sm.contains("restore_checkpoint"))
             c.safe_mode.restore_checkpoint = r.flag(sm["restore_checkpoint"], "/safe_mode/restore_checkpoint");
-        // Checkpoints (checkpoint.every) are not in this build yet: nothing to restore.
-        if (c.safe_mode.restore_checkpoint)
-            r.fail("/safe_mode/restore_checkpoint",
-                   "true needs checkpoint.every (checkpoints are not written by this build); allowed: false");
+        // Whether checkpoints are on is known only with the command line
+        // (--checkpoint-every): check_safe_mode() says.
     }
     if (root.contains("http")) {
         const json& h = r.object(root["http"], "/http");
@@ -363,6 +361,13 @@ Config parse_config(const std::string& text, const std::string& source, const fs
         c.instances.push_back(std::move(ic));
     }
     return c;
+}
+
+void check_safe_mode(const Config& c) {
+    if (c.safe_mode.restore_checkpoint && !c.checkpoint.enabled)
+        throw InputError(c.source + ": /safe_mode/restore_checkpoint: true needs checkpoint.every (config "
+                         "\"checkpoint\": {\"every\": N} or --checkpoint-every N): there is no checkpoint to "
+                         "restore; allowed: false without checkpoints");
 }
 
 Config load_config(const fs::path& file) {

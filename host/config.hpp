@@ -105,6 +105,11 @@ Config load_config(const std::filesystem::path& file);
 Config parse_config(const std::string& text, const std::string& source,
                     const std::filesystem::path& base_dir);
 
+// Checks that need the command line applied (--checkpoint-every): throws
+// InputError "<file>: /safe_mode/restore_checkpoint: true needs ..." when
+// safe_mode.restore_checkpoint is true and checkpoints are off.
+void check_safe_mode(const Config& c);
+
 const char* to_string(EthicsPolicy p);
 const char* to_string(FaultPolicy p);
 const char* to_string(LuaPolicy p);

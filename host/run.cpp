@@ -105,6 +105,7 @@ int run_command(const RunOptions& given) {
             config.checkpoint.enabled = true;
             config.checkpoint.every = parse_whole("--checkpoint-every", *opt.checkpoint_every, 0, UINT64_MAX);
         }
+        check_safe_mode(config);
         if (resume_cp && resume_cp->tick() >= config.ticks)
             throw InputError("--resume: " + resume_cp->file.string() + " is at tick " + std::to_string(resume_cp->tick()) +
                              " and the run ends at tick " + std::to_string(config.ticks) +
@@ -386,6 +387,35 @@ int run_command(const RunOptions& given) {
             config.checkpoint.dir ? *config.checkpoint.dir : out_dir / "checkpoints", config.checkpoint.every,
             config.checkpoint.keep, std::move(origin));
         runner->add_hook(checkpoints.get());
+        // safe_mode.restore_checkpoint (docs/operations.md): on entering
+        // SAFE_MODE, the newest good checkpoint of this run and trial (one
+        // this run wrote, or the one it resumed from) at or before this tick.
+        if (config.safe_mode.restore_checkpoint)
+            states.set_restore([&](Runner& r, const std::string&) -> nlohmann::json {
+                Simulation& sim = r.sim();
+                uint64_t from = sim.tick();
+                for (const auto& file : list_checkpoints(checkpoints->dir())) {
+                    bool ours = checkpoints->wrote(file) || (resume_cp && file.filename() == resume_cp->file.filename());
+                    if (!ours) continue;
+                    Checkpoint cp;
+                    try {
+                        cp = read_checkpoint(file);
+                        if (cp.header.at("trial").get<uint64_t>() != r.trial() || cp.tick() > from) continue;
+                        // Only what no restore can bridge; live changes since are what it undoes.
+                        checkpoint_differences(cp, sim, r.facts().config_digest, sim.resolved());
+                    } catch (const std::exception& e) {
+                        spdlog::warn("safe mode: {}; trying an older checkpoint", e.what());
+                        continue;
+                    }
+                    auto faults = r.facts().faults; // faults happened: kept
+                    restore_checkpoint(cp, sim, r.facts());
+                    r.facts().faults = std::move(faults);
+                    r.rewind_outputs(cp.tick());
+                    return {{"path", cp.file.string()}, {"tick", cp.tick()}, {"from_tick", from}};
+                }
+                spdlog::warn("safe mode: no checkpoint of this run to restore yet; going on from tick {}", from);
+                return nullptr;
+            });
     }
 
     // The script's top level runs before the first tick; when it drove the

@@ -27,11 +27,13 @@ Outputs Outputs::open(const fs::path& dir, const Signals& signals, std::optional
 }
 
 void Outputs::row(uint64_t tick, const double* values) {
+    if (!telemetry) return; // closed by a failed rewind: the run is stopping
     telemetry->write_row(tick, values);
     if (measurements) measurements->write_row(tick, values);
 }
 
 void Outputs::flush() {
+    if (!telemetry) return;
     telemetry->flush();
     if (measurements) measurements->flush();
 }
@@ -122,6 +124,18 @@ void Runner::count_ethics(const TickResult& r) {
         std::string error = "tick " + std::to_string(sim_->tick()) + ": ethics check failed (policy halt)";
         spdlog::error("{}", error);
         request_stop("ethics_halt", error, 3);
+    }
+}
+
+void Runner::rewind_outputs(uint64_t tick) {
+    outputs_.flush();
+    fs::path dir = trial_ == 1 ? out_dir_ : out_dir_ / ("trial-" + std::to_string(trial_));
+    outputs_ = Outputs{}; // closes the files before they are cut
+    try {
+        outputs_ = Outputs::open(dir, sim_->signals(), tick);
+    } catch (const std::exception& e) { // no rows can follow: the run ends here
+        request_stop("write_error", e.what(), 1);
+        throw;
     }
 }
 

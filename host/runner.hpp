@@ -98,6 +98,11 @@ public:
     void remove_hook(TickHook* hook);
     // Flushes telemetry and measurements (a checkpoint covers only rows on disk).
     void flush_outputs() { outputs_.flush(); }
+    // SAFE_MODE's checkpoint restore (states.hpp): the simulation is back at
+    // `tick` (<= the current rows'); cuts this trial's telemetry and
+    // measurements after that tick's row, exactly as a resumed run does, so
+    // the next row follows it.  Throws std::runtime_error naming the file.
+    void rewind_outputs(uint64_t tick);
 
     // Ends the run: lets plugins publish final reports, flushes, writes the
     // summary.  Returns the summary written.

@@ -78,15 +78,7 @@ void StateMachine::after_tick(Runner& runner, const TickResult& r) {
         }
         if (state_ != NodeState::safe_mode) {
             transition(NodeState::safe_mode, why, &runner);
-            if (restore_) {
-                try {
-                    std::string what = restore_(runner, why);
-                    spdlog::warn("safe mode: restored checkpoint {}", what);
-                } catch (const std::exception& e) {
-                    spdlog::error("safe mode: could not restore a checkpoint: {}; going on from the current state",
-                                  e.what());
-                }
-            }
+            if (restore_) restore(runner, why);
         } else {
             if (clean_) spdlog::debug("safe mode: {}; clean ticks start again from 0", why);
             clean_ = 0;
@@ -97,6 +89,30 @@ void StateMachine::after_tick(Runner& runner, const TickResult& r) {
         transition(NodeState::active, std::to_string(opt_.clean_ticks) + " clean ticks in a row", &runner);
 }
 
+void StateMachine::restore(Runner& runner, const std::string& why) {
+    uint64_t at = runner.sim().tick();
+    if (restored_until_ && at <= *restored_until_) {
+        spdlog::warn("safe mode: no checkpoint restore: SAFE_MODE entered again after tick {}, within {} ticks "
+                     "(safe_mode.clean_ticks) of the last restored tick {}",
+                     at, opt_.clean_ticks, *restored_until_ - opt_.clean_ticks);
+        return;
+    }
+    nlohmann::json what;
+    try {
+        what = restore_(runner, why);
+        if (what.is_null()) return;
+        uint64_t tick = what.at("tick").get<uint64_t>();
+        restored_until_ = tick + opt_.clean_ticks;
+        spdlog::warn("safe mode: restored checkpoint {} (tick {}; it was after tick {})",
+                     what.at("path").get<std::string>(), tick, at);
+        if (restores_.size() < 1000) restores_.push_back(what);
+    } catch (const std::exception& e) {
+        spdlog::error("safe mode: could not restore a checkpoint: {}; going on from the current state", e.what());
+        return;
+    }
+    runner.record("restore", what); // a ledger that cannot record it stops the run, as for transitions
+}
+
 nlohmann::json StateMachine::summary() const {
     nlohmann::json seconds = nlohmann::json::object(), ticks = nlohmann::json::object();
     double now_in = std::chrono::duration<double>(std::chrono::steady_clock::now() - since_).count();
@@ -105,8 +121,10 @@ nlohmann::json StateMachine::summary() const {
         seconds[name] = seconds_[s] + (s == size_t(state_) ? now_in : 0.0);
         ticks[name] = ticks_[s];
     }
-    return {{"final", to_string(state_)},  {"seconds", seconds},           {"ticks", ticks},
+    nlohmann::json out = {{"final", to_string(state_)},  {"seconds", seconds},           {"ticks", ticks},
             {"transitions", transitions_}, {"safe_mode_entries", safe_entries_}, {"log", log_}};
+    if (restore_) out["restores"] = restores_;
+    return out;
 }
 
 } // namespace qallow

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 namespace qallow {
@@ -37,12 +38,17 @@ SafeModeOptions safe_mode_options(const Config& config);
 class StateMachine : public TickHook {
 public:
     // Called on entering SAFE_MODE when config safe_mode.restore_checkpoint
-    // is true: restores the newest checkpoint into runner.sim() (between
-    // ticks, on the loop's thread).  `reason` is why SAFE_MODE was entered.
-    // Returns what was restored, for the log ("epoch 12 (tick 1200)"); throws
-    // std::runtime_error when nothing could be restored (logged; the node
-    // stays in SAFE_MODE on the state it has).  Set by the checkpoint code.
-    using RestoreFn = std::function<std::string(Runner& runner, const std::string& reason)>;
+    // is true: restores the newest checkpoint of this run into runner.sim()
+    // (between ticks, on the loop's thread) and cuts the telemetry rows after
+    // its tick.  `reason` is why SAFE_MODE was entered.  Returns what was
+    // restored, {"path", "tick", "from_tick"}, or null when there was nothing
+    // to restore (it logged why); throws std::runtime_error when the restore
+    // failed (logged; the node stays in SAFE_MODE on the state it has).  Set
+    // by run.cpp with the checkpoint code.  No restore happens when SAFE_MODE
+    // is entered again after tick t <= (the last restored tick) + clean_ticks:
+    // the restored state led straight back to SAFE_MODE, and restoring it
+    // again could loop for ever.
+    using RestoreFn = std::function<nlohmann::json(Runner& runner, const std::string& reason)>;
 
     explicit StateMachine(SafeModeOptions options);
 
@@ -63,10 +69,13 @@ public:
     uint64_t safe_mode_entries() const { return safe_entries_; }
     uint64_t ticks_in(NodeState s) const { return ticks_[size_t(s)]; }
     // {"final", "seconds": {STATE: s}, "ticks": {STATE: n}, "transitions": n,
-    //  "safe_mode_entries": n, "log": [{tick, from, to, reason}] (first 1000)}
+    //  "safe_mode_entries": n, "log": [{tick, from, to, reason}] (first 1000),
+    //  "restores": [{path, tick, from_tick}] (first 1000; only with a restore hook)}
     nlohmann::json summary() const;
 
 private:
+    void restore(Runner& runner, const std::string& why);
+
     SafeModeOptions opt_;
     RestoreFn restore_;
     NodeState state_ = NodeState::booting;
@@ -75,6 +84,9 @@ private:
     std::array<uint64_t, kNodeStateCount> ticks_{};
     uint64_t clean_ = 0, transitions_ = 0, safe_entries_ = 0;
     nlohmann::json log_ = nlohmann::json::array();
+    nlohmann::json restores_ = nlohmann::json::array();
+    std::optional<uint64_t> restored_until_; // no restore on entries after ticks <= this
+
 };
 
 } // namespace qallow

@@ -334,4 +334,95 @@ TEST(Http, SafeModeEndsAfterCleanTicksAndTheSummarySaysSo) {
         << r.err;
 }
 
+// safe_mode.restore_checkpoint on a real node: checkpoints every 50 ticks;
+// `ctl set ethics.min_total 30` fails the ethics check, SAFE_MODE restores
+// the newest checkpoint (min_total included, so ethics passes again), the
+// rows after its tick are cut, and the run goes on from there.  The result:
+// telemetry byte for byte that of a run that never failed, a summary and a
+// ledger that show the restore.
+TEST(Http, SafeModeRestoresTheNewestCheckpointAndTelemetryStaysConsecutive) {
+    TempDir dir;
+    Result k = run_process({kBin.string(), "keys", "gen", "--out", (dir / "keys").string(), "--node-id", "n1"},
+                           dir.path(), 30s);
+    ASSERT_EQ(k.status, 0) << k.err;
+    const std::string instances =
+        R"("instances": [{"plugin": "vm", "params": {"nodes": 256}}, {"plugin": "phase13", "params": {"nodes": 8, "k": 0.001}},
+                         {"plugin": "ethics", "params": {"inputs": "vm"}}, {"plugin": "energy", "params": {"source": "model"}}])";
+    write_file(dir / "node.json",
+               R"({"seed": 7, "ticks": 1000000000, "policy": {"ethics": "safe_mode"},
+                   "safe_mode": {"clean_ticks": 5, "restore_checkpoint": true}, "checkpoint": {"every": 50, "keep": 3},
+                   "ledger": {"path": "ledger.jsonl", "node_id": "n1", "key": "keys/n1.key", "fsync": "per_tick"},
+                   )" + instances + "}");
+    fs::path socket = dir / "ctl.sock";
+    Process node({kBin.string(), "run", "--config", (dir / "node.json").string(), "--plugins", kPlugins.string(),
+                  "--out", (dir / "out").string(), "--socket", socket.string(), "--state-dir", (dir / "state").string(),
+                  "--no-progress"},
+                 dir / "node.out", dir / "node.err");
+    auto tick = [&] {
+        Result s = ctl(dir, socket, {"status"});
+        return s.status == 0 ? json::parse(s.out).value("tick", uint64_t(0)) : 0;
+    };
+    ASSERT_TRUE(wait_until([&] { return tick() > 120 || node.exited(); }, 30s)) << read_file(dir / "node.err");
+    ASSERT_EQ(ctl(dir, socket, {"set", "ethics.min_total", "30"}).status, 0);
+    ASSERT_TRUE(wait_until(
+        [&] { return read_file(dir / "node.err").find("safe mode: restored checkpoint") != std::string::npos || node.exited(); },
+        30s));
+    ASSERT_TRUE(wait_until(
+        [&] {
+            Result s = ctl(dir, socket, {"status"});
+            return s.status == 0 && json::parse(s.out)["state"] == "ACTIVE";
+        },
+        30s));
+    node.signal(SIGTERM);
+    ASSERT_EQ(node.wait(30s), 0) << read_file(dir / "node.err");
+    std::string err = read_file(dir / "node.err");
+    EXPECT_NE(err.find("warning: safe mode: restored checkpoint "), std::string::npos) << err;
+
+    json summary = json::parse(read_file(dir / "out" / "summary.json"));
+    const json& st = summary["states"];
+    ASSERT_EQ(st["safe_mode_entries"], 1) << st.dump(2);
+    ASSERT_EQ(st["restores"].size(), 1u) << st.dump(2);
+    const json& restore = st["restores"][0];
+    uint64_t at = restore["tick"], from = restore["from_tick"], last = summary["ticks"];
+    EXPECT_EQ(at % 50, 0u);
+    EXPECT_GE(at, 100u);
+    EXPECT_GT(from, at);
+    EXPECT_LE(from, at + 50);
+    EXPECT_GE(last, at + 5); // ACTIVE again after 5 clean ticks
+    EXPECT_EQ(summary["ethics"]["fail"], 0); // the failing tick's verdict went with its row
+    EXPECT_EQ(summary["ethics"]["pass"], last);
+
+    // The rows: 1..last once each, in order, exactly those of a run that never failed.
+    std::istringstream rows(read_file(dir / "out" / "telemetry.csv"));
+    std::string line;
+    std::getline(rows, line);
+    uint64_t expect = 1;
+    while (std::getline(rows, line)) ASSERT_EQ(std::stoull(line.substr(0, line.find(','))), expect++) << line;
+    EXPECT_EQ(expect, last + 1);
+    write_file(dir / "ref.json", R"({"seed": 7, "ticks": )" + std::to_string(last) + ", " + instances + "}");
+    Result ref = run_process({kBin.string(), "run", "--config", (dir / "ref.json").string(), "--plugins",
+                              kPlugins.string(), "--out", (dir / "ref").string(), "--no-ctl", "--no-progress",
+                              "--state-dir", (dir / "state").string()},
+                             dir.path(), 60s);
+    ASSERT_EQ(ref.status, 0) << ref.err;
+    EXPECT_TRUE(read_file(dir / "out" / "telemetry.csv") == read_file(dir / "ref" / "telemetry.csv"));
+    // measurements.csv (wall-clock values, so not compared): cut the same way.
+    std::istringstream mrows(read_file(dir / "out" / "measurements.csv"));
+    std::getline(mrows, line);
+    expect = 1;
+    while (std::getline(mrows, line)) ASSERT_EQ(std::stoull(line.substr(0, line.find(','))), expect++) << line;
+    EXPECT_EQ(expect, last + 1);
+
+    // The ledger: the restore, after the SAFE_MODE entry, at the restored tick.
+    std::stringstream ls(read_file(dir / "ledger.jsonl"));
+    std::vector<json> restores;
+    for (std::string l; std::getline(ls, l);) {
+        json e = json::parse(l);
+        if (e["kind"] == "restore") restores.push_back(e);
+    }
+    ASSERT_EQ(restores.size(), 1u);
+    EXPECT_EQ(restores[0]["payload"], restore);
+    EXPECT_EQ(restores[0]["payload"]["path"].get<std::string>().find((dir / "out" / "checkpoints").string()), 0u);
+}
+
 } // namespace

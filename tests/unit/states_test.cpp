@@ -61,6 +61,12 @@ public:
             if (k == "state") out.push_back(p);
         return out;
     }
+    std::vector<json> recorded(const std::string& kind) const {
+        std::vector<json> out;
+        for (const auto& [k, p] : sink_.events)
+            if (k == kind) out.push_back(p);
+        return out;
+    }
     const Instance& instance(const std::string& name) {
         for (const auto& in : runner_->sim().instances())
             if (in.name == name) return in;
@@ -168,6 +174,48 @@ TEST(States, AFaultUnderPolicyFaultSafeModeDisablesTheInstanceAndEntersSafeMode)
     EXPECT_EQ(n.states().state(), NodeState::active);
 }
 
+// The restore hook: called on entering SAFE_MODE, recorded and summarised;
+// not called again on an entry within clean_ticks of the restored tick.
+TEST(States, RestoreOnEntryAndNotAgainWithinCleanTicksOfTheRestoredTick) {
+    Node node(R"("policy": {"ethics": "safe_mode"}, "safe_mode": {"clean_ticks": 5})");
+    std::vector<uint64_t> calls; // the tick each restore was asked at
+    bool nothing = false;
+    node.states().set_restore([&](Runner& r, const std::string& why) -> json {
+        EXPECT_NE(why.find("ethics check failed"), std::string::npos);
+        calls.push_back(r.sim().tick());
+        if (nothing) return nullptr;
+        return {{"path", "cp"}, {"tick", 0}, {"from_tick", r.sim().tick()}};
+    });
+    node.runner().advance(1); // tick 1 fails: SAFE_MODE, restored to "tick 0"
+    ASSERT_EQ(node.states().state(), NodeState::safe_mode);
+    EXPECT_EQ(calls, std::vector<uint64_t>{1});
+    for (uint64_t t = 2; t <= 5; ++t) { // entries after ticks 2..5 (<= 0 + 5): no restore
+        node.states().resume(node.runner(), "test");
+        node.runner().advance(1);
+        ASSERT_EQ(node.states().state(), NodeState::safe_mode);
+    }
+    EXPECT_EQ(calls, std::vector<uint64_t>{1});
+    node.states().resume(node.runner(), "test");
+    node.runner().advance(1); // after tick 6: restored again
+    EXPECT_EQ(calls, (std::vector<uint64_t>{1, 6}));
+    nothing = true; // no checkpoint: nothing recorded, and no guard set
+    node.states().resume(node.runner(), "test");
+    node.runner().advance(1);
+    node.states().resume(node.runner(), "test");
+    node.runner().advance(1);
+    EXPECT_EQ(calls, (std::vector<uint64_t>{1, 6, 7, 8}));
+    auto restores = node.recorded("restore");
+    ASSERT_EQ(restores.size(), 2u);
+    EXPECT_EQ(restores[0], (json{{"path", "cp"}, {"tick", 0}, {"from_tick", 1}}));
+    json s = node.states().summary();
+    ASSERT_EQ(s["restores"].size(), 2u);
+    EXPECT_EQ(s["restores"][1], (json{{"path", "cp"}, {"tick", 0}, {"from_tick", 6}}));
+    EXPECT_EQ(s["safe_mode_entries"], 8);
+    // Without a hook the summary has no "restores".
+    Node plain(R"("policy": {"ethics": "safe_mode"})");
+    EXPECT_FALSE(plain.states().summary().contains("restores"));
+}
+
 TEST(States, ConfigKeysAndTheirErrors) {
     auto parse = [](const std::string& extra) {
         return parse_config(R"({"seed": 1, "ticks": 10, "instances": [{"plugin": "a"}], )" + extra + "}", "c.json", ".");
@@ -185,9 +233,15 @@ TEST(States, ConfigKeysAndTheirErrors) {
     EXPECT_EQ(error_of<InputError>([&] { parse(R"("safe_mode": {"clean_ticks": 0})"); }),
               "c.json: /safe_mode/clean_ticks: 0 is out of range; allowed: clean ticks in a row that end SAFE_MODE: "
               "a whole number in [1, 1000000000]");
-    EXPECT_NE(error_of<InputError>([&] { parse(R"("safe_mode": {"restore_checkpoint": true})"); })
+    // restore_checkpoint needs checkpoints on (config or --checkpoint-every: checked once both are known).
+    Config rc = parse(R"("safe_mode": {"restore_checkpoint": true})");
+    EXPECT_TRUE(rc.safe_mode.restore_checkpoint);
+    EXPECT_NE(error_of<InputError>([&] { check_safe_mode(rc); })
                   .find("c.json: /safe_mode/restore_checkpoint: true needs checkpoint.every"),
               std::string::npos);
+    rc.checkpoint.enabled = true; // --checkpoint-every N
+    check_safe_mode(rc);
+    check_safe_mode(parse(R"("safe_mode": {"restore_checkpoint": true}, "checkpoint": {"every": 10})"));
     EXPECT_EQ(error_of<InputError>([&] { parse(R"("http": {"bind": "0.0.0.0"})"); }),
               "c.json: /http/bind: \"0.0.0.0\" is not allowed; allowed: a loopback address (127.0.0.1, ::1)");
     EXPECT_EQ(error_of<InputError>([&] { parse(R"("http": {"port": 70000})"); }),
