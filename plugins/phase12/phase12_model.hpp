@@ -2,19 +2,14 @@
 #ifndef QALLOW_PHASE12_MODEL_HPP
 #define QALLOW_PHASE12_MODEL_HPP
 
+#include "model_support.hpp"
+
 #include <qallow/plugin.hpp>
 
 #include <algorithm>
 #include <cstdio>
 #include <string>
 
-#ifndef QALLOW_MODEL_FN
-#if defined(__CUDACC__)
-#define QALLOW_MODEL_FN __host__ __device__ inline
-#else
-#define QALLOW_MODEL_FN inline
-#endif
-#endif
 
 namespace qallow::phase12 {
 
@@ -72,12 +67,7 @@ public:
     }
 
 private:
-    // %.15g: "1e-09" and "0.00800001" where std::to_string would print 0.000000 and 0.008000.
-    static std::string num(double v) {
-        char b[32];
-        std::snprintf(b, sizeof b, "%.15g", v);
-        return b;
-    }
+    static std::string num(double v) { return model::num(v); }
     double eps_ = 0, stretch_ = 0;
     State s_;
 };

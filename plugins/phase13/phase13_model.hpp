@@ -6,6 +6,8 @@
 #ifndef QALLOW_PHASE13_MODEL_HPP
 #define QALLOW_PHASE13_MODEL_HPP
 
+#include "model_support.hpp"
+
 #include <qallow/plugin.hpp>
 
 #include <algorithm>
@@ -15,13 +17,6 @@
 #include <string>
 #include <vector>
 
-#ifndef QALLOW_MODEL_FN
-#if defined(__CUDACC__)
-#define QALLOW_MODEL_FN __host__ __device__ inline
-#else
-#define QALLOW_MODEL_FN inline
-#endif
-#endif
 
 namespace qallow::phase13 {
 
@@ -161,12 +156,7 @@ public:
     }
 
 private:
-    // %.15g: "1e-09" and "0.00800001" where std::to_string would print 0.000000 and 0.008000.
-    static std::string num(double v) {
-        char b[32];
-        std::snprintf(b, sizeof b, "%.15g", v);
-        return b;
-    }
+    static std::string num(double v) { return model::num(v); }
     static double checked_k(double k) {
         if (!(k > 0 && k <= kMaxK))
             throw Error(QALLOW_ERR_INVALID_ARGUMENT, "phase13: parameter 'k' = " + num(k) +

@@ -9,6 +9,8 @@
 #ifndef QALLOW_VM_MODEL_HPP
 #define QALLOW_VM_MODEL_HPP
 
+#include "model_support.hpp"
+
 #include <qallow/plugin.hpp>
 #include <qallow/random.h>
 
@@ -19,13 +21,6 @@
 #include <string>
 #include <vector>
 
-#ifndef QALLOW_MODEL_FN
-#if defined(__CUDACC__)
-#define QALLOW_MODEL_FN __host__ __device__ inline
-#else
-#define QALLOW_MODEL_FN inline
-#endif
-#endif
 
 namespace qallow::vm {
 
@@ -323,12 +318,7 @@ public:
     }
 
 private:
-    // %.15g: "1e-09" and "0.00800001" where std::to_string would print 0.000000 and 0.008000.
-    static std::string num(double v) {
-        char b[32];
-        std::snprintf(b, sizeof b, "%.15g", v);
-        return b;
-    }
+    static std::string num(double v) { return model::num(v); }
     static double rate(const char* name, double v) {
         if (!(v >= 0 && v <= kRateMax))
             throw Error(QALLOW_ERR_INVALID_ARGUMENT, std::string("vm: parameter '") + name + "' = " + num(v) +
