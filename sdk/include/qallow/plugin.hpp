@@ -200,25 +200,63 @@ private:
 
 // ---- state blobs ----------------------------------------------------------
 
+// Serialises a plugin's state.  Three sinks behind one interface: a vector
+// the writer owns (tests, tools), a counter (the host's size query) and the
+// host's own buffer (the checkpoint itself).  The last two let a 240 MB state
+// reach the checkpoint without any intermediate copy.
 class StateWriter {
 public:
+    StateWriter() = default;
+    static StateWriter counter() {
+        StateWriter w;
+        w.mode_ = Mode::count;
+        return w;
+    }
+    StateWriter(void* into, size_t capacity) : mode_(Mode::fixed), out_(static_cast<uint8_t*>(into)), cap_(capacity) {}
+
     template <class T>
     void put(const T& v) {
         static_assert(std::is_trivially_copyable_v<T>);
-        const auto* p = reinterpret_cast<const uint8_t*>(&v);
-        bytes_.insert(bytes_.end(), p, p + sizeof(T));
+        append(&v, sizeof(T));
     }
     template <class T>
     void put_vector(const std::vector<T>& v) {
         static_assert(std::is_trivially_copyable_v<T>);
         put<uint64_t>(v.size());
-        const auto* p = reinterpret_cast<const uint8_t*>(v.data());
-        bytes_.insert(bytes_.end(), p, p + v.size() * sizeof(T));
+        append(v.data(), v.size() * sizeof(T));
     }
+    // Bytes written so far (in every mode).
+    size_t size() const { return mode_ == Mode::own ? bytes_.size() : used_; }
+    // The owned bytes; empty for a counter or a fixed buffer.
     std::vector<uint8_t>& bytes() { return bytes_; }
 
 private:
+    enum class Mode { own, count, fixed };
+    void append(const void* p, size_t n) {
+        switch (mode_) {
+        case Mode::own: {
+            const auto* b = static_cast<const uint8_t*>(p);
+            bytes_.insert(bytes_.end(), b, b + n);
+            break;
+        }
+        case Mode::count:
+            used_ += n;
+            break;
+        case Mode::fixed:
+            if (n > cap_ - used_)
+                throw Error(QALLOW_ERR_STATE, "state grew between the size query and the save (" +
+                                                  std::to_string(used_ + n) + " bytes, " + std::to_string(cap_) +
+                                                  " announced)");
+            if (n) std::memcpy(out_ + used_, p, n);
+            used_ += n;
+            break;
+        }
+    }
+    Mode mode_ = Mode::own;
     std::vector<uint8_t> bytes_;
+    uint8_t* out_ = nullptr;
+    size_t cap_ = 0;
+    size_t used_ = 0;
 };
 
 class StateReader {
@@ -305,7 +343,6 @@ template <class T>
 struct Holder {
     Context ctx;
     std::optional<T> obj;
-    StateWriter pending; // between the two save_state calls
 };
 
 template <class T>
@@ -344,7 +381,7 @@ qallow_plugin describe(qallow_kind kind, const char* name, const char* version, 
         Holder<T>* h = nullptr;
         qallow_status s = guarded(err, [&] {
             const qallow_param_def* defs_ptr = N ? defs_storage<T, N>()->data() : nullptr;
-            h = new Holder<T>{Context(api, host, defs_ptr, sizeof(qallow_param_def), values, count, seed), {}, {}};
+            h = new Holder<T>{Context(api, host, defs_ptr, sizeof(qallow_param_def), values, count, seed), {}};
             try {
                 h->obj.emplace(h->ctx);
             } catch (...) {
@@ -373,20 +410,15 @@ qallow_plugin describe(qallow_kind kind, const char* name, const char* version, 
             reinterpret_cast<Holder<T>*>(self)->obj->set_param((*defs_storage<T, N>())[index].name, *v);
         });
     };
+    // The host asks for the size first (buf == NULL), then passes a buffer of
+    // that size: the state is serialised twice, once counted and once
+    // straight into the host's buffer, so nothing is held in between.
     d.save_state = [](qallow_instance* self, void* buf, size_t* size, qallow_error* err) -> qallow_status {
         return guarded(err, [&] {
             auto* h = reinterpret_cast<Holder<T>*>(self);
-            if (!buf) {
-                h->pending = StateWriter{};
-                h->obj->save_state(h->pending);
-                *size = h->pending.bytes().size();
-                return;
-            }
-            auto& bytes = h->pending.bytes();
-            if (*size < bytes.size()) throw Error(QALLOW_ERR_INVALID_ARGUMENT, "state buffer too small");
-            std::memcpy(buf, bytes.data(), bytes.size());
-            *size = bytes.size();
-            h->pending = StateWriter{};
+            StateWriter w = buf ? StateWriter(buf, *size) : StateWriter::counter();
+            h->obj->save_state(w);
+            *size = w.size();
         });
     };
     d.load_state = [](qallow_instance* self, const void* buf, size_t size, uint32_t state_version,
