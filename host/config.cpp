@@ -162,6 +162,91 @@ std::string position(const std::string& text, size_t byte) {
     return std::to_string(line) + ":" + std::to_string(col);
 }
 
+bool node_id_ok(const std::string& id) {
+    bool ok = !id.empty() && id.size() <= 64 && id[0] != '.';
+    for (char ch : id)
+        ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+                    ch == '-' || ch == '.');
+    return ok;
+}
+
+FederationConfig read_federation(const Reader& r, const json& j, const fs::path& base_dir, bool has_ledger) {
+    const std::string P = "/federation";
+    const json& f = r.object(j, P);
+    r.only_keys(f, P, {"role", "broker", "cluster", "trust", "controllers", "telemetry_every", "max_skew_ms",
+                       "replay_window", "tick_ms", "follow_pace", "validator", "outbox", "cluster_ledger", "quorum", "username",
+                       "password_file", "tls"});
+    if (!has_ledger)
+        r.fail(P, "a federated node needs a \"ledger\" section (its node_id and key sign every message); add one");
+    for (const char* k : {"role", "broker", "cluster", "trust"})
+        if (!f.contains(k)) r.fail(P + "/" + k, "missing; federation needs role, broker, cluster and trust");
+    FederationConfig fc;
+    fc.role = r.choice<FederationRole>(f["role"], P + "/role", {{"edge", FederationRole::edge}, {"datacentre", FederationRole::datacentre}});
+    fc.broker = r.text(f["broker"], P + "/broker", "a broker URI (tcp://host:port, ssl://host:port)");
+    if (fc.broker.rfind("tcp://", 0) != 0 && fc.broker.rfind("ssl://", 0) != 0 && fc.broker.rfind("mqtt://", 0) != 0 &&
+        fc.broker.rfind("mqtts://", 0) != 0)
+        r.fail(P + "/broker", "\"" + fc.broker + "\" is not allowed; allowed: tcp://host:port, ssl://host:port (mqtt://, mqtts://)");
+    fc.cluster = r.text(f["cluster"], P + "/cluster", "a cluster name");
+    if (!node_id_ok(fc.cluster))
+        r.fail(P + "/cluster", "\"" + fc.cluster + "\" is not allowed; allowed: [A-Za-z0-9_.-], 1 to 64 characters, not starting with '.'");
+    auto path = [&](const json& v, const std::string& ptr) {
+        fs::path p = r.text(v, ptr, "a path (relative to this file)");
+        if (p.empty()) r.fail(ptr, "empty; allowed: a path (relative to this file)");
+        return p.is_absolute() ? p : base_dir / p;
+    };
+    fc.trust = path(f["trust"], P + "/trust");
+    if (f.contains("controllers")) fc.controllers = path(f["controllers"], P + "/controllers");
+    else if (fc.role == FederationRole::edge) r.fail(P + "/controllers", "missing; an edge needs the directory of the keys allowed to command it");
+    if (f.contains("telemetry_every")) fc.telemetry_every = r.whole(f["telemetry_every"], P + "/telemetry_every", 1, 1'000'000, "ticks per telemetry batch");
+    if (f.contains("max_skew_ms")) fc.max_skew_ms = r.whole(f["max_skew_ms"], P + "/max_skew_ms", 1, 86'400'000, "milliseconds of clock skew accepted");
+    if (f.contains("replay_window")) fc.replay_window = r.whole(f["replay_window"], P + "/replay_window", 1, 4096, "sequence numbers in the replay window");
+    if (f.contains("tick_ms")) fc.tick_ms = r.whole(f["tick_ms"], P + "/tick_ms", 0, 3'600'000, "milliseconds per tick (0: as fast as it can)");
+    if (f.contains("follow_pace")) fc.follow_pace = r.flag(f["follow_pace"], P + "/follow_pace");
+    if (f.contains("validator")) fc.validator = r.flag(f["validator"], P + "/validator");
+    if (f.contains("outbox")) {
+        const json& o = r.object(f["outbox"], P + "/outbox");
+        r.only_keys(o, P + "/outbox", {"dir", "max_messages", "max_bytes"});
+        if (o.contains("dir")) fc.outbox_dir = path(o["dir"], P + "/outbox/dir");
+        if (o.contains("max_messages")) fc.outbox_max_messages = r.whole(o["max_messages"], P + "/outbox/max_messages", 1, 100'000'000, "messages");
+        if (o.contains("max_bytes")) fc.outbox_max_bytes = r.whole(o["max_bytes"], P + "/outbox/max_bytes", 4096, UINT64_MAX, "bytes");
+    }
+    if (f.contains("cluster_ledger")) fc.cluster_ledger = path(f["cluster_ledger"], P + "/cluster_ledger");
+    if (f.contains("quorum")) {
+        const std::string Q = P + "/quorum";
+        if (fc.role != FederationRole::datacentre) r.fail(Q, "only a datacentre asks for quorums; allowed on role \"datacentre\"");
+        const json& q = r.object(f["quorum"], Q);
+        r.only_keys(q, Q, {"validators", "faults", "timeout_ms", "params"});
+        for (const char* k : {"validators", "faults", "params"})
+            if (!q.contains(k)) r.fail(Q + "/" + k, "missing; a quorum needs validators, faults and params");
+        if (!q["validators"].is_array() || q["validators"].empty()) r.fail(Q + "/validators", "expected a non-empty array of node ids");
+        for (size_t i = 0; i < q["validators"].size(); ++i) {
+            std::string id = r.text(q["validators"][i], Q + "/validators/" + std::to_string(i), "a node id");
+            if (!node_id_ok(id)) r.fail(Q + "/validators/" + std::to_string(i), "\"" + id + "\" is not a node id; allowed: [A-Za-z0-9_.-], 1 to 64 characters");
+            fc.quorum.validators.push_back(id);
+        }
+        fc.quorum.faults = r.whole(q["faults"], Q + "/faults", 0, 1000, "faults tolerated (f)");
+        uint64_t n = fc.quorum.validators.size();
+        if (n < 3 * fc.quorum.faults + 1)
+            r.fail(Q + "/faults", std::to_string(fc.quorum.faults) + " faults need at least " + std::to_string(3 * fc.quorum.faults + 1) +
+                                      " validators (n >= 3f+1), there are " + std::to_string(n));
+        if (q.contains("timeout_ms")) fc.quorum.timeout_ms = r.whole(q["timeout_ms"], Q + "/timeout_ms", 1, 600'000, "milliseconds to collect votes");
+        if (!q["params"].is_array()) r.fail(Q + "/params", "expected an array of \"instance.param\" names");
+        for (size_t i = 0; i < q["params"].size(); ++i)
+            fc.quorum.params.push_back(r.text(q["params"][i], Q + "/params/" + std::to_string(i), "an \"instance.param\" name"));
+    }
+    if (f.contains("username")) fc.username = r.text(f["username"], P + "/username", "a user name");
+    if (f.contains("password_file")) fc.password_file = path(f["password_file"], P + "/password_file");
+    if (f.contains("tls")) {
+        const json& t = r.object(f["tls"], P + "/tls");
+        r.only_keys(t, P + "/tls", {"ca", "cert", "key"});
+        if (!t.contains("ca")) r.fail(P + "/tls/ca", "missing; TLS needs the CA file that signed the broker's certificate");
+        fc.tls_ca = path(t["ca"], P + "/tls/ca");
+        if (t.contains("cert")) fc.tls_cert = path(t["cert"], P + "/tls/cert");
+        if (t.contains("key")) fc.tls_key = path(t["key"], P + "/tls/key");
+    }
+    return fc;
+}
+
 } // namespace
 
 const char* to_string(EthicsPolicy p) {
@@ -172,6 +257,7 @@ const char* to_string(FaultPolicy p) {
 }
 const char* to_string(LuaPolicy p) { return p == LuaPolicy::halt ? "halt" : "disable"; }
 const char* to_string(StateMismatch p) { return p == StateMismatch::fresh ? "fresh" : "keep_old"; }
+const char* to_string(FederationRole r) { return r == FederationRole::datacentre ? "datacentre" : "edge"; }
 
 Config parse_config(const std::string& text, const std::string& source, const fs::path& base_dir) {
     json root;
@@ -189,7 +275,7 @@ Config parse_config(const std::string& text, const std::string& source, const fs
     if (duplicates.duplicate()) r.fail(*duplicates.duplicate(), "this key appears twice in its object; keep one");
     r.object(root, "");
     r.only_keys(root, "", {"seed", "ticks", "threads", "plugins_dir", "policy", "instances", "lua", "reload", "state_dir",
-                          "safe_mode", "http", "ledger", "checkpoint"});
+                          "safe_mode", "http", "ledger", "checkpoint", "federation"});
 
     Config c;
     c.source = source;
@@ -324,6 +410,8 @@ Config parse_config(const std::string& text, const std::string& source, const fs
         }
         c.ledger = std::move(l);
     }
+
+    if (root.contains("federation")) c.federation = read_federation(r, root["federation"], base_dir, c.ledger.has_value());
 
     const json& list = root["instances"];
     if (!list.is_array() || list.empty())

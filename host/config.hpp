@@ -82,6 +82,39 @@ struct CheckpointConfig {
     std::optional<std::filesystem::path> dir; // resolved against the file's folder; default <out>/checkpoints
 };
 
+// The "federation" section (docs/federation.md): this node in a cluster
+// over MQTT.  The node's id and key are the ledger's (a federated node
+// needs one: every entry goes to the datacentre as written).
+enum class FederationRole { edge, datacentre };
+struct QuorumConfig {
+    std::vector<std::string> validators;  // node ids of the ethics validators (n)
+    uint64_t faults = 0;                  // f: 2f+1 approvals needed, n >= 3f+1
+    uint64_t timeout_ms = 2000;
+    std::vector<std::string> params;      // "instance.param" changes that need the quorum
+};
+struct FederationConfig {
+    FederationRole role = FederationRole::edge;
+    std::string broker;                   // tcp://host:port or ssl://host:port
+    std::string cluster;                  // [A-Za-z0-9_.-]{1,64}
+    std::filesystem::path trust;          // public keys of the nodes whose messages are accepted
+    std::filesystem::path controllers;    // public keys allowed to command this node (edge)
+    uint64_t telemetry_every = 10;        // ticks per signed telemetry batch
+    uint64_t max_skew_ms = 30'000;        // older or newer than this: rejected
+    uint64_t replay_window = 64;
+    uint64_t tick_ms = 0;                 // this node's own tick period (0: as fast as it can)
+    bool follow_pace = false;             // pace ticks to the datacentre's cluster pace
+    bool validator = false;               // answer the datacentre's quorum votes (edge)
+    std::optional<std::filesystem::path> outbox_dir; // default <state_dir>/federation/<node>/outbox
+    uint64_t outbox_max_messages = 10'000;
+    uint64_t outbox_max_bytes = 64ull << 20;
+    std::optional<std::filesystem::path> cluster_ledger; // datacentre; default <out>/cluster-ledger.jsonl
+    QuorumConfig quorum;                  // datacentre
+    // Broker access (optional).
+    std::string username;
+    std::optional<std::filesystem::path> password_file;
+    std::optional<std::filesystem::path> tls_ca, tls_cert, tls_key;
+};
+
 struct Config {
     std::string source = "<none>"; // file name as given, for messages
     uint64_t seed = 0;
@@ -98,6 +131,7 @@ struct Config {
     SafeModeConfig safe_mode;
     HttpConfig http;
     std::optional<LedgerConfig> ledger; // none: no ledger
+    std::optional<FederationConfig> federation; // none: a single node
 };
 
 // Throws InputError "<file>:<line>:<col>: ..." or "<file>: <pointer>: ...".
@@ -114,5 +148,6 @@ const char* to_string(EthicsPolicy p);
 const char* to_string(FaultPolicy p);
 const char* to_string(LuaPolicy p);
 const char* to_string(StateMismatch p);
+const char* to_string(FederationRole r);
 
 } // namespace qallow

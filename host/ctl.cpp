@@ -13,6 +13,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
+#include <thread>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -198,7 +200,10 @@ std::string CtlServer::handle(Runner& runner, const std::string& line) {
             if (!lua_) return answer(false, "this node has no Lua engine");
             return answer(true, lua_(req["code"]));
         }
-        return answer(false, "unknown cmd \"" + printable(cmd) + "\"; allowed: status|set|lua|resume");
+        if (extension_)
+            if (auto r = extension_(req)) return answer(true, *r);
+        return answer(false, "unknown cmd \"" + printable(cmd) + "\"; allowed: status|set|lua|resume" +
+                                 (extension_ ? "|federation|remote|remote_result|cluster" : ""));
     } catch (const std::exception& e) {
         return answer(false, printable(e.what()));
     }
@@ -244,10 +249,114 @@ std::string ctl_request(const fs::path& socket, const std::string& request_line,
     return reply;
 }
 
-int ctl_command(const fs::path& socket, const std::vector<std::string>& words) {
+namespace {
+
+// One request, its answer's "result"; prints the error and sets `status` otherwise.
+std::optional<json> ask(const fs::path& socket, const json& req, int& status) {
+    std::string reply;
+    try {
+        reply = ctl_request(socket, req.dump(), std::chrono::seconds(30));
+    } catch (const InputError& e) {
+        std::fprintf(stderr, "qallow ctl: error: %s\n", e.what());
+        status = 2;
+        return std::nullopt;
+    }
+    json a = json::parse(reply, nullptr, false);
+    if (a.is_discarded() || !a.is_object()) {
+        std::fprintf(stderr, "qallow ctl: error: not a ctl answer: %s\n", printable(reply).c_str());
+        status = 2;
+        return std::nullopt;
+    }
+    if (!a.value("ok", false)) {
+        std::fprintf(stderr, "qallow ctl: error: %s\n",
+                     a.contains("error") && a["error"].is_string() ? a["error"].get<std::string>().c_str() : reply.c_str());
+        status = 1;
+        return std::nullopt;
+    }
+    return a["result"];
+}
+
+int remote_command(const fs::path& socket, const std::string& target, const std::string& name, const json& value) {
+    int status = 0;
+    auto started = ask(socket, {{"cmd", "remote"}, {"target", target}, {"name", name}, {"value", value}, {"by", "ctl"}}, status);
+    if (!started) return status;
+    std::string id = (*started)["id"];
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    json r;
+    for (;;) {
+        auto got = ask(socket, {{"cmd", "remote_result"}, {"id", id}}, status);
+        if (!got) return status;
+        r = *got;
+        if (r["state"] == "done" || r["state"] == "refused" || std::chrono::steady_clock::now() > until) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    if (r["state"] == "refused") {
+        std::fprintf(stderr, "qallow ctl: %s %s = %s refused by the ethics quorum: %s\n", id.c_str(), name.c_str(),
+                     value.dump().c_str(), r.value("reason", "").c_str());
+        return 1;
+    }
+    int failed = 0;
+    for (auto& [node, res] : r["results"].items()) {
+        if (res.value("ok", false))
+            std::printf("%s: %s = %s (was %s)\n", node.c_str(), name.c_str(), res["new"].dump().c_str(),
+                        res["old"].dump().c_str());
+        else {
+            std::printf("%s: refused: %s\n", node.c_str(), res.value("error", "?").c_str());
+            ++failed;
+        }
+    }
+    if (r["state"] != "done") {
+        std::fprintf(stderr, "qallow ctl: %s: no answer from every node within 60 s\n", id.c_str());
+        return 1;
+    }
+    return failed ? 1 : 0;
+}
+
+} // namespace
+
+int cluster_status_command(const fs::path& socket, bool as_json) {
+    int status = 0;
+    auto r = ask(socket, {{"cmd", "cluster"}}, status);
+    if (!r) return status;
+    if (as_json) {
+        std::cout << r->dump(2) << "\n";
+        return 0;
+    }
+    std::printf("cluster %s, datacentre %s (%s), pace %s\n", (*r)["cluster"].get<std::string>().c_str(),
+                (*r)["datacentre"].get<std::string>().c_str(), (*r).value("online", false) ? "online" : "offline",
+                (*r)["pace_ms"].is_null() ? "-" : ((*r)["pace_ms"].dump() + " ms").c_str());
+    std::printf("%-16s %-10s %-8s %-24s %8s %10s %9s %8s  %s\n", "NODE", "ROLE", "STATE", "LAST SEEN", "SESSION",
+                "CYCLE ms", "TICK", "REJECTED", "PLUGINS");
+    for (auto& [id, n] : (*r)["nodes"].items()) {
+        std::string plugins;
+        for (const auto& p : n["plugins"])
+            plugins += (plugins.empty() ? "" : ", ") + p.value("plugin", "?") + " " + p.value("version", "?");
+        char cycle[32];
+        std::snprintf(cycle, sizeof cycle, "%.3f", n.value("cycle_ms", 0.0));
+        std::printf("%-16s %-10s %-8s %-24s %8llu %10s %9llu %8s  %s\n", id.c_str(), n.value("role", "?").c_str(),
+                    n.value("online", false) ? "online" : "dead", n.value("last_seen", "").c_str(),
+                    (unsigned long long)n.value("session", uint64_t(0)), cycle,
+                    (unsigned long long)n.value("last_tick", uint64_t(0)), n["rejected"].dump().c_str(), plugins.c_str());
+    }
+    std::printf("rejected messages: %s\n", (*r)["rejected"].dump().c_str());
+    return 0;
+}
+
+int ctl_command(const fs::path& socket, const std::vector<std::string>& words, const std::optional<std::string>& remote) {
+    if (remote) {
+        if (words.size() != 3 || words[0] != "set") {
+            std::fprintf(stderr, "qallow ctl --remote: expected: set NAME VALUE\n");
+            return 2;
+        }
+        json value = json::parse(words[2], nullptr, false);
+        if (value.is_discarded()) value = words[2];
+        return remote_command(socket, *remote, words[1], value);
+    }
     json req;
     if (words.size() == 1 && words[0] == "status") {
         req = {{"cmd", "status"}};
+    } else if (words.size() == 1 && words[0] == "federation") {
+        req = {{"cmd", "federation"}};
     } else if (words.size() == 1 && words[0] == "resume") {
         req = {{"cmd", "resume"}};
     } else if (words.size() == 2 && words[0] == "lua") {
@@ -261,7 +370,7 @@ int ctl_command(const fs::path& socket, const std::vector<std::string>& words) {
         }
         req = {{"cmd", "set"}, {"name", words[1]}, {"value", value}};
     } else {
-        std::fprintf(stderr, "qallow ctl: expected one of: status | set NAME VALUE | lua CODE | resume\n");
+        std::fprintf(stderr, "qallow ctl: expected one of: status | set NAME VALUE | lua CODE | resume | federation\n");
         return 2;
     }
     std::string reply;

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 
@@ -36,6 +37,10 @@ public:
     void set_lua(std::function<std::string(const std::string&)> eval) { lua_ = std::move(eval); }
     // The node's states: "status" reports the state, "resume" leaves SAFE_MODE.
     void set_states(StateMachine* states) { states_ = states; }
+    // More commands (federation: remote, remote_result, cluster): the
+    // handler returns nullopt for a cmd it does not know.
+    using Extension = std::function<std::optional<nlohmann::json>(const nlohmann::json& request)>;
+    void set_extension(Extension e) { extension_ = std::move(e); }
     const std::filesystem::path& path() const { return path_; }
     uint64_t served() const { return served_; }
 
@@ -51,6 +56,7 @@ private:
     std::unique_ptr<Impl> impl_;
     std::function<std::string(const std::string&)> lua_;
     StateMachine* states_ = nullptr;
+    Extension extension_;
     std::chrono::steady_clock::time_point last_poll_{};
     uint64_t served_ = 0;
 };
@@ -62,6 +68,12 @@ std::string ctl_request(const std::filesystem::path& socket, const std::string& 
 
 // `qallow ctl`: prints the result, exit 0; or the error, exit 1 (2 when the
 // node could not be reached).
-int ctl_command(const std::filesystem::path& socket, const std::vector<std::string>& words);
+// With `remote` (the datacentre's socket): "set NAME VALUE" goes to that node
+// or "all" as a signed command; waits for every ack (or the timeout) and
+// prints each node's result; exit 0 only when every node applied it.
+int ctl_command(const std::filesystem::path& socket, const std::vector<std::string>& words,
+                const std::optional<std::string>& remote = std::nullopt);
+// `qallow cluster status`: the datacentre's table of nodes.
+int cluster_status_command(const std::filesystem::path& socket, bool as_json);
 
 } // namespace qallow

@@ -228,6 +228,7 @@ void Ledger::append(const std::string& kind, const json& payload, uint64_t tick,
     unsynced_ = true;
     if (o_.fsync == FsyncMode::always) sync();
     else if (o_.fsync == FsyncMode::every_ms) tick_done();
+    if (observer_) observer_(e);
 }
 
 void Ledger::write_line(const std::string& line) {
@@ -278,7 +279,7 @@ std::map<std::string, crypto::PublicKey> load_trust_dir(const fs::path& dir) {
     return keys;
 }
 
-VerifyReport verify_ledger(const fs::path& file, const std::optional<fs::path>& trust_dir) {
+VerifyReport verify_ledger(const fs::path& file, const std::optional<fs::path>& trust_dir, bool cluster) {
     VerifyReport rep;
     std::map<std::string, crypto::PublicKey> keys;
     if (trust_dir) {
@@ -292,7 +293,15 @@ VerifyReport verify_ledger(const fs::path& file, const std::optional<fs::path>& 
         rep.reason = std::move(why);
         return rep;
     };
-    std::string prev_hash = kGenesisHash, prev_ts, node;
+    // One chain per node: a node's ledger holds one; the datacentre's
+    // cluster ledger one per node, each starting where the datacentre first
+    // heard from that node (not necessarily at sequence 1).
+    struct Chain {
+        std::string prev_hash = kGenesisHash, prev_ts;
+        uint64_t entries = 0, last_seq = 0;
+    };
+    std::map<std::string, Chain> chains;
+    std::string first_node;
     uint64_t line = 0;
     size_t pos = 0;
     while (pos < text.size()) {
@@ -306,32 +315,41 @@ VerifyReport verify_ledger(const fs::path& file, const std::optional<fs::path>& 
         json e = json::parse(raw, nullptr, false);
         if (e.is_discarded()) return bad(line, "not valid JSON");
         if (auto p = shape_problem(e); !p.empty()) return bad(line, p);
+        std::string node = e["node_id"];
+        if (first_node.empty()) first_node = node;
+        if (!cluster && node != first_node)
+            return bad(line, "node_id '" + node + "' differs from the file's ('" + first_node +
+                                 "'); a datacentre's cluster ledger is checked with --cluster");
+        bool first = !chains.count(node);
+        Chain& c = chains[node];
+        std::string who = cluster ? node + "'s entry: " : "";
         uint64_t seq = e["sequence"];
-        if (seq != rep.entries + 1)
-            return bad(line, "sequence " + std::to_string(seq) + ", expected " + std::to_string(rep.entries + 1) +
-                                 (seq > rep.entries + 1 ? ": an entry is missing (or out of order)" : ": out of order or repeated"));
-        if (node.empty()) node = e["node_id"];
-        if (e["node_id"] != node)
-            return bad(line, "node_id '" + e["node_id"].get<std::string>() + "' differs from the file's ('" + node + "')");
-        if (e["previous_hash"] != prev_hash)
-            return bad(line, line == 1 ? "previous_hash is not the genesis value (64 zeros): the start of the ledger is missing"
-                                       : "previous_hash does not match the hash of the entry before it: the chain is broken");
+        bool mid_chain_start = cluster && first && seq > 1;
+        if (!mid_chain_start && seq != c.last_seq + 1)
+            return bad(line, who + "sequence " + std::to_string(seq) + ", expected " + std::to_string(c.last_seq + 1) +
+                                 (seq > c.last_seq + 1 ? ": an entry is missing (or out of order)" : ": out of order or repeated"));
+        if (!mid_chain_start && e["previous_hash"] != c.prev_hash)
+            return bad(line, who + (first ? "previous_hash is not the genesis value (64 zeros): the start of the ledger is missing"
+                                          : "previous_hash does not match the hash of the entry before it: the chain is broken"));
         std::string hash = e["hash"];
-        if (computed_hash(e) != hash) return bad(line, "hash does not match the entry's contents: the entry was changed");
+        if (computed_hash(e) != hash) return bad(line, who + "hash does not match the entry's contents: the entry was changed");
         std::string ts = e["timestamp"];
-        if (!is_iso8601_ms(ts)) return bad(line, "timestamp \"" + ts + "\" is not YYYY-MM-DDTHH:MM:SS.mmmZ");
-        if (ts < prev_ts) return bad(line, "timestamp " + ts + " is before the previous entry's " + prev_ts);
+        if (!is_iso8601_ms(ts)) return bad(line, who + "timestamp \"" + ts + "\" is not YYYY-MM-DDTHH:MM:SS.mmmZ");
+        if (ts < c.prev_ts) return bad(line, who + "timestamp " + ts + " is before the previous entry's " + c.prev_ts);
         if (trust_dir) {
             std::string id = e["key_id"];
             auto k = keys.find(id);
             if (k == keys.end())
-                return bad(line, "key_id " + id + " is not in the trust directory " + trust_dir->string());
+                return bad(line, who + "key_id " + id + " is not in the trust directory " + trust_dir->string());
             if (!k->second.verify_base64(crypto::from_hex(hash), e["signature"].get<std::string>()))
-                return bad(line, "signature does not verify against key " + id);
+                return bad(line, who + "signature does not verify against key " + id);
         }
-        prev_hash = hash;
-        prev_ts = ts;
+        c.prev_hash = hash;
+        c.prev_ts = ts;
+        c.last_seq = seq;
+        ++c.entries;
         ++rep.entries;
+        rep.per_node[node] = c.entries;
     }
     rep.ok = true;
     return rep;
@@ -412,10 +430,10 @@ int keys_gen_command(const fs::path& out_dir, const std::string& node_id) {
     }
 }
 
-int ledger_verify_command(const fs::path& file, const std::optional<fs::path>& trust_dir) {
+int ledger_verify_command(const fs::path& file, const std::optional<fs::path>& trust_dir, bool cluster) {
     VerifyReport rep;
     try {
-        rep = verify_ledger(file, trust_dir);
+        rep = verify_ledger(file, trust_dir, cluster);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "qallow: error: %s\n", e.what());
         return 2;
@@ -428,6 +446,8 @@ int ledger_verify_command(const fs::path& file, const std::optional<fs::path>& t
     }
     std::printf("%llu entries verified%s\n", static_cast<unsigned long long>(rep.entries),
                 rep.signatures_checked ? "" : " (chain and hashes only: no --trust, signatures not checked)");
+    if (cluster)
+        for (const auto& [node, n] : rep.per_node) std::printf("  %s: %llu\n", node.c_str(), static_cast<unsigned long long>(n));
     return 0;
 }
 

@@ -78,6 +78,9 @@ public:
     void record(const std::string& kind, const nlohmann::json& payload, uint64_t tick) override;
     void append(const std::string& kind, const nlohmann::json& payload, uint64_t tick, const LedgerContext& ctx);
     void set_context(std::function<LedgerContext()> context) { context_ = std::move(context); }
+    // Called with each entry once it is written (and synced per the policy):
+    // federation forwards it to the datacentre as written.
+    void set_observer(std::function<void(const nlohmann::json& entry)> f) { observer_ = std::move(f); }
 
     // A tick ended: fsync under per_tick (when something is unsynced), or
     // when every_ms is due.
@@ -97,6 +100,7 @@ private:
     crypto::PrivateKey key_;
     std::string key_id_;
     std::function<LedgerContext()> context_;
+    std::function<void(const nlohmann::json&)> observer_;
     int fd_ = -1;
     uint64_t sequence_ = 0, size_ = 0, cut_bytes_ = 0;
     std::string last_hash_, last_timestamp_;
@@ -112,8 +116,12 @@ struct VerifyReport {
     uint64_t line = 0;    // the first bad line (1-based), 0 when ok
     std::string reason;
     bool signatures_checked = false;
+    std::map<std::string, uint64_t> per_node; // entries verified, by node_id
 };
-VerifyReport verify_ledger(const std::filesystem::path& file, const std::optional<std::filesystem::path>& trust_dir);
+// `cluster`: the datacentre's cluster ledger, one chain per node, each of
+// which may start mid-chain (where the datacentre first heard from it).
+VerifyReport verify_ledger(const std::filesystem::path& file, const std::optional<std::filesystem::path>& trust_dir,
+                           bool cluster = false);
 // key id -> key, every *.pub in `dir`; throws std::runtime_error naming a bad file.
 std::map<std::string, crypto::PublicKey> load_trust_dir(const std::filesystem::path& dir);
 
@@ -147,7 +155,8 @@ private:
 
 // `qallow keys gen`, `qallow ledger verify`, `qallow ledger show`.
 int keys_gen_command(const std::filesystem::path& out_dir, const std::string& node_id);
-int ledger_verify_command(const std::filesystem::path& file, const std::optional<std::filesystem::path>& trust_dir);
+int ledger_verify_command(const std::filesystem::path& file, const std::optional<std::filesystem::path>& trust_dir,
+                          bool cluster = false);
 int ledger_show_command(const std::filesystem::path& file, const std::optional<std::string>& kind,
                         const std::optional<std::string>& since);
 

@@ -1,5 +1,6 @@
 // The qallow executable: CLI11 parsing only; each command lives in its own file.
 #include "ctl.hpp"
+#include "federation/seal_cmd.hpp"
 #include "ledger.hpp"
 #include "log_format.hpp"
 #include "plugins_cmd.hpp"
@@ -12,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <optional>
 
 namespace {
 
@@ -77,6 +79,27 @@ int main(int argc, char** argv) {
     auto* ctl_cmd = app.add_subcommand("ctl", "talk to a running node: status | set NAME VALUE | lua CODE | resume");
     ctl_cmd->add_option("--socket", ctl_socket, "the node's ctl socket")->capture_default_str();
     ctl_cmd->add_option("request", ctl_words, "status | set NAME VALUE | lua CODE | resume")->required();
+    std::optional<std::string> ctl_remote;
+    ctl_cmd->add_option("--remote", ctl_remote,
+                        "on a datacentre: send `set NAME VALUE` to this node (or all) as a signed command, wait for the acks");
+
+    std::filesystem::path cluster_socket = qallow::default_ctl_socket();
+    bool cluster_json = false;
+    auto* cluster_cmd = app.add_subcommand("cluster", "the cluster as the datacentre sees it (docs/federation.md)");
+    cluster_cmd->require_subcommand(1);
+    auto* cluster_status = cluster_cmd->add_subcommand("status", "nodes, online or dead, last seen, versions, pace, rejected messages");
+    cluster_status->add_option("--socket", cluster_socket, "the datacentre's ctl socket")->capture_default_str();
+    cluster_status->add_flag("--json", cluster_json, "print the table as JSON");
+    qallow::fed::SealOptions seal_opt;
+    auto* cluster_seal = cluster_cmd->add_subcommand(
+        "seal", "print a signed envelope (for mosquitto_pub: by-hand commands, tests of receivers)");
+    cluster_seal->add_option("--key", seal_opt.key, "the signer's private key (PEM, mode 0600)")->required();
+    cluster_seal->add_option("--node", seal_opt.node, "the signer's node id")->required();
+    cluster_seal->add_option("--kind", seal_opt.kind, "birth|death|telemetry|ledger|cmd|ack|pace|receipt")->required();
+    cluster_seal->add_option("--payload", seal_opt.payload, "the payload, JSON")->required();
+    cluster_seal->add_option("--session", seal_opt.session, "session number (>= 1)")->capture_default_str();
+    cluster_seal->add_option("--seq", seal_opt.seq, "sequence number")->capture_default_str();
+    cluster_seal->add_option("--ts", seal_opt.ts, "timestamp YYYY-MM-DDTHH:MM:SS.mmmZ (default: now)");
 
     qallow::PluginsOptions plugins_opt;
     auto* plugins_cmd = app.add_subcommand("plugins", "list the plugins a directory holds, and refused files with why");
@@ -103,6 +126,9 @@ int main(int argc, char** argv) {
         "verify", "check the hash chain, sequence, timestamps and (with --trust) every signature; exit 1 at the first bad entry");
     ledger_verify->add_option("file", ledger_file, "the ledger (JSON Lines)")->required();
     ledger_verify->add_option("--trust", ledger_trust, "directory of trusted public keys (*.pub)");
+    bool ledger_cluster = false;
+    ledger_verify->add_flag("--cluster", ledger_cluster,
+                            "a datacentre's cluster ledger: one chain per node, each may start mid-chain");
     auto* ledger_show = ledger_cmd->add_subcommand("show", "the entries as a table");
     ledger_show->add_option("file", ledger_file, "the ledger (JSON Lines)")->required();
     ledger_show->add_option("--kind", ledger_kind, "only this kind (param_change, plugin_load, ethics_failure, ...)");
@@ -133,8 +159,10 @@ int main(int argc, char** argv) {
     }
     if (*plugins_cmd) return qallow::plugins_command(plugins_opt);
     if (*keys_gen) return qallow::keys_gen_command(keys_out, keys_node);
-    if (*ledger_verify) return qallow::ledger_verify_command(ledger_file, ledger_trust);
+    if (*ledger_verify) return qallow::ledger_verify_command(ledger_file, ledger_trust, ledger_cluster);
     if (*ledger_show) return qallow::ledger_show_command(ledger_file, ledger_kind, ledger_since);
-    if (*ctl_cmd) return qallow::ctl_command(ctl_socket, ctl_words);
+    if (*ctl_cmd) return qallow::ctl_command(ctl_socket, ctl_words, ctl_remote);
+    if (*cluster_status) return qallow::cluster_status_command(cluster_socket, cluster_json);
+    if (*cluster_seal) return qallow::fed::seal_command(seal_opt);
     return 2;
 }

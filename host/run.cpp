@@ -5,6 +5,7 @@
 #include "crypto.hpp"
 #include "ctl.hpp"
 #include "errors.hpp"
+#include "federation/node.hpp"
 #include "http.hpp"
 #include "ledger.hpp"
 #include "loader.hpp"
@@ -311,6 +312,34 @@ int run_command(const RunOptions& given) {
                      config.ledger->node_id, ledger->key_id());
     }
 
+    // Federation (docs/federation.md): this node in a cluster over MQTT.
+    // The broker may be down: the node ticks on and its outbox keeps what
+    // is to be sent.  Keys or trust directories that do not work are bad input.
+    std::unique_ptr<fed::FederationNode> federation;
+    if (config.federation) {
+        fed::NodeSetup ns;
+        ns.config = *config.federation;
+        ns.node_id = config.ledger->node_id;
+        ns.key_file = config.ledger->key;
+        ns.state_dir = state_dir / "federation" / (config.federation->cluster + "-" + config.ledger->node_id);
+        ns.out_dir = out_dir;
+        ns.plugins = nlohmann::json::array();
+        for (const auto& in : runner->sim().instances())
+            ns.plugins.push_back({{"instance", in.name}, {"plugin", in.plugin->name}, {"version", in.plugin->version},
+                                  {"sha256", in.plugin->sha256}});
+        try {
+            federation = std::make_unique<fed::FederationNode>(std::move(ns));
+        } catch (const InputError& e) {
+            std::fprintf(stderr, "qallow: error: %s: %s\n", config.source.c_str(), e.what());
+            return 2;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "qallow: error: %s: /federation: %s\n", config.source.c_str(), e.what());
+            return 2;
+        }
+        ledger->set_observer([&federation](const nlohmann::json& entry) { federation->forward_ledger_entry(entry); });
+        runner->add_hook(federation.get());
+    }
+
     // Hot reload: new builds in the plugin directory swap in at tick boundaries.
     start_watching();
     ReloadHook::Setup reload_setup;
@@ -421,6 +450,8 @@ int run_command(const RunOptions& given) {
     // The script's top level runs before the first tick; when it drove the
     // run with qallow.run (an experiment), the host runs no ticks of its own.
     if (ctl) ctl->set_lua([&lua](const std::string& code) { return lua->eval(code); });
+    if (ctl && federation)
+        ctl->set_extension([&federation](const nlohmann::json& req) { return federation->ctl(req); });
     if (ledger_hook) runner->add_hook(ledger_hook.get()); // last: sees what the other hooks changed
     lua->start(*runner);
     if (resume_cp) // recorded once every sink is in place
@@ -452,6 +483,11 @@ int run_command(const RunOptions& given) {
         } catch (const std::exception& e) {
             spdlog::error("{}", e.what());
         }
+    }
+    // After the ledger's last entries: they go out before the death.
+    if (federation) {
+        federation->stop(*runner, std::chrono::milliseconds(3000));
+        facts.federation = federation->summary();
     }
     try {
         auto summary = runner->finish();

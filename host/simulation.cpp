@@ -624,15 +624,23 @@ ParamValue Simulation::get_param(const std::string& name) const {
     return instances_[i].values[p];
 }
 
-const ParamChange& Simulation::set_param(const std::string& name, const nlohmann::json& value, const std::string& who) {
+ParamValue Simulation::check_param(const std::string& name, const nlohmann::json& value) const {
     auto [i, p] = find_param(name);
-    Instance& in = instances_[i];
+    const Instance& in = instances_[i];
     const ParamSpec& spec = in.plugin->params[p];
     ParamValue v = value_from_json(spec, value, name);
     if (!spec.live() || !in.plugin->desc->set_param)
         throw InputError(name + ": cannot change while running (plugin " + in.plugin->name +
                          " does not mark it live); set it in the config or with --set");
     if (in.disabled) throw InputError(name + ": instance '" + in.name + "' is disabled after a fault");
+    return v;
+}
+
+const ParamChange& Simulation::set_param(const std::string& name, const nlohmann::json& value, const std::string& who) {
+    ParamValue v = check_param(name, value);
+    auto [i, p] = find_param(name);
+    Instance& in = instances_[i];
+    const ParamSpec& spec = in.plugin->params[p];
     qallow_value c = to_c_value(spec, v);
     qallow_error err{};
     qallow_status st = in.plugin->desc->set_param(in.handle, static_cast<uint32_t>(p), &c, &err);

@@ -183,6 +183,10 @@ public:
     // Throws InputError naming the parameter and what is allowed.
     const ParamChange& set_param(const std::string& name, const nlohmann::json& value, const std::string& who);
     ParamValue get_param(const std::string& name) const;
+    // set_param's checks without the change (an ethics validator's vote):
+    // the value it would apply, or InputError saying why not.  The plugin's
+    // own set_param may still refuse a value its schema allows.
+    ParamValue check_param(const std::string& name, const nlohmann::json& value) const;
     const std::vector<ParamChange>& changes() const { return changes_; }
 
     // Used by the C callbacks.

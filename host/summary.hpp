@@ -25,6 +25,7 @@ struct RunFacts {
     nlohmann::json reload; // ReloadHook::summary(): hot reload counts and events
     nlohmann::json checkpoint; // checkpoints written and the one resumed from (checkpoint.hpp); null: none
     nlohmann::json states; // StateMachine::summary(): time and ticks per node state, transitions
+    nlohmann::json federation; // fed::FederationNode::summary(); null: a single node
 };
 
 nlohmann::json make_summary(const Simulation& sim, const RunFacts& facts);

@@ -1,0 +1,152 @@
+#include "federation/mqtt_link.hpp"
+
+#include <mqtt/async_client.h>
+
+#include <atomic>
+
+namespace qallow::fed {
+
+namespace {
+
+class PahoDelivery : public Delivery {
+public:
+    explicit PahoDelivery(mqtt::delivery_token_ptr t) : token_(std::move(t)) {}
+    bool done() const override { return token_->is_complete() && token_->get_return_code() == 0; }
+    bool failed() const override { return token_->is_complete() && token_->get_return_code() != 0; }
+
+private:
+    mqtt::delivery_token_ptr token_;
+};
+
+} // namespace
+
+struct MqttLink::Impl {
+    LinkSettings s;
+    mqtt::async_client client;
+    mutable std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Inbound> inbox;
+    std::atomic<bool> up{false};
+    std::string lost;
+    bool poked = false;
+
+    explicit Impl(LinkSettings settings)
+        // No Paho persistence: unsent messages live in our own outbox.
+        : s(std::move(settings)), client(s.broker, s.client_id, nullptr) {
+        client.set_message_callback([this](mqtt::const_message_ptr m) {
+            {
+                std::lock_guard lk(mu);
+                inbox.push_back({m->get_topic(), m->get_payload_str()});
+            }
+            cv.notify_one();
+        });
+        client.set_connection_lost_handler([this](const std::string& cause) {
+            up = false;
+            {
+                std::lock_guard lk(mu);
+                lost = cause.empty() ? "connection lost" : cause;
+            }
+            cv.notify_one();
+        });
+    }
+};
+
+MqttLink::MqttLink(LinkSettings settings) : impl_(std::make_unique<Impl>(std::move(settings))) {}
+
+MqttLink::~MqttLink() {
+    try {
+        if (impl_->client.is_connected()) impl_->client.disconnect(0)->wait_for(std::chrono::milliseconds(200));
+    } catch (...) {
+    }
+}
+
+void MqttLink::connect(const std::string& will_topic, const std::string& will_payload,
+                       std::chrono::milliseconds timeout) {
+    const LinkSettings& s = impl_->s;
+    auto b = mqtt::connect_options_builder()
+                 .clean_session(s.clean_session)
+                 .keep_alive_interval(s.keep_alive)
+                 .connect_timeout(std::chrono::duration_cast<std::chrono::seconds>(timeout) + std::chrono::seconds(1))
+                 .max_inflight(256)
+                 .will(mqtt::message(will_topic, will_payload, 1, false));
+    if (!s.username.empty()) b.user_name(s.username);
+    if (!s.password.empty()) b.password(s.password);
+    if (s.tls_ca) {
+        // Paho takes the PEM files' paths.
+        auto ssl = mqtt::ssl_options_builder().trust_store(s.tls_ca->string()).enable_server_cert_auth(true);
+        if (s.tls_cert) ssl.key_store(s.tls_cert->string());
+        if (s.tls_key) ssl.private_key(s.tls_key->string());
+        b.ssl(ssl.finalize());
+    }
+    try {
+        auto tok = impl_->client.connect(b.finalize());
+        if (!tok->wait_for(timeout)) throw std::runtime_error("no answer within " + std::to_string(timeout.count()) + " ms");
+        {
+            std::lock_guard lk(impl_->mu);
+            impl_->lost.clear();
+        }
+        impl_->up = true;
+    } catch (const mqtt::exception& e) {
+        throw std::runtime_error(e.what());
+    }
+}
+
+void MqttLink::subscribe(const std::vector<std::string>& filters, std::chrono::milliseconds timeout) {
+    try {
+        for (const auto& f : filters)
+            if (!impl_->client.subscribe(f, 1)->wait_for(timeout))
+                throw std::runtime_error("subscribe " + f + ": no answer within " + std::to_string(timeout.count()) + " ms");
+    } catch (const mqtt::exception& e) {
+        throw std::runtime_error(e.what());
+    }
+}
+
+std::shared_ptr<Delivery> MqttLink::publish(const std::string& topic, const std::string& payload) {
+    if (!impl_->up) throw std::runtime_error("not connected");
+    try {
+        return std::make_shared<PahoDelivery>(impl_->client.publish(topic, payload.data(), payload.size(), 1, false));
+    } catch (const mqtt::exception& e) {
+        throw std::runtime_error(e.what());
+    }
+}
+
+void MqttLink::disconnect(std::chrono::milliseconds timeout) {
+    try {
+        if (impl_->client.is_connected()) {
+            impl_->client.disconnect(int(timeout.count()))->wait_for(timeout);
+        }
+    } catch (const mqtt::exception&) {
+    }
+    impl_->up = false;
+}
+
+bool MqttLink::connected() const { return impl_->up && impl_->client.is_connected(); }
+
+std::string MqttLink::lost_reason() const {
+    std::lock_guard lk(impl_->mu);
+    return impl_->lost;
+}
+
+size_t MqttLink::take(std::vector<Inbound>& into) {
+    std::lock_guard lk(impl_->mu);
+    size_t n = impl_->inbox.size();
+    for (auto& m : impl_->inbox) into.push_back(std::move(m));
+    impl_->inbox.clear();
+    return n;
+}
+
+void MqttLink::wait(std::chrono::milliseconds timeout) {
+    std::unique_lock lk(impl_->mu);
+    impl_->cv.wait_for(lk, timeout, [&] { return !impl_->inbox.empty() || !impl_->up || impl_->poked; });
+    impl_->poked = false;
+}
+
+void MqttLink::wake() {
+    {
+        std::lock_guard lk(impl_->mu);
+        impl_->poked = true;
+    }
+    impl_->cv.notify_one();
+}
+
+} // namespace qallow::fed

@@ -1,0 +1,513 @@
+#include "federation/node.hpp"
+
+#include "crypto.hpp"
+#include "errors.hpp"
+#include "ledger.hpp"
+#include "params.hpp"
+#include "simulation.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace qallow::fed {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+std::string topic(const std::string& cluster, const std::string& node, const std::string& kind) {
+    return "qallow/v1/" + cluster + "/" + node + "/" + kind;
+}
+
+namespace {
+
+std::string read_text(const fs::path& p, const std::string& field) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) throw InputError(field + ": " + p.string() + ": cannot read: " + std::strerror(errno));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string s = ss.str();
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+    return s;
+}
+
+// "qallow/v1/<cluster>/<node>/<kind>" -> node, kind; false for any other shape.
+bool split_topic(const std::string& t, const std::string& cluster, std::string& node, std::string& kind) {
+    std::string prefix = "qallow/v1/" + cluster + "/";
+    if (t.rfind(prefix, 0) != 0) return false;
+    std::string rest = t.substr(prefix.size());
+    auto slash = rest.find('/');
+    if (slash == std::string::npos || rest.find('/', slash + 1) != std::string::npos) return false;
+    node = rest.substr(0, slash);
+    kind = rest.substr(slash + 1);
+    return true;
+}
+
+json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+} // namespace
+
+FederationNode::FederationNode(NodeSetup setup) : setup_(std::move(setup)), replay_(setup_.config.replay_window) {
+    const FederationConfig& c = setup_.config;
+    try {
+        key_ = std::make_unique<crypto::PrivateKey>(crypto::PrivateKey::load(setup_.key_file));
+    } catch (const std::exception& e) {
+        throw InputError(std::string("/ledger/key: ") + e.what());
+    }
+    key_id_ = key_->key_id();
+    try {
+        trust_ = load_trust(c.trust);
+    } catch (const std::exception& e) {
+        throw InputError(std::string("/federation/trust: ") + e.what());
+    }
+    if (!c.controllers.empty()) {
+        try {
+            controllers_ = load_trust(c.controllers);
+        } catch (const std::exception& e) {
+            throw InputError(std::string("/federation/controllers: ") + e.what());
+        }
+        // A controller's messages are read even when its key is only there.
+        for (auto& [id, k] : load_trust(c.controllers)) trust_.emplace(id, std::move(k));
+    }
+    std::error_code ec;
+    fs::create_directories(setup_.state_dir, ec);
+    if (ec) throw InputError("federation state " + setup_.state_dir.string() + ": cannot create: " + ec.message());
+    OutboxOptions oo;
+    oo.dir = c.outbox_dir ? *c.outbox_dir : setup_.state_dir / "outbox";
+    oo.max_messages = c.outbox_max_messages;
+    oo.max_bytes = c.outbox_max_bytes;
+    outbox_ = std::make_unique<Outbox>(oo);
+    LinkSettings ls;
+    ls.broker = c.broker;
+    ls.client_id = "qallow-" + c.cluster + "-" + setup_.node_id;
+    // The datacentre keeps its session at the broker, so messages sent
+    // while it restarts wait there for it.
+    ls.clean_session = !is_datacentre();
+    ls.username = c.username;
+    if (c.password_file) ls.password = read_text(*c.password_file, "/federation/password_file");
+    ls.tls_ca = c.tls_ca;
+    ls.tls_cert = c.tls_cert;
+    ls.tls_key = c.tls_key;
+    try {
+        link_ = std::make_unique<MqttLink>(ls);
+    } catch (const std::exception& e) {
+        throw InputError("/federation/broker: \"" + c.broker + "\": " + e.what());
+    }
+    if (is_datacentre()) {
+        Cluster::Setup cs;
+        cs.cluster = c.cluster;
+        cs.self = setup_.node_id;
+        cs.ledger_file = c.cluster_ledger ? *c.cluster_ledger : setup_.out_dir / "cluster-ledger.jsonl";
+        cs.rid_file = setup_.state_dir / "receipts.json";
+        cs.quorum = c.quorum;
+        cluster_ = std::make_unique<Cluster>(cs, trust_);
+    }
+    spdlog::info("federation: {} {} in cluster {} via {} (key {}, {} trusted keys, outbox {} messages waiting)",
+                 to_string(c.role), setup_.node_id, c.cluster, c.broker, key_id_, trust_.size(), outbox_->size());
+    thread_ = std::thread([this] { thread_main(); });
+}
+
+FederationNode::~FederationNode() {
+    stopping_ = true;
+    link_->wake();
+    if (thread_.joinable()) thread_.join();
+}
+
+uint64_t FederationNode::next_session() {
+    // Persisted, so a restarted node's new session is above every old one
+    // (receivers refuse older sessions as replays).
+    fs::path f = setup_.state_dir / "session";
+    uint64_t last = 0;
+    {
+        std::ifstream in(f);
+        if (in) in >> last;
+    }
+    uint64_t next = last + 1;
+    fs::path tmp = f;
+    tmp += ".tmp";
+    {
+        std::ofstream o(tmp, std::ios::trunc);
+        o << next << "\n";
+    }
+    std::error_code ec;
+    fs::rename(tmp, f, ec);
+    if (ec) spdlog::warn("federation: {}: {}", f.string(), ec.message());
+    return next;
+}
+
+json FederationNode::birth_payload() const {
+    return {{"role", to_string(setup_.config.role)},
+            {"plugins", setup_.plugins},
+            {"gpu", false},
+            {"key_id", key_id_},
+            {"session", session_},
+            {"cycle_ms", 0},
+            {"version", QALLOW_VERSION}};
+}
+
+std::shared_ptr<Delivery> FederationNode::publish_now(const std::string& kind, const json& payload) {
+    std::string text = seal(setup_.node_id, session_, ++seq_, std::chrono::system_clock::now(), kind, payload, *key_);
+    auto d = link_->publish(topic(setup_.config.cluster, setup_.node_id, kind), text);
+    ++published_;
+    return d;
+}
+
+void FederationNode::try_connect() {
+    const FederationConfig& c = setup_.config;
+    session_ = next_session();
+    seq_ = 0;
+    // The death certificate, signed now: the broker publishes it if this
+    // connection dies.  seq 0 marks it; receivers match it by session.
+    std::string will = seal(setup_.node_id, session_, 0, std::chrono::system_clock::now(), "death",
+                            {{"clean", false}, {"session", session_}}, *key_);
+    link_->connect(topic(c.cluster, setup_.node_id, "death"), will, 3000ms);
+    std::vector<std::string> subs;
+    if (is_datacentre()) {
+        subs.push_back("qallow/v1/" + c.cluster + "/+/+");
+    } else {
+        subs.push_back(topic(c.cluster, setup_.node_id, "cmd"));
+        subs.push_back("qallow/v1/" + c.cluster + "/+/pace");
+        subs.push_back("qallow/v1/" + c.cluster + "/+/receipt");
+    }
+    link_->subscribe(subs, 3000ms);
+    publish_now("birth", birth_payload());
+    outbox_->requeue_inflight();
+    outbox_->resend_unconfirmed();
+    inflight_.clear();
+    sent_rid_ = 0;
+    receipt_progress_ = std::chrono::steady_clock::now();
+    online_ = true;
+    ++connects_;
+    backoff_ = 100ms;
+    spdlog::info("federation: connected to {} as {} (session {})", c.broker, setup_.node_id, session_);
+}
+
+void FederationNode::thread_main() {
+    std::vector<Inbound> inbound;
+    std::mt19937_64 jitter(std::hash<std::string>{}(setup_.node_id));
+    while (!stopping_) {
+        auto now = std::chrono::steady_clock::now();
+        if (!link_->connected()) {
+            if (online_) {
+                online_ = false;
+                spdlog::warn("federation: connection to {} lost ({}); ticking on, queueing in the outbox",
+                             setup_.config.broker, link_->lost_reason());
+            }
+            if (now >= next_attempt_) {
+                try {
+                    try_connect();
+                } catch (const std::exception& e) {
+                    std::string why = e.what();
+                    if (why != last_connect_error_) spdlog::warn("federation: cannot connect to {}: {}; retrying with backoff",
+                                                                 setup_.config.broker, why);
+                    last_connect_error_ = why;
+                    auto j = std::chrono::milliseconds(jitter() % (backoff_.count() / 2 + 1));
+                    next_attempt_ = now + backoff_ + j;
+                    backoff_ = std::min<std::chrono::milliseconds>(backoff_ * 2, 5000ms);
+                }
+            }
+            if (!link_->connected()) {
+                std::this_thread::sleep_for(20ms);
+                continue;
+            }
+        }
+        inbound.clear();
+        link_->take(inbound);
+        for (const auto& m : inbound) handle(m);
+        if (cluster_) {
+            cluster_->set_rejections(rejects_.by_sender());
+            try {
+                for (auto& o : cluster_->poll(now)) {
+                    std::string text = seal(setup_.node_id, session_, ++seq_, std::chrono::system_clock::now(), o.kind,
+                                            o.payload, *key_);
+                    link_->publish(topic(setup_.config.cluster, o.node, o.kind), text);
+                    ++published_;
+                }
+            } catch (const std::exception& e) {
+                spdlog::warn("federation: {}", e.what());
+            }
+        }
+        send_outbox();
+        // No receipt progress for 3 s with reliable messages out: one was
+        // lost (a broker restart between its PUBACK and delivery): go back.
+        if (!is_datacentre() && sent_rid_ > outbox_->last_confirmed() && now - receipt_progress_ > 3s) {
+            outbox_->resend_unconfirmed();
+            sent_rid_ = outbox_->last_confirmed();
+            receipt_progress_ = now;
+        }
+        link_->wait(inbound.empty() ? 10ms : 0ms);
+    }
+}
+
+void FederationNode::send_outbox() {
+    while (!inflight_.empty() && (inflight_.front().d->done() || inflight_.front().d->failed())) {
+        const InFlight& f = inflight_.front();
+        if (f.d->done() && !f.reliable) outbox_->delivered(f.id);
+        inflight_.pop_front();
+    }
+    while (inflight_.size() < 64 && link_->connected()) {
+        auto m = outbox_->next_unsent();
+        if (!m) break;
+        json payload = m->cls == MsgClass::reliable ? json{{"rid", *m->rid}, {"body", m->payload}} : m->payload;
+        try {
+            std::string text = seal(setup_.node_id, session_, ++seq_, std::chrono::system_clock::now(), m->kind, payload, *key_);
+            auto d = link_->publish(topic(setup_.config.cluster, setup_.node_id, m->kind), text);
+            outbox_->sent(m->id);
+            inflight_.push_back({m->id, m->cls == MsgClass::reliable, std::move(d)});
+            if (m->rid) sent_rid_ = std::max(sent_rid_, *m->rid);
+            ++published_;
+        } catch (const std::exception& e) {
+            spdlog::debug("federation: publish: {}", e.what());
+            break;
+        }
+    }
+    drained_cv_.notify_all();
+}
+
+void FederationNode::handle(const Inbound& m) {
+    ++received_;
+    std::string node, kind;
+    if (!split_topic(m.topic, setup_.config.cluster, node, kind)) {
+        rejects_.reject({Reject::topic_mismatch, "topic " + m.topic + " is not qallow/v1/" + setup_.config.cluster + "/<node>/<kind>"},
+                        m.topic, "?");
+        return;
+    }
+    // A command lives on its target's topic (like Sparkplug's NCMD) but is
+    // signed by its sender; every other kind on its sender's.
+    std::string sender = node;
+    if (kind == "cmd") {
+        if (cluster_) return; // ours, or another controller's to a node
+        json j = json::parse(m.payload, nullptr, false);
+        sender = j.is_object() && j.contains("node") && j["node"].is_string() ? j["node"].get<std::string>() : "?";
+    }
+    if (sender == setup_.node_id) return; // our own messages (the datacentre reads the whole tree)
+    auto opened = open(sender, kind, m.payload, trust_);
+    if (auto* r = std::get_if<Rejection>(&opened)) {
+        rejects_.reject(*r, m.topic, sender);
+        return;
+    }
+    Envelope& e = std::get<Envelope>(opened);
+    if (e.kind != "death") { // a will is signed at connect time: matched by session, not clock or seq
+        if (auto r = check_time(e, std::chrono::system_clock::now(), std::chrono::milliseconds(setup_.config.max_skew_ms))) {
+            rejects_.reject(*r, m.topic, sender);
+            return;
+        }
+        if (auto r = replay_.accept(e.node, e.session, e.seq)) {
+            rejects_.reject(*r, m.topic, sender);
+            return;
+        }
+    }
+    if (cluster_) {
+        if (e.kind == "cmd" || e.kind == "pace" || e.kind == "receipt") return; // another datacentre's, or ours
+        try {
+            if (auto r = cluster_->on_message(e)) rejects_.reject(*r, m.topic, sender);
+        } catch (const std::exception& ex) {
+            spdlog::error("federation: {}", ex.what());
+        }
+        return;
+    }
+    handle_edge(e);
+}
+
+void FederationNode::handle_edge(const Envelope& e) {
+    if (e.kind != "cmd" && e.kind != "pace" && e.kind != "receipt") {
+        rejects_.reject({Reject::unexpected, "kind \"" + e.kind + "\" is not one an edge reads"}, e.kind, e.node);
+        return;
+    }
+    if (!controllers_.count(e.key)) {
+        rejects_.reject({Reject::not_controller, "key " + e.key + " of " + e.node + " is not in " +
+                                                     setup_.config.controllers.string()},
+                        e.kind, e.node);
+        return;
+    }
+    const json& p = e.payload;
+    if (e.kind == "pace") {
+        if (p.contains("cycle_ms") && p["cycle_ms"].is_number() && p["cycle_ms"].get<double>() >= 0)
+            pace_ms_ = p["cycle_ms"].get<double>();
+        return;
+    }
+    if (e.kind == "receipt") {
+        if (p.contains("nodes") && p["nodes"].is_object() && p["nodes"].contains(setup_.node_id) &&
+            p["nodes"][setup_.node_id].is_number_unsigned()) {
+            uint64_t through = p["nodes"][setup_.node_id].get<uint64_t>();
+            if (through > outbox_->last_confirmed()) receipt_progress_ = std::chrono::steady_clock::now();
+            outbox_->confirm_through(through);
+        }
+        return;
+    }
+    // cmd
+    auto str = [&](const char* k) { return p.contains(k) && p[k].is_string() ? p[k].get<std::string>() : std::string(); };
+    if (str("target") != setup_.node_id) {
+        rejects_.reject({Reject::topic_mismatch, "cmd for \"" + str("target") + "\" on " + setup_.node_id + "'s topic"},
+                        e.kind, e.node);
+        return;
+    }
+    Command c{e.node, str("id"), str("op"), str("name"), p.value("value", json())};
+    if (c.id.empty() || (c.op != "set" && c.op != "vote") || c.name.empty()) {
+        rejects_.reject({Reject::malformed, "cmd payload: needs id, op (set|vote), name, value"}, e.kind, e.node);
+        return;
+    }
+    std::lock_guard lk(mu_);
+    commands_.push_back(std::move(c));
+}
+
+void FederationNode::queue_event(std::string kind, json payload) {
+    std::lock_guard lk(mu_);
+    events_.emplace_back(std::move(kind), std::move(payload));
+}
+
+void FederationNode::before_tick(Runner& runner) {
+    std::vector<Command> cmds;
+    std::vector<std::pair<std::string, json>> events;
+    {
+        std::lock_guard lk(mu_);
+        cmds.swap(commands_);
+        events.swap(events_);
+    }
+    if (cluster_)
+        for (auto& ev : cluster_->take_events()) events.push_back(std::move(ev));
+    for (auto& [kind, payload] : events) runner.record(kind, payload);
+    for (const auto& c : cmds) {
+        json ack = {{"id", c.id}, {"op", c.op}, {"name", c.name}, {"tick", runner.sim().tick()}};
+        if (c.op == "vote") {
+            // An ethics validator approves what this node would accept
+            // itself, while its own ethics verdict passes.
+            std::string why;
+            if (!setup_.config.validator) why = "this node is not an ethics validator";
+            else if (!last_ethics_ok_) why = "the last tick failed ethics: " + last_ethics_detail_;
+            else {
+                try {
+                    runner.sim().check_param(c.name, c.value);
+                } catch (const std::exception& ex) {
+                    why = ex.what();
+                }
+            }
+            ack["vote"] = why.empty() ? "approve" : "deny";
+            ack["reason"] = why;
+        } else {
+            try {
+                const ParamChange& ch = runner.sim().set_param(c.name, c.value, "remote:" + c.from + ":" + c.id);
+                ack["ok"] = true;
+                ack["old"] = value_to_json(ch.old_value);
+                ack["new"] = value_to_json(ch.new_value);
+            } catch (const std::exception& ex) {
+                ack["ok"] = false;
+                ack["error"] = ex.what();
+            }
+        }
+        outbox_->push(MsgClass::reliable, "ack", ack);
+    }
+    link_->wake();
+    // Pacing: a tick starts no sooner than the node's own period, or the
+    // cluster pace when it follows it, after the last one started.
+    double period = double(setup_.config.tick_ms);
+    if (setup_.config.follow_pace) period = std::max(period, pace_ms_.load());
+    auto now = std::chrono::steady_clock::now();
+    if (period > 0 && last_tick_start_ != std::chrono::steady_clock::time_point{}) {
+        auto due = last_tick_start_ + std::chrono::microseconds(int64_t(period * 1000));
+        if (due > now) {
+            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(due - now, 10s));
+            now = std::chrono::steady_clock::now();
+        }
+    }
+    if (last_tick_start_ != std::chrono::steady_clock::time_point{}) {
+        double ms = std::chrono::duration<double, std::milli>(now - last_tick_start_).count();
+        cycle_ms_ = cycle_ms_ == 0 ? ms : 0.9 * cycle_ms_ + 0.1 * ms;
+    }
+    last_tick_start_ = now;
+}
+
+void FederationNode::after_tick(Runner& runner, const TickResult& r) {
+    last_ethics_ok_ = r.ethics_pass;
+    last_ethics_detail_ = r.ethics_pass ? "" : "tick " + std::to_string(runner.sim().tick());
+    const Signals& sig = runner.sim().signals();
+    if (batch_signals_.empty()) {
+        for (size_t i = 0; i < sig.size(); ++i) batch_signals_.push_back(sig.name(i));
+        batch_from_ = runner.sim().tick();
+    }
+    json row = json::array({runner.sim().tick()});
+    for (size_t i = 0; i < sig.size() && i < batch_signals_.size(); ++i) row.push_back(finite_or_null(sig.values()[i]));
+    batch_rows_.push_back(std::move(row));
+    if (batch_rows_.size() >= setup_.config.telemetry_every) flush_batch();
+}
+
+void FederationNode::flush_batch() {
+    if (batch_rows_.empty()) return;
+    telemetry_records_ += batch_rows_.size();
+    json p = {{"signals", batch_signals_}, {"rows", std::exchange(batch_rows_, json::array())},
+              {"cycle_ms", cycle_ms_}};
+    try {
+        outbox_->push(MsgClass::telemetry, "telemetry", std::move(p));
+    } catch (const std::exception& e) {
+        spdlog::warn("federation: {}", e.what());
+    }
+    batch_signals_.clear();
+    link_->wake();
+}
+
+void FederationNode::forward_ledger_entry(const json& entry) {
+    outbox_->push(MsgClass::reliable, "ledger", entry);
+    link_->wake();
+}
+
+void FederationNode::stop(Runner& runner, std::chrono::milliseconds drain) {
+    flush_batch();
+    before_tick(runner); // commands and events that arrived during the last tick
+    auto until = std::chrono::steady_clock::now() + drain;
+    // Wait until the outbox is empty (reliable ones confirmed) or time is up.
+    while (std::chrono::steady_clock::now() < until) {
+        if (outbox_->size() == 0 && online_) break;
+        if (!online_ && std::chrono::steady_clock::now() + 0ms >= until) break;
+        std::this_thread::sleep_for(20ms);
+    }
+    stopping_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (link_ && link_->connected()) {
+        try {
+            auto d = publish_now("death", {{"clean", true}, {"session", session_}});
+            for (int i = 0; i < 100 && !d->done() && !d->failed(); ++i) std::this_thread::sleep_for(10ms);
+        } catch (...) {
+        }
+        link_->disconnect(1000ms);
+    }
+    if (outbox_->size())
+        spdlog::warn("federation: {} messages stay in the outbox for the next run", outbox_->size());
+}
+
+std::optional<json> FederationNode::ctl(const json& req) {
+    std::string cmd = req.value("cmd", "");
+    if (cmd == "federation") return summary();
+    if (cmd != "remote" && cmd != "remote_result" && cmd != "cluster") return std::nullopt;
+    if (!cluster_) throw InputError(cmd + ": this node is an edge; ask the datacentre");
+    if (cmd == "cluster") {
+        json s = cluster_->status();
+        s["rejected"] = {{"total", rejects_.total()}, {"by_reason", rejects_.by_reason()}};
+        s["online"] = bool(online_);
+        return s;
+    }
+    if (cmd == "remote_result") return cluster_->remote_result(req.value("id", ""));
+    if (!req.contains("name") || !req["name"].is_string() || !req.contains("value"))
+        throw InputError("remote: needs target, name and value");
+    return cluster_->remote(req.value("target", "all"), req["name"].get<std::string>(), req["value"],
+                            req.value("by", "ctl"));
+}
+
+json FederationNode::summary() const {
+    json s = {{"role", to_string(setup_.config.role)},
+              {"cluster", setup_.config.cluster},
+              {"node_id", setup_.node_id},
+              {"broker", setup_.config.broker},
+              {"connects", connects_.load()},
+              {"published", published_.load()},
+              {"received", received_.load()},
+              {"telemetry_records", telemetry_records_.load()},
+              {"outbox", {{"waiting", outbox_->size()}, {"dropped_telemetry", outbox_->dropped_telemetry()}}},
+              {"rejected", {{"total", rejects_.total()}, {"by_reason", rejects_.by_reason()}}}};
+    if (cluster_) s["cluster_status"] = cluster_->status();
+    return s;
+}
+
+} // namespace qallow::fed

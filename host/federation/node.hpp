@@ -1,0 +1,137 @@
+// This node in a cluster (docs/federation.md).  A TickHook on the loop's
+// side: it batches telemetry, forwards ledger entries, applies remote
+// commands and answers quorum votes at tick boundaries, and paces ticks.
+// A federation thread of its own does everything that talks to the broker
+// or costs a signature: connect (with backoff, a new session and birth each
+// time), drain the outbox in order, verify what arrives.  The loop never
+// waits for the network.
+#pragma once
+
+#include "config.hpp"
+#include "federation/cluster.hpp"
+#include "federation/envelope.hpp"
+#include "federation/mqtt_link.hpp"
+#include "federation/outbox.hpp"
+#include "federation/replay.hpp"
+#include "runner.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <optional>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace qallow {
+class Ledger;
+}
+
+namespace qallow::fed {
+
+// "qallow/v1/<cluster>/<node>/<kind>"
+std::string topic(const std::string& cluster, const std::string& node, const std::string& kind);
+
+struct NodeSetup {
+    FederationConfig config;
+    std::string node_id;
+    std::filesystem::path key_file;       // the ledger's key
+    std::filesystem::path state_dir;      // <state>/federation/<node>: session counter, outbox, rids
+    std::filesystem::path out_dir;        // the run's --out (datacentre: cluster ledger default)
+    nlohmann::json plugins;               // for the birth: [{instance, plugin, version, sha256}]
+};
+
+class FederationNode : public TickHook {
+public:
+    // Loads keys and trust, opens the outbox and (datacentre) the cluster
+    // ledger, starts the federation thread.  Throws InputError naming the
+    // config field (a key, a trust directory) or std::runtime_error.
+    explicit FederationNode(NodeSetup setup);
+    ~FederationNode() override;
+
+    void before_tick(Runner& runner) override;
+    void after_tick(Runner& runner, const TickResult& r) override;
+
+    // The ledger's observer: each entry as written goes out, reliably.
+    void forward_ledger_entry(const nlohmann::json& entry);
+    // The end of the run: the last telemetry batch, then up to `drain` to
+    // empty the outbox, a signed death, DISCONNECT.
+    void stop(Runner& runner, std::chrono::milliseconds drain);
+
+    // ctl requests handled here ("federation": summary(); on a datacentre
+    // "remote", "remote_result", "cluster");
+    // nullopt for any other command.
+    std::optional<nlohmann::json> ctl(const nlohmann::json& request);
+
+    nlohmann::json summary() const;
+    bool is_datacentre() const { return setup_.config.role == FederationRole::datacentre; }
+
+private:
+    void thread_main();
+    void try_connect();
+    void handle(const Inbound& m);
+    void handle_edge(const Envelope& e);
+    void send_outbox();
+    std::shared_ptr<Delivery> publish_now(const std::string& kind, const nlohmann::json& payload);
+    nlohmann::json birth_payload() const;
+    uint64_t next_session();
+    void flush_batch();
+    void queue_event(std::string kind, nlohmann::json payload);
+
+    NodeSetup setup_;
+    std::unique_ptr<crypto::PrivateKey> key_;
+    std::string key_id_;
+    Trust trust_;        // messages from these keys are read
+    Trust controllers_;  // commands, pace and receipts only from these
+    std::unique_ptr<Outbox> outbox_;
+    std::unique_ptr<Cluster> cluster_; // datacentre only
+    ReplayGuard replay_;
+    RejectCounter rejects_;
+
+    // Federation thread.
+    std::thread thread_;
+    std::atomic<bool> stopping_{false};
+    std::unique_ptr<MqttLink> link_;
+    uint64_t session_ = 0, seq_ = 0;
+    std::chrono::steady_clock::time_point next_attempt_{};
+    std::chrono::milliseconds backoff_{100};
+    struct InFlight {
+        uint64_t id;
+        bool reliable;
+        std::shared_ptr<Delivery> d;
+    };
+    std::deque<InFlight> inflight_;
+    uint64_t sent_rid_ = 0; // highest rid published this connection
+    std::chrono::steady_clock::time_point receipt_progress_{};
+    std::string last_connect_error_;
+
+    // Shared between the threads (mu_).
+    mutable std::mutex mu_;
+    std::condition_variable drained_cv_;
+    struct Command {
+        std::string from, id, op, name;
+        nlohmann::json value;
+    };
+    std::vector<Command> commands_;           // to apply at the next tick boundary
+    std::vector<std::pair<std::string, nlohmann::json>> events_; // for the ledger, on the loop's thread
+    std::atomic<double> pace_ms_{0};
+    std::atomic<bool> online_{false};
+    std::atomic<uint64_t> connects_{0}, published_{0}, received_{0}, telemetry_records_{0};
+
+    // Loop side.
+    std::vector<std::string> batch_signals_;
+    nlohmann::json batch_rows_ = nlohmann::json::array();
+    uint64_t batch_from_ = 0;
+    double cycle_ms_ = 0; // moving average of the tick period (start to start)
+    std::chrono::steady_clock::time_point last_tick_start_{};
+    bool last_ethics_ok_ = true;
+    std::string last_ethics_detail_;
+};
+
+} // namespace qallow::fed
