@@ -174,7 +174,7 @@ FederationConfig read_federation(const Reader& r, const json& j, const fs::path&
     const std::string P = "/federation";
     const json& f = r.object(j, P);
     r.only_keys(f, P, {"role", "broker", "cluster", "trust", "controllers", "telemetry_every", "max_skew_ms",
-                       "replay_window", "tick_ms", "follow_pace", "validator", "outbox", "cluster_ledger", "quorum", "username",
+                       "replay_window", "tick_ms", "keep_alive_s", "follow_pace", "validator", "outbox", "cluster_ledger", "quorum", "username",
                        "password_file", "tls"});
     if (!has_ledger)
         r.fail(P, "a federated node needs a \"ledger\" section (its node_id and key sign every message); add one");
@@ -201,6 +201,7 @@ FederationConfig read_federation(const Reader& r, const json& j, const fs::path&
     if (f.contains("max_skew_ms")) fc.max_skew_ms = r.whole(f["max_skew_ms"], P + "/max_skew_ms", 1, 86'400'000, "milliseconds of clock skew accepted");
     if (f.contains("replay_window")) fc.replay_window = r.whole(f["replay_window"], P + "/replay_window", 1, 4096, "sequence numbers in the replay window");
     if (f.contains("tick_ms")) fc.tick_ms = r.whole(f["tick_ms"], P + "/tick_ms", 0, 3'600'000, "milliseconds per tick (0: as fast as it can)");
+    if (f.contains("keep_alive_s")) fc.keep_alive_s = r.whole(f["keep_alive_s"], P + "/keep_alive_s", 1, 65535, "seconds of MQTT keep-alive");
     if (f.contains("follow_pace")) fc.follow_pace = r.flag(f["follow_pace"], P + "/follow_pace");
     if (f.contains("validator")) fc.validator = r.flag(f["validator"], P + "/validator");
     if (f.contains("outbox")) {

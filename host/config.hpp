@@ -102,6 +102,7 @@ struct FederationConfig {
     uint64_t max_skew_ms = 30'000;        // older or newer than this: rejected
     uint64_t replay_window = 64;
     uint64_t tick_ms = 0;                 // this node's own tick period (0: as fast as it can)
+    uint64_t keep_alive_s = 10;           // MQTT keep-alive: a dead node's will comes 1.5x this late
     bool follow_pace = false;             // pace ticks to the datacentre's cluster pace
     bool validator = false;               // answer the datacentre's quorum votes (edge)
     std::optional<std::filesystem::path> outbox_dir; // default <state_dir>/federation/<node>/outbox

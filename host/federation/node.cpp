@@ -86,6 +86,7 @@ FederationNode::FederationNode(NodeSetup setup) : setup_(std::move(setup)), repl
     // The datacentre keeps its session at the broker, so messages sent
     // while it restarts wait there for it.
     ls.clean_session = !is_datacentre();
+    ls.keep_alive = std::chrono::seconds(c.keep_alive_s);
     ls.username = c.username;
     if (c.password_file) ls.password = read_text(*c.password_file, "/federation/password_file");
     ls.tls_ca = c.tls_ca;
