@@ -157,6 +157,7 @@ struct LuaEngine::Impl {
     std::optional<FileWatcher> watcher;
 
     Runner* runner = nullptr;
+    RemoteSet remote_set; // qallow.remote_set; empty on a node that is not a datacentre
     std::unique_ptr<Sandbox> sandbox; // the script's (null once it failed)
     std::unique_ptr<Sandbox> console; // eval's, when there is no running script
     std::vector<std::unique_ptr<Sandbox>> retired; // closed once depth is 0
@@ -389,6 +390,30 @@ int l_set(lua_State* L) {
     }
     if (!err.empty()) return raise(L, err);
     return 0;
+}
+
+// qallow.remote_set(target, name, value) on a datacentre: the same signed
+// command as `qallow ctl --remote`; returns its id (the acks come later,
+// see docs/federation.md).
+int l_remote_set(lua_State* L) {
+    Sandbox& sb = sandbox_of(L);
+    std::string target = luaL_checkstring(L, 1);
+    std::string name = luaL_checkstring(L, 2);
+    luaL_checkany(L, 3);
+    nlohmann::json value;
+    if (!json_of(L, 3, value))
+        return raise(L, name + ": expected a number, boolean or string, got a " + luaL_typename(L, 3));
+    const auto& remote = sb.engine->remote_set;
+    if (!remote) return raise(L, "qallow.remote_set: this node is not a federation datacentre");
+    std::string id, err;
+    try {
+        id = remote(target, name, value, "lua:" + sb.name);
+    } catch (const std::exception& e) {
+        err = e.what();
+    }
+    if (!err.empty()) return raise(L, err);
+    lua_pushlstring(L, id.data(), id.size());
+    return 1;
 }
 
 int l_signal(lua_State* L) {
@@ -625,7 +650,8 @@ int setup(lua_State* L) {
     static const luaL_Reg api[] = {
         {"get", l_get},         {"set", l_set},     {"signal", l_signal}, {"tick", l_tick},
         {"every", l_every},     {"on_tick", l_on_tick}, {"log", l_log},   {"emit", l_emit},
-        {"plugins", l_plugins}, {"run", l_run},     {"reset", l_reset},   {nullptr, nullptr}};
+        {"plugins", l_plugins}, {"run", l_run},     {"reset", l_reset},   {"remote_set", l_remote_set},
+        {nullptr, nullptr}};
     luaL_newlib(L, api);
     lua_pushliteral(L, QALLOW_VERSION);
     lua_setfield(L, -2, "version");
@@ -952,6 +978,8 @@ void LuaEngine::start(Runner& runner) {
 bool LuaEngine::drove_run() const { return impl_->drove_run; }
 
 uint64_t LuaEngine::experiment_rows() const { return impl_->rows; }
+
+void LuaEngine::set_remote_set(RemoteSet f) { impl_->remote_set = std::move(f); }
 
 std::string LuaEngine::eval(const std::string& code) {
     Impl& e = *impl_;

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -64,6 +65,12 @@ public:
     // qallow.reset are refused there (the host drives the loop).  Needs
     // start() first.
     std::string eval(const std::string& code);
+
+    // qallow.remote_set on a datacentre (docs/federation.md): starts a
+    // signed remote command and returns its id; throws InputError.
+    using RemoteSet = std::function<std::string(const std::string& target, const std::string& name,
+                                                const nlohmann::json& value, const std::string& by)>;
+    void set_remote_set(RemoteSet f);
 
     // The script's part of summary.json ("lua"); null without a script.
     nlohmann::json facts() const;

@@ -452,6 +452,13 @@ int run_command(const RunOptions& given) {
     if (ctl) ctl->set_lua([&lua](const std::string& code) { return lua->eval(code); });
     if (ctl && federation)
         ctl->set_extension([&federation](const nlohmann::json& req) { return federation->ctl(req); });
+    if (federation && federation->is_datacentre())
+        lua->set_remote_set([&federation](const std::string& target, const std::string& name,
+                                          const nlohmann::json& value, const std::string& by) {
+            return federation->ctl({{"cmd", "remote"}, {"target", target}, {"name", name}, {"value", value}, {"by", by}})
+                ->at("id")
+                .get<std::string>();
+        });
     if (ledger_hook) runner->add_hook(ledger_hook.get()); // last: sees what the other hooks changed
     lua->start(*runner);
     if (resume_cp) // recorded once every sink is in place
