@@ -123,7 +123,7 @@ std::optional<Rejection> Cluster::on_message(const Envelope& e) {
         if (p.contains("rows") && p["rows"].is_array()) {
             n.telemetry_records += p["rows"].size();
             if (!p["rows"].empty() && p["rows"].back().is_array() && !p["rows"].back().empty() &&
-                p["rows"].back()[0].is_number_unsigned())
+                p["rows"].back()[0].is_number_integer() && p["rows"].back()[0].get<int64_t>() >= 0)
                 n.last_tick = p["rows"].back()[0].get<uint64_t>();
         }
         return std::nullopt;

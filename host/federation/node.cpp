@@ -424,28 +424,40 @@ void FederationNode::before_tick(Runner& runner) {
 void FederationNode::after_tick(Runner& runner, const TickResult& r) {
     last_ethics_ok_ = r.ethics_pass;
     last_ethics_detail_ = r.ethics_pass ? "" : "tick " + std::to_string(runner.sim().tick());
+    // Per tick: copy the row into a buffer sized once (no allocation); the
+    // JSON is built once per batch.
     const Signals& sig = runner.sim().signals();
-    if (batch_signals_.empty()) {
+    if (batch_signals_.size() != sig.size()) {
+        flush_batch();
+        batch_signals_.clear();
         for (size_t i = 0; i < sig.size(); ++i) batch_signals_.push_back(sig.name(i));
-        batch_from_ = runner.sim().tick();
+        batch_values_.clear();
+        batch_values_.reserve(setup_.config.telemetry_every * sig.size());
+        batch_ticks_.reserve(setup_.config.telemetry_every);
     }
-    json row = json::array({runner.sim().tick()});
-    for (size_t i = 0; i < sig.size() && i < batch_signals_.size(); ++i) row.push_back(finite_or_null(sig.values()[i]));
-    batch_rows_.push_back(std::move(row));
-    if (batch_rows_.size() >= setup_.config.telemetry_every) flush_batch();
+    batch_ticks_.push_back(runner.sim().tick());
+    batch_values_.insert(batch_values_.end(), sig.values(), sig.values() + sig.size());
+    if (batch_ticks_.size() >= setup_.config.telemetry_every) flush_batch();
 }
 
 void FederationNode::flush_batch() {
-    if (batch_rows_.empty()) return;
-    telemetry_records_ += batch_rows_.size();
-    json p = {{"signals", batch_signals_}, {"rows", std::exchange(batch_rows_, json::array())},
-              {"cycle_ms", cycle_ms_}};
+    if (batch_ticks_.empty()) return;
+    size_t width = batch_signals_.size();
+    json rows = json::array();
+    for (size_t r = 0; r < batch_ticks_.size(); ++r) {
+        json row = json::array({batch_ticks_[r]});
+        for (size_t i = 0; i < width; ++i) row.push_back(finite_or_null(batch_values_[r * width + i]));
+        rows.push_back(std::move(row));
+    }
+    telemetry_records_ += batch_ticks_.size();
+    batch_ticks_.clear();
+    batch_values_.clear();
+    json p = {{"signals", batch_signals_}, {"rows", std::move(rows)}, {"cycle_ms", cycle_ms_}};
     try {
         outbox_->push(MsgClass::telemetry, "telemetry", std::move(p));
     } catch (const std::exception& e) {
         spdlog::warn("federation: {}", e.what());
     }
-    batch_signals_.clear();
     link_->wake();
 }
 

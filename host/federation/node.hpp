@@ -126,8 +126,8 @@ private:
 
     // Loop side.
     std::vector<std::string> batch_signals_;
-    nlohmann::json batch_rows_ = nlohmann::json::array();
-    uint64_t batch_from_ = 0;
+    std::vector<uint64_t> batch_ticks_;
+    std::vector<double> batch_values_; // rows of batch_signals_.size() values
     double cycle_ms_ = 0; // moving average of the tick period (start to start)
     std::chrono::steady_clock::time_point last_tick_start_{};
     bool last_ethics_ok_ = true;
