@@ -242,3 +242,62 @@ TEST(HostConfig, EveryShippedConfigParses) {
 }
 
 } // namespace
+
+// ---- federation (docs/federation.md) ----
+
+namespace {
+std::string with_federation(const std::string& federation, bool ledger = true) {
+    return std::string(R"({"seed": 1, "ticks": 10, "instances": [{"plugin": "phase12"}],)") +
+           (ledger ? R"("ledger": {"path": "l.jsonl", "node_id": "edge-1", "key": "k.key"},)" : "") +
+           R"("federation": )" + federation + "}";
+}
+} // namespace
+
+TEST(HostConfig, FederationReadsEveryFieldAndResolvesPaths) {
+    Config c = parse_config(with_federation(R"({"role": "datacentre", "broker": "tcp://127.0.0.1:1883", "cluster": "lab",
+        "trust": "trust", "tick_ms": 10, "telemetry_every": 5, "keep_alive_s": 2, "max_skew_ms": 1000,
+        "replay_window": 128, "follow_pace": true, "outbox": {"dir": "ob", "max_messages": 50, "max_bytes": 8192},
+        "cluster_ledger": "cl.jsonl",
+        "quorum": {"validators": ["e1", "e2", "e3", "e4"], "faults": 1, "timeout_ms": 500, "params": ["phase13.k"]}})"),
+                            "c.json", "/base");
+    ASSERT_TRUE(c.federation);
+    const FederationConfig& f = *c.federation;
+    EXPECT_EQ(f.role, FederationRole::datacentre);
+    EXPECT_EQ(f.broker, "tcp://127.0.0.1:1883");
+    EXPECT_EQ(f.trust, fs::path("/base/trust"));
+    EXPECT_EQ(f.tick_ms, 10u);
+    EXPECT_EQ(f.telemetry_every, 5u);
+    EXPECT_EQ(f.keep_alive_s, 2u);
+    EXPECT_EQ(f.max_skew_ms, 1000u);
+    EXPECT_EQ(f.replay_window, 128u);
+    EXPECT_TRUE(f.follow_pace);
+    EXPECT_EQ(*f.outbox_dir, fs::path("/base/ob"));
+    EXPECT_EQ(f.outbox_max_messages, 50u);
+    EXPECT_EQ(f.outbox_max_bytes, 8192u);
+    EXPECT_EQ(*f.cluster_ledger, fs::path("/base/cl.jsonl"));
+    EXPECT_EQ(f.quorum.validators.size(), 4u);
+    EXPECT_EQ(f.quorum.faults, 1u);
+    EXPECT_EQ(f.quorum.timeout_ms, 500u);
+    EXPECT_EQ(f.quorum.params, std::vector<std::string>{"phase13.k"});
+}
+
+TEST(HostConfig, FederationErrorsNameThePointerAndWhatIsAllowed) {
+    const std::string edge = R"("broker": "tcp://127.0.0.1:1883", "cluster": "lab", "trust": "t", "controllers": "c")";
+    EXPECT_EQ(parse_error(with_federation(R"({"role": "edge", )" + edge + "}", false)),
+              "c.json: /federation: a federated node needs a \"ledger\" section (its node_id and key sign every message); add one");
+    EXPECT_EQ(parse_error(with_federation(R"({"role": "cloud", )" + edge + "}")),
+              "c.json: /federation/role: \"cloud\" is not allowed; allowed: edge|datacentre");
+    EXPECT_EQ(parse_error(with_federation(R"({"role": "edge", "broker": "http://x:1", "cluster": "lab", "trust": "t", "controllers": "c"})")),
+              "c.json: /federation/broker: \"http://x:1\" is not allowed; allowed: tcp://host:port, ssl://host:port (mqtt://, mqtts://)");
+    EXPECT_EQ(parse_error(with_federation(R"({"role": "edge", "broker": "tcp://x:1", "cluster": "lab", "trust": "t"})")),
+              "c.json: /federation/controllers: missing; an edge needs the directory of the keys allowed to command it");
+    EXPECT_EQ(parse_error(with_federation(R"({"role": "edge", "colour": 1, )" + edge + "}")).substr(0, 47),
+              "c.json: /federation/colour: unknown key; allowe");
+    EXPECT_EQ(parse_error(with_federation(R"({"role": "datacentre", "broker": "tcp://x:1", "cluster": "lab", "trust": "t",
+        "quorum": {"validators": ["a", "b", "c"], "faults": 1, "params": []}})")),
+              "c.json: /federation/quorum/faults: 1 faults need at least 4 validators (n >= 3f+1), there are 3");
+    EXPECT_EQ(parse_error(with_federation(R"({"role": "edge", "quorum": {}, )" + edge + "}")),
+              "c.json: /federation/quorum: only a datacentre asks for quorums; allowed on role \"datacentre\"");
+    EXPECT_EQ(parse_error(with_federation(R"({"role": "edge", "telemetry_every": 0, )" + edge + "}")),
+              "c.json: /federation/telemetry_every: 0 is out of range; allowed: ticks per telemetry batch: a whole number in [1, 1000000]");
+}
