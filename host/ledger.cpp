@@ -322,6 +322,12 @@ VerifyReport verify_ledger(const fs::path& file, const std::optional<fs::path>& 
                                  "'); a datacentre's cluster ledger is checked with --cluster");
         bool first = !chains.count(node);
         Chain& c = chains[node];
+        // In a cluster ledger a node's chain may begin again at its genesis
+        // entry: the node started a new ledger file.
+        if (cluster && !first && e["sequence"] == 1 && e["previous_hash"] == kGenesisHash) {
+            c = Chain{};
+            first = true;
+        }
         std::string who = cluster ? node + "'s entry: " : "";
         uint64_t seq = e["sequence"];
         bool mid_chain_start = cluster && first && seq > 1;

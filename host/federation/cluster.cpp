@@ -67,10 +67,14 @@ Cluster::Cluster(Setup setup, const Trust& trust) : s_(std::move(setup)), trust_
         ss << r.rdbuf();
         json j = json::parse(ss.str(), nullptr, false);
         if (!j.is_object())
-            throw std::runtime_error(s_.rid_file.string() + ": not a JSON object of node ids to receipts; remove it "
+            throw std::runtime_error(s_.rid_file.string() + ": not a JSON object {rids, epochs}; remove it "
                                      "to start the receipts afresh");
-        for (auto& [k, v] : j.items())
-            if (v.is_number_unsigned()) rids_[k] = v.get<uint64_t>();
+        if (j.contains("rids") && j["rids"].is_object())
+            for (auto& [k, v] : j["rids"].items())
+                if (v.is_number_unsigned()) rids_[k] = v.get<uint64_t>();
+        if (j.contains("epochs") && j["epochs"].is_object())
+            for (auto& [k, v] : j["epochs"].items())
+                if (v.is_string()) epochs_[k] = v.get<std::string>();
     }
     for (auto& [id, node] : nodes_) node.role = "?";
 }
@@ -105,6 +109,15 @@ std::optional<Rejection> Cluster::on_message(const Envelope& e) {
         n.gpu = e.payload.value("gpu", false);
         n.key = e.key;
         if (e.payload.contains("cycle_ms") && e.payload["cycle_ms"].is_number()) n.cycle_ms = e.payload["cycle_ms"];
+        // A new outbox (the node lost its state directory) numbers its
+        // reliable messages from 1 again: forget the old ones' receipt.
+        std::string epoch = e.payload.value("rid_epoch", "");
+        auto known = epochs_.find(e.node);
+        if (known != epochs_.end() && known->second != epoch && rids_.erase(e.node)) {
+            event("node_outbox_reset", {{"node", e.node}, {"old_epoch", known->second}, {"new_epoch", epoch}});
+        }
+        epochs_[e.node] = epoch;
+        rids_dirty_ = true;
         event("node_birth", {{"node", e.node}, {"session", e.session}, {"role", n.role}, {"plugins", n.plugins},
                              {"rebirth", was}});
         receipt_due_ = true; // tells it at once which reliable messages need not come again
@@ -177,6 +190,12 @@ std::optional<Rejection> Cluster::accept_ledger(const Envelope& e, const json& e
         return bad("signature does not verify");
     Node& n = nodes_[e.node];
     uint64_t seq = entry["sequence"].get<uint64_t>();
+    if (n.ledger_seq && seq == 1 && entry["previous_hash"] == kGenesisHash) {
+        // The node started a new ledger file: a new chain from here on.
+        event("ledger_restarted", {{"node", e.node}, {"previous_last_sequence", n.ledger_seq}});
+        n.ledger_seq = 0;
+        n.ledger_hash.clear();
+    }
     if (n.ledger_seq && seq <= n.ledger_seq) return std::nullopt; // already in the cluster ledger
     if (n.ledger_seq && seq == n.ledger_seq + 1 && entry["previous_hash"] != n.ledger_hash)
         return bad("previous_hash does not match entry " + std::to_string(n.ledger_seq) + " (the chain is broken)");
@@ -299,7 +318,7 @@ void Cluster::save_rids() {
     tmp += ".tmp";
     {
         std::ofstream o(tmp, std::ios::trunc);
-        o << json(rids_).dump() << "\n";
+        o << json{{"rids", rids_}, {"epochs", epochs_}}.dump() << "\n";
         if (!o) {
             spdlog::warn("{}: cannot write: {}", tmp.string(), std::strerror(errno));
             return;

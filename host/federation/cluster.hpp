@@ -98,6 +98,7 @@ private:
     mutable std::mutex mu_;
     std::map<std::string, Node> nodes_;
     std::map<std::string, uint64_t> rids_; // last reliable id accepted per node
+    std::map<std::string, std::string> epochs_; // the outbox epoch each node's rids belong to
     bool rids_dirty_ = false, receipt_due_ = false;
     std::map<std::string, Command> commands_;
     std::vector<std::string> send_queue_; // command ids with something to send

@@ -87,6 +87,15 @@ void MqttLink::connect(const std::string& will_topic, const std::string& will_pa
         }
         impl_->up = true;
     } catch (const mqtt::exception& e) {
+        // MQTT 3.1.1 CONNACK return codes, in words.
+        static const char* const kConnack[] = {nullptr,
+                                               "unacceptable protocol version",
+                                               "client identifier rejected",
+                                               "server unavailable",
+                                               "bad user name or password (username, password_file)",
+                                               "not authorised (username, password_file)"};
+        int rc = e.get_return_code();
+        if (rc >= 1 && rc <= 5) throw std::runtime_error(std::string("the broker refused the connection: ") + kConnack[rc]);
         throw std::runtime_error(e.what());
     }
 }

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -48,6 +49,29 @@ bool split_topic(const std::string& t, const std::string& cluster, std::string& 
 
 json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
+// Names this outbox's run of reliable ids: a node whose outbox was wiped
+// (reinstalled, new state directory) starts again at rid 1 under a new
+// epoch, which tells the datacentre to forget the rids it saw before.
+std::string read_or_make_epoch(const fs::path& file) {
+    std::ifstream in(file);
+    std::string e;
+    if (in && std::getline(in, e) && e.size() == 16 && e.find_first_not_of("0123456789abcdef") == std::string::npos)
+        return e;
+    std::random_device rd;
+    uint64_t v = (uint64_t(rd()) << 32) ^ rd() ^ uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+    fs::path tmp = file;
+    tmp += ".tmp";
+    {
+        std::ofstream o(tmp, std::ios::trunc);
+        o << buf << "\n";
+        if (!o) throw std::runtime_error(file.string() + ": cannot write: " + std::strerror(errno));
+    }
+    fs::rename(tmp, file);
+    return buf;
+}
+
 } // namespace
 
 FederationNode::FederationNode(NodeSetup setup) : setup_(std::move(setup)), replay_(setup_.config.replay_window) {
@@ -80,6 +104,7 @@ FederationNode::FederationNode(NodeSetup setup) : setup_(std::move(setup)), repl
     oo.max_messages = c.outbox_max_messages;
     oo.max_bytes = c.outbox_max_bytes;
     outbox_ = std::make_unique<Outbox>(oo);
+    rid_epoch_ = read_or_make_epoch(oo.dir / "epoch");
     LinkSettings ls;
     ls.broker = c.broker;
     ls.client_id = "qallow-" + c.cluster + "-" + setup_.node_id;
@@ -145,7 +170,8 @@ json FederationNode::birth_payload() const {
             {"gpu", false},
             {"key_id", key_id_},
             {"session", session_},
-            {"cycle_ms", 0},
+            {"rid_epoch", rid_epoch_},
+            {"cycle_ms", cycle_ms_},
             {"version", QALLOW_VERSION}};
 }
 
@@ -462,6 +488,8 @@ void FederationNode::flush_batch() {
 }
 
 void FederationNode::forward_ledger_entry(const json& entry) {
+    // The datacentre's own ledger stays its own: nobody would confirm it.
+    if (is_datacentre()) return;
     outbox_->push(MsgClass::reliable, "ledger", entry);
     link_->wake();
 }
@@ -471,11 +499,9 @@ void FederationNode::stop(Runner& runner, std::chrono::milliseconds drain) {
     before_tick(runner); // commands and events that arrived during the last tick
     auto until = std::chrono::steady_clock::now() + drain;
     // Wait until the outbox is empty (reliable ones confirmed) or time is up.
-    while (std::chrono::steady_clock::now() < until) {
-        if (outbox_->size() == 0 && online_) break;
-        if (!online_ && std::chrono::steady_clock::now() + 0ms >= until) break;
-        std::this_thread::sleep_for(20ms);
-    }
+    // Offline, there is nothing to wait for: the outbox keeps it all.
+    while (online_ && outbox_->size() > 0 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(10ms);
     stopping_ = true;
     if (thread_.joinable()) thread_.join();
     if (link_ && link_->connected()) {

@@ -87,6 +87,7 @@ private:
     NodeSetup setup_;
     std::unique_ptr<crypto::PrivateKey> key_;
     std::string key_id_;
+    std::string rid_epoch_; // this outbox's run of reliable ids (birth)
     Trust trust_;        // messages from these keys are read
     Trust controllers_;  // commands, pace and receipts only from these
     std::unique_ptr<Outbox> outbox_;

@@ -189,6 +189,35 @@ TEST_F(FedCluster, ARestartedDatacentreContinuesChainsAndReceipts) {
     EXPECT_TRUE(verify_ledger(tmp / "cluster-ledger.jsonl", tmp / "trust", true).ok);
 }
 
+TEST_F(FedCluster, ANewOutboxEpochOrANewLedgerFileStartsAfresh) {
+    auto first = ledger_entries("edge-1", 2);
+    Cluster c(setup(), trust);
+    Envelope b = birth("edge-1");
+    b.payload["rid_epoch"] = "00000000000000aa";
+    c.on_message(b);
+    c.on_message(reliable(env("edge-1", "ledger", first[0]), 1));
+    c.on_message(reliable(env("edge-1", "ledger", first[1]), 2));
+    // Reinstalled: new state directory (outbox epoch) and a new ledger file.
+    fs::remove(tmp / "edge-1-ledger.jsonl");
+    auto second = ledger_entries("edge-1", 2);
+    ASSERT_EQ(second[0]["sequence"], 1);
+    Envelope b2 = birth("edge-1", 2);
+    b2.payload["rid_epoch"] = "00000000000000bb";
+    c.on_message(b2);
+    EXPECT_TRUE(c.status()["nodes"]["edge-1"]["receipt"].is_null());
+    EXPECT_FALSE(c.on_message(reliable(env("edge-1", "ledger", second[0], 2), 1)));
+    EXPECT_FALSE(c.on_message(reliable(env("edge-1", "ledger", second[1], 2), 2)));
+    EXPECT_EQ(c.status()["duplicates"], 0);
+    auto events = kinds_of(c.take_events());
+    EXPECT_EQ(std::count(events.begin(), events.end(), "node_outbox_reset"), 1);
+    EXPECT_EQ(std::count(events.begin(), events.end(), "ledger_restarted"), 1);
+    auto cl = lines_of(tmp / "cluster-ledger.jsonl");
+    ASSERT_EQ(cl.size(), 4u);
+    EXPECT_EQ(cl[2]["hash"], second[0]["hash"]);
+    VerifyReport rep = verify_ledger(tmp / "cluster-ledger.jsonl", tmp / "trust", true);
+    EXPECT_TRUE(rep.ok) << rep.reason;
+}
+
 TEST_F(FedCluster, RemoteSetGoesToOnlineTargetsAndCompletesWithTheirAcks) {
     Cluster c(setup(), trust);
     c.on_message(birth("edge-1"));
