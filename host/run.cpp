@@ -288,6 +288,36 @@ int run_command(const RunOptions& given) {
         return 1; // a plugin failed to start
     }
 
+    // Federation (docs/federation.md): this node in a cluster over MQTT.
+    // The broker may be down: the node ticks on and its outbox keeps what
+    // is to be sent.  Keys or trust directories that do not work are bad input.
+    std::unique_ptr<fed::FederationNode> federation;
+    if (config.federation) {
+        fed::NodeSetup ns;
+        ns.config = *config.federation;
+        ns.node_id = config.ledger->node_id;
+        ns.key_file = config.ledger->key;
+        ns.state_dir = state_dir / "federation" / (config.federation->cluster + "-" + config.ledger->node_id);
+        ns.out_dir = out_dir;
+        ns.ledger_file = ledger->file();
+        ns.ledger_sequence = ledger->entries();
+        ns.plugins = nlohmann::json::array();
+        for (const auto& in : runner->sim().instances())
+            ns.plugins.push_back({{"instance", in.name}, {"plugin", in.plugin->name}, {"version", in.plugin->version},
+                                  {"sha256", in.plugin->sha256}});
+        try {
+            federation = std::make_unique<fed::FederationNode>(std::move(ns));
+        } catch (const InputError& e) {
+            std::fprintf(stderr, "qallow: error: %s: %s\n", config.source.c_str(), e.what());
+            return 2;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "qallow: error: %s: /federation: %s\n", config.source.c_str(), e.what());
+            return 2;
+        }
+        ledger->set_observer([&federation](const nlohmann::json& entry) { federation->forward_ledger_entry(entry); });
+        runner->add_hook(federation.get());
+    }
+
     // The ledger records from here on: start-up quarantines and refusals,
     // the builds loaded, then (LedgerHook) every change and failure.
     std::unique_ptr<LedgerHook> ledger_hook;
@@ -310,34 +340,6 @@ int run_command(const RunOptions& given) {
         }
         spdlog::info("ledger {}: {} entries, node {}, key {}", ledger->file().string(), ledger->entries(),
                      config.ledger->node_id, ledger->key_id());
-    }
-
-    // Federation (docs/federation.md): this node in a cluster over MQTT.
-    // The broker may be down: the node ticks on and its outbox keeps what
-    // is to be sent.  Keys or trust directories that do not work are bad input.
-    std::unique_ptr<fed::FederationNode> federation;
-    if (config.federation) {
-        fed::NodeSetup ns;
-        ns.config = *config.federation;
-        ns.node_id = config.ledger->node_id;
-        ns.key_file = config.ledger->key;
-        ns.state_dir = state_dir / "federation" / (config.federation->cluster + "-" + config.ledger->node_id);
-        ns.out_dir = out_dir;
-        ns.plugins = nlohmann::json::array();
-        for (const auto& in : runner->sim().instances())
-            ns.plugins.push_back({{"instance", in.name}, {"plugin", in.plugin->name}, {"version", in.plugin->version},
-                                  {"sha256", in.plugin->sha256}});
-        try {
-            federation = std::make_unique<fed::FederationNode>(std::move(ns));
-        } catch (const InputError& e) {
-            std::fprintf(stderr, "qallow: error: %s: %s\n", config.source.c_str(), e.what());
-            return 2;
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "qallow: error: %s: /federation: %s\n", config.source.c_str(), e.what());
-            return 2;
-        }
-        ledger->set_observer([&federation](const nlohmann::json& entry) { federation->forward_ledger_entry(entry); });
-        runner->add_hook(federation.get());
     }
 
     // Hot reload: new builds in the plugin directory swap in at tick boundaries.

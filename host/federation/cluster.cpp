@@ -130,6 +130,15 @@ std::optional<Rejection> Cluster::on_message(const Envelope& e) {
         n.online = false;
         return std::nullopt;
     }
+    if (e.session != n.session) {
+        // A node we hold no birth of for this session (we started after it,
+        // or its birth raced our subscription): take it as online and ask
+        // for a birth, as a Sparkplug primary host asks for a rebirth.
+        n.online = true;
+        n.session = e.session;
+        if (n.role.empty()) n.role = "?";
+        rebirths_.push_back(e.node);
+    }
     if (e.kind == "telemetry") {
         const json& p = e.payload;
         if (p.contains("cycle_ms") && p["cycle_ms"].is_number()) n.cycle_ms = p["cycle_ms"];
@@ -293,6 +302,8 @@ std::vector<Outgoing> Cluster::poll(std::chrono::steady_clock::time_point now) {
                 out.push_back({t, "cmd", {{"id", c.id}, {"target", t}, {"op", "set"}, {"name", c.name}, {"value", c.value}, {"by", c.by}}});
         }
     }
+    for (const auto& node : std::exchange(rebirths_, {}))
+        out.push_back({node, "cmd", {{"id", "rebirth"}, {"target", node}, {"op", "rebirth"}}});
     if ((receipt_due_ && now >= next_receipt_) || (now >= next_receipt_ + std::chrono::seconds(1) && !rids_.empty())) {
         out.push_back({s_.self, "receipt", {{"nodes", rids_}}});
         receipt_due_ = false;

@@ -102,6 +102,7 @@ private:
     bool rids_dirty_ = false, receipt_due_ = false;
     std::map<std::string, Command> commands_;
     std::vector<std::string> send_queue_; // command ids with something to send
+    std::vector<std::string> rebirths_;   // nodes to ask for a birth
     uint64_t next_command_ = 1;
     int ledger_fd_ = -1;
     bool ledger_unsynced_ = false;

@@ -133,6 +133,7 @@ FederationNode::FederationNode(NodeSetup setup) : setup_(std::move(setup)), repl
     }
     spdlog::info("federation: {} {} in cluster {} via {} (key {}, {} trusted keys, outbox {} messages waiting)",
                  to_string(c.role), setup_.node_id, c.cluster, c.broker, key_id_, trust_.size(), outbox_->size());
+    catch_up_ledger();
     thread_ = std::thread([this] { thread_main(); });
 }
 
@@ -140,6 +141,46 @@ FederationNode::~FederationNode() {
     stopping_ = true;
     link_->wake();
     if (thread_.joinable()) thread_.join();
+}
+
+// The last ledger sequence handed to the outbox, so that entries written
+// while the node was not federating, or in the instant before a crash, go
+// out at the next start.  Not fsynced: if it lags, entries go out twice and
+// the datacentre keeps one (it dedups by ledger sequence).
+void FederationNode::save_forwarded(uint64_t sequence) {
+    forwarded_ = sequence;
+    fs::path f = setup_.state_dir / "forwarded", tmp = setup_.state_dir / "forwarded.tmp";
+    {
+        std::ofstream o(tmp, std::ios::trunc);
+        o << sequence << "\n";
+    }
+    std::error_code ec;
+    fs::rename(tmp, f, ec);
+}
+
+void FederationNode::catch_up_ledger() {
+    if (is_datacentre() || setup_.ledger_file.empty()) return;
+    fs::path f = setup_.state_dir / "forwarded";
+    std::ifstream in(f);
+    uint64_t from = 0;
+    if (!(in >> from)) {
+        // First start with federation: what the ledger held before is not
+        // sent (the cluster ledger starts here for this node).
+        save_forwarded(setup_.ledger_sequence);
+        return;
+    }
+    if (from >= setup_.ledger_sequence) return;
+    std::ifstream led(setup_.ledger_file, std::ios::binary);
+    std::string line;
+    uint64_t sent = 0;
+    while (std::getline(led, line)) {
+        json e = json::parse(line, nullptr, false);
+        if (!e.is_object() || !e.contains("sequence") || !e["sequence"].is_number_unsigned()) continue;
+        if (e["sequence"].get<uint64_t>() <= from) continue;
+        forward_ledger_entry(e);
+        ++sent;
+    }
+    if (sent) spdlog::info("federation: {} ledger entries written while not federating go out now", sent);
 }
 
 uint64_t FederationNode::next_session() {
@@ -184,7 +225,11 @@ std::shared_ptr<Delivery> FederationNode::publish_now(const std::string& kind, c
 
 void FederationNode::try_connect() {
     const FederationConfig& c = setup_.config;
-    session_ = next_session();
+    // A session number is taken (and persisted) once, and used again by
+    // failed attempts: no message of it reached anyone, so it stays fresh,
+    // and an outage does not burn one number per retry.
+    if (!pending_session_) pending_session_ = next_session();
+    session_ = pending_session_;
     seq_ = 0;
     // The death certificate, signed now: the broker publishes it if this
     // connection dies.  seq 0 marks it; receivers match it by session.
@@ -201,6 +246,7 @@ void FederationNode::try_connect() {
     }
     link_->subscribe(subs, 3000ms);
     publish_now("birth", birth_payload());
+    pending_session_ = 0;
     outbox_->requeue_inflight();
     outbox_->resend_unconfirmed();
     inflight_.clear();
@@ -373,8 +419,14 @@ void FederationNode::handle_edge(const Envelope& e) {
         return;
     }
     Command c{e.node, str("id"), str("op"), str("name"), p.value("value", json())};
+    if (c.op == "rebirth") {
+        // The datacentre heard from us without a birth of this session (it
+        // started after us, or the birth raced its subscription).
+        publish_now("birth", birth_payload());
+        return;
+    }
     if (c.id.empty() || (c.op != "set" && c.op != "vote") || c.name.empty()) {
-        rejects_.reject({Reject::malformed, "cmd payload: needs id, op (set|vote), name, value"}, e.kind, e.node);
+        rejects_.reject({Reject::malformed, "cmd payload: needs id, op (set|vote|rebirth), name, value"}, e.kind, e.node);
         return;
     }
     std::lock_guard lk(mu_);
@@ -491,6 +543,7 @@ void FederationNode::forward_ledger_entry(const json& entry) {
     // The datacentre's own ledger stays its own: nobody would confirm it.
     if (is_datacentre()) return;
     outbox_->push(MsgClass::reliable, "ledger", entry);
+    save_forwarded(entry.value("sequence", uint64_t(0)));
     link_->wake();
 }
 

@@ -45,6 +45,8 @@ struct NodeSetup {
     std::filesystem::path state_dir;      // <state>/federation/<node>: session counter, outbox, rids
     std::filesystem::path out_dir;        // the run's --out (datacentre: cluster ledger default)
     nlohmann::json plugins;               // for the birth: [{instance, plugin, version, sha256}]
+    std::filesystem::path ledger_file;    // entries not yet forwarded are sent at start
+    uint64_t ledger_sequence = 0;         // the ledger's last sequence when the node starts
 };
 
 class FederationNode : public TickHook {
@@ -81,6 +83,8 @@ private:
     std::shared_ptr<Delivery> publish_now(const std::string& kind, const nlohmann::json& payload);
     nlohmann::json birth_payload() const;
     uint64_t next_session();
+    void save_forwarded(uint64_t sequence);
+    void catch_up_ledger();
     void flush_batch();
     void queue_event(std::string kind, nlohmann::json payload);
 
@@ -100,6 +104,8 @@ private:
     std::atomic<bool> stopping_{false};
     std::unique_ptr<MqttLink> link_;
     uint64_t session_ = 0, seq_ = 0;
+    uint64_t pending_session_ = 0; // taken for connect attempts, not yet used by a birth
+    uint64_t forwarded_ = 0;
     std::chrono::steady_clock::time_point next_attempt_{};
     std::chrono::milliseconds backoff_{100};
     struct InFlight {

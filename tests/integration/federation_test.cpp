@@ -1,0 +1,990 @@
+// Federation over MQTT with real processes: a real mosquitto broker, a real
+// datacentre and real edges (`qallow run` with a "federation" section), the
+// real `qallow ctl --remote`, `qallow cluster status/seal` and
+// `qallow ledger verify --cluster`, and hand-made messages injected with
+// mosquitto_pub.  Nodes tick every 10 ms with a 1 s keep-alive, so the whole
+// suite runs in well under a minute and a half.
+#include "process.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <csignal>
+#include <ctime>
+#include <map>
+#include <memory>
+#include <set>
+
+namespace {
+
+using namespace qallow::itest;
+using namespace std::chrono_literals;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+const fs::path kBin = QALLOW_BIN;
+const fs::path kPlugins = QALLOW_TEST_PLUGIN_DIR;
+
+fs::path find_tool(const std::string& name) {
+    for (const char* d : {"/usr/sbin/", "/usr/bin/", "/usr/local/sbin/", "/usr/local/bin/", "/sbin/", "/bin/"})
+        if (fs::exists(fs::path(d) / name)) return fs::path(d) / name;
+    return {};
+}
+
+// A TCP port nothing listens on right now.
+int free_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    socklen_t len = sizeof a;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+        ::close(fd);
+        throw std::runtime_error("cannot find a free port");
+    }
+    int port = ntohs(a.sin_port);
+    ::close(fd);
+    return port;
+}
+
+bool port_open(int port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(uint16_t(port));
+    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
+}
+
+// Runs a command in its own scratch directory under `dir`.
+Result run_in(const fs::path& dir, const std::vector<std::string>& argv, std::chrono::milliseconds limit = 30s) {
+    static int n = 0;
+    fs::path sub = dir / "runs" / std::to_string(++n);
+    fs::create_directories(sub);
+    return run_process(argv, sub, limit);
+}
+
+Result qallow(const fs::path& dir, std::vector<std::string> args, std::chrono::milliseconds limit = 30s) {
+    args.insert(args.begin(), kBin.string());
+    return run_in(dir, args, limit);
+}
+
+std::vector<json> read_jsonl(const fs::path& file) {
+    std::vector<json> out;
+    std::istringstream in(read_file(file));
+    std::string line;
+    while (std::getline(in, line))
+        if (!line.empty()) out.push_back(json::parse(line, nullptr, false));
+    return out;
+}
+
+// Entries of a ledger (optionally only those of one node, of one kind).
+std::vector<json> entries(const fs::path& file, const std::string& node = "", const std::string& kind = "") {
+    std::vector<json> out;
+    for (auto& e : read_jsonl(file))
+        if (e.is_object() && (node.empty() || e.value("node_id", "") == node) && (kind.empty() || e.value("kind", "") == kind))
+            out.push_back(e);
+    return out;
+}
+
+std::string iso_ms(std::chrono::system_clock::time_point t) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+    std::time_t secs = ms / 1000;
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                  tm.tm_hour, tm.tm_min, tm.tm_sec, int(ms % 1000));
+    return buf;
+}
+
+// A mosquitto on 127.0.0.1:port; restartable on the same port.
+class Broker {
+public:
+    Broker(fs::path dir, int port) : dir_(std::move(dir)), port_(port) {
+        fs::create_directories(dir_);
+        write_file(dir_ / "mosquitto.conf",
+                   "listener " + std::to_string(port_) + " 127.0.0.1\nallow_anonymous true\n");
+    }
+    ~Broker() { stop(SIGKILL); }
+    bool start() {
+        static const fs::path bin = find_tool("mosquitto");
+        ++starts_;
+        proc_ = std::make_unique<Process>(std::vector<std::string>{bin.string(), "-c", (dir_ / "mosquitto.conf").string()},
+                                          dir_ / ("broker" + std::to_string(starts_) + ".out"),
+                                          dir_ / ("broker" + std::to_string(starts_) + ".err"));
+        return wait_until([&] { return port_open(port_) || proc_->exited(); }, 10s) && !proc_->exited();
+    }
+    void stop(int sig) {
+        if (proc_ && !proc_->exited()) {
+            proc_->signal(sig);
+            proc_->wait(10s);
+        }
+        proc_.reset();
+    }
+    int port() const { return port_; }
+    std::string url() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+    std::string log() const { return read_file(dir_ / ("broker" + std::to_string(starts_) + ".err")); }
+
+private:
+    fs::path dir_;
+    int port_;
+    int starts_ = 0;
+    std::unique_ptr<Process> proc_;
+};
+
+// One `qallow run` node of the cluster under <root>/<id>: config.json, out/,
+// state/, ctl.sock, node-N.err (N: the how-manieth start).  Killed (SIGKILL)
+// when still running at destruction; stop() ends it with SIGTERM.
+class Node {
+public:
+    Node(fs::path root, std::string id, json config) : root_(std::move(root)), id_(std::move(id)) {
+        dir_ = root_ / id_;
+        fs::create_directories(dir_);
+        write_file(dir_ / "config.json", config.dump(2));
+    }
+    ~Node() { kill(SIGKILL); }
+    void spawn(const std::string& out = "out") {
+        ++starts_;
+        out_ = dir_ / out;
+        std::vector<std::string> args = {kBin.string(), "run", "--config", (dir_ / "config.json").string(),
+                                         "--plugins", kPlugins.string(), "--out", out_.string(),
+                                         "--state-dir", (dir_ / "state").string(), "--socket", socket().string(),
+                                         "--no-progress"};
+        proc_ = std::make_unique<Process>(args, dir_ / ("node" + std::to_string(starts_) + ".out"), err_file());
+    }
+    // Serving ctl (the node is past its start-up).
+    bool wait_ready(std::chrono::milliseconds limit = 20s) {
+        return wait_until([&] { return err().find("info: ctl socket ") != std::string::npos || proc_->exited(); },
+                          limit) &&
+               !proc_->exited();
+    }
+    bool start(const std::string& out = "out") {
+        spawn(out);
+        return wait_ready();
+    }
+    // How many times it connected (from its log).
+    size_t connections() const {
+        std::string text = err(), mark = "federation: connected to ";
+        size_t n = 0;
+        for (auto at = text.find(mark); at != std::string::npos; at = text.find(mark, at + 1)) ++n;
+        return n;
+    }
+    // The session of its last successful connection (from its log), 0 if none.
+    uint64_t last_session() const {
+        std::string text = err(), mark = "as " + id_ + " (session ";
+        auto at = text.rfind(mark);
+        return at == std::string::npos ? 0 : std::stoull(text.substr(at + mark.size()));
+    }
+    // Connected to the broker and subscribed.
+    bool wait_connected(std::chrono::milliseconds limit = 10s) {
+        return wait_until([&] { return connections() > 0 || proc_->exited(); }, limit) && !proc_->exited();
+    }
+    void signal(int sig) { proc_->signal(sig); }
+    int wait(std::chrono::milliseconds limit = 20s) { return proc_->wait(limit); }
+    int stop() {
+        signal(SIGTERM);
+        return wait();
+    }
+    void kill(int sig) {
+        if (proc_ && !proc_->exited()) {
+            proc_->signal(sig);
+            proc_->wait(10s);
+        }
+    }
+    bool running() { return proc_ && !proc_->exited(); }
+
+    const std::string& id() const { return id_; }
+    fs::path dir() const { return dir_; }
+    fs::path socket() const { return dir_ / "ctl.sock"; }
+    fs::path ledger() const { return dir_ / "ledger.jsonl"; }
+    fs::path out() const { return out_; }
+    fs::path state() const { return dir_ / "state"; }
+    fs::path outbox() const { return dir_ / "state" / "federation" / ("lab-" + id_) / "outbox"; }
+    fs::path err_file() const { return dir_ / ("node" + std::to_string(starts_) + ".err"); }
+    std::string err() const { return read_file(err_file()); }
+    json summary() const { return json::parse(read_file(out_ / "summary.json"), nullptr, false); }
+
+    // `qallow ctl --socket <ours> ...`
+    Result ctl(std::vector<std::string> words, std::chrono::milliseconds limit = 30s) const {
+        std::vector<std::string> args = {"ctl", "--socket", socket().string()};
+        args.insert(args.end(), words.begin(), words.end());
+        return qallow(root_, args, limit);
+    }
+    json ctl_json(std::vector<std::string> words) const {
+        Result r = ctl(std::move(words));
+        return r.status == 0 ? json::parse(r.out, nullptr, false) : json();
+    }
+    json federation() const { return ctl_json({"federation"}); }
+    json status() const { return ctl_json({"status"}); }
+    // The datacentre's `qallow cluster status --json` (null on failure).
+    json cluster() const {
+        Result r = qallow(root_, {"cluster", "status", "--socket", socket().string(), "--json"});
+        return r.status == 0 ? json::parse(r.out, nullptr, false) : json();
+    }
+
+private:
+    fs::path root_, dir_, out_;
+    std::string id_;
+    int starts_ = 0;
+    std::unique_ptr<Process> proc_;
+};
+
+uint64_t reason_count(const json& rejected, const std::string& reason) {
+    if (!rejected.is_object() || !rejected.contains("by_reason") || !rejected["by_reason"].contains(reason)) return 0;
+    return rejected["by_reason"][reason].get<uint64_t>();
+}
+
+// One test's cluster "lab": keys for dc-1 and edges, trust/ with every
+// public key, controllers/ with dc-1's only, a broker on a free port.
+class Federation : public ::testing::Test {
+protected:
+    void SetUp() override {
+        // scripts/setup.sh installs them: missing is a broken machine, not a skip.
+        ASSERT_FALSE(find_tool("mosquitto").empty() || find_tool("mosquitto_pub").empty() || find_tool("mosquitto_sub").empty())
+            << "mosquitto, mosquitto_pub and mosquitto_sub are needed (scripts/setup.sh installs them)";
+        root = dir.path();
+        port = free_port();
+        broker = std::make_unique<Broker>(root / "broker", port);
+    }
+
+    void make_keys(const std::vector<std::string>& nodes) {
+        fs::create_directories(root / "trust");
+        fs::create_directories(root / "controllers");
+        for (const auto& n : nodes) {
+            Result r = qallow(root, {"keys", "gen", "--out", (root / "keys").string(), "--node-id", n});
+            ASSERT_EQ(r.status, 0) << r.err;
+            fs::copy_file(root / "keys" / (n + ".pub"), root / "trust" / (n + ".pub"),
+                          fs::copy_options::overwrite_existing);
+        }
+        fs::copy_file(root / "keys" / "dc-1.pub", root / "controllers" / "dc-1.pub", fs::copy_options::overwrite_existing);
+    }
+
+    json ledger_section(const std::string& id) const {
+        return {{"path", (root / id / "ledger.jsonl").string()},
+                {"node_id", id},
+                {"key", (root / "keys" / (id + ".key")).string()},
+                {"fsync", "per_tick"}};
+    }
+    json edge_config(const std::string& id) const {
+        return {{"seed", 42},
+                {"ticks", 100000},
+                {"policy", {{"ethics", "warn"}, {"fault", "stop"}}},
+                {"instances",
+                 json::array({{{"plugin", "phase12"}, {"params", {{"eps", 0.0001}}}},
+                              {{"plugin", "phase13"}},
+                              {{"plugin", "ethics"}},
+                              {{"plugin", "energy"}}})},
+                {"ledger", ledger_section(id)},
+                {"federation",
+                 {{"role", "edge"},
+                  {"broker", "tcp://127.0.0.1:" + std::to_string(port)},
+                  {"cluster", "lab"},
+                  {"trust", (root / "trust").string()},
+                  {"controllers", (root / "controllers").string()},
+                  {"tick_ms", 10},
+                  {"telemetry_every", 10},
+                  {"keep_alive_s", 1},
+                  {"max_skew_ms", 30000},
+                  {"validator", true}}}};
+    }
+    // Ethics thresholds every tick passes: a validator votes "deny" right
+    // after a tick that failed ethics, and with the defaults about a third
+    // of these ticks do.
+    static json passing_ethics() { return {{"min_total", 0}, {"min_s", 0}, {"min_c", 0}, {"min_h", 0}}; }
+    json dc_config(bool quorum = false) const {
+        json c = {{"seed", 7},
+                  {"ticks", 100000},
+                  {"policy", {{"ethics", "warn"}, {"fault", "stop"}}},
+                  {"instances", json::array({{{"plugin", "phase12"}, {"params", {{"eps", 0.0001}}}},
+                                             {{"plugin", "ethics"}},
+                                             {{"plugin", "energy"}}})},
+                  {"ledger", ledger_section("dc-1")},
+                  {"federation",
+                   {{"role", "datacentre"},
+                    {"broker", "tcp://127.0.0.1:" + std::to_string(port)},
+                    {"cluster", "lab"},
+                    {"trust", (root / "trust").string()},
+                    {"tick_ms", 10},
+                    {"telemetry_every", 10},
+                    {"keep_alive_s", 1},
+                    {"max_skew_ms", 30000},
+                    {"cluster_ledger", (root / "dc-1" / "cluster-ledger.jsonl").string()}}}};
+        if (quorum)
+            c["federation"]["quorum"] = {{"validators", {"edge-1", "edge-2", "edge-3", "edge-4"}},
+                                         {"faults", 1},
+                                         {"timeout_ms", 1500},
+                                         {"params", {"phase13.k"}}};
+        return c;
+    }
+
+    // Broker, keys, dc-1 and `edges` edges, all up and every edge online in
+    // the datacentre's view.
+    void start_cluster(int edges, bool quorum = false) {
+        std::vector<std::string> ids = {"dc-1"};
+        for (int i = 1; i <= edges; ++i) ids.push_back("edge-" + std::to_string(i));
+        ASSERT_NO_FATAL_FAILURE(make_keys(ids));
+        ASSERT_TRUE(broker->start()) << broker->log();
+        dc = std::make_unique<Node>(root, "dc-1", dc_config(quorum));
+        ASSERT_TRUE(dc->start()) << dc->err();
+        ASSERT_TRUE(dc->wait_connected()) << dc->err();
+        for (int i = 1; i <= edges; ++i) {
+            json cfg = edge_config(ids[size_t(i)]);
+            if (quorum) cfg["instances"][2]["params"] = passing_ethics();
+            auto e = std::make_unique<Node>(root, ids[size_t(i)], cfg);
+            e->spawn();
+            this->edges.push_back(std::move(e));
+        }
+        for (auto& e : this->edges) ASSERT_TRUE(e->wait_ready()) << e->err();
+        ASSERT_TRUE(wait_online(ids.size() - 1, 15s)) << dc->cluster().dump(2) << dc->err();
+    }
+
+    // Until the datacentre sees `n` nodes online with a birth and telemetry.
+    bool wait_online(size_t n, std::chrono::milliseconds limit) {
+        return wait_until(
+            [&] {
+                json s = dc->cluster();
+                if (!s.is_object()) return false;
+                size_t on = 0;
+                for (auto& [id, node] : s["nodes"].items())
+                    if (node["online"] == true && !node["plugins"].empty() && node["telemetry_records"].get<uint64_t>() > 0)
+                        ++on;
+                return on >= n;
+            },
+            limit);
+    }
+
+    // SIGTERM every edge (together), then the datacentre; each must exit 0.
+    void stop_all() {
+        for (auto& e : edges)
+            if (e->running()) e->signal(SIGTERM);
+        for (auto& e : edges)
+            if (e->running()) EXPECT_EQ(e->wait(), 0) << e->err();
+        if (dc && dc->running()) EXPECT_EQ(dc->stop(), 0) << dc->err();
+    }
+
+    // The cluster ledger verifies, one chain per node, with signatures.
+    void expect_cluster_ledger_verifies() {
+        Result v = qallow(root, {"ledger", "verify", cluster_ledger().string(), "--cluster", "--trust",
+                                 (root / "trust").string()});
+        EXPECT_EQ(v.status, 0) << v.out << v.err;
+    }
+
+    // The edge's own ledger is the source of truth: each of its entries
+    // that the cluster ledger holds is there byte for byte (same content,
+    // same hash), in the edge's order, and the cluster ledger holds nothing
+    // else of it.  Returns the edge's sequences the cluster ledger lacks.
+    std::vector<uint64_t> compare_forwarded(const Node& e) {
+        auto own = entries(e.ledger());
+        auto fwd = entries(cluster_ledger(), e.id());
+        EXPECT_FALSE(own.empty()) << e.id();
+        EXPECT_FALSE(fwd.empty()) << e.id() << " has no entry in the cluster ledger";
+        std::set<uint64_t> present;
+        uint64_t last = 0;
+        for (const auto& f : fwd) {
+            uint64_t seq = f["sequence"];
+            EXPECT_GT(seq, last) << e.id() << ": cluster ledger out of order at sequence " << seq;
+            last = seq;
+            present.insert(seq);
+            if (seq < 1 || seq > own.size()) {
+                ADD_FAILURE() << e.id() << ": sequence " << seq << " is not in its own ledger (" << own.size() << " entries)";
+                continue;
+            }
+            EXPECT_EQ(f, own[seq - 1]) << e.id() << " sequence " << seq;
+        }
+        std::vector<uint64_t> missing;
+        for (const auto& o : own)
+            if (!present.count(o["sequence"].get<uint64_t>())) missing.push_back(o["sequence"]);
+        return missing;
+    }
+
+    // No entry of the edge is missing from the cluster ledger.
+    void expect_nothing_missing(const Node& e, const std::vector<uint64_t>& missing) {
+        if (missing.empty()) return;
+        auto own = entries(e.ledger());
+        std::string list;
+        for (uint64_t seq : missing)
+            list += (list.empty() ? "" : ",") + std::to_string(seq) + ":" + own[seq - 1]["kind"].get<std::string>();
+        ADD_FAILURE() << e.id() << ": " << missing.size() << " entries missing from the cluster ledger: " << list;
+    }
+
+    fs::path cluster_ledger() const { return root / "dc-1" / "cluster-ledger.jsonl"; }
+
+    Node& edge(int i) { return *edges.at(size_t(i - 1)); }
+
+    TempDir dir;
+    fs::path root;
+    int port = 0;
+    std::unique_ptr<Broker> broker;
+    std::unique_ptr<Node> dc;
+    std::vector<std::unique_ptr<Node>> edges;
+
+    void TearDown() override {
+        // Nodes before the broker: a node killed first leaves nothing behind.
+        for (auto& e : edges) e->kill(SIGKILL);
+        if (dc) dc->kill(SIGKILL);
+        edges.clear();
+        dc.reset();
+        broker.reset();
+    }
+};
+
+// ------------------------------------------------------------------ births
+
+TEST_F(Federation, BirthsTelemetryAndStatus) {
+    ASSERT_NO_FATAL_FAILURE(start_cluster(3));
+    json s = dc->cluster();
+    ASSERT_TRUE(s.is_object());
+    EXPECT_EQ(s["cluster"], "lab");
+    EXPECT_EQ(s["datacentre"], "dc-1");
+    EXPECT_EQ(s["online"], true);
+    ASSERT_EQ(s["nodes"].size(), 3u) << s.dump(2);
+    std::map<std::string, uint64_t> records;
+    for (int i = 1; i <= 3; ++i) {
+        std::string id = "edge-" + std::to_string(i);
+        ASSERT_TRUE(s["nodes"].contains(id)) << s.dump(2);
+        const json& n = s["nodes"][id];
+        EXPECT_EQ(n["role"], "edge");
+        EXPECT_EQ(n["online"], true);
+        EXPECT_EQ(n["session"], 1);
+        ASSERT_EQ(n["plugins"].size(), 4u) << n.dump(2);
+        std::vector<std::string> names;
+        for (const auto& p : n["plugins"]) {
+            names.push_back(p["plugin"]);
+            EXPECT_EQ(p["version"], "1.0.0") << p.dump();
+            EXPECT_EQ(p["sha256"].get<std::string>().size(), 64u) << p.dump();
+            EXPECT_FALSE(p["instance"].get<std::string>().empty());
+        }
+        EXPECT_EQ(names, (std::vector<std::string>{"phase12", "phase13", "ethics", "energy"}));
+        records[id] = n["telemetry_records"];
+    }
+    // Telemetry keeps coming, at about the configured 10 ms a tick.
+    ASSERT_TRUE(wait_until(
+        [&] {
+            json t = dc->cluster();
+            if (!t.is_object()) return false;
+            for (auto& [id, r] : records)
+                if (t["nodes"][id]["telemetry_records"].get<uint64_t>() < r + 20) return false;
+            s = t;
+            return true;
+        },
+        10s))
+        << dc->cluster().dump(2);
+    for (auto& [id, n] : s["nodes"].items()) {
+        double cycle = n["cycle_ms"];
+        EXPECT_GE(cycle, 5.0) << id;
+        EXPECT_LE(cycle, 50.0) << id;
+        EXPECT_GT(n["last_tick"].get<uint64_t>(), 0u) << id;
+    }
+    ASSERT_TRUE(s["pace_ms"].is_number()) << s.dump(2);
+    EXPECT_GE(s["pace_ms"].get<double>(), 5.0);
+    EXPECT_LE(s["pace_ms"].get<double>(), 50.0);
+    EXPECT_EQ(s["rejected"]["total"], 0) << s.dump(2);
+
+    stop_all();
+    for (auto& e : edges) {
+        json f = e->summary()["federation"];
+        ASSERT_TRUE(f.is_object()) << e->id() << read_file(e->out() / "summary.json");
+        EXPECT_EQ(f["outbox"]["waiting"], 0) << e->id() << f.dump(2);
+        EXPECT_EQ(f["rejected"]["total"], 0) << e->id() << f.dump(2);
+        EXPECT_EQ(f["connects"], 1) << e->id();
+        EXPECT_GT(f["telemetry_records"].get<uint64_t>(), 0u) << e->id();
+    }
+    json dcs = dc->summary()["federation"];
+    ASSERT_TRUE(dcs.is_object());
+    EXPECT_TRUE(dcs.contains("cluster_status"));
+    EXPECT_EQ(dcs["rejected"]["total"], 0) << dcs.dump(2);
+    expect_cluster_ledger_verifies();
+    // Each edge's whole ledger, from sequence 1, is in the cluster ledger.
+    std::vector<std::vector<uint64_t>> missing;
+    for (auto& e : edges) missing.push_back(compare_forwarded(*e));
+    for (size_t i = 0; i < edges.size(); ++i) expect_nothing_missing(*edges[i], missing[i]);
+}
+
+// ------------------------------------------------------------- remote set
+
+TEST_F(Federation, RemoteSetAppliedOnAllEdgesAndAcked) {
+    ASSERT_NO_FATAL_FAILURE(start_cluster(3));
+    Result r = dc->ctl({"--remote", "all", "set", "phase12.eps", "0.0002"});
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    for (int i = 1; i <= 3; ++i)
+        EXPECT_NE(r.out.find("edge-" + std::to_string(i) + ": phase12.eps = 0.0002 (was 0.0001)\n"), std::string::npos)
+            << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3) << r.out;
+
+    // Each edge's own ledger records the change and who asked.
+    for (auto& e : edges) {
+        ASSERT_TRUE(wait_until([&] { return !entries(e->ledger(), "", "param_change").empty(); }, 5s)) << e->id();
+        auto pc = entries(e->ledger(), "", "param_change");
+        ASSERT_EQ(pc.size(), 1u) << e->id();
+        EXPECT_EQ(pc[0]["payload"]["name"], "phase12.eps");
+        EXPECT_EQ(pc[0]["payload"]["new"], 0.0002);
+        EXPECT_EQ(pc[0]["payload"]["old"], 0.0001);
+        EXPECT_EQ(pc[0]["payload"]["who"].get<std::string>().rfind("remote:dc-1:", 0), 0u) << pc[0].dump();
+    }
+    // The datacentre's own ledger: the command and its result.
+    ASSERT_TRUE(wait_until([&] { return !entries(dc->ledger(), "", "remote_result").empty(); }, 5s)) << dc->err();
+    auto cmd = entries(dc->ledger(), "", "remote_command");
+    ASSERT_EQ(cmd.size(), 1u);
+    EXPECT_EQ(cmd[0]["payload"]["name"], "phase12.eps");
+    EXPECT_EQ(cmd[0]["payload"]["targets"], json({"edge-1", "edge-2", "edge-3"}));
+    EXPECT_EQ(cmd[0]["payload"]["quorum"], false);
+    auto res = entries(dc->ledger(), "", "remote_result");
+    ASSERT_EQ(res.size(), 1u);
+    EXPECT_EQ(res[0]["payload"]["id"], cmd[0]["payload"]["id"]);
+    for (int i = 1; i <= 3; ++i) EXPECT_EQ(res[0]["payload"]["results"]["edge-" + std::to_string(i)]["ok"], true) << res[0].dump();
+    std::string id = cmd[0]["payload"]["id"];
+    EXPECT_EQ(entries(edge(1).ledger(), "", "param_change")[0]["payload"]["who"], "remote:dc-1:" + id);
+
+    // Out of bounds: every edge refuses, naming the bound; nothing changes.
+    r = dc->ctl({"--remote", "all", "set", "phase12.eps", "-5"});
+    EXPECT_EQ(r.status, 1) << r.out << r.err;
+    for (int i = 1; i <= 3; ++i)
+        EXPECT_NE(r.out.find("edge-" + std::to_string(i) + ": refused: phase12.eps: -5 is out of bounds; allowed: a finite "
+                                                             "number in [-1, 1]"),
+                  std::string::npos)
+            << r.out;
+    // An unknown node: refused at once, naming the known ones.
+    r = dc->ctl({"--remote", "edge-9", "set", "phase12.eps", "0.0003"});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("--remote edge-9: no such node in cluster lab; known: edge-1, edge-2, edge-3"), std::string::npos)
+        << r.err;
+    // Remote commands go to the datacentre only.
+    r = edge(1).ctl({"--remote", "all", "set", "phase12.eps", "0.0003"});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("this node is an edge; ask the datacentre"), std::string::npos) << r.err;
+
+    stop_all();
+    for (auto& e : edges) {
+        EXPECT_EQ(entries(e->ledger(), "", "param_change").size(), 1u) << e->id();
+        EXPECT_EQ(e->summary()["federation"]["outbox"]["waiting"], 0) << e->id();
+    }
+    // The acks travelled reliably; the edges' param_change entries reached the cluster ledger.
+    for (auto& e : edges) EXPECT_EQ(entries(cluster_ledger(), e->id(), "param_change").size(), 1u) << e->id();
+    expect_cluster_ledger_verifies();
+}
+
+// ----------------------------------------------------------------- quorum
+
+TEST_F(Federation, QuorumReachedAndRefused) {
+    ASSERT_NO_FATAL_FAILURE(start_cluster(4, /*quorum=*/true));
+    Result r = dc->ctl({"--remote", "all", "set", "phase13.k", "0.002"});
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    for (int i = 1; i <= 4; ++i)
+        EXPECT_NE(r.out.find("edge-" + std::to_string(i) + ": phase13.k = 0.002 (was 0.001)\n"), std::string::npos) << r.out;
+    ASSERT_TRUE(wait_until([&] { return !entries(dc->ledger(), "", "quorum_decision").empty(); }, 5s));
+    auto decision = entries(dc->ledger(), "", "quorum_decision");
+    ASSERT_EQ(decision.size(), 1u);
+    EXPECT_EQ(decision[0]["payload"]["outcome"], "approved") << decision[0].dump();
+    EXPECT_EQ(decision[0]["payload"]["needed"], 3);
+    EXPECT_GE(decision[0]["payload"]["approvals"].get<int>(), 3);
+    EXPECT_EQ(decision[0]["payload"]["denials"], 0);
+    auto votes = entries(dc->ledger(), "", "quorum_vote");
+    EXPECT_GE(votes.size(), 3u);
+    for (const auto& v : votes) EXPECT_EQ(v["payload"]["vote"], "approve") << v.dump();
+
+    // Two of four validators die: 2 approvals of the 3 needed can come.
+    edge(3).kill(SIGKILL);
+    edge(4).kill(SIGKILL);
+    ASSERT_TRUE(wait_until(
+        [&] {
+            json s = dc->cluster();
+            return s.is_object() && s["nodes"]["edge-3"]["online"] == false && s["nodes"]["edge-4"]["online"] == false &&
+                   s["nodes"]["edge-1"]["online"] == true;
+        },
+        10s))
+        << dc->cluster().dump(2);
+    auto t0 = std::chrono::steady_clock::now();
+    r = dc->ctl({"--remote", "all", "set", "phase13.k", "0.003"});
+    double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(r.status, 1) << r.out << r.err;
+    EXPECT_NE(r.err.find("phase13.k = 0.003 refused by the ethics quorum: 2 of 3 approvals within 1500 ms"),
+              std::string::npos)
+        << r.err;
+    EXPECT_GE(took, 1.4); // it waited the quorum's timeout
+    ASSERT_TRUE(wait_until([&] { return entries(dc->ledger(), "", "quorum_decision").size() == 2; }, 5s));
+    decision = entries(dc->ledger(), "", "quorum_decision");
+    EXPECT_EQ(decision[1]["payload"]["outcome"], "refused") << decision[1].dump();
+    EXPECT_EQ(decision[1]["payload"]["approvals"], 2) << decision[1].dump();
+    // Refused: the live edges did not change.
+    for (int i = 1; i <= 2; ++i) {
+        auto pc = entries(edge(i).ledger(), "", "param_change");
+        ASSERT_EQ(pc.size(), 1u) << "edge-" << i;
+        EXPECT_EQ(pc[0]["payload"]["new"], 0.002);
+    }
+    stop_all();
+}
+
+// ------------------------------------------------------------------ death
+
+TEST_F(Federation, KilledEdgeDeathSeenThroughWill) {
+    ASSERT_NO_FATAL_FAILURE(start_cluster(2));
+    auto t0 = std::chrono::steady_clock::now();
+    edge(1).kill(SIGKILL);
+    ASSERT_TRUE(wait_until(
+        [&] {
+            json s = dc->cluster();
+            return s.is_object() && s["nodes"]["edge-1"]["online"] == false;
+        },
+        5s))
+        << dc->cluster().dump(2);
+    double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_LE(took, 3.5) << "keep-alive 1 s: the broker publishes the will after 1.5 s";
+    json s = dc->cluster();
+    EXPECT_EQ(s["nodes"]["edge-2"]["online"], true);
+    EXPECT_EQ(s["nodes"]["edge-1"]["session"], 1);
+    // The death is in the datacentre's ledger, unclean.
+    ASSERT_TRUE(wait_until([&] { return !entries(dc->ledger(), "", "node_death").empty(); }, 3s));
+    auto d = entries(dc->ledger(), "", "node_death");
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0]["payload"]["node"], "edge-1");
+    EXPECT_EQ(d[0]["payload"]["clean"], false);
+    // edge-2 is still reporting.
+    uint64_t before = s["nodes"]["edge-2"]["telemetry_records"];
+    EXPECT_TRUE(wait_until([&] { return dc->cluster()["nodes"]["edge-2"]["telemetry_records"].get<uint64_t>() > before; },
+                           3s));
+    stop_all();
+}
+
+// A datacentre that starts after its edges (or restarts while they run)
+// must still learn who they are: their births went out before it listened.
+TEST_F(Federation, DatacentreStartedAfterTheEdgesSeesThem) {
+    ASSERT_NO_FATAL_FAILURE(make_keys({"dc-1", "edge-1", "edge-2"}));
+    ASSERT_TRUE(broker->start()) << broker->log();
+    for (const char* id : {"edge-1", "edge-2"}) {
+        edges.push_back(std::make_unique<Node>(root, id, edge_config(id)));
+        edges.back()->spawn();
+    }
+    for (auto& e : edges) ASSERT_TRUE(e->wait_ready() && e->wait_connected()) << e->err();
+    dc = std::make_unique<Node>(root, "dc-1", dc_config());
+    ASSERT_TRUE(dc->start()) << dc->err();
+    ASSERT_TRUE(dc->wait_connected()) << dc->err();
+    bool seen = wait_online(2, 5s);
+    json s = dc->cluster();
+    // Their births went out before the datacentre subscribed: it asks for
+    // them again (rebirth) on their first telemetry.
+    ASSERT_TRUE(seen) << s.dump(2);
+    for (const char* id : {"edge-1", "edge-2"}) {
+        EXPECT_EQ(s["nodes"][id]["session"], 1) << id;
+        EXPECT_EQ(s["nodes"][id]["plugins"].size(), 4u) << id;
+        EXPECT_EQ(s["nodes"][id]["role"], "edge") << id;
+    }
+    Result r = dc->ctl({"--remote", "all", "set", "phase12.eps", "0.0002"});
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2) << r.out;
+    stop_all();
+}
+
+// ----------------------------------------------------------- broker crash
+
+TEST_F(Federation, BrokerKilledAndRestarted) {
+    ASSERT_NO_FATAL_FAILURE(start_cluster(2));
+    broker->stop(SIGKILL);
+    // The edges tick on without the broker, and their ledgers grow: a local
+    // ctl set on each while the broker is down.
+    uint64_t tick0 = edge(1).status()["tick"];
+    for (int i = 1; i <= 2; ++i) {
+        Result r = edge(i).ctl({"set", "phase12.eps", "0.00015"});
+        ASSERT_EQ(r.status, 0) << r.err;
+    }
+    std::this_thread::sleep_for(1500ms);
+    uint64_t tick1 = edge(1).status()["tick"];
+    EXPECT_GT(tick1, tick0 + 50) << "10 ms ticks for 1.5 s without the broker";
+    for (auto& e : edges) EXPECT_TRUE(e->running()) << e->err();
+    ASSERT_TRUE(broker->start()) << broker->log();
+
+    // Both edges reconnect: a second connect each, in session 2 (failed
+    // attempts reuse the number they took), and the datacentre sees it.
+    ASSERT_TRUE(wait_until([&] { return dc->connections() == 2; }, 10s)) << dc->err();
+    for (int i = 1; i <= 2; ++i) {
+        ASSERT_TRUE(wait_until([&] { return edge(i).federation()["connects"] == 2; }, 10s)) << edge(i).err();
+        EXPECT_EQ(edge(i).last_session(), 2u);
+    }
+    bool back = wait_until(
+        [&] {
+            json s = dc->cluster();
+            if (!s.is_object()) return false;
+            for (int i = 1; i <= 2; ++i) {
+                const json& n = s["nodes"]["edge-" + std::to_string(i)];
+                if (n["online"] != true || n["session"] != edge(i).last_session()) return false;
+            }
+            return true;
+        },
+        4s);
+    json s = dc->cluster();
+    std::string births;
+    for (int i = 1; i <= 2; ++i)
+        births += " edge-" + std::to_string(i) + ": session " + std::to_string(edge(i).last_session()) +
+                  ", the datacentre shows " + s["nodes"]["edge-" + std::to_string(i)]["session"].dump() + ";";
+    // A remote set right after the restart is applied and acked.
+    Result r = dc->ctl({"--remote", "all", "set", "phase12.eps", "0.0002"});
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("edge-1: phase12.eps = 0.0002 (was 0.00015)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("edge-2: phase12.eps = 0.0002 (was 0.00015)"), std::string::npos) << r.out;
+
+    stop_all();
+    for (auto& e : edges) {
+        json f = e->summary()["federation"];
+        EXPECT_EQ(f["outbox"]["waiting"], 0) << e->id() << f.dump(2);
+        EXPECT_EQ(f["connects"], 2) << e->id();
+        EXPECT_EQ(entries(e->ledger(), "", "param_change").size(), 2u) << e->id();
+        // Both changes, the one made offline included, reached the cluster ledger.
+        EXPECT_EQ(entries(cluster_ledger(), e->id(), "param_change").size(), 2u) << e->id();
+    }
+    expect_cluster_ledger_verifies();
+    std::vector<std::vector<uint64_t>> missing;
+    for (auto& e : edges) missing.push_back(compare_forwarded(*e));
+    EXPECT_TRUE(back) << births << s.dump(2);
+    for (size_t i = 0; i < edges.size(); ++i) expect_nothing_missing(*edges[i], missing[i]);
+}
+
+// ---------------------------------------------------------------- outbox
+
+TEST_F(Federation, OutboxSurvivesRestartOfTheNode) {
+    ASSERT_NO_FATAL_FAILURE(make_keys({"dc-1", "edge-1"}));
+    // No broker yet: the edge ticks and queues.
+    edges.push_back(std::make_unique<Node>(root, "edge-1", edge_config("edge-1")));
+    ASSERT_TRUE(edge(1).start("out1")) << edge(1).err();
+    ASSERT_EQ(edge(1).ctl({"set", "phase12.eps", "0.00015"}).status, 0); // one more ledger entry
+    std::this_thread::sleep_for(700ms);
+    ASSERT_EQ(edge(1).stop(), 0) << edge(1).err();
+    json f = edge(1).summary()["federation"];
+    ASSERT_TRUE(f.is_object()) << edge(1).err();
+    EXPECT_EQ(f["connects"], 0);
+    uint64_t waiting = f["outbox"]["waiting"];
+    EXPECT_GT(waiting, 0u) << f.dump(2);
+    size_t msgs = 0;
+    for (const auto& p : fs::directory_iterator(edge(1).outbox())) msgs += p.path().extension() == ".msg";
+    EXPECT_EQ(msgs, waiting);
+    auto own1 = entries(edge(1).ledger());
+    ASSERT_FALSE(own1.empty());
+
+    // Broker and datacentre up; the edge again, with the same state.
+    ASSERT_TRUE(broker->start()) << broker->log();
+    dc = std::make_unique<Node>(root, "dc-1", dc_config());
+    ASSERT_TRUE(dc->start()) << dc->err();
+    ASSERT_TRUE(dc->wait_connected()) << dc->err();
+    ASSERT_TRUE(edge(1).start("out2")) << edge(1).err();
+    ASSERT_TRUE(wait_online(1, 10s)) << dc->cluster().dump(2);
+    // The first run's queued entries arrive: its param_change included.
+    EXPECT_TRUE(wait_until([&] { return !entries(cluster_ledger(), "edge-1", "param_change").empty(); }, 10s))
+        << read_file(cluster_ledger());
+    // Its first run took session 1 and never used it; the second connects in session 2.
+    EXPECT_EQ(edge(1).last_session(), 2u);
+    EXPECT_EQ(dc->cluster()["nodes"]["edge-1"]["session"], edge(1).last_session());
+    stop_all();
+    json f2 = edge(1).summary()["federation"];
+    EXPECT_EQ(f2["outbox"]["waiting"], 0) << f2.dump(2);
+    EXPECT_EQ(f2["connects"], 1);
+    // The first run's param_change, queued while offline, is in the cluster ledger.
+    auto pc = entries(cluster_ledger(), "edge-1", "param_change");
+    auto pc1 = entries(edge(1).ledger(), "", "param_change");
+    ASSERT_EQ(pc.size(), 1u);
+    ASSERT_EQ(pc1.size(), 1u);
+    EXPECT_EQ(pc[0], pc1[0]);
+    EXPECT_LE(pc[0]["sequence"].get<uint64_t>(), own1.back()["sequence"].get<uint64_t>()) << "written by the first run";
+    // Every entry of both runs, from sequence 1, in one chain that verifies.
+    Result v = qallow(root, {"ledger", "verify", cluster_ledger().string(), "--cluster", "--trust", (root / "trust").string()});
+    auto missing = compare_forwarded(edge(1));
+    EXPECT_EQ(v.status, 0) << v.out << v.err;
+    expect_nothing_missing(edge(1), missing);
+}
+
+// -------------------------------------------------------------- injection
+
+TEST_F(Federation, InjectedMessagesRejectedAndCounted) {
+    ASSERT_NO_FATAL_FAILURE(start_cluster(2));
+    const std::string pub = find_tool("mosquitto_pub").string(), sub = find_tool("mosquitto_sub").string();
+    const std::string p = std::to_string(port);
+    auto publish = [&](const std::string& topic, const std::string& msg) {
+        Result r = run_in(root, {pub, "-h", "127.0.0.1", "-p", p, "-q", "1", "-t", topic, "-m", msg}, 10s);
+        ASSERT_EQ(r.status, 0) << r.err;
+    };
+    auto seal = [&](const std::string& key, const std::string& node, const std::string& kind, const json& payload,
+                    std::vector<std::string> more = {}) {
+        std::vector<std::string> a = {"cluster", "seal", "--key", key, "--node", node, "--kind", kind,
+                                      "--payload", payload.dump()};
+        a.insert(a.end(), more.begin(), more.end());
+        Result r = qallow(root, a);
+        EXPECT_EQ(r.status, 0) << r.err;
+        return json::parse(r.out, nullptr, false);
+    };
+    auto dc_rejected = [&] { return dc->cluster()["rejected"]; };
+    auto wait_reason = [&](const std::string& reason) {
+        return wait_until([&] { return reason_count(dc_rejected(), reason) >= 1; }, 5s);
+    };
+    const std::string key1 = (root / "keys" / "edge-1.key").string();
+    const std::string t1 = "qallow/v1/lab/edge-1/telemetry";
+    uint64_t session = dc->cluster()["nodes"]["edge-1"]["session"];
+    ASSERT_EQ(session, 1u);
+    json telemetry = {{"signals", {"x"}}, {"rows", json::array({json::array({1, 0.5})})}, {"cycle_ms", 10}};
+
+    // (a) unsigned: a good envelope without its "sig".
+    json a = seal(key1, "edge-1", "telemetry", telemetry, {"--session", std::to_string(session), "--seq", "900000"});
+    a.erase("sig");
+    publish(t1, a.dump());
+    EXPECT_TRUE(wait_reason("unsigned")) << dc_rejected().dump();
+    // (b) bad signature: one payload value changed after sealing.
+    json b = seal(key1, "edge-1", "telemetry", telemetry, {"--session", std::to_string(session), "--seq", "900001"});
+    b["payload"]["cycle_ms"] = 11;
+    publish(t1, b.dump());
+    EXPECT_TRUE(wait_reason("bad_signature")) << dc_rejected().dump();
+    // (c) replay: a real message of edge-1, captured and sent again.
+    Result cap = run_in(root, {sub, "-h", "127.0.0.1", "-p", p, "-C", "1", "-t", t1}, 10s);
+    ASSERT_EQ(cap.status, 0) << cap.err;
+    std::string captured = cap.out.substr(0, cap.out.find('\n'));
+    ASSERT_EQ(json::parse(captured, nullptr, false)["node"], "edge-1") << captured;
+    publish(t1, captured);
+    EXPECT_TRUE(wait_reason("replayed")) << dc_rejected().dump();
+    // (d) stale: edge-1's key, its current session, ten minutes old.
+    json d = seal(key1, "edge-1", "telemetry", telemetry,
+                  {"--session", std::to_string(session), "--seq", "900002", "--ts",
+                   iso_ms(std::chrono::system_clock::now() - std::chrono::minutes(10))});
+    publish(t1, d.dump());
+    EXPECT_TRUE(wait_reason("stale")) << dc_rejected().dump();
+    // (e) a command to edge-1 signed by edge-2, which is no controller.
+    json e = seal((root / "keys" / "edge-2.key").string(), "edge-2", "cmd",
+                  {{"id", "forged-1"}, {"target", "edge-1"}, {"op", "set"}, {"name", "phase12.eps"}, {"value", 0.0005},
+                   {"by", "mallory"}},
+                  {"--session", "1", "--seq", "1"});
+    publish("qallow/v1/lab/edge-1/cmd", e.dump());
+    EXPECT_TRUE(wait_until([&] { return reason_count(edge(1).federation()["rejected"], "not_controller") >= 1; }, 5s))
+        << edge(1).federation().dump();
+    // (f) an unknown key: a fresh key pair that is in no trust directory.
+    ASSERT_EQ(qallow(root, {"keys", "gen", "--out", (root / "stranger").string(), "--node-id", "intruder"}).status, 0);
+    json f = seal((root / "stranger" / "intruder.key").string(), "intruder", "telemetry", telemetry,
+                  {"--session", "1", "--seq", "1"});
+    publish("qallow/v1/lab/intruder/telemetry", f.dump());
+    EXPECT_TRUE(wait_reason("unknown_key")) << dc_rejected().dump();
+
+    // Each counted exactly once, nothing else rejected.
+    std::this_thread::sleep_for(200ms);
+    json rej = dc_rejected();
+    for (const char* reason : {"unsigned", "bad_signature", "replayed", "stale", "unknown_key"})
+        EXPECT_EQ(reason_count(rej, reason), 1u) << reason << ": " << rej.dump();
+    EXPECT_EQ(rej["total"], 5) << rej.dump();
+    json s = dc->cluster();
+    EXPECT_EQ(s["nodes"]["edge-1"]["rejected"], 4) << s.dump(2); // a-d named edge-1 as the sender
+    json fe = edge(1).federation();
+    EXPECT_EQ(reason_count(fe["rejected"], "not_controller"), 1u) << fe.dump();
+    EXPECT_EQ(fe["rejected"]["total"], 1) << fe.dump();
+    EXPECT_EQ(edge(2).federation()["rejected"]["total"], 0);
+    // edge-1's parameter did not change.
+    EXPECT_EQ(edge(1).status()["param_changes"], 0);
+    EXPECT_TRUE(entries(edge(1).ledger(), "", "param_change").empty());
+    // Everyone runs on, and edge-1's real telemetry is still accepted.
+    EXPECT_TRUE(dc->running() && edge(1).running() && edge(2).running());
+    uint64_t before = s["nodes"]["edge-1"]["telemetry_records"];
+    EXPECT_TRUE(wait_until([&] { return dc->cluster()["nodes"]["edge-1"]["telemetry_records"].get<uint64_t>() >= before + 20; },
+                           5s));
+    EXPECT_EQ(dc->cluster()["nodes"]["edge-1"]["online"], true);
+    stop_all();
+}
+
+// ---------------------------------------------------------- tampered entry
+
+TEST_F(Federation, TamperedLedgerEntryNamed) {
+    ASSERT_NO_FATAL_FAILURE(start_cluster(1));
+    ASSERT_EQ(edge(1).ctl({"set", "phase12.eps", "0.00015"}).status, 0);
+    ASSERT_TRUE(wait_until([&] { return !entries(cluster_ledger(), "edge-1", "param_change").empty(); }, 5s));
+    stop_all();
+    Result v = qallow(root, {"ledger", "verify", cluster_ledger().string(), "--cluster", "--trust", (root / "trust").string()});
+    ASSERT_EQ(v.status, 0) << v.out << v.err;
+    EXPECT_NE(v.out.find("  edge-1: "), std::string::npos) << v.out;
+
+    // Change one byte in the payload of edge-1's param_change entry.
+    std::string text = read_file(cluster_ledger());
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    size_t at = lines.size();
+    for (size_t i = 0; i < lines.size(); ++i) {
+        json e = json::parse(lines[i]);
+        if (e["node_id"] == "edge-1" && e["kind"] == "param_change") at = i;
+    }
+    ASSERT_LT(at, lines.size());
+    size_t pos = lines[at].find("0.00015");
+    ASSERT_NE(pos, std::string::npos) << lines[at];
+    lines[at][pos + 6] = '6'; // 0.00016
+    std::string out;
+    for (const auto& l : lines) out += l + "\n";
+    ASSERT_EQ(out.size(), text.size());
+    write_file(cluster_ledger(), out);
+    v = qallow(root, {"ledger", "verify", cluster_ledger().string(), "--cluster", "--trust", (root / "trust").string()});
+    EXPECT_EQ(v.status, 1) << v.out << v.err;
+    EXPECT_NE(v.err.find(cluster_ledger().string() + ":" + std::to_string(at + 1) +
+                         ": edge-1's entry: hash does not match the entry's contents"),
+              std::string::npos)
+        << v.err;
+}
+
+// ---------------------------------------------------------- config errors
+
+class FederationConfig : public ::testing::Test {
+protected:
+    // `qallow run` on this config: bad input, exit 2, the pointer named.
+    Result run(const json& config) {
+        fs::create_directories(dir / "keys");
+        write_file(dir / "bad.json", config.dump(2));
+        return qallow(dir.path(), {"run", "--config", (dir / "bad.json").string(), "--plugins", kPlugins.string(),
+                                   "--out", (dir / "out").string(), "--state-dir", (dir / "state").string(), "--no-ctl",
+                                   "--no-progress", "--ticks", "1"});
+    }
+    json base() {
+        return {{"seed", 1},
+                {"ticks", 10},
+                {"instances", json::array({{{"plugin", "phase12"}}})},
+                {"ledger", {{"path", (dir / "l.jsonl").string()}, {"node_id", "dc-1"}, {"key", (dir / "k.key").string()}}},
+                {"federation",
+                 {{"role", "datacentre"},
+                  {"broker", "tcp://127.0.0.1:1"},
+                  {"cluster", "lab"},
+                  {"trust", (dir / "trust").string()}}}};
+    }
+    TempDir dir;
+};
+
+TEST_F(FederationConfig, FederationWithoutLedger) {
+    json c = base();
+    c.erase("ledger");
+    Result r = run(c);
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_NE(r.err.find("bad.json: /federation: a federated node needs a \"ledger\" section"), std::string::npos) << r.err;
+}
+
+TEST_F(FederationConfig, WrongRole) {
+    json c = base();
+    c["federation"]["role"] = "cloud";
+    Result r = run(c);
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_NE(r.err.find("bad.json: /federation/role: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("datacentre"), std::string::npos) << r.err;
+}
+
+TEST_F(FederationConfig, QuorumTooSmallForItsFaults) {
+    json c = base();
+    c["federation"]["quorum"] = {{"validators", {"edge-1", "edge-2", "edge-3"}}, {"faults", 1}, {"params", {"phase13.k"}}};
+    Result r = run(c);
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_NE(r.err.find("bad.json: /federation/quorum/faults: 1 faults need at least 4 validators (n >= 3f+1), there are 3"),
+              std::string::npos)
+        << r.err;
+}
+
+TEST_F(FederationConfig, EdgeWithoutControllers) {
+    json c = base();
+    c["federation"]["role"] = "edge";
+    Result r = run(c);
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_NE(r.err.find("bad.json: /federation/controllers: missing"), std::string::npos) << r.err;
+}
+
+} // namespace
