@@ -10,6 +10,7 @@ packages=(
   libmbedtls-dev                                             # SHA-256 now, signatures for the ledger/federation
   liblua5.4-dev                                              # Lua experiments
   libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto mosquitto-clients  # federation
+  openssl                                                    # test certificates for the TLS broker test
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 

@@ -115,6 +115,13 @@ public:
                    "listener " + std::to_string(port_) + " 127.0.0.1\nallow_anonymous true\n");
     }
     ~Broker() { stop(SIGKILL); }
+    // TLS (the server certificate signed by `ca`) and user names from a
+    // mosquitto_passwd file instead of anonymous plain TCP.
+    void use_tls(const fs::path& cert, const fs::path& key, const fs::path& ca, const fs::path& passwords) {
+        write_file(dir_ / "mosquitto.conf", "listener " + std::to_string(port_) + " 127.0.0.1\ncafile " + ca.string() +
+                                                "\ncertfile " + cert.string() + "\nkeyfile " + key.string() +
+                                                "\nallow_anonymous false\npassword_file " + passwords.string() + "\n");
+    }
     bool start() {
         static const fs::path bin = find_tool("mosquitto");
         ++starts_;
@@ -624,6 +631,60 @@ TEST_F(Federation, QuorumReachedAndRefused) {
 }
 
 // ------------------------------------------------------------------ death
+
+// ------------------------------------------------------ TLS and passwords
+
+TEST_F(Federation, TlsBrokerWithPasswordsAndARefusedPassword) {
+    // A CA and a server certificate for 127.0.0.1 (openssl), a password file
+    // (mosquitto_passwd); mosquitto run as root reads them as its own user.
+    fs::path t = root / "tls";
+    fs::create_directories(t);
+    fs::permissions(root, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                              fs::perms::others_read | fs::perms::others_exec);
+    auto sh = [&](const std::string& cmd) {
+        Result r = run_process({"/bin/sh", "-c", "cd '" + t.string() + "' && " + cmd}, root);
+        ASSERT_EQ(r.status, 0) << cmd << "\n" << r.err;
+    };
+    ASSERT_NO_FATAL_FAILURE(sh(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.crt -days 1 "
+        "-subj /CN=qallow-test-ca && "
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key -out server.csr "
+        "-subj /CN=localhost && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > ext.cnf && "
+        "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 "
+        "-extfile ext.cnf && touch passwd && mosquitto_passwd -b passwd qallow s3cret && "
+        "printf s3cret > good.pass && printf wrong > bad.pass && chmod -R a+rX ."));
+    broker->use_tls(t / "server.crt", t / "server.key", t / "ca.crt", t / "passwd");
+    ASSERT_NO_FATAL_FAILURE(make_keys({"dc-1", "edge-1", "edge-2"}));
+    ASSERT_TRUE(broker->start()) << broker->log();
+    auto secure = [&](json c, const std::string& pass) {
+        c["federation"]["broker"] = "ssl://127.0.0.1:" + std::to_string(port);
+        c["federation"]["tls"] = {{"ca", (t / "ca.crt").string()}};
+        c["federation"]["username"] = "qallow";
+        c["federation"]["password_file"] = (t / pass).string();
+        return c;
+    };
+    dc = std::make_unique<Node>(root, "dc-1", secure(dc_config(), "good.pass"));
+    ASSERT_TRUE(dc->start()) << dc->err();
+    ASSERT_TRUE(dc->wait_connected()) << dc->err();
+    edges.push_back(std::make_unique<Node>(root, "edge-1", secure(edge_config("edge-1"), "good.pass")));
+    edges.push_back(std::make_unique<Node>(root, "edge-2", secure(edge_config("edge-2"), "bad.pass")));
+    for (auto& e : edges) ASSERT_TRUE(e->start()) << e->err();
+    ASSERT_TRUE(wait_online(1, 15s)) << dc->cluster().dump(2) << dc->err();
+    Result r = dc->ctl({"--remote", "edge-1", "set", "phase12.eps", "0.0002"});
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(r.out, "edge-1: phase12.eps = 0.0002 (was 0.0001)\n");
+    // The wrong password: refused in words, and the edge ticks on offline.
+    ASSERT_TRUE(wait_until([&] { return edge(2).err().find("cannot connect") != std::string::npos; }, 10s));
+    EXPECT_NE(edge(2).err().find("the broker refused the connection: not authorised (username, password_file)"),
+              std::string::npos)
+        << edge(2).err();
+    uint64_t t0 = edge(2).status()["tick"];
+    std::this_thread::sleep_for(300ms);
+    EXPECT_GT(edge(2).status()["tick"].get<uint64_t>(), t0 + 10);
+    EXPECT_EQ(edge(2).federation()["connects"], 0);
+    EXPECT_FALSE(dc->cluster()["nodes"].contains("edge-2"));
+    stop_all();
+}
 
 TEST_F(Federation, KilledEdgeDeathSeenThroughWill) {
     ASSERT_NO_FATAL_FAILURE(start_cluster(2));
