@@ -452,8 +452,10 @@ int run_command(const RunOptions& given) {
     // The script's top level runs before the first tick; when it drove the
     // run with qallow.run (an experiment), the host runs no ticks of its own.
     if (ctl) ctl->set_lua([&lua](const std::string& code) { return lua->eval(code); });
-    if (ctl && federation)
+    if (ctl && federation) {
         ctl->set_extension([&federation](const nlohmann::json& req) { return federation->ctl(req); });
+        federation->set_idle([&ctl](Runner& r) { ctl->poll(r); });
+    }
     if (federation && federation->is_datacentre())
         lua->set_remote_set([&federation](const std::string& target, const std::string& name,
                                           const nlohmann::json& value, const std::string& by) {

@@ -282,7 +282,8 @@ std::vector<Outgoing> Cluster::poll(std::chrono::steady_clock::time_point now) {
         ::fdatasync(ledger_fd_);
         ledger_unsynced_ = false;
     }
-    for (auto& [id, c] : commands_) {
+    for (auto it = active_.begin(); it != active_.end();) {
+        Command& c = commands_.at(*it);
         if (c.state == "voting" && now >= c.deadline) decide(c, now);
         if (c.state == "sent" && now >= c.deadline) {
             for (const auto& t : c.targets)
@@ -290,6 +291,17 @@ std::vector<Outgoing> Cluster::poll(std::chrono::steady_clock::time_point now) {
             c.state = "done";
             event("remote_result", {{"id", c.id}, {"name", c.name}, {"value", c.value}, {"results", c.results}});
         }
+        if (c.state == "done" || c.state == "refused") {
+            finished_.push_back(c.id);
+            it = active_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    // Finished commands stay readable (remote_result) until 1,000 newer ones finished.
+    while (finished_.size() > kKeepFinished) {
+        commands_.erase(finished_.front());
+        finished_.pop_front();
     }
     for (const auto& id : std::exchange(send_queue_, {})) {
         Command& c = commands_.at(id);
@@ -373,6 +385,7 @@ json Cluster::remote(const std::string& target, const std::string& name, const j
     c.deadline = std::chrono::steady_clock::now() +
                  (quorum ? std::chrono::milliseconds(s_.quorum.timeout_ms) : s_.ack_timeout);
     send_queue_.push_back(c.id);
+    active_.insert(c.id);
     event("remote_command", {{"id", c.id}, {"name", name}, {"value", value}, {"targets", targets}, {"by", by},
                              {"quorum", quorum}});
     json r = {{"id", c.id}, {"targets", targets}, {"quorum", quorum}};

@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <deque>
+#include <set>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -101,6 +103,9 @@ private:
     std::map<std::string, std::string> epochs_; // the outbox epoch each node's rids belong to
     bool rids_dirty_ = false, receipt_due_ = false;
     std::map<std::string, Command> commands_;
+    std::set<std::string> active_;        // voting or sent: looked at by poll()
+    std::deque<std::string> finished_;    // oldest first, pruned past kKeepFinished
+    static constexpr size_t kKeepFinished = 1000;
     std::vector<std::string> send_queue_; // command ids with something to send
     std::vector<std::string> rebirths_;   // nodes to ask for a birth
     uint64_t next_command_ = 1;

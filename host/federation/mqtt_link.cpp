@@ -2,7 +2,16 @@
 
 #include <mqtt/async_client.h>
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 
 namespace qallow::fed {
 
@@ -17,6 +26,43 @@ public:
 private:
     mqtt::delivery_token_ptr token_;
 };
+
+// Paho C (1.3) never sets TCP_NODELAY and offers no hook to its socket, so
+// Nagle's algorithm holds each small publish until the previous one is
+// acknowledged: 40 ms per hop with delayed ACKs, half of a command's round
+// trip on loopback.  After a connect, find the process's TCP sockets whose
+// peer is the broker's port and set it on them (it is only ever a latency
+// hint: on a socket of someone else's it does no harm).
+void set_nodelay_to(int port) {
+    DIR* d = ::opendir("/proc/self/fd");
+    if (!d) return;
+    while (dirent* e = ::readdir(d)) {
+        char* end = nullptr;
+        long fd = std::strtol(e->d_name, &end, 10);
+        if (!end || *end || fd < 0) continue;
+        sockaddr_storage peer{};
+        socklen_t len = sizeof peer;
+        if (::getpeername(int(fd), reinterpret_cast<sockaddr*>(&peer), &len) != 0) continue;
+        int p = peer.ss_family == AF_INET    ? ntohs(reinterpret_cast<sockaddr_in*>(&peer)->sin_port)
+                : peer.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&peer)->sin6_port)
+                                             : -1;
+        if (p != port) continue;
+        int one = 1;
+        ::setsockopt(int(fd), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    ::closedir(d);
+}
+
+// The port of "tcp://host:port" (1883 / 8883 by scheme when absent).
+int port_of(const std::string& uri) {
+    auto colon = uri.rfind(':');
+    auto scheme = uri.find("://");
+    if (colon != std::string::npos && colon > scheme + 2) {
+        int p = std::atoi(uri.c_str() + colon + 1);
+        if (p > 0) return p;
+    }
+    return uri.rfind("ssl://", 0) == 0 || uri.rfind("mqtts://", 0) == 0 ? 8883 : 1883;
+}
 
 } // namespace
 
@@ -86,6 +132,7 @@ void MqttLink::connect(const std::string& will_topic, const std::string& will_pa
             impl_->lost.clear();
         }
         impl_->up = true;
+        set_nodelay_to(port_of(s.broker));
     } catch (const mqtt::exception& e) {
         // MQTT 3.1.1 CONNACK return codes, in words.
         static const char* const kConnack[] = {nullptr,

@@ -230,7 +230,7 @@ void FederationNode::try_connect() {
     // and an outage does not burn one number per retry.
     if (!pending_session_) pending_session_ = next_session();
     session_ = pending_session_;
-    seq_ = 0;
+    seq_ = telemetry_seq_ = 0;
     // The death certificate, signed now: the broker publishes it if this
     // connection dies.  seq 0 marks it; receivers match it by session.
     std::string will = seal(setup_.node_id, session_, 0, std::chrono::system_clock::now(), "death",
@@ -287,11 +287,23 @@ void FederationNode::thread_main() {
                 continue;
             }
         }
+        // Control first: births, acks, votes, commands and receipts, then
+        // what is to be sent, and only then one telemetry message (a
+        // signature check, ~1 ms, each), so a telemetry backlog never
+        // delays a command by more than one check.
         inbound.clear();
         link_->take(inbound);
-        for (const auto& m : inbound) handle(m);
+        for (auto& m : inbound) {
+            if (m.topic.size() >= 10 && m.topic.compare(m.topic.size() - 10, 10, "/telemetry") == 0)
+                telemetry_in_.push_back(std::move(m));
+            else
+                handle(m);
+        }
         if (cluster_) {
-            cluster_->set_rejections(rejects_.by_sender());
+            if (uint64_t n = rejects_.total(); n != rejections_shown_) {
+                rejections_shown_ = n;
+                cluster_->set_rejections(rejects_.by_sender());
+            }
             try {
                 for (auto& o : cluster_->poll(now)) {
                     std::string text = seal(setup_.node_id, session_, ++seq_, std::chrono::system_clock::now(), o.kind,
@@ -304,6 +316,10 @@ void FederationNode::thread_main() {
             }
         }
         send_outbox();
+        if (!telemetry_in_.empty()) {
+            handle(telemetry_in_.front());
+            telemetry_in_.pop_front();
+        }
         // No receipt progress for 3 s with reliable messages out: one was
         // lost (a broker restart between its PUBACK and delivery): go back.
         if (!is_datacentre() && sent_rid_ > outbox_->last_confirmed() && now - receipt_progress_ > 3s) {
@@ -311,7 +327,7 @@ void FederationNode::thread_main() {
             sent_rid_ = outbox_->last_confirmed();
             receipt_progress_ = now;
         }
-        link_->wait(inbound.empty() ? 10ms : 0ms);
+        link_->wait(inbound.empty() && telemetry_in_.empty() ? 10ms : 0ms);
     }
 }
 
@@ -326,7 +342,9 @@ void FederationNode::send_outbox() {
         if (!m) break;
         json payload = m->cls == MsgClass::reliable ? json{{"rid", *m->rid}, {"body", m->payload}} : m->payload;
         try {
-            std::string text = seal(setup_.node_id, session_, ++seq_, std::chrono::system_clock::now(), m->kind, payload, *key_);
+            // Telemetry counts in a sequence of its own (see handle()).
+            uint64_t seq = m->kind == "telemetry" ? ++telemetry_seq_ : ++seq_;
+            std::string text = seal(setup_.node_id, session_, seq, std::chrono::system_clock::now(), m->kind, payload, *key_);
             auto d = link_->publish(topic(setup_.config.cluster, setup_.node_id, m->kind), text);
             outbox_->sent(m->id);
             inflight_.push_back({m->id, m->cls == MsgClass::reliable, std::move(d)});
@@ -368,7 +386,10 @@ void FederationNode::handle(const Inbound& m) {
             rejects_.reject(*r, m.topic, sender);
             return;
         }
-        if (auto r = replay_.accept(e.node, e.session, e.seq)) {
+        // Two sequences per session: telemetry, and everything else.  The
+        // receiver verifies control messages before a telemetry backlog, so
+        // one shared window would see telemetry far behind and call it a replay.
+        if (auto r = replay_.accept(e.kind == "telemetry" ? e.node + "/telemetry" : e.node, e.session, e.seq)) {
             rejects_.reject(*r, m.topic, sender);
             return;
         }
@@ -479,7 +500,7 @@ void FederationNode::before_tick(Runner& runner) {
         }
         outbox_->push(MsgClass::reliable, "ack", ack);
     }
-    link_->wake();
+    if (!cmds.empty()) link_->wake();
     // Pacing: a tick starts no sooner than the node's own period, or the
     // cluster pace when it follows it, after the last one started.
     double period = double(setup_.config.tick_ms);
@@ -487,8 +508,14 @@ void FederationNode::before_tick(Runner& runner) {
     auto now = std::chrono::steady_clock::now();
     if (period > 0 && last_tick_start_ != std::chrono::steady_clock::time_point{}) {
         auto due = last_tick_start_ + std::chrono::microseconds(int64_t(period * 1000));
-        if (due > now) {
-            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(due - now, 10s));
+        // The wait is a tick boundary too: serve the control socket in it
+        // (idle_), so a request waits at most a millisecond, not a tick.
+        auto limit = now + 10s;
+        while (now < due && now < limit) {
+            if (idle_) idle_(runner);
+            auto left = std::min(due, limit) - std::chrono::steady_clock::now();
+            if (left > std::chrono::steady_clock::duration::zero())
+                std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(left, 1ms));
             now = std::chrono::steady_clock::now();
         }
     }
@@ -583,8 +610,10 @@ std::optional<json> FederationNode::ctl(const json& req) {
     if (cmd == "remote_result") return cluster_->remote_result(req.value("id", ""));
     if (!req.contains("name") || !req["name"].is_string() || !req.contains("value"))
         throw InputError("remote: needs target, name and value");
-    return cluster_->remote(req.value("target", "all"), req["name"].get<std::string>(), req["value"],
-                            req.value("by", "ctl"));
+    json r = cluster_->remote(req.value("target", "all"), req["name"].get<std::string>(), req["value"],
+                              req.value("by", "ctl"));
+    link_->wake(); // the federation thread sends it now, not at its next poll
+    return r;
 }
 
 json FederationNode::summary() const {

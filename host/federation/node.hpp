@@ -23,6 +23,7 @@
 #include <deque>
 #include <optional>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -72,6 +73,9 @@ public:
     std::optional<nlohmann::json> ctl(const nlohmann::json& request);
 
     nlohmann::json summary() const;
+    // Called, about every millisecond, while a tick waits for its pace (the
+    // wait is a tick boundary: the ctl socket is served there).
+    void set_idle(std::function<void(Runner&)> f) { idle_ = std::move(f); }
     bool is_datacentre() const { return setup_.config.role == FederationRole::datacentre; }
 
 private:
@@ -103,7 +107,7 @@ private:
     std::thread thread_;
     std::atomic<bool> stopping_{false};
     std::unique_ptr<MqttLink> link_;
-    uint64_t session_ = 0, seq_ = 0;
+    uint64_t session_ = 0, seq_ = 0, telemetry_seq_ = 0;
     uint64_t pending_session_ = 0; // taken for connect attempts, not yet used by a birth
     uint64_t forwarded_ = 0;
     std::chrono::steady_clock::time_point next_attempt_{};
@@ -117,6 +121,10 @@ private:
     uint64_t sent_rid_ = 0; // highest rid published this connection
     std::chrono::steady_clock::time_point receipt_progress_{};
     std::string last_connect_error_;
+    uint64_t rejections_shown_ = 0; // rejects_.total() last handed to the cluster table
+
+    std::deque<Inbound> telemetry_in_; // received, not yet verified
+    std::function<void(Runner&)> idle_;
 
     // Shared between the threads (mu_).
     mutable std::mutex mu_;
