@@ -477,7 +477,7 @@ void FederationNode::before_tick(Runner& runner) {
             // itself, while its own ethics verdict passes.
             std::string why;
             if (!setup_.config.validator) why = "this node is not an ethics validator";
-            else if (!last_ethics_ok_) why = "the last tick failed ethics: " + last_ethics_detail_;
+            else if (!last_ethics_ok_) why = "the last tick (" + std::to_string(last_ethics_fail_tick_) + ") failed ethics";
             else {
                 try {
                     runner.sim().check_param(c.name, c.value);
@@ -528,7 +528,10 @@ void FederationNode::before_tick(Runner& runner) {
 
 void FederationNode::after_tick(Runner& runner, const TickResult& r) {
     last_ethics_ok_ = r.ethics_pass;
-    last_ethics_detail_ = r.ethics_pass ? "" : "tick " + std::to_string(runner.sim().tick());
+    if (!r.ethics_pass) last_ethics_fail_tick_ = runner.sim().tick();
+    // The datacentre's telemetry stays local (telemetry.csv): no node reads
+    // a datacentre's, and each batch would cost a file and a signature.
+    if (is_datacentre()) return;
     // Per tick: copy the row into a buffer sized once (no allocation); the
     // JSON is built once per batch.
     const Signals& sig = runner.sim().signals();

@@ -146,7 +146,7 @@ private:
     double cycle_ms_ = 0; // moving average of the tick period (start to start)
     std::chrono::steady_clock::time_point last_tick_start_{};
     bool last_ethics_ok_ = true;
-    std::string last_ethics_detail_;
+    uint64_t last_ethics_fail_tick_ = 0;
 };
 
 } // namespace qallow::fed
