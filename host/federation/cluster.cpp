@@ -109,6 +109,7 @@ std::optional<Rejection> Cluster::on_message(const Envelope& e) {
         n.gpu = e.payload.value("gpu", false);
         n.key = e.key;
         if (e.payload.contains("cycle_ms") && e.payload["cycle_ms"].is_number()) n.cycle_ms = e.payload["cycle_ms"];
+        n.follows_pace = e.payload.value("follows_pace", false);
         // A new outbox (the node lost its state directory) numbers its
         // reliable messages from 1 again: forget the old ones' receipt.
         std::string epoch = e.payload.value("rid_epoch", "");
@@ -324,16 +325,24 @@ std::vector<Outgoing> Cluster::poll(std::chrono::steady_clock::time_point now) {
     }
     if (now >= next_pace_) {
         next_pace_ = now + std::chrono::seconds(1);
-        double inv = 0;
-        uint64_t count = 0;
-        for (const auto& [id, n] : nodes_)
-            if (n.online && n.cycle_ms > 0) {
-                inv += 1.0 / n.cycle_ms;
-                ++count;
-            }
-        if (count) out.push_back({s_.self, "pace", {{"cycle_ms", double(count) / inv}, {"nodes", count}}});
+        auto [pace, count] = pace_locked();
+        if (count) out.push_back({s_.self, "pace", {{"cycle_ms", pace}, {"nodes", count}}});
     }
     return out;
+}
+
+// The harmonic mean of the online nodes' cycle times, over the nodes that
+// set their own pace: a follower's cycle is the pace itself, and counting
+// it would pull the pace toward whatever it ran at before it followed.
+std::pair<double, uint64_t> Cluster::pace_locked() const {
+    double inv = 0;
+    uint64_t count = 0;
+    for (const auto& [id, n] : nodes_)
+        if (n.online && n.cycle_ms > 0 && !n.follows_pace) {
+            inv += 1.0 / n.cycle_ms;
+            ++count;
+        }
+    return {count ? double(count) / inv : 0.0, count};
 }
 
 void Cluster::save_rids() {
@@ -420,6 +429,7 @@ json Cluster::status() const {
                      {"gpu", n.gpu},
                      {"key_id", n.key},
                      {"cycle_ms", n.cycle_ms},
+                     {"follows_pace", n.follows_pace},
                      {"last_tick", n.last_tick},
                      {"telemetry_records", n.telemetry_records},
                      {"ledger_entries", n.ledger_entries},
@@ -427,17 +437,11 @@ json Cluster::status() const {
                      {"receipt", rids_.count(id) ? json(rids_.at(id)) : json(nullptr)},
                      {"rejected", rejections_.contains(id) ? rejections_[id] : json(0)}};
     }
-    double inv = 0;
-    uint64_t count = 0;
-    for (const auto& [id, n] : nodes_)
-        if (n.online && n.cycle_ms > 0) {
-            inv += 1.0 / n.cycle_ms;
-            ++count;
-        }
+    auto [pace, count] = pace_locked();
     return {{"cluster", s_.cluster},
             {"datacentre", s_.self},
             {"nodes", nodes},
-            {"pace_ms", count ? json(double(count) / inv) : json(nullptr)},
+            {"pace_ms", count ? json(pace) : json(nullptr)},
             {"duplicates", duplicates_},
             {"gaps", gaps_},
             {"cluster_ledger", s_.ledger_file.string()}};

@@ -72,6 +72,7 @@ private:
         bool gpu = false;
         std::string key;
         double cycle_ms = 0;
+        bool follows_pace = false;
         uint64_t last_tick = 0, telemetry_records = 0, ledger_entries = 0;
         // the cluster ledger's chain of this node
         uint64_t ledger_seq = 0;
@@ -92,6 +93,7 @@ private:
     void accept_ack(const Envelope& e, const nlohmann::json& body);
     void append_line(const std::string& line);
     void save_rids();
+    std::pair<double, uint64_t> pace_locked() const; // (pace, nodes counted); mu_ held
     void event(std::string kind, nlohmann::json payload);
     void decide(Command& c, std::chrono::steady_clock::time_point now);
 

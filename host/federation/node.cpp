@@ -212,6 +212,7 @@ json FederationNode::birth_payload() const {
             {"key_id", key_id_},
             {"session", session_},
             {"rid_epoch", rid_epoch_},
+            {"follows_pace", setup_.config.follow_pace},
             {"cycle_ms", cycle_ms_},
             {"version", QALLOW_VERSION}};
 }

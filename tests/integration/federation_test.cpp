@@ -18,6 +18,8 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <tuple>
+#include <cmath>
 
 namespace {
 
@@ -631,6 +633,42 @@ TEST_F(Federation, QuorumReachedAndRefused) {
 }
 
 // ------------------------------------------------------------------ death
+
+// ---------------------------------------------------------------- pacing
+
+TEST_F(Federation, AFollowerPacesItsTicksToTheClusterPace) {
+    // Leaders at 20 ms and 10 ms: the pace is their harmonic mean, 2 / (1/20
+    // + 1/10) = 13.3 ms.  edge-3 follows it, with a 1 ms floor of its own
+    // (without one it would tick flat out until the first pace arrives).
+    ASSERT_NO_FATAL_FAILURE(make_keys({"dc-1", "edge-1", "edge-2", "edge-3"}));
+    ASSERT_TRUE(broker->start()) << broker->log();
+    dc = std::make_unique<Node>(root, "dc-1", dc_config());
+    ASSERT_TRUE(dc->start()) << dc->err();
+    ASSERT_TRUE(dc->wait_connected()) << dc->err();
+    for (auto [id, tick_ms, follow] : {std::tuple{"edge-1", 20, false}, {"edge-2", 10, false}, {"edge-3", 1, true}}) {
+        json c = edge_config(id);
+        c["federation"]["tick_ms"] = tick_ms;
+        c["federation"]["follow_pace"] = follow;
+        edges.push_back(std::make_unique<Node>(root, id, c));
+        ASSERT_TRUE(edges.back()->start()) << edges.back()->err();
+    }
+    ASSERT_TRUE(wait_online(3, 15s)) << dc->cluster().dump(2);
+    json s;
+    bool paced = wait_until(
+        [&] {
+            s = dc->cluster();
+            if (!s.is_object() || s["pace_ms"].is_null()) return false;
+            double pace = s["pace_ms"], follower = s["nodes"]["edge-3"]["cycle_ms"];
+            return std::abs(pace - 40.0 / 3) < 1.5 && std::abs(follower - pace) < 2.0;
+        },
+        15s);
+    EXPECT_TRUE(paced) << s.dump(2);
+    EXPECT_TRUE(s["nodes"]["edge-3"]["follows_pace"].get<bool>());
+    EXPECT_FALSE(s["nodes"]["edge-1"]["follows_pace"].get<bool>());
+    // Without following, edge-3 would tick every millisecond.
+    EXPECT_GT(s["nodes"]["edge-3"]["cycle_ms"].get<double>(), 10.0);
+    stop_all();
+}
 
 // ------------------------------------------------------ TLS and passwords
 

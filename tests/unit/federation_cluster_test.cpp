@@ -322,6 +322,10 @@ TEST_F(FedCluster, PaceIsTheHarmonicMeanOfOnlineCycleTimes) {
     c.on_message(env("edge-2", "telemetry", {{"rows", json::array({json::array({12, 1.0})})}, {"cycle_ms", 40.0}}));
     c.on_message(env("edge-3", "telemetry", {{"rows", json::array()}, {"cycle_ms", 1.0}}));
     c.on_message(env("edge-3", "death", {{"clean", true}})); // offline: not in the pace
+    Envelope follower = birth("edge-4");
+    follower.payload["follows_pace"] = true; // its cycle is the pace itself: not counted
+    c.on_message(follower);
+    c.on_message(env("edge-4", "telemetry", {{"rows", json::array()}, {"cycle_ms", 2.0}}));
     auto out = c.poll(std::chrono::steady_clock::now());
     auto pace = std::find_if(out.begin(), out.end(), [](const Outgoing& o) { return o.kind == "pace"; });
     ASSERT_NE(pace, out.end());
