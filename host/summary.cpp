@@ -124,6 +124,11 @@ std::string human_summary(const nlohmann::json& s) {
         o << " " << p["instance"].get<std::string>() << "(" << p["plugin"].get<std::string>() << " "
           << p["version"].get<std::string>() << ")";
     o << "\n";
+    // Where each instance with a `device` ran (docs/cuda.md), and why.
+    for (const auto& p : s["plugins"])
+        if (p.contains("reports") && p["reports"].contains("device"))
+            o << "  device: " << p["instance"].get<std::string>() << " on " << p["reports"]["device"].get<std::string>()
+              << "\n";
     const auto& e = s["ethics"];
     if (e["instances"].get<size_t>() == 0)
         o << "  ethics: no ethics instance in this config\n";

@@ -111,6 +111,43 @@ QALLOW_MODEL_FN void update_block(const double* v, double* out, uint64_t n, uint
     *sumsq = combine_lanes(s2) + e2;
 }
 
+// The same order cut into pieces a GPU runs side by side (vm_cuda.cu), and
+// that tests run on the CPU: lane_sum(k) is lane k of update_block,
+// block_finish the ends and the combination.  Calling lane_sum for k = 0..7
+// and then block_finish gives update_block's node values and sums, bit for
+// bit.
+struct LaneRange {
+    uint64_t begin, end, lo, hi, mid; // as in update_block: lanes cover [lo, mid)
+};
+QALLOW_MODEL_FN LaneRange lane_range(uint64_t n, uint64_t begin, uint64_t end) {
+    LaneRange r{begin, end, begin == 0 ? 1 : begin, end == n ? n - 1 : end, 0};
+    r.mid = r.hi > r.lo ? r.lo + (r.hi - r.lo) / kLanes * kLanes : r.lo;
+    return r;
+}
+QALLOW_MODEL_FN void lane_sum(const double* v, double* out, const LaneRange& r, uint64_t k, uint64_t key,
+                              double kappa, double gamma, double sigma, double* s, double* s2) {
+    double a = 0, a2 = 0;
+    for (uint64_t j = r.lo + k; j < r.mid; j += kLanes) update_at(v, out, j, j - 1, j + 1, key, kappa, gamma, sigma, a, a2);
+    *s = a;
+    *s2 = a2;
+}
+// `lanes`: the 8 lane sums of y, then the 8 of y^2.
+QALLOW_MODEL_FN void block_finish(const double* v, double* out, uint64_t n, const LaneRange& r, uint64_t key,
+                                  double kappa, double gamma, double sigma, const double* lanes, double* sum,
+                                  double* sumsq) {
+    double e = 0, e2 = 0;
+    if (r.begin == 0) update_at(v, out, 0, n - 1, 1, key, kappa, gamma, sigma, e, e2);
+    for (uint64_t j = r.mid; j < r.hi; ++j) update_at(v, out, j, j - 1, j + 1, key, kappa, gamma, sigma, e, e2);
+    if (r.end == n) update_at(v, out, n - 1, n - 2, 0, key, kappa, gamma, sigma, e, e2);
+    double s[kLanes], s2[kLanes];
+    for (uint64_t k = 0; k < kLanes; ++k) {
+        s[k] = lanes[k];
+        s2[k] = lanes[kLanes + k];
+    }
+    *sum = combine_lanes(s) + e;
+    *sumsq = combine_lanes(s2) + e2;
+}
+
 // The same kernel on AVX-512 (x86-64-v4: AVX-512 F, DQ, VL, BW, CD), one
 // 8-lane vector per group of 8 nodes: the node values and the sums are bit
 // for bit update_block's.  Written with GCC vector extensions rather than
@@ -288,6 +325,24 @@ public:
     }
     void step(uint64_t tick) { step(tick, Serial{}); }
 
+    // One tick computed elsewhere (vm_cuda.hpp): device(keys, params, sum,
+    // sumsq) advances the values it holds and gives each overlay's sums in
+    // finish_tick's order.  The host copy of the values is stale from then
+    // on, until the caller copies them into values_to_sync().  Throws as
+    // step() does, before anything changed here.
+    template <class Device>
+    void step_on(uint64_t tick, Device&& device) {
+        uint64_t keys[kOverlays];
+        for (int o = 0; o < kOverlays; ++o) keys[o] = qallow_random_key(seed_, o, tick);
+        double sum[kOverlays], sq[kOverlays];
+        device(keys, p_, sum, sq);
+        finish_totals(sum, sq);
+    }
+    // The current values of every overlay (kOverlays * nodes()), to be
+    // overwritten with a device's copy before save().
+    double* values_to_sync() { return buf_[cur_].data(); }
+    const double* all_values() const { return buf_[cur_].data(); }
+
     const Signals& signals() const { return sig_; }
     const Params& params() const { return p_; }
     uint64_t nodes() const { return p_.nodes; }
@@ -344,17 +399,25 @@ private:
     // Combines the partials in block order; the tick counts only if every
     // signal is finite, so a failed step leaves the model as it was.
     void finish_tick() {
+        double sum[kOverlays], sq[kOverlays];
+        for (int o = 0; o < kOverlays; ++o) {
+            sum[o] = sq[o] = 0;
+            for (uint64_t b = o * blocks_; b < (o + 1) * blocks_; ++b) {
+                sum[o] += partial_[2 * b];
+                sq[o] += partial_[2 * b + 1];
+            }
+        }
+        finish_totals(sum, sq);
+    }
+
+    // The signals from each overlay's sums of y and y^2.
+    void finish_totals(const double* sum, const double* sq) {
         const double n = static_cast<double>(p_.nodes);
         double mean[kOverlays], g = 0;
         Signals s;
         for (int o = 0; o < kOverlays; ++o) {
-            double sum = 0, sq = 0;
-            for (uint64_t b = o * blocks_; b < (o + 1) * blocks_; ++b) {
-                sum += partial_[2 * b];
-                sq += partial_[2 * b + 1];
-            }
-            const double my = sum / n;
-            const double var = std::max(0.0, sq / n - my * my);
+            const double my = sum[o] / n;
+            const double var = std::max(0.0, sq[o] / n - my * my);
             mean[o] = 0.5 + my;
             s.stability[o] = 1.0 / (1.0 + var);
             g += s.stability[o];

@@ -1,5 +1,10 @@
-// The vm plugin: glue between the host and vm/vm_model.hpp.
+// The vm plugin: glue between the host and vm/vm_model.hpp, on the CPU or,
+// with `device` auto or cuda and a usable GPU, on vm/vm_cuda.hpp.
+#include "cuda/device.hpp"
 #include "vm/vm_model.hpp"
+#ifdef QALLOW_HAVE_CUDA
+#include "vm/vm_cuda.hpp"
+#endif
 
 namespace {
 
@@ -15,9 +20,38 @@ public:
           coherence_(ctx.output("coherence")), decoherence_(ctx.output("decoherence")),
           stability_{ctx.output("stability_orbital"), ctx.output("stability_river"), ctx.output("stability_mycelial")},
           sustainability_(ctx.output("sustainability")), compassion_(ctx.output("compassion")),
-          harmony_(ctx.output("harmony")), ops_(ctx.output("ops")) {}
+          harmony_(ctx.output("harmony")), ops_(ctx.output("ops")) {
+        cuda::Choice choice;
+        try {
+            choice = cuda::choose(ctx.string("device"));
+        } catch (const std::exception& e) {
+            throw Error(QALLOW_ERR_UNSUPPORTED, std::string("vm: ") + e.what());
+        }
+#ifdef QALLOW_HAVE_CUDA
+        if (choice.gpu) {
+            try {
+                gpu_ = std::make_unique<vm::VmCuda>(model_.nodes(), model_.all_values());
+            } catch (const std::exception& e) {
+                if (ctx.string("device") == "cuda") throw Error(QALLOW_ERR_UNSUPPORTED, e.what());
+                choice = {false, std::string("cpu (auto: ") + e.what() + ")"};
+            }
+        }
+#endif
+        ctx.report("device", choice.said);
+        ctx.log(QALLOW_LOG_INFO, "vm runs on " + choice.said);
+    }
 
     void step(Tick& t) override {
+#ifdef QALLOW_HAVE_CUDA
+        if (gpu_) {
+            model_.step_on(t.number(), [this](const uint64_t* keys, const vm::Params& p, double* sum, double* sq) {
+                gpu_->step(keys, p.kappa, p.gamma, p.sigma, sum, sq);
+            });
+            gpu_->commit();
+            publish(t);
+            return;
+        }
+#endif
         model_.step(t.number(), [this](uint64_t n, auto&& body) {
             // Below ~65k node updates (~0.1 ms) waking workers costs more than it saves.
             if (n == 1 || vm::kOverlays * model_.nodes() < kSerialBelow) {
@@ -28,6 +62,10 @@ public:
                 for (; b < e; ++b) body(b);
             });
         });
+        publish(t);
+    }
+
+    void publish(Tick& t) {
         const vm::Signals& s = model_.signals();
         t[coherence_] = s.coherence;
         t[decoherence_] = s.decoherence;
@@ -45,12 +83,22 @@ public:
         else Plugin::set_param(name, v);
     }
 
-    void save_state(StateWriter& w) const override { model_.save(w); }
+    // A GPU's values come to the host for the state and go back after a
+    // load: checkpoints and hot reload see the same bytes as on the CPU.
+    void save_state(StateWriter& w) const override {
+#ifdef QALLOW_HAVE_CUDA
+        if (gpu_) gpu_->download(const_cast<vm::VmModel&>(model_).values_to_sync());
+#endif
+        model_.save(w);
+    }
     void load_state(StateReader& r, uint32_t version) override {
         if (version != state_version)
             throw Error(QALLOW_ERR_STATE, "vm: state version " + std::to_string(version) + " is not " +
                                               std::to_string(state_version));
         model_.load(r);
+#ifdef QALLOW_HAVE_CUDA
+        if (gpu_) gpu_->upload(model_.all_values());
+#endif
     }
 
     static constexpr uint32_t state_version = 1;
@@ -63,6 +111,9 @@ private:
     Context& ctx_;
     vm::VmModel model_;
     Signal coherence_, decoherence_, stability_[vm::kOverlays], sustainability_, compassion_, harmony_, ops_;
+#ifdef QALLOW_HAVE_CUDA
+    std::unique_ptr<vm::VmCuda> gpu_;
+#endif
 };
 
 constexpr Bounds kRate = Bounds{}.between(0, vm::kRateMax);
@@ -75,4 +126,8 @@ QALLOW_PLUGIN(Vm, QALLOW_KIND_PHASE, "vm", "1.0.0", "three noisy overlay rings r
               number("kappa", 0.001, "pull of each node toward 0.5 per tick", kRate, QALLOW_PARAM_LIVE),
               number("gamma", 0.01, "diffusion toward the mean of the two ring neighbours per tick", kRate,
                      QALLOW_PARAM_LIVE),
-              number("sigma", 0.005, "amplitude of the uniform noise kick per tick", kRate, QALLOW_PARAM_LIVE))
+              number("sigma", 0.005, "amplitude of the uniform noise kick per tick", kRate, QALLOW_PARAM_LIVE),
+              string("device", "auto",
+                     "where it runs: auto (a usable GPU, else the CPU), cpu, or cuda (a GPU, or an error); "
+                     "the same values either way",
+                     "auto|cpu|cuda"))

@@ -366,3 +366,43 @@ TEST(VmModelKernels, X86_64_V4OnThreadsMatchesSerialBaseline) {
 }
 
 } // namespace
+
+// The GPU's decomposition (vm_cuda.cu) run on the CPU: per block, the 8
+// lanes one by one (lane_sum), then the ends and the combination
+// (block_finish), then the blocks in order, through step_on.  Node values
+// and signals must be VmModel::step's to the bit, over ticks and sizes with
+// a tail, a short last block and a single block.
+TEST(VmCudaTwin, LanesThenBlockFinishGiveTheCpuBits) {
+    for (uint64_t n : {uint64_t(3), uint64_t(13), uint64_t(16384), uint64_t(2 * 16384 + 5), uint64_t(50'003)}) {
+        qallow::vm::Params p{n, 0.001, 0.01, 0.005};
+        qallow::vm::VmModel cpu(p, 7), twin(p, 7);
+        std::vector<double> v(twin.all_values(), twin.all_values() + 3 * n), out(3 * n);
+        const uint64_t nb = (n + qallow::vm::kBlock - 1) / qallow::vm::kBlock;
+        std::vector<double> lanes(16 * 3 * nb), partial(2 * 3 * nb);
+        for (uint64_t tick = 1; tick <= 20; ++tick) {
+            cpu.step(tick);
+            twin.step_on(tick, [&](const uint64_t* keys, const qallow::vm::Params& q, double* sum, double* sq) {
+                for (uint64_t b = 0; b < 3 * nb; ++b) {
+                    const uint64_t o = b / nb, lb = b % nb;
+                    auto r = qallow::vm::lane_range(n, lb * qallow::vm::kBlock, std::min(n, (lb + 1) * qallow::vm::kBlock));
+                    for (uint64_t k = 0; k < 8; ++k)
+                        qallow::vm::lane_sum(v.data() + o * n, out.data() + o * n, r, k, keys[o], q.kappa, q.gamma,
+                                             q.sigma, &lanes[16 * b + k], &lanes[16 * b + 8 + k]);
+                    qallow::vm::block_finish(v.data() + o * n, out.data() + o * n, n, r, keys[o], q.kappa, q.gamma,
+                                             q.sigma, &lanes[16 * b], &partial[2 * b], &partial[2 * b + 1]);
+                }
+                for (int o = 0; o < 3; ++o) {
+                    sum[o] = sq[o] = 0;
+                    for (uint64_t b = o * nb; b < (o + 1) * nb; ++b) {
+                        sum[o] += partial[2 * b];
+                        sq[o] += partial[2 * b + 1];
+                    }
+                }
+            });
+            v.swap(out);
+            ASSERT_EQ(std::memcmp(v.data(), cpu.all_values(), 3 * n * sizeof(double)), 0) << "n " << n << " tick " << tick;
+            const auto &a = cpu.signals(), &b = twin.signals();
+            ASSERT_EQ(std::memcmp(&a, &b, sizeof a), 0) << "n " << n << " tick " << tick;
+        }
+    }
+}
