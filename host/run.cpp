@@ -302,9 +302,15 @@ int run_command(const RunOptions& given) {
         ns.ledger_file = ledger->file();
         ns.ledger_sequence = ledger->entries();
         ns.plugins = nlohmann::json::array();
-        for (const auto& in : runner->sim().instances())
+        for (const auto& in : runner->sim().instances()) {
             ns.plugins.push_back({{"instance", in.name}, {"plugin", in.plugin->name}, {"version", in.plugin->version},
                                   {"sha256", in.plugin->sha256}});
+            // GPU presence, as the instances found it (docs/cuda.md).
+            if (auto d = in.reports.find("device"); d != in.reports.end()) {
+                ns.plugins.back()["device"] = d->second;
+                if (d->second.rfind("cuda", 0) == 0) ns.gpu = true;
+            }
+        }
         try {
             federation = std::make_unique<fed::FederationNode>(std::move(ns));
         } catch (const InputError& e) {

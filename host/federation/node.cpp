@@ -208,7 +208,7 @@ uint64_t FederationNode::next_session() {
 json FederationNode::birth_payload() const {
     return {{"role", to_string(setup_.config.role)},
             {"plugins", setup_.plugins},
-            {"gpu", false},
+            {"gpu", setup_.gpu},
             {"key_id", key_id_},
             {"session", session_},
             {"rid_epoch", rid_epoch_},

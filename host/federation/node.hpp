@@ -45,7 +45,8 @@ struct NodeSetup {
     std::filesystem::path key_file;       // the ledger's key
     std::filesystem::path state_dir;      // <state>/federation/<node>: session counter, outbox, rids
     std::filesystem::path out_dir;        // the run's --out (datacentre: cluster ledger default)
-    nlohmann::json plugins;               // for the birth: [{instance, plugin, version, sha256}]
+    nlohmann::json plugins;               // for the birth: [{instance, plugin, version, sha256, device?}]
+    bool gpu = false;                     // an instance runs on a GPU
     std::filesystem::path ledger_file;    // entries not yet forwarded are sent at start
     uint64_t ledger_sequence = 0;         // the ledger's last sequence when the node starts
 };
