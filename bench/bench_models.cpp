@@ -20,15 +20,39 @@
 //   bytes_per_s         bytes the kernel must move per second at the nominal
 //                       bytes per element (vm 16, phase13 32, rw 16, triad
 //                       24), not counting the write-allocate read of stores
+//
+// The plugins themselves, through the host (docs/PERFORMANCE.md "GPU"):
+//   BM_plugin/<vm|phase13>_<cpu|cuda>/nodes:N   one Simulation::step of a
+//                       config holding just that instance, params {"nodes":
+//                       N, "device": cpu|cuda}, N = 1e6, 1e7, 1e8 (vm: N per
+//                       overlay, 3N updates); every core of the pool.  The
+//                       cuda rows skip with "no usable GPU: <reason>" when
+//                       the vm plugin finds none (or the plugin has no
+//                       `device` parameter); the cpu rows at 1e8 run 3
+//                       iterations, and QALLOW_BENCH_CPU_MAX_NODES skips
+//                       larger CPU rows.  Extra counters on the cuda rows:
+//                       peak_bytes_per_s (2 * memory clock * bus width / 8,
+//                       from the driver through dlopen("libcuda.so.1"), so
+//                       this program needs no CUDA to build) and
+//                       fraction_of_peak (bytes_per_s / peak).
+#include "config.hpp"
+#include "loader.hpp"
 #include "phase13/phase13_model.hpp"
+#include "simulation.hpp"
 #include "vm/vm_model.hpp"
 #include "worker_pool.hpp"
 
 #include <benchmark/benchmark.h>
+#include <spdlog/spdlog.h>
+
+#include <dlfcn.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -200,6 +224,172 @@ void stream_args(benchmark::internal::Benchmark* b) {
         for (int64_t t : {1, 2}) b->Args({e, t});
 }
 
+// ---- The plugins through the host, on the CPU and on a GPU ----
+
+const qallow::Catalog& plugins() {
+    static const qallow::Catalog catalog = [] {
+        spdlog::set_level(spdlog::level::warn);
+        return qallow::discover_plugins(QALLOW_BENCH_PLUGIN_DIR);
+    }();
+    return catalog;
+}
+
+bool has_device_param(const std::string& plugin) {
+    auto p = plugins().find(plugin);
+    return p && p->param("device");
+}
+
+// One instance of `plugin` with the given params, on a pool of every core.
+struct HostSim {
+    qallow::Config config;
+    std::unique_ptr<qallow::WorkerPool> pool;
+    std::unique_ptr<qallow::Simulation> sim;
+    HostSim(const std::string& plugin, nlohmann::json params) {
+        config.source = "bench_models";
+        config.seed = 42;
+        config.ticks = 1;
+        qallow::InstanceConfig ic;
+        ic.plugin = ic.name = plugin;
+        ic.params = std::move(params);
+        ic.pointer = "/instances/0";
+        config.instances.push_back(ic);
+        pool = std::make_unique<qallow::WorkerPool>(0);
+        sim = std::make_unique<qallow::Simulation>(config, plugins(), *pool, std::vector<qallow::Override>{});
+    }
+    std::string report(const std::string& key) const {
+        const auto& r = sim->instances()[0].reports;
+        auto it = r.find(key);
+        return it == r.end() ? "" : it->second;
+    }
+};
+
+// Empty when a GPU is usable, else why not: the vm plugin's own answer
+// (device auto on a 3-node ring reports "cuda (...)" or "cpu (auto: why)").
+const std::string& gpu_unusable() {
+    static const std::string why = []() -> std::string {
+        try {
+            HostSim probe("vm", {{"nodes", 3}, {"device", "auto"}});
+            std::string said = probe.report("device");
+            if (said.starts_with("cuda (")) return "";
+            const std::string prefix = "cpu (auto: ";
+            if (said.starts_with(prefix) && said.ends_with(")"))
+                return said.substr(prefix.size(), said.size() - prefix.size() - 1);
+            return said.empty() ? "the vm plugin reports no device" : said;
+        } catch (const std::exception& e) {
+            return e.what();
+        }
+    }();
+    return why;
+}
+
+// Peak memory bandwidth of device 0 from the driver API, loaded at run time
+// (no CUDA at build time): 2 (double data rate) * memory clock * bus width.
+struct GpuPeak {
+    double bytes_per_s = 0;
+    std::string why; // when 0
+};
+
+const GpuPeak& gpu_peak() {
+    static const GpuPeak peak = []() -> GpuPeak {
+        void* lib = ::dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL); // kept open
+        if (!lib) return {0, "libcuda.so.1 not found"};
+        using Init = int (*)(unsigned);
+        using Get = int (*)(int*, int);
+        using Attr = int (*)(int*, int, int);
+        auto init = reinterpret_cast<Init>(::dlsym(lib, "cuInit"));
+        auto get = reinterpret_cast<Get>(::dlsym(lib, "cuDeviceGet"));
+        auto attr = reinterpret_cast<Attr>(::dlsym(lib, "cuDeviceGetAttribute"));
+        if (!init || !get || !attr) return {0, "libcuda.so.1 lacks cuInit/cuDeviceGet/cuDeviceGetAttribute"};
+        constexpr int kMemoryClockKhz = 36, kBusWidthBits = 37; // CU_DEVICE_ATTRIBUTE_* in cuda.h
+        int dev = 0, khz = 0, bits = 0;
+        if (init(0) != 0 || get(&dev, 0) != 0 || attr(&khz, kMemoryClockKhz, dev) != 0 ||
+            attr(&bits, kBusWidthBits, dev) != 0 || khz <= 0 || bits <= 0)
+            return {0, "the driver did not give device 0's memory clock and bus width"};
+        return {2.0 * double(khz) * 1000.0 * double(bits) / 8.0, ""};
+    }();
+    return peak;
+}
+
+uint64_t cpu_max_nodes() {
+    const char* v = std::getenv("QALLOW_BENCH_CPU_MAX_NODES");
+    return v ? std::strtoull(v, nullptr, 10) : UINT64_MAX;
+}
+
+// One HostSim at a time across every BM_plugin row: the 1e8 ones hold
+// gigabytes (vm: 3 overlays * 2 buffers * 8 B * 1e8 = 4.8 GB, on the GPU
+// as well as the host's copy).
+struct HostCache {
+    std::string key;
+    std::unique_ptr<HostSim> value;
+};
+
+void BM_plugin(benchmark::State& state, const std::string& plugin, const std::string& device) {
+    static HostCache cache;
+    const auto n = static_cast<uint64_t>(state.range(0));
+    const bool gpu = device == "cuda";
+    if (gpu && !gpu_unusable().empty()) {
+        state.SkipWithError(("no usable GPU: " + gpu_unusable()).c_str());
+        return;
+    }
+    if (gpu && !has_device_param(plugin)) {
+        state.SkipWithError((plugin + " has no `device` parameter in this build: CPU only").c_str());
+        return;
+    }
+    if (!gpu && n > cpu_max_nodes()) {
+        state.SkipWithError(("above QALLOW_BENCH_CPU_MAX_NODES=" + std::to_string(cpu_max_nodes())).c_str());
+        return;
+    }
+    const std::string key = plugin + "/" + device + "/" + std::to_string(n);
+    if (cache.key != key) {
+        cache.value.reset(); // free the old one first
+        cache.key.clear();
+        nlohmann::json params = {{"nodes", n}};
+        if (has_device_param(plugin)) params["device"] = device;
+        try {
+            cache.value = std::make_unique<HostSim>(plugin, params);
+        } catch (const std::exception& e) {
+            state.SkipWithError((key + ": " + e.what()).c_str());
+            return;
+        }
+        cache.key = key;
+        cache.value->sim->step(); // warm: both buffers touched, on the device too
+    }
+    qallow::Simulation& sim = *cache.value->sim;
+    std::string said = cache.value->report("device");
+    state.SetLabel(said.empty() ? device : said);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto _ : state) {
+        qallow::TickResult r = sim.step();
+        if (r.fault) {
+            state.SkipWithError(r.fault_message.c_str());
+            break;
+        }
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double updates = (plugin == "vm" ? 3.0 : 1.0) * static_cast<double>(n);
+    const double bytes = (plugin == "vm" ? 16.0 : 32.0) * updates;
+    set_counters(state, updates, bytes);
+    state.counters["threads"] = cache.value->pool->size();
+    if (gpu) {
+        const GpuPeak& peak = gpu_peak();
+        if (peak.bytes_per_s > 0 && seconds > 0) {
+            state.counters["peak_bytes_per_s"] = peak.bytes_per_s;
+            state.counters["fraction_of_peak"] =
+                bytes * static_cast<double>(state.iterations()) / seconds / peak.bytes_per_s;
+        }
+    }
+}
+
+void plugin_args(benchmark::internal::Benchmark* b) {
+    b->ArgName("nodes");
+    for (int64_t n : {1'000'000, 10'000'000, 100'000'000}) b->Arg(n);
+}
+void plugin_args_small(benchmark::internal::Benchmark* b) {
+    b->ArgName("nodes");
+    for (int64_t n : {1'000'000, 10'000'000}) b->Arg(n);
+}
+void plugin_args_1e8(benchmark::internal::Benchmark* b) { b->ArgName("nodes")->Arg(100'000'000); }
+
 } // namespace
 
 BENCHMARK(BM_vm)->Apply(model_args)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
@@ -208,3 +398,18 @@ BENCHMARK(BM_phase13)->Apply(model_args)->UseRealTime()->Unit(benchmark::kMillis
 BENCHMARK(BM_pool_handoff)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_stream_rw)->Apply(stream_args)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
 BENCHMARK(BM_stream_triad)->Apply(stream_args)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+// The plugins through the host.  GPU rows: every N for at least 0.5 s.  CPU
+// rows (the baseline for the GPU's ratio, same run): 1e6 and 1e7 likewise,
+// 1e8 for 3 iterations only (about 0.2 s a tick per 10 GB/s of bandwidth).
+BENCHMARK_CAPTURE(BM_plugin, vm_cuda, std::string("vm"), std::string("cuda"))
+    ->Apply(plugin_args)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
+BENCHMARK_CAPTURE(BM_plugin, vm_cpu, std::string("vm"), std::string("cpu"))
+    ->Apply(plugin_args_small)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
+BENCHMARK_CAPTURE(BM_plugin, vm_cpu, std::string("vm"), std::string("cpu"))
+    ->Apply(plugin_args_1e8)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK_CAPTURE(BM_plugin, phase13_cuda, std::string("phase13"), std::string("cuda"))
+    ->Apply(plugin_args)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
+BENCHMARK_CAPTURE(BM_plugin, phase13_cpu, std::string("phase13"), std::string("cpu"))
+    ->Apply(plugin_args_small)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
+BENCHMARK_CAPTURE(BM_plugin, phase13_cpu, std::string("phase13"), std::string("cpu"))
+    ->Apply(plugin_args_1e8)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(3);

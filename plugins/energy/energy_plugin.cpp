@@ -1,7 +1,9 @@
 // The energy plugin: host glue around energy_model.hpp.
 #include "energy/energy_model.hpp"
+#include "energy/nvml_meter.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -12,6 +14,13 @@ namespace {
 using namespace qallow::energy;
 using qallow::Error;
 using qallow::Signal;
+
+// gpu "auto": NVML when it loads and sees a GPU with an energy counter;
+// "off": not even loaded.
+std::unique_ptr<NvmlMeter> open_nvml(const std::string& gpu) {
+    if (gpu == "off") return nullptr;
+    return std::make_unique<NvmlMeter>();
+}
 
 std::optional<PriceTable> load_prices(double flat, const std::string& csv) {
     if (!csv.empty() && flat > 0)
@@ -33,12 +42,14 @@ public:
           joules_(ctx.output("joules", QALLOW_SIGNAL_MEASURED)), watts_(ctx.output("watts", QALLOW_SIGNAL_MEASURED)),
           j_per_op_(ctx.output("j_per_op", QALLOW_SIGNAL_MEASURED)),
           price_(ctx.output("price", QALLOW_SIGNAL_MEASURED)),
-          batch_ok_(ctx.output("batch_ok", QALLOW_SIGNAL_MEASURED)), price_cap_(ctx.number("price_cap")),
-          last_(sample_clocks()) {
+          batch_ok_(ctx.output("batch_ok", QALLOW_SIGNAL_MEASURED)),
+          gpu_joules_(ctx.output("gpu_joules", QALLOW_SIGNAL_MEASURED)), price_cap_(ctx.number("price_cap")),
+          nvml_(open_nvml(ctx.string("gpu"))), last_(sample_clocks()) {
         if (price_cap_ > 0 && !prices_)
             throw Error(QALLOW_ERR_INVALID_ARGUMENT,
                         "energy: price_cap " + format_number(price_cap_) + " needs a price: set price_per_kwh or price_csv");
         if (!fallback_.empty()) ctx.log(QALLOW_LOG_INFO, "using the power model: " + fallback_);
+        if (nvml_) ctx.log(QALLOW_LOG_INFO, "GPU energy: " + nvml_->source());
     }
 
     void bind() override {
@@ -51,6 +62,9 @@ public:
         double dt = now.wall_s - last_.wall_s, dcpu = now.cpu_s - last_.cpu_s;
         last_ = now;
         double joules = rapl_ ? rapl_->joules_since_last() : model_.at(dt, dcpu, ncpus_).joules;
+        // One counter read per GPU, only when NVML loaded and found one.
+        double gpu = nvml_ && nvml_->ok() ? nvml_->joules_since_last() : 0.0;
+        joules += gpu;
         double price = prices_ ? prices_->now() : 0.0;
         TickEnergy e = meter_.add(joules, dt, sum_ops(t, ops_), price);
         t[price_] = price;
@@ -58,6 +72,7 @@ public:
         t[joules_] = e.joules;
         t[watts_] = e.watts;
         t[j_per_op_] = e.j_per_op;
+        t[gpu_joules_] = gpu;
     }
 
     // Reports are formatted strings, which allocate: once, at the end.
@@ -66,6 +81,8 @@ public:
         ctx_.report("joules_total", format_number(meter_.joules_total));
         ctx_.report("ops_total", format_number(meter_.ops_total));
         ctx_.report("j_per_op", format_number(meter_.j_per_op()));
+        ctx_.report("gpu_source", nvml_ ? nvml_->source() : "none (gpu = off)");
+        ctx_.report("gpu_joules_total", format_number(nvml_ ? nvml_->joules_total() : 0.0));
         if (prices_) ctx_.report("cost", format_number(meter_.cost_total));
         auto khz = cpufreq_.read_u64();
         ctx_.report("cpufreq_khz", khz ? std::to_string(*khz) : "unavailable");
@@ -80,8 +97,9 @@ private:
     std::optional<PriceTable> prices_;
     Fd cpufreq_;
     unsigned ncpus_;
-    Signal joules_, watts_, j_per_op_, price_, batch_ok_;
+    Signal joules_, watts_, j_per_op_, price_, batch_ok_, gpu_joules_;
     double price_cap_;
+    std::unique_ptr<NvmlMeter> nvml_; // null with gpu = off
     std::vector<Signal> ops_;
     Meter meter_;
     ClockSample last_; // the first step measures from create
@@ -92,9 +110,11 @@ constexpr auto watts = qallow::Bounds{}.between(0, 10000);
 } // namespace
 
 QALLOW_PLUGIN(Energy, QALLOW_KIND_ENERGY, "energy", "1.0.0",
-              "measures joules per tick (RAPL or a CPU-time power model), J/op and cost",
+              "measures joules per tick (RAPL or a CPU-time power model, plus GPUs through NVML), J/op and cost",
               qallow::string("source", "auto", "rapl: powercap counters; model: idle_w/busy_w over CPU time; "
                                                "auto: rapl when readable, else model", "auto|rapl|model"),
+              qallow::string("gpu", "auto", "auto: add every GPU's energy counter (NVML, when libnvidia-ml.so.1 "
+                                            "loads); off: CPU energy only", "auto|off"),
               qallow::number("idle_w", 10.0, "model: watts at 0% CPU", watts),
               qallow::number("busy_w", 35.0, "model: watts at 100% CPU, >= idle_w", watts),
               qallow::number("price_per_kwh", 0.0, "flat price per kWh, 0 = no cost reported",

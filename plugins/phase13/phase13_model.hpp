@@ -50,17 +50,27 @@ QALLOW_MODEL_FN double update_c(double c, double left, double right, double k, d
     return clamp01(c + 60.0 * k * (0.5 * (left + right) - c) + 0.0004 + 0.25 * k + 0.0003 * clamp01(1.0 - D));
 }
 
-QALLOW_MODEL_FN void update_at(const double* phi, const double* c, double* phi_out, double* c_out, uint64_t i,
-                               uint64_t il, uint64_t ir, double k, double D, double m, double* acc) {
+// Writes node i and gives its kSums terms (c', |phi' - m|, (phi' - m)^2 / 2,
+// phi') without adding them anywhere: the GPU's tiles add them in their own
+// order.
+QALLOW_MODEL_FN void update_node(const double* phi, const double* c, double* phi_out, double* c_out, uint64_t i,
+                                 uint64_t il, uint64_t ir, double k, double D, double m, double* terms) {
     const double p = update_phi(phi[i], phi[il], phi[ir], k);
     const double q = update_c(c[i], c[il], c[ir], k, D);
     phi_out[i] = p;
     c_out[i] = q;
     const double y = p - m;
-    acc[kSumC] += q;
-    acc[kSumAbsDev] += std::fabs(y);
-    acc[kSumEnergy] += 0.5 * y * y;
-    acc[kSumPhi] += p;
+    terms[kSumC] = q;
+    terms[kSumAbsDev] = std::fabs(y);
+    terms[kSumEnergy] = 0.5 * y * y;
+    terms[kSumPhi] = p;
+}
+
+QALLOW_MODEL_FN void update_at(const double* phi, const double* c, double* phi_out, double* c_out, uint64_t i,
+                               uint64_t il, uint64_t ir, double k, double D, double m, double* acc) {
+    double t[kSums];
+    update_node(phi, c, phi_out, c_out, i, il, ir, k, D, m, t);
+    for (int s = 0; s < kSums; ++s) acc[s] += t[s];
 }
 
 // Nodes [begin, end) of a ring of n >= 2, m = mean(phi) before the tick;
@@ -75,6 +85,58 @@ QALLOW_MODEL_FN void update_block(const double* phi, const double* c, double* ph
     for (uint64_t i = lo; i < hi; ++i) update_at(phi, c, phi_out, c_out, i, i - 1, i + 1, k, D, m, acc);
     if (end == n) update_at(phi, c, phi_out, c_out, n - 1, n - 2, 0, k, D, m, acc);
     for (int s = 0; s < kSums; ++s) sums[s] = acc[s];
+}
+
+// The GPU's order of the sums (phase13_cuda.cu; the CPU twin test checks it
+// on every machine).  Node values are update_node's, so they are the CPU's
+// to the bit; only the order of the additions differs, and it is fixed:
+//   - tile t covers nodes [t * kTileNodes, (t + 1) * kTileNodes) of the ring;
+//     its thread j adds the terms of nodes t * kTileNodes + j + r * kTileThreads
+//     (r = 0 .. kTileSteps - 1, those below n) in increasing r, from +0.0
+//     (tile_thread);
+//   - the tile's kTileThreads accumulators combine as a tree: acc[j] +=
+//     acc[j + w] for w = kTileThreads / 2, ..., 2, 1 (tree_add at each
+//     (j, w)), and acc[0] is the tile's partial;
+//   - the totals: thread j of one CUDA block of kTileThreads adds the
+//     partials of tiles j, j + kTileThreads, ... in increasing order from
+//     +0.0 (totals_thread), then the same tree.
+// No atomics, nothing that depends on scheduling: two GPU runs give the same
+// bits, and the CPU's sums within rounding (1e-12 relative in the tests).
+inline constexpr uint64_t kTileThreads = 256, kTileSteps = 4, kTileNodes = kTileThreads * kTileSteps;
+
+QALLOW_MODEL_FN uint64_t tiles_of(uint64_t n) { return (n + kTileNodes - 1) / kTileNodes; }
+
+// Thread j of tile t: writes its nodes, and their summed terms to acc[kSums].
+QALLOW_MODEL_FN void tile_thread(const double* phi, const double* c, double* phi_out, double* c_out, uint64_t n,
+                                 uint64_t tile, uint64_t j, double k, double D, double m, double* acc) {
+    for (int s = 0; s < kSums; ++s) acc[s] = 0;
+    for (uint64_t r = 0; r < kTileSteps; ++r) {
+        const uint64_t i = tile * kTileNodes + r * kTileThreads + j;
+        if (i >= n) break;
+        double t[kSums];
+        update_node(phi, c, phi_out, c_out, i, i == 0 ? n - 1 : i - 1, i == n - 1 ? 0 : i + 1, k, D, m, t);
+        for (int s = 0; s < kSums; ++s) acc[s] += t[s];
+    }
+}
+
+// One step of the tree: `acc` holds kSums rows of kTileThreads (row s is sum
+// s of every thread); thread j < w adds thread j + w's.
+QALLOW_MODEL_FN void tree_add(double* acc, uint64_t j, uint64_t w) {
+    for (int s = 0; s < kSums; ++s) acc[s * kTileThreads + j] += acc[s * kTileThreads + j + w];
+}
+
+// The whole tree, as the GPU runs it (one w after another): row s's total
+// ends in acc[s * kTileThreads].
+QALLOW_MODEL_FN void tree_combine(double* acc) {
+    for (uint64_t w = kTileThreads / 2; w >= 1; w /= 2)
+        for (uint64_t j = 0; j < w; ++j) tree_add(acc, j, w);
+}
+
+// Thread j of the totals: `partial` holds kSums rows of `tiles` partials.
+QALLOW_MODEL_FN void totals_thread(const double* partial, uint64_t tiles, uint64_t j, double* acc) {
+    for (int s = 0; s < kSums; ++s) acc[s] = 0;
+    for (uint64_t t = j; t < tiles; t += kTileThreads)
+        for (int s = 0; s < kSums; ++s) acc[s] += partial[s * tiles + t];
 }
 
 // Runs body(b) for each block in order: the executor for tests and benchmarks.
@@ -120,6 +182,25 @@ public:
         finish_tick();
     }
     void step() { step(Serial{}); }
+
+    // One tick computed elsewhere (phase13_cuda.hpp): device(k, D, m, sums)
+    // advances the values it holds and fills the kSums totals.  The host
+    // copy of the values is stale from then on, until the caller copies them
+    // into values_to_sync().  Throws as step() does, before anything
+    // changed here (so the device must commit only after it returned).
+    template <class Device>
+    void step_on(Device&& device) {
+        double sum[kSums];
+        device(p_.k, D_, m_, sum);
+        finish_totals(sum);
+    }
+    // The current phi and c (nodes() each), to be overwritten with a
+    // device's copy before save().
+    struct Values {
+        double* phi;
+        double* c;
+    };
+    Values values_to_sync() { return {phi_[cur_].data(), c_[cur_].data()}; }
 
     const Signals& signals() const { return sig_; }
     const Params& params() const { return p_; }
@@ -191,10 +272,15 @@ private:
     // Combines the partials in block order; the tick counts only if every
     // signal is finite, so a failed step leaves the model as it was.
     void finish_tick() {
-        const double n = static_cast<double>(p_.nodes);
         double sum[kSums] = {0, 0, 0, 0};
         for (uint64_t b = 0; b < blocks_; ++b)
             for (int s = 0; s < kSums; ++s) sum[s] += partial_[kSums * b + s];
+        finish_totals(sum);
+    }
+
+    // The signals from the kSums totals of a tick.
+    void finish_totals(const double* sum) {
+        const double n = static_cast<double>(p_.nodes);
         Signals s;
         s.coherence = sum[kSumC] / n;
         s.drift = sum[kSumAbsDev] / n;

@@ -1,5 +1,11 @@
-// The phase13 plugin: glue between the host and phase13/phase13_model.hpp.
+// The phase13 plugin: glue between the host and phase13/phase13_model.hpp,
+// on the CPU or, with `device` auto or cuda and a usable GPU, on
+// phase13/phase13_cuda.hpp.
+#include "cuda/device.hpp"
 #include "phase13/phase13_model.hpp"
+#ifdef QALLOW_HAVE_CUDA
+#include "phase13/phase13_cuda.hpp"
+#endif
 
 namespace {
 
@@ -13,9 +19,36 @@ public:
         : ctx_(ctx), model_(phase13::Params{nodes(ctx), ctx.number("k")}),
           coherence_(ctx.output("coherence")), drift_(ctx.output("drift")), energy_(ctx.output("energy")),
           sustainability_(ctx.output("sustainability")), compassion_(ctx.output("compassion")),
-          harmony_(ctx.output("harmony")), ops_(ctx.output("ops")) {}
+          harmony_(ctx.output("harmony")), ops_(ctx.output("ops")) {
+        cuda::Choice choice;
+        try {
+            choice = cuda::choose(ctx.string("device"));
+        } catch (const std::exception& e) {
+            throw Error(QALLOW_ERR_UNSUPPORTED, std::string("phase13: ") + e.what());
+        }
+#ifdef QALLOW_HAVE_CUDA
+        if (choice.gpu) {
+            try {
+                gpu_ = std::make_unique<phase13::Phase13Cuda>(model_.nodes(), model_.phi(), model_.c());
+            } catch (const std::exception& e) {
+                if (ctx.string("device") == "cuda") throw Error(QALLOW_ERR_UNSUPPORTED, e.what());
+                choice = {false, std::string("cpu (auto: ") + e.what() + ")"};
+            }
+        }
+#endif
+        ctx.report("device", choice.said);
+        ctx.log(QALLOW_LOG_INFO, "phase13 runs on " + choice.said);
+    }
 
     void step(Tick& t) override {
+#ifdef QALLOW_HAVE_CUDA
+        if (gpu_) {
+            model_.step_on([this](double k, double D, double m, double* sums) { gpu_->step(k, D, m, sums); });
+            gpu_->commit();
+            publish(t);
+            return;
+        }
+#endif
         model_.step([this](uint64_t n, auto&& body) {
             // Below ~65k node updates (~0.1 ms) waking workers costs more than it saves.
             if (n == 1 || model_.nodes() < kSerialBelow) {
@@ -26,6 +59,10 @@ public:
                 for (; b < e; ++b) body(b);
             });
         });
+        publish(t);
+    }
+
+    void publish(Tick& t) {
         const phase13::Signals& s = model_.signals();
         t[coherence_] = s.coherence;
         t[drift_] = s.drift;
@@ -41,8 +78,23 @@ public:
         else Plugin::set_param(name, v);
     }
 
-    void save_state(StateWriter& w) const override { model_.save(w); }
-    void load_state(StateReader& r, uint32_t) override { model_.load(r); }
+    // A GPU's values come to the host for the state and go back after a
+    // load: checkpoints and hot reload see the same bytes as on the CPU.
+    void save_state(StateWriter& w) const override {
+#ifdef QALLOW_HAVE_CUDA
+        if (gpu_) {
+            const auto v = const_cast<phase13::Phase13Model&>(model_).values_to_sync();
+            gpu_->download(v.phi, v.c);
+        }
+#endif
+        model_.save(w);
+    }
+    void load_state(StateReader& r, uint32_t) override {
+        model_.load(r);
+#ifdef QALLOW_HAVE_CUDA
+        if (gpu_) gpu_->upload(model_.phi(), model_.c());
+#endif
+    }
 
     static constexpr uint32_t state_version = 1;
 
@@ -54,6 +106,9 @@ private:
     Context& ctx_;
     phase13::Phase13Model model_;
     Signal coherence_, drift_, energy_, sustainability_, compassion_, harmony_, ops_;
+#ifdef QALLOW_HAVE_CUDA
+    std::unique_ptr<phase13::Phase13Cuda> gpu_;
+#endif
 };
 
 } // namespace
@@ -62,4 +117,8 @@ QALLOW_PLUGIN(Phase13, QALLOW_KIND_PHASE, "phase13", "1.0.0", "harmonic propagat
               integer("nodes", 8, "pockets on the ring",
                       Bounds{}.between(double(phase13::kMinNodes), double(phase13::kMaxNodes))),
               number("k", 0.001, "coupling; above 0.008 the explicit scheme diverges",
-                     Bounds{}.above(0).at_most(phase13::kMaxK), QALLOW_PARAM_LIVE))
+                     Bounds{}.above(0).at_most(phase13::kMaxK), QALLOW_PARAM_LIVE),
+              string("device", "auto",
+                     "where it runs: auto (a usable GPU, else the CPU), cpu, or cuda (a GPU, or an error); "
+                     "the same values within 1e-9 either way",
+                     "auto|cpu|cuda"))

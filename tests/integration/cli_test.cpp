@@ -319,7 +319,7 @@ TEST(CliBadInput, SetWithoutValueAndUnknownTargets) {
     expect_bad_input(dir, run_args(kConfigs / "phase13.json", dir / "out", {"--set", "nope.k=1"}),
                      {"--set nope.k=1: no instance named 'nope'; instances: phase13, ethics, energy"});
     expect_bad_input(dir, run_args(kConfigs / "phase13.json", dir / "out", {"--set", "phase13.zz=1"}),
-                     {"has no parameter 'zz'; known: nodes, k"});
+                     {"has no parameter 'zz'; known: nodes, k, device"});
 }
 
 TEST(CliBadInput, OutOfBoundsParamInConfig) {

@@ -1,8 +1,10 @@
 #include "energy/energy_model.hpp"
+#include "energy/nvml_meter.hpp"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -198,4 +200,64 @@ TEST(Cpufreq, ReadsScalingCurFreq) {
     d.write("cpu0/cpufreq/scaling_cur_freq", "2400000\n");
     EXPECT_EQ(Fd(cpufreq_path(d.path().string())).read_u64(), 2400000u);
     EXPECT_FALSE(Fd(cpufreq_path((d.path() / "none").string())).read_u64().has_value());
+}
+
+TEST(GpuCounters, SumsDeviceDeltasInJoules) {
+    EnergyCounters c({1'000, 50'000}); // millijoules since driver load, two GPUs
+    EXPECT_EQ(c.size(), 2u);
+    uint64_t t1[] = {3'500, 50'250}; // +2.5 J, +0.25 J
+    EXPECT_DOUBLE_EQ(c.joules_since_last(t1, 2), 2.75);
+    EXPECT_DOUBLE_EQ(c.joules_since_last(t1, 2), 0.0); // same readings: nothing
+    uint64_t t2[] = {4'000, 60'250};
+    EXPECT_DOUBLE_EQ(c.joules_since_last(t2, 2), 10.5);
+    EXPECT_DOUBLE_EQ(c.joules_total(), 13.25);
+}
+
+TEST(GpuCounters, AReadingBelowThePreviousCountsZeroAndIsTheNewBase) {
+    EnergyCounters c({900'000, 10});
+    uint64_t reset[] = {200, 1'010}; // GPU 0 reset (driver reload / wrap); GPU 1 +1 J
+    EXPECT_DOUBLE_EQ(c.joules_since_last(reset, 2), 1.0);
+    EXPECT_EQ(c.last(0), 200u);
+    uint64_t next[] = {2'200, 1'010}; // measured from the new base: +2 J
+    EXPECT_DOUBLE_EQ(c.joules_since_last(next, 2), 2.0);
+    uint64_t wrapped[] = {0, UINT64_MAX};
+    EXPECT_DOUBLE_EQ(c.joules_since_last(wrapped, 2), double(UINT64_MAX - 1'010) * 1e-3);
+    uint64_t after_wrap[] = {0, 5}; // GPU 1's 64-bit counter wrapped: 0, never 2^64 - x
+    EXPECT_DOUBLE_EQ(c.joules_since_last(after_wrap, 2), 0.0);
+    EXPECT_EQ(EnergyCounters::delta_mj(7, 3), 0u);
+    EXPECT_EQ(EnergyCounters::delta_mj(3, 7), 4u);
+    EXPECT_GE(c.joules_total(), 3.0);
+}
+
+TEST(GpuCounters, NoDevicesMeansNoJoules) {
+    EnergyCounters c;
+    EXPECT_EQ(c.size(), 0u);
+    EXPECT_DOUBLE_EQ(c.joules_since_last(nullptr, 0), 0.0);
+    EXPECT_DOUBLE_EQ(c.joules_total(), 0.0);
+}
+
+TEST(Nvml, AMissingLibrarySaysSoAndMeasuresNothing) {
+    NvmlMeter m("libqallow-no-such-nvml.so.1");
+    EXPECT_FALSE(m.ok());
+    EXPECT_EQ(m.source(), "none (libqallow-no-such-nvml.so.1 not found)");
+    EXPECT_EQ(m.device_count(), 0u);
+    EXPECT_DOUBLE_EQ(m.joules_since_last(), 0.0);
+    EXPECT_DOUBLE_EQ(m.joules_total(), 0.0);
+}
+
+TEST(Nvml, ALibraryWithoutTheEntryPointsIsNamed) {
+    NvmlMeter m("libm.so.6"); // loads, but is not NVML
+    EXPECT_FALSE(m.ok());
+    EXPECT_EQ(m.source(), "none (libm.so.6 has no nvmlInit_v2)");
+}
+
+TEST(Nvml, TheRealLibraryWhereverItIs) {
+    NvmlMeter m; // libnvidia-ml.so.1: absent on CPU-only machines
+    if (!m.ok()) {
+        EXPECT_TRUE(m.source().starts_with("none (")) << m.source();
+        EXPECT_DOUBLE_EQ(m.joules_since_last(), 0.0);
+        return;
+    }
+    EXPECT_TRUE(m.source().starts_with("nvml (")) << m.source();
+    EXPECT_GE(m.joules_since_last(), 0.0);
 }

@@ -127,7 +127,7 @@ TEST(HostSimulation, ResolvedHoldsEveryParameterWithDefaults) {
     ASSERT_EQ(r["instances"].size(), 2u);
     EXPECT_EQ(r["instances"][0]["name"], "phase13");
     EXPECT_EQ(r["instances"][0]["plugin"], "phase13");
-    EXPECT_EQ(r["instances"][0]["params"], (json{{"nodes", 8}, {"k", 0.002}}));
+    EXPECT_EQ(r["instances"][0]["params"], (json{{"nodes", 8}, {"k", 0.002}, {"device", "auto"}}));
     EXPECT_EQ(r["instances"][1]["params"]["min_total"], 2.9);
 }
 
@@ -151,7 +151,7 @@ TEST(HostSimulation, UnknownPluginThatWasRefusedSaysWhy) {
 
 TEST(HostSimulation, UnknownParamNamesPointerAndKnownParams) {
     Config c = make_config({{"ethics"}, {"phase13", {{"kk", 0.001}}}});
-    EXPECT_EQ(sim_error(c), "cfg.json: /instances/1/params/kk: unknown parameter of plugin 'phase13'; known: nodes, k");
+    EXPECT_EQ(sim_error(c), "cfg.json: /instances/1/params/kk: unknown parameter of plugin 'phase13'; known: nodes, k, device");
 }
 
 TEST(HostSimulation, OutOfBoundsParamNamesPointerValueAndRange) {
@@ -189,7 +189,7 @@ TEST(HostSimulation, OverrideErrorsNameTheFlag) {
     EXPECT_EQ(sim_error(c, {parse_override("nope.k=1")}),
               "--set nope.k=1: no instance named 'nope'; instances: phase13, ethics");
     EXPECT_EQ(sim_error(c, {parse_override("phase13.zz=1")}),
-              "--set phase13.zz=1: instance 'phase13' (plugin phase13) has no parameter 'zz'; known: nodes, k");
+              "--set phase13.zz=1: instance 'phase13' (plugin phase13) has no parameter 'zz'; known: nodes, k, device");
     EXPECT_EQ(sim_error(c, {parse_override("phase13.k=0.05")}),
               "--set phase13.k=0.05: 0.05 is out of bounds; allowed: a finite number in (0, 0.008]");
     EXPECT_EQ(sim_error(c, {parse_override("phase13.nodes=1.5")}),
@@ -253,7 +253,7 @@ TEST(HostSimulation, LiveSetRefusalsNameTheParameter) {
               "phase13.nodes: cannot change while running (plugin phase13 does not mark it live); set it in the "
               "config or with --set");
     EXPECT_EQ(error_of<InputError>([&] { sim.set_param("phase13.q", 1, "t"); }),
-              "phase13.q: instance 'phase13' (plugin phase13) has no parameter 'q'; known: nodes, k");
+              "phase13.q: instance 'phase13' (plugin phase13) has no parameter 'q'; known: nodes, k, device");
     EXPECT_EQ(error_of<InputError>([&] { sim.set_param("vm.k", 1, "t"); }),
               "vm.k: no instance named 'vm' (expected instance.param); instances: phase13");
     EXPECT_EQ(error_of<InputError>([&] { sim.set_param("phase13.k", "fast", "t"); }),

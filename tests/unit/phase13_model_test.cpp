@@ -247,4 +247,115 @@ TEST(Phase13Model, NonFiniteSignalIsAnErrorAndTheTickDoesNotCount) {
     EXPECT_EQ(m.phi()[1], 0.1);
 }
 
+// The GPU's order (phase13_cuda.cu) run on the CPU: tiles of kTileThreads
+// "threads" (tile_thread), the tree (tree_combine), the totals
+// (totals_thread, then the tree).  Fed the CPU model's m and D, the node
+// values are Phase13Model::step's bit for bit, and the sums agree with the
+// CPU's within 1e-12 relative.
+struct Twin {
+    uint64_t n;
+    std::vector<double> phi, c, phi_out, c_out, partial, acc;
+    Twin(const Phase13Model& m)
+        : n(m.nodes()), phi(m.phi(), m.phi() + n), c(m.c(), m.c() + n), phi_out(n), c_out(n),
+          partial(qallow::phase13::kSums * qallow::phase13::tiles_of(n)),
+          acc(qallow::phase13::kSums * qallow::phase13::kTileThreads) {}
+    void step(double k, double D, double m, double* sums) {
+        using namespace qallow::phase13;
+        const uint64_t tiles = tiles_of(n);
+        for (uint64_t t = 0; t < tiles; ++t) {
+            for (uint64_t j = 0; j < kTileThreads; ++j) {
+                double a[kSums];
+                tile_thread(phi.data(), c.data(), phi_out.data(), c_out.data(), n, t, j, k, D, m, a);
+                for (int s = 0; s < kSums; ++s) acc[s * kTileThreads + j] = a[s];
+            }
+            tree_combine(acc.data());
+            for (int s = 0; s < kSums; ++s) partial[s * tiles + t] = acc[s * kTileThreads];
+        }
+        for (uint64_t j = 0; j < kTileThreads; ++j) {
+            double a[kSums];
+            totals_thread(partial.data(), tiles, j, a);
+            for (int s = 0; s < kSums; ++s) acc[s * kTileThreads + j] = a[s];
+        }
+        tree_combine(acc.data());
+        for (int s = 0; s < kSums; ++s) sums[s] = acc[s * kTileThreads];
+    }
+    void commit() {
+        phi.swap(phi_out);
+        c.swap(c_out);
+    }
+};
+
+void expect_rel(double got, double want, double rel, const char* what, uint64_t n, int tick) {
+    EXPECT_LE(std::fabs(got - want), rel * std::fabs(want)) << what << " n " << n << " tick " << tick << ": " << got
+                                                            << " vs " << want;
+}
+
+TEST(Phase13CudaTwin, TilesThenTreeGiveTheCpuNodesAndSumsWithin1e12) {
+    using namespace qallow::phase13;
+    for (uint64_t n : {uint64_t{2}, uint64_t{8}, uint64_t{1000}, 3 * kBlock + 7}) {
+        Phase13Model cpu({n, 0.004}), gpu({n, 0.004});
+        Twin twin(gpu);
+        for (int tick = 1; tick <= 50; ++tick) {
+            const double m = cpu.mean_phi(), D = cpu.drift_history();
+            // The twin's own m and D differ from the CPU's by rounding only.
+            expect_rel(gpu.mean_phi(), m, 1e-12, "m", n, tick);
+            expect_rel(gpu.drift_history(), D, 1e-12, "D", n, tick);
+            cpu.step();
+            gpu.step_on([&](double k, double, double, double* sums) { twin.step(k, D, m, sums); });
+            twin.commit();
+            ASSERT_EQ(std::memcmp(twin.phi.data(), cpu.phi(), n * sizeof(double)), 0) << "n " << n << " tick " << tick;
+            ASSERT_EQ(std::memcmp(twin.c.data(), cpu.c(), n * sizeof(double)), 0) << "n " << n << " tick " << tick;
+            const auto &a = cpu.signals(), &b = gpu.signals();
+            expect_rel(b.coherence, a.coherence, 1e-12, "coherence (sum c)", n, tick);
+            expect_rel(b.drift, a.drift, 1e-12, "drift (sum |dev|)", n, tick);
+            expect_rel(b.energy, a.energy, 1e-12, "energy", n, tick);
+            expect_rel(gpu.mean_phi(), cpu.mean_phi(), 1e-12, "mean phi (sum phi)", n, tick);
+            EXPECT_EQ(b.ops, a.ops);
+        }
+    }
+}
+
+// A twin run twice gives the same bits (the order depends on n only).
+TEST(Phase13CudaTwin, SameBitsTwice) {
+    using namespace qallow::phase13;
+    const uint64_t n = 2 * kTileNodes * kTileThreads + 11; // more tiles than totals threads
+    Phase13Model a({n, 0.002}), b({n, 0.002});
+    Twin ta(a), tb(b);
+    for (int tick = 0; tick < 5; ++tick) {
+        a.step_on([&](double k, double D, double m, double* s) { ta.step(k, D, m, s); });
+        ta.commit();
+        b.step_on([&](double k, double D, double m, double* s) { tb.step(k, D, m, s); });
+        tb.commit();
+        ASSERT_EQ(std::memcmp(&a.signals(), &b.signals(), sizeof a.signals()), 0);
+        ASSERT_EQ(ta.phi, tb.phi);
+    }
+}
+
+// A device tick whose sums are not finite is refused before anything here
+// changed, so the caller does not commit the device either.
+TEST(Phase13Model, StepOnRefusesNonFiniteSumsAndChangesNothing) {
+    Phase13Model m({8, 0.001});
+    m.step();
+    const auto before = m.signals();
+    const double mean0 = m.mean_phi(), D0 = m.drift_history();
+    const double* phi0 = m.phi();
+    bool committed = false;
+    EXPECT_THROW(
+        {
+            m.step_on([](double, double, double, double* s) {
+                s[0] = 1;
+                s[1] = std::nan("");
+                s[2] = 1;
+                s[3] = 1;
+            });
+            committed = true;
+        },
+        qallow::Error);
+    EXPECT_FALSE(committed);
+    EXPECT_EQ(std::memcmp(&before, &m.signals(), sizeof before), 0);
+    EXPECT_EQ(m.mean_phi(), mean0);
+    EXPECT_EQ(m.drift_history(), D0);
+    EXPECT_EQ(m.phi(), phi0); // the same current buffer
+}
+
 } // namespace
