@@ -95,6 +95,11 @@ void WorkerPool::parallel_for(uint64_t n, uint64_t grain, qallow_range_fn fn, vo
     for (unsigned i = 0; i < helpers; ++i) wake_.notify_one();
     run_chunks(0);
     std::unique_lock<std::mutex> lock(mutex_);
+    // Every chunk is taken: tickets no helper has picked up yet are void.
+    // Without this the call would wait for a helper the scheduler has not
+    // run yet (on a loaded machine, milliseconds) only to find no work.
+    busy_ -= tickets_;
+    tickets_ = 0;
     done_.wait(lock, [&] { return busy_ == 0; });
 }
 
