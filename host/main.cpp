@@ -5,6 +5,7 @@
 #include "log_format.hpp"
 #include "plugins_cmd.hpp"
 #include "run.hpp"
+#include "startup.hpp"
 
 #include <qallow/plugin.h>
 
@@ -30,6 +31,7 @@ void setup_logging(const std::string& level, const std::string& format) {
 } // namespace
 
 int main(int argc, char** argv) {
+    qallow::startup::mark();
     CLI::App app{"qallow: a small host that runs a simulation tick loop made of plugins"};
     app.set_version_flag("--version", std::string("qallow ") + QALLOW_VERSION + " (plugin ABI " +
                                           std::to_string(QALLOW_ABI_MAJOR) + "." +

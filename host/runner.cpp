@@ -3,6 +3,7 @@
 #include "checkpoint.hpp"
 #include "crypto.hpp"
 #include "errors.hpp"
+#include "startup.hpp"
 #include "stop_signal.hpp"
 
 #include <spdlog/spdlog.h>
@@ -90,6 +91,10 @@ uint64_t Runner::advance(uint64_t n) {
                 spdlog::error("{}; instance disabled (policy fault={})", r.fault_message, to_string(config_.fault_policy));
             }
             outputs_.row(sim_->tick(), sim_->signals().values());
+            if (facts_.first_tick_ms < 0) {
+                facts_.first_tick_ms = startup::ms_since_start();
+                spdlog::info("first tick done {:.1f} ms after start", facts_.first_tick_ms);
+            }
             ++done;
             count_ethics(r);
             for (size_t h = 0; h < hooks_.size(); ++h) hooks_[h]->after_tick(*this, r);

@@ -74,6 +74,7 @@ nlohmann::json make_summary(const Simulation& sim, const RunFacts& f) {
     if (!f.lua.is_null()) out["lua"] = f.lua;
     if (!f.reload.is_null()) out["reload"] = f.reload;
     if (!f.states.is_null()) out["states"] = f.states;
+    if (f.first_tick_ms >= 0) out["first_tick_ms"] = f.first_tick_ms;
     if (!f.federation.is_null()) out["federation"] = f.federation;
     return out;
 }

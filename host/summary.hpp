@@ -15,6 +15,7 @@ struct RunFacts {
     uint64_t ticks_requested = 0;
     unsigned threads = 0;
     double wall_seconds = 0;
+    double first_tick_ms = -1; // from the process's start to the end of its first tick; -1: none ran
     std::string stopped_by; // completed | SIGINT | SIGTERM | fault | ethics_halt
     std::string error;      // the fault, when there was one
     uint64_t ethics_pass = 0, ethics_fail = 0, first_ethics_failure = 0;

@@ -11,6 +11,7 @@ packages=(
   liblua5.4-dev                                              # Lua experiments
   libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto mosquitto-clients  # federation
   openssl                                                    # test certificates for the TLS broker test
+  systemd                                                    # systemd-analyze verify of the edge unit
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 

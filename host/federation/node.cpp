@@ -583,9 +583,18 @@ void FederationNode::stop(Runner& runner, std::chrono::milliseconds drain) {
     before_tick(runner); // commands and events that arrived during the last tick
     auto until = std::chrono::steady_clock::now() + drain;
     // Wait until the outbox is empty (reliable ones confirmed) or time is up.
-    // Offline, there is nothing to wait for: the outbox keeps it all.
-    while (online_ && outbox_->size() > 0 && std::chrono::steady_clock::now() < until)
+    // Offline, or with nothing leaving for a second (no datacentre to
+    // confirm), there is nothing to wait for: the outbox keeps it all.
+    size_t left = outbox_->size();
+    auto moved = std::chrono::steady_clock::now();
+    while (online_ && left > 0 && std::chrono::steady_clock::now() < until &&
+           std::chrono::steady_clock::now() - moved < 1s) {
         std::this_thread::sleep_for(10ms);
+        if (size_t now_left = outbox_->size(); now_left < left) {
+            left = now_left;
+            moved = std::chrono::steady_clock::now();
+        }
+    }
     stopping_ = true;
     if (thread_.joinable()) thread_.join();
     if (link_ && link_->connected()) {
