@@ -243,6 +243,9 @@ void Cluster::accept_ack(const Envelope& e, const json& body) {
     }
     json r = body;
     r.erase("id");
+    // The command's round trip as the datacentre sees it: from publishing
+    // the command to holding the verified ack.
+    if (c.sent) r["round_trip_ms"] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - c.sent_at).count();
     c.results[e.node] = r;
     if (c.state == "sent" && c.results.size() == c.targets.size()) {
         c.state = "done";
@@ -311,6 +314,7 @@ std::vector<Outgoing> Cluster::poll(std::chrono::steady_clock::time_point now) {
                 out.push_back({v, "cmd", {{"id", c.id}, {"target", v}, {"op", "vote"}, {"name", c.name}, {"value", c.value}, {"by", c.by}}});
         if (c.state == "sent" && !c.sent) {
             c.sent = true;
+            c.sent_at = now;
             for (const auto& t : c.targets)
                 out.push_back({t, "cmd", {{"id", c.id}, {"target", t}, {"op", "set"}, {"name", c.name}, {"value", c.value}, {"by", c.by}}});
         }

@@ -85,7 +85,7 @@ private:
         std::string state; // voting, sent, done, refused
         std::string reason;
         nlohmann::json results = nlohmann::json::object(), votes = nlohmann::json::object();
-        std::chrono::steady_clock::time_point deadline;
+        std::chrono::steady_clock::time_point deadline, sent_at;
         bool sent = false;
     };
 

@@ -244,6 +244,7 @@ TEST_F(FedCluster, RemoteSetGoesToOnlineTargetsAndCompletesWithTheirAcks) {
     json r = c.remote_result(id);
     EXPECT_EQ(r["state"], "done");
     EXPECT_EQ(r["results"]["edge-1"]["new"], 0.0002);
+    EXPECT_GE(r["results"]["edge-1"]["round_trip_ms"].get<double>(), 0.0); // cmd published to ack held
     EXPECT_EQ(r["results"]["edge-2"]["error"], "no");
 
     try {
