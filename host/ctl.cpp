@@ -203,7 +203,7 @@ std::string CtlServer::handle(Runner& runner, const std::string& line) {
         if (extension_)
             if (auto r = extension_(req)) return answer(true, *r);
         return answer(false, "unknown cmd \"" + printable(cmd) + "\"; allowed: status|set|lua|resume" +
-                                 (extension_ ? "|federation|remote|remote_result|cluster" : ""));
+                                 (extension_ ? "|federation|remote|remote_result|cluster|deploy" : ""));
     } catch (const std::exception& e) {
         return answer(false, printable(e.what()));
     }
@@ -313,6 +313,50 @@ int remote_command(const fs::path& socket, const std::string& target, const std:
 }
 
 } // namespace
+
+int deploy_command(const fs::path& socket, const fs::path& plugin, const std::string& target,
+                   const std::optional<std::string>& arch) {
+    int status = 0;
+    std::error_code ec;
+    fs::path abs = fs::absolute(plugin, ec);
+    json req = {{"cmd", "deploy"}, {"target", target}, {"path", abs.string()}, {"by", "ctl"}};
+    if (arch) req["arch"] = *arch;
+    auto started = ask(socket, req, status);
+    if (!started) return status;
+    std::string id = (*started)["id"];
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+    json r;
+    for (;;) {
+        auto got = ask(socket, {{"cmd", "remote_result"}, {"id", id}}, status);
+        if (!got) return status;
+        r = *got;
+        if (r["state"] == "done" || std::chrono::steady_clock::now() > until) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    int failed = 0;
+    for (const auto& t : r["targets"]) {
+        std::string node = t.get<std::string>();
+        json res = r["results"].contains(node) ? r["results"][node] : json{{"ok", false}, {"error", "no answer"}};
+        if (res.value("ok", false)) {
+            std::printf("%s: %s %s running (%s)\n", node.c_str(), res.value("file", "?").c_str(),
+                        res.value("version", "?").c_str(), res.value("outcome", "?").c_str());
+        } else {
+            ++failed;
+            std::string outcome = res.value("outcome", "refused");
+            std::string why = res.value("error", "?");
+            if (outcome == "rolled_back")
+                std::printf("%s: rolled_back: %s; %s running\n", node.c_str(), res.value("reason", "").c_str(),
+                            res.value("version", "?").c_str());
+            else
+                std::printf("%s: refused: %s\n", node.c_str(), why.c_str());
+        }
+    }
+    if (r["state"] != "done") {
+        std::fprintf(stderr, "qallow deploy: %s: no answer from every node within 180 s\n", id.c_str());
+        return 1;
+    }
+    return failed ? 1 : 0;
+}
 
 int cluster_status_command(const fs::path& socket, bool as_json) {
     int status = 0;

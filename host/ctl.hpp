@@ -75,5 +75,11 @@ int ctl_command(const std::filesystem::path& socket, const std::vector<std::stri
                 const std::optional<std::string>& remote = std::nullopt);
 // `qallow cluster status`: the datacentre's table of nodes.
 int cluster_status_command(const std::filesystem::path& socket, bool as_json);
+// `qallow deploy` (docs/federation.md, "Deploying plugins"): asks the
+// datacentre behind `socket` to send `plugin` to `target` (a node or
+// "all"), waits for every ack; prints one line per node; exit 0 only when
+// every target runs it.
+int deploy_command(const std::filesystem::path& socket, const std::filesystem::path& plugin, const std::string& target,
+                   const std::optional<std::string>& arch);
 
 } // namespace qallow

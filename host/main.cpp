@@ -103,6 +103,16 @@ int main(int argc, char** argv) {
     cluster_seal->add_option("--seq", seal_opt.seq, "sequence number")->capture_default_str();
     cluster_seal->add_option("--ts", seal_opt.ts, "timestamp YYYY-MM-DDTHH:MM:SS.mmmZ (default: now)");
 
+    std::filesystem::path deploy_socket = qallow::default_ctl_socket(), deploy_plugin;
+    std::string deploy_to;
+    std::optional<std::string> deploy_arch;
+    auto* deploy_cmd = app.add_subcommand(
+        "deploy", "on a datacentre: send a plugin build to a node (or all) as a signed deployment; wait for the acks");
+    deploy_cmd->add_option("--socket", deploy_socket, "the datacentre's ctl socket")->capture_default_str();
+    deploy_cmd->add_option("--plugin", deploy_plugin, "the build (FILE.so)")->required();
+    deploy_cmd->add_option("--to", deploy_to, "a node id, or all (every online node)")->required();
+    deploy_cmd->add_option("--arch", deploy_arch, "x86_64|arm64: must match the file's ELF header");
+
     qallow::PluginsOptions plugins_opt;
     auto* plugins_cmd = app.add_subcommand("plugins", "list the plugins a directory holds, and refused files with why");
     plugins_cmd->add_option("--plugins", plugins_opt.dir, "plugin directory");
@@ -165,6 +175,7 @@ int main(int argc, char** argv) {
     if (*ledger_show) return qallow::ledger_show_command(ledger_file, ledger_kind, ledger_since);
     if (*ctl_cmd) return qallow::ctl_command(ctl_socket, ctl_words, ctl_remote);
     if (*cluster_status) return qallow::cluster_status_command(cluster_socket, cluster_json);
+    if (*deploy_cmd) return qallow::deploy_command(deploy_socket, deploy_plugin, deploy_to, deploy_arch);
     if (*cluster_seal) return qallow::fed::seal_command(seal_opt);
     return 2;
 }

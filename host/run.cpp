@@ -301,6 +301,8 @@ int run_command(const RunOptions& given) {
         ns.out_dir = out_dir;
         ns.ledger_file = ledger->file();
         ns.ledger_sequence = ledger->entries();
+        ns.plugin_dir = plugin_dir;
+        ns.probation_ticks = config.reload.probation_ticks;
         ns.plugins = nlohmann::json::array();
         for (const auto& in : runner->sim().instances()) {
             ns.plugins.push_back({{"instance", in.name}, {"plugin", in.plugin->name}, {"version", in.plugin->version},
@@ -360,9 +362,12 @@ int run_command(const RunOptions& given) {
     reload_setup.guard = guard.get();
     reload_setup.quarantine = &quarantine;
     reload_setup.quarantined_at_start = quarantined_now;
-    if (ledger_hook)
-        reload_setup.on_event = [&ledger_hook](const nlohmann::json& e) {
-            ledger_hook->queue(reload_kind(e.value("event", "")), e, e.value("after_tick", uint64_t(0)));
+    if (ledger_hook || federation)
+        reload_setup.on_event = [&ledger_hook, &federation](const nlohmann::json& e) {
+            if (ledger_hook)
+                ledger_hook->queue(reload_kind(e.value("event", "")), e, e.value("after_tick", uint64_t(0)));
+            // Deployments over the cluster wait for these (docs/federation.md).
+            if (federation) federation->on_reload_event(e);
         };
     ReloadHook reload(std::move(reload_setup), catalog, runner->sim());
     runner->add_hook(&reload);

@@ -2,6 +2,7 @@
 
 #include "crypto.hpp"
 #include "errors.hpp"
+#include "federation/deploy.hpp"
 #include "ledger.hpp"
 
 #include <spdlog/spdlog.h>
@@ -249,7 +250,12 @@ void Cluster::accept_ack(const Envelope& e, const json& body) {
     c.results[e.node] = r;
     if (c.state == "sent" && c.results.size() == c.targets.size()) {
         c.state = "done";
-        event("remote_result", {{"id", c.id}, {"name", c.name}, {"value", c.value}, {"results", c.results}});
+        if (c.op == "deploy") {
+            event("deploy_result", {{"id", c.id}, {"file", c.name}, {"sha256", c.value["sha256"]}, {"results", c.results}});
+            c.data.clear();
+        } else {
+            event("remote_result", {{"id", c.id}, {"name", c.name}, {"value", c.value}, {"results", c.results}});
+        }
     }
 }
 
@@ -293,7 +299,12 @@ std::vector<Outgoing> Cluster::poll(std::chrono::steady_clock::time_point now) {
             for (const auto& t : c.targets)
                 if (!c.results.contains(t)) c.results[t] = {{"ok", false}, {"error", "no ack within the timeout"}};
             c.state = "done";
-            event("remote_result", {{"id", c.id}, {"name", c.name}, {"value", c.value}, {"results", c.results}});
+            if (c.op == "deploy") {
+                event("deploy_result", {{"id", c.id}, {"file", c.name}, {"sha256", c.value["sha256"]}, {"results", c.results}});
+                c.data.clear();
+            } else {
+                event("remote_result", {{"id", c.id}, {"name", c.name}, {"value", c.value}, {"results", c.results}});
+            }
         }
         if (c.state == "done" || c.state == "refused") {
             finished_.push_back(c.id);
@@ -312,6 +323,24 @@ std::vector<Outgoing> Cluster::poll(std::chrono::steady_clock::time_point now) {
         if (c.state == "voting")
             for (const auto& v : s_.quorum.validators)
                 out.push_back({v, "cmd", {{"id", c.id}, {"target", v}, {"op", "vote"}, {"name", c.name}, {"value", c.value}, {"by", c.by}}});
+        if (c.state == "sent" && !c.sent && c.op == "deploy") {
+            c.sent = true;
+            c.sent_at = now;
+            uint64_t chunks = c.value["chunks"];
+            for (uint64_t k = 0; k < chunks; ++k) {
+                std::string b64 = crypto::base64_encode(std::string_view(c.data).substr(k * kDeployChunk, kDeployChunk));
+                for (const auto& t : c.targets) {
+                    json m = c.value;
+                    m["id"] = c.id;
+                    m["target"] = t;
+                    m["op"] = "deploy";
+                    m["by"] = c.by;
+                    m["chunk"] = k;
+                    m["data"] = b64;
+                    out.push_back({t, "cmd", std::move(m)});
+                }
+            }
+        }
         if (c.state == "sent" && !c.sent) {
             c.sent = true;
             c.sent_at = now;
@@ -366,8 +395,7 @@ void Cluster::save_rids() {
     rids_dirty_ = false;
 }
 
-json Cluster::remote(const std::string& target, const std::string& name, const json& value, const std::string& by) {
-    std::lock_guard lk(mu_);
+std::vector<std::string> Cluster::pick_targets(const std::string& target, const std::string& what) const {
     std::vector<std::string> targets;
     std::string known;
     for (const auto& [id, n] : nodes_)
@@ -375,15 +403,21 @@ json Cluster::remote(const std::string& target, const std::string& name, const j
     if (target == "all") {
         for (const auto& [id, n] : nodes_)
             if (n.online && id != s_.self) targets.push_back(id);
-        if (targets.empty()) throw InputError("--remote all: no node is online in cluster " + s_.cluster);
+        if (targets.empty()) throw InputError(what + " all: no node is online in cluster " + s_.cluster);
     } else {
         auto it = nodes_.find(target);
         if (it == nodes_.end() || target == s_.self)
-            throw InputError("--remote " + target + ": no such node in cluster " + s_.cluster + "; known: " +
+            throw InputError(what + " " + target + ": no such node in cluster " + s_.cluster + "; known: " +
                              (known.empty() ? "none yet" : known));
-        if (!it->second.online) throw InputError("--remote " + target + ": the node is offline (last seen " + it->second.last_seen + ")");
+        if (!it->second.online) throw InputError(what + " " + target + ": the node is offline (last seen " + it->second.last_seen + ")");
         targets.push_back(target);
     }
+    return targets;
+}
+
+json Cluster::remote(const std::string& target, const std::string& name, const json& value, const std::string& by) {
+    std::lock_guard lk(mu_);
+    std::vector<std::string> targets = pick_targets(target, "--remote");
     if (name.find('.') == std::string::npos)
         throw InputError("set: \"" + name + "\" is not allowed; allowed: instance.param");
     Command c;
@@ -406,12 +440,38 @@ json Cluster::remote(const std::string& target, const std::string& name, const j
     return r;
 }
 
+json Cluster::deploy(const std::string& target, const std::string& file, const std::string& arch,
+                     const std::string& sha256, std::string bytes, const std::string& by) {
+    std::lock_guard lk(mu_);
+    std::vector<std::string> targets = pick_targets(target, "--to");
+    Command c;
+    c.id = "d" + std::to_string(next_command_++) + "-" + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                                   std::chrono::system_clock::now().time_since_epoch()).count() % 100000000);
+    uint64_t size = bytes.size(), chunks = (size + kDeployChunk - 1) / kDeployChunk;
+    c.op = "deploy";
+    c.name = file;
+    c.value = {{"file", file}, {"arch", arch}, {"size", size}, {"sha256", sha256}, {"chunks", chunks}};
+    c.data = std::move(bytes);
+    c.by = by;
+    c.targets = targets;
+    c.state = "sent";
+    // The transfer, the edge's wait for its hot reload (10 s) and probation.
+    c.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60) + std::chrono::milliseconds(20 * chunks);
+    send_queue_.push_back(c.id);
+    active_.insert(c.id);
+    event("deploy_command", {{"id", c.id}, {"file", file}, {"arch", arch}, {"size", size}, {"sha256", sha256},
+                             {"chunks", chunks}, {"targets", targets}, {"by", by}});
+    json r = {{"id", c.id}, {"targets", targets}, {"chunks", chunks}};
+    commands_.emplace(c.id, std::move(c));
+    return r;
+}
+
 json Cluster::remote_result(const std::string& id) const {
     std::lock_guard lk(mu_);
     auto it = commands_.find(id);
     if (it == commands_.end()) throw InputError("remote_result: no command \"" + id + "\" on this datacentre");
     const Command& c = it->second;
-    return {{"id", c.id},       {"state", c.state},     {"name", c.name},   {"value", c.value},
+    return {{"id", c.id},       {"state", c.state},     {"name", c.name},   {"value", c.value}, {"op", c.op},
             {"targets", c.targets}, {"results", c.results}, {"votes", c.votes}, {"reason", c.reason}};
 }
 

@@ -58,6 +58,12 @@ public:
     nlohmann::json remote(const std::string& target, const std::string& name, const nlohmann::json& value,
                           const std::string& by);
     nlohmann::json remote_result(const std::string& id) const;
+    // ctl "deploy" (docs/federation.md, "Deploying plugins"): `bytes` of
+    // the build named `file` go to `target` (or every online node) as cmd
+    // messages of op "deploy", one per 48 KiB chunk.  Returns {"id",
+    // "targets", "chunks"}; throws InputError naming the target.
+    nlohmann::json deploy(const std::string& target, const std::string& file, const std::string& arch,
+                          const std::string& sha256, std::string bytes, const std::string& by);
     nlohmann::json status() const;
     void set_rejections(nlohmann::json by_sender); // shown in status
 
@@ -81,6 +87,8 @@ private:
     struct Command {
         std::string id, name, by;
         nlohmann::json value;
+        std::string op = "set"; // or "deploy": value holds {file, arch, size, sha256, chunks}
+        std::string data;       // deploy: the file
         std::vector<std::string> targets;
         std::string state; // voting, sent, done, refused
         std::string reason;
@@ -93,6 +101,7 @@ private:
     void accept_ack(const Envelope& e, const nlohmann::json& body);
     void append_line(const std::string& line);
     void save_rids();
+    std::vector<std::string> pick_targets(const std::string& target, const std::string& what) const; // mu_ held
     std::pair<double, uint64_t> pace_locked() const; // (pace, nodes counted); mu_ held
     void event(std::string kind, nlohmann::json payload);
     void decide(Command& c, std::chrono::steady_clock::time_point now);

@@ -133,6 +133,7 @@ FederationNode::FederationNode(NodeSetup setup) : setup_(std::move(setup)), repl
     }
     spdlog::info("federation: {} {} in cluster {} via {} (key {}, {} trusted keys, outbox {} messages waiting)",
                  to_string(c.role), setup_.node_id, c.cluster, c.broker, key_id_, trust_.size(), outbox_->size());
+    assembler_ = std::make_unique<DeployAssembler>(setup_.state_dir / "deploy");
     catch_up_ledger();
     thread_ = std::thread([this] { thread_main(); });
 }
@@ -206,8 +207,13 @@ uint64_t FederationNode::next_session() {
 }
 
 json FederationNode::birth_payload() const {
+    json plugins;
+    {
+        std::lock_guard lk(plugins_mu_);
+        plugins = setup_.plugins;
+    }
     return {{"role", to_string(setup_.config.role)},
-            {"plugins", setup_.plugins},
+            {"plugins", std::move(plugins)},
             {"gpu", setup_.gpu},
             {"key_id", key_id_},
             {"session", session_},
@@ -314,6 +320,14 @@ void FederationNode::thread_main() {
                 }
             } catch (const std::exception& e) {
                 spdlog::warn("federation: {}", e.what());
+            }
+        }
+        if (rebirth_due_ && link_->connected() && session_) {
+            rebirth_due_ = false;
+            try {
+                publish_now("birth", birth_payload()); // the plugins changed (a hot reload)
+            } catch (const std::exception& e) {
+                spdlog::debug("federation: birth: {}", e.what());
             }
         }
         send_outbox();
@@ -440,6 +454,10 @@ void FederationNode::handle_edge(const Envelope& e) {
                         e.kind, e.node);
         return;
     }
+    if (str("op") == "deploy") {
+        handle_deploy(e.node, p);
+        return;
+    }
     Command c{e.node, str("id"), str("op"), str("name"), p.value("value", json())};
     if (c.op == "rebirth") {
         // The datacentre heard from us without a birth of this session (it
@@ -468,6 +486,7 @@ void FederationNode::before_tick(Runner& runner) {
         cmds.swap(commands_);
         events.swap(events_);
     }
+    if (!is_datacentre()) deploy_tick(runner);
     if (cluster_)
         for (auto& ev : cluster_->take_events()) events.push_back(std::move(ev));
     for (auto& [kind, payload] : events) runner.record(kind, payload);
@@ -612,6 +631,12 @@ void FederationNode::stop(Runner& runner, std::chrono::milliseconds drain) {
 std::optional<json> FederationNode::ctl(const json& req) {
     std::string cmd = req.value("cmd", "");
     if (cmd == "federation") return summary();
+    if (cmd == "deploy") {
+        if (!cluster_) throw InputError("deploy: this node is an edge; ask the datacentre");
+        json r = deploy_ctl(req);
+        link_->wake();
+        return r;
+    }
     if (cmd != "remote" && cmd != "remote_result" && cmd != "cluster") return std::nullopt;
     if (!cluster_) throw InputError(cmd + ": this node is an edge; ask the datacentre");
     if (cmd == "cluster") {
@@ -640,8 +665,222 @@ json FederationNode::summary() const {
               {"telemetry_records", telemetry_records_.load()},
               {"outbox", {{"waiting", outbox_->size()}, {"dropped_telemetry", outbox_->dropped_telemetry()}}},
               {"rejected", {{"total", rejects_.total()}, {"by_reason", rejects_.by_reason()}}}};
+    {
+        std::lock_guard lk(mu_);
+        s["deploy"] = {{"installed", deploy_installed_.load()}, {"refused", deploy_refused_.load()},
+                       {"last_error", last_deploy_error_}};
+    }
     if (cluster_) s["cluster_status"] = cluster_->status();
     return s;
+}
+
+} // namespace qallow::fed
+
+// ---------------------------------------------------------------- deploy
+// docs/federation.md, "Deploying plugins".
+
+namespace qallow::fed {
+
+json FederationNode::deploy_ctl(const json& req) {
+    std::string path = req.value("path", ""), arch = req.value("arch", ""), target = req.value("target", "");
+    if (path.empty() || !fs::path(path).is_absolute()) throw InputError("deploy: --plugin \"" + path + "\": needs an absolute path");
+    if (target.empty()) throw InputError("deploy: needs --to NODE|all");
+    std::error_code ec;
+    auto st = fs::status(path, ec);
+    if (ec || !fs::is_regular_file(st)) throw InputError("deploy: " + path + ": not a regular file");
+    auto size = fs::file_size(path, ec);
+    if (ec) throw InputError("deploy: " + path + ": " + ec.message());
+    if (size == 0 || size > kDeployMaxSize)
+        throw InputError("deploy: " + path + ": " + std::to_string(size) + " bytes; a plugin must be 1 byte to 64 MiB");
+    std::string bytes;
+    {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) throw InputError("deploy: " + path + ": cannot read: " + std::strerror(errno));
+        std::stringstream ss;
+        ss << in.rdbuf();
+        bytes = ss.str();
+    }
+    std::string elf;
+    try {
+        elf = elf_arch(bytes);
+    } catch (const std::exception& e) {
+        throw InputError("deploy: " + path + ": " + e.what());
+    }
+    if (!arch.empty() && arch != elf)
+        throw InputError("deploy: " + path + " is built for " + elf + ", not --arch " + arch);
+    if (arch.empty()) arch = elf;
+    std::string name = fs::path(path).filename().string();
+    if (name.size() < 4 || name.compare(name.size() - 3, 3, ".so") != 0)
+        throw InputError("deploy: " + path + ": the file name must end in .so");
+    std::string sha = crypto::sha256_hex(bytes);
+    return cluster_->deploy(target, name, arch, sha, std::move(bytes), req.value("by", "ctl"));
+}
+
+void FederationNode::deploy_ack(json ack) {
+    outbox_->push(MsgClass::reliable, "ack", std::move(ack));
+    link_->wake();
+}
+
+void FederationNode::handle_deploy(const std::string& from, const json& p) {
+    DeployAssembler::Outcome o = assembler_->add(p);
+    if (o.kind == DeployAssembler::Outcome::incomplete || o.kind == DeployAssembler::Outcome::ignored) return;
+    if (o.kind == DeployAssembler::Outcome::refused) {
+        spdlog::warn("federation: deployment {} from {} refused: {}", o.meta.value("id", "?"), from, o.error);
+        ++deploy_refused_;
+        {
+            std::lock_guard lk(mu_);
+            last_deploy_error_ = o.error;
+        }
+        json ev = o.meta;
+        ev["from"] = from;
+        ev["reason"] = o.error;
+        queue_event("deploy_refused", ev);
+        if (!o.meta.value("id", "").empty())
+            deploy_ack({{"id", o.meta["id"]}, {"op", "deploy"}, {"ok", false}, {"file", o.meta.value("file", "")},
+                        {"outcome", "refused"}, {"error", o.error}});
+        return;
+    }
+    spdlog::info("federation: deployment {} from {}: {} ({} bytes, sha256 {}) received and checked",
+                 o.meta.value("id", "?"), from, o.meta.value("file", "?"), o.meta.value("size", uint64_t(0)),
+                 o.meta.value("sha256", ""));
+    std::lock_guard lk(mu_);
+    deploy_ready_.push_back({o.meta, o.part});
+}
+
+void FederationNode::on_reload_event(const json& e) {
+    reload_events_.push_back(e);
+    std::string ev = e.value("event", "");
+    if (ev != "refused") plugins_changed_ = true;
+}
+
+// On the loop's thread, at a tick boundary: installs what arrived, matches
+// the hot reload's events to the deployments waiting for them, acks.
+void FederationNode::deploy_tick(Runner& runner) {
+    std::vector<DeployReady> ready;
+    {
+        std::lock_guard lk(mu_);
+        ready.swap(deploy_ready_);
+    }
+    auto now = std::chrono::steady_clock::now();
+    auto refuse = [&](const json& meta, const std::string& why) {
+        ++deploy_refused_;
+        {
+            std::lock_guard lk(mu_);
+            last_deploy_error_ = why;
+        }
+        json ev = meta;
+        ev["reason"] = why;
+        runner.record("deploy_refused", ev);
+        deploy_ack({{"id", meta["id"]}, {"op", "deploy"}, {"ok", false}, {"file", meta.value("file", "")},
+                    {"outcome", "refused"}, {"error", why}, {"tick", runner.sim().tick()}});
+    };
+    for (auto& r : ready) {
+        std::string file = r.meta.value("file", "");
+        std::error_code ec;
+        if (setup_.plugin_dir.empty()) {
+            refuse(r.meta, "this node has no plugin directory");
+            continue;
+        }
+        // A hidden name first (the watcher takes *.so only), then one rename:
+        // the plugin directory never holds half a file.
+        fs::path tmp = setup_.plugin_dir / ("." + file + ".deploy-tmp"), dest = setup_.plugin_dir / file;
+        fs::copy_file(r.part, tmp, fs::copy_options::overwrite_existing, ec);
+        if (!ec) fs::rename(tmp, dest, ec);
+        if (ec) {
+            fs::remove(tmp, ec);
+            refuse(r.meta, "cannot install " + dest.string() + ": " + ec.message());
+            fs::remove(r.part, ec);
+            continue;
+        }
+        fs::remove(r.part, ec);
+        spdlog::info("federation: deployment {}: installed {}", r.meta.value("id", "?"), dest.string());
+        PendingDeploy pd;
+        pd.meta = r.meta;
+        pd.deadline = now + std::chrono::seconds(10);
+        pending_deploys_.push_back(std::move(pd));
+    }
+    // The reload's events since the last boundary.
+    std::vector<json> events;
+    events.swap(reload_events_);
+    std::vector<PendingDeploy> still;
+    for (auto& pd : pending_deploys_) {
+        const std::string sha = pd.meta.value("sha256", "");
+        bool done = false;
+        for (const auto& e : events) {
+            if (done || e.value("sha256", "") != sha) continue;
+            std::string ev = e.value("event", "");
+            if (ev == "loaded") {
+                pd.state = "loaded";
+                pd.version = e.value("new_version", "");
+                pd.outcome = "loaded";
+            } else if (ev == "reloaded" || ev == "reloaded_fresh") {
+                pd.state = "reloaded";
+                pd.version = e.value("new_version", pd.version);
+                pd.outcome = "reloaded";
+                // On probation: acked when it passes or is rolled back.
+                pd.deadline = now + std::chrono::seconds(10) +
+                              std::chrono::milliseconds(int64_t(setup_.probation_ticks) *
+                                                        std::max<int64_t>(1, int64_t(setup_.config.tick_ms)) * 2);
+            } else if (ev == "confirmed") {
+                done = true;
+                pd.outcome = "reloaded";
+                pd.version = e.value("new_version", pd.version);
+            } else if (ev == "refused" || ev == "rolled_back") {
+                done = true;
+                pd.outcome = ev;
+                pd.reason = e.value("detail", "");
+                // What runs now: the build kept, or the one rolled back to.
+                pd.version = ev == "rolled_back" ? e.value("new_version", "") : e.value("old_version", "");
+            }
+        }
+        // Loaded, and no instance of it swapped at that boundary: it is
+        // in the catalog, nothing runs it.
+        if (!done && pd.state == "loaded") done = true;
+        bool ok = done && (pd.outcome == "loaded" || pd.outcome == "reloaded");
+        if (!done && now >= pd.deadline) {
+            done = true;
+            if (pd.state == "reloaded") {
+                ok = true;
+                pd.reason = "still on probation";
+            } else {
+                pd.outcome = "refused";
+                pd.reason = "not loaded within 10 s";
+            }
+        }
+        if (!done) {
+            still.push_back(std::move(pd));
+            continue;
+        }
+        json ack = {{"id", pd.meta["id"]}, {"op", "deploy"}, {"ok", ok},       {"file", pd.meta["file"]},
+                    {"version", pd.version}, {"outcome", pd.outcome}, {"reason", pd.reason}, {"tick", runner.sim().tick()}};
+        if (!ok) ack["error"] = pd.reason.empty() ? pd.outcome : pd.outcome + ": " + pd.reason;
+        json ev = pd.meta;
+        ev["ok"] = ok;
+        ev["version"] = pd.version;
+        ev["outcome"] = pd.outcome;
+        ev["reason"] = pd.reason;
+        runner.record("deploy_installed", ev);
+        if (ok) ++deploy_installed_;
+        else ++deploy_refused_;
+        deploy_ack(std::move(ack));
+    }
+    pending_deploys_.swap(still);
+    if (plugins_changed_) {
+        plugins_changed_ = false;
+        json plugins = json::array();
+        for (const auto& in : runner.sim().instances()) {
+            if (!in.plugin) continue;
+            plugins.push_back({{"instance", in.name}, {"plugin", in.plugin->name}, {"version", in.plugin->version},
+                               {"sha256", in.plugin->sha256}});
+            if (auto d = in.reports.find("device"); d != in.reports.end()) plugins.back()["device"] = d->second;
+        }
+        {
+            std::lock_guard lk(plugins_mu_);
+            setup_.plugins = std::move(plugins);
+        }
+        rebirth_due_ = true;
+        link_->wake();
+    }
 }
 
 } // namespace qallow::fed

@@ -9,6 +9,7 @@
 
 #include "config.hpp"
 #include "federation/cluster.hpp"
+#include "federation/deploy.hpp"
 #include "federation/envelope.hpp"
 #include "federation/mqtt_link.hpp"
 #include "federation/outbox.hpp"
@@ -49,6 +50,8 @@ struct NodeSetup {
     bool gpu = false;                     // an instance runs on a GPU
     std::filesystem::path ledger_file;    // entries not yet forwarded are sent at start
     uint64_t ledger_sequence = 0;         // the ledger's last sequence when the node starts
+    std::filesystem::path plugin_dir;     // where a deployed build is installed (hot reload takes it)
+    uint64_t probation_ticks = 100;       // reload.probation_ticks: a deployment is acked after it
 };
 
 class FederationNode : public TickHook {
@@ -74,6 +77,10 @@ public:
     std::optional<nlohmann::json> ctl(const nlohmann::json& request);
 
     nlohmann::json summary() const;
+    // Every hot reload event (reload.hpp), on the loop's thread: acks the
+    // deployments it concerns and republishes the birth with the plugins
+    // now running.
+    void on_reload_event(const nlohmann::json& e);
     // Called, about every millisecond, while a tick waits for its pace (the
     // wait is a tick boundary: the ctl socket is served there).
     void set_idle(std::function<void(Runner&)> f) { idle_ = std::move(f); }
@@ -92,6 +99,10 @@ private:
     void catch_up_ledger();
     void flush_batch();
     void queue_event(std::string kind, nlohmann::json payload);
+    void handle_deploy(const std::string& from, const nlohmann::json& p); // federation thread
+    void deploy_tick(Runner& runner);                                     // loop thread
+    void deploy_ack(nlohmann::json ack);
+    nlohmann::json deploy_ctl(const nlohmann::json& req);                 // datacentre
 
     NodeSetup setup_;
     std::unique_ptr<crypto::PrivateKey> key_;
@@ -125,6 +136,9 @@ private:
     uint64_t rejections_shown_ = 0; // rejects_.total() last handed to the cluster table
 
     std::deque<Inbound> telemetry_in_; // received, not yet verified
+    std::unique_ptr<DeployAssembler> assembler_;
+    std::atomic<bool> rebirth_due_{false}; // the plugins changed: a new birth
+    mutable std::mutex plugins_mu_;        // setup_.plugins
     std::function<void(Runner&)> idle_;
 
     // Shared between the threads (mu_).
@@ -136,6 +150,13 @@ private:
     };
     std::vector<Command> commands_;           // to apply at the next tick boundary
     std::vector<std::pair<std::string, nlohmann::json>> events_; // for the ledger, on the loop's thread
+    struct DeployReady {
+        nlohmann::json meta; // {id, file, arch, size, sha256, chunks}
+        std::filesystem::path part;
+    };
+    std::vector<DeployReady> deploy_ready_; // assembled and checked: to install on the loop's thread
+    std::atomic<uint64_t> deploy_installed_{0}, deploy_refused_{0};
+    std::string last_deploy_error_; // mu_
     std::atomic<double> pace_ms_{0};
     std::atomic<bool> online_{false};
     std::atomic<uint64_t> connects_{0}, published_{0}, received_{0}, telemetry_records_{0};
@@ -146,6 +167,15 @@ private:
     std::vector<double> batch_values_; // rows of batch_signals_.size() values
     double cycle_ms_ = 0; // moving average of the tick period (start to start)
     std::chrono::steady_clock::time_point last_tick_start_{};
+    struct PendingDeploy {
+        nlohmann::json meta;
+        std::string state = "installed"; // loaded, reloaded (on probation)
+        std::string version, outcome, reason;
+        std::chrono::steady_clock::time_point deadline;
+    };
+    std::vector<PendingDeploy> pending_deploys_;
+    std::vector<nlohmann::json> reload_events_;
+    bool plugins_changed_ = false;
     bool last_ethics_ok_ = true;
     uint64_t last_ethics_fail_tick_ = 0;
 };

@@ -30,6 +30,8 @@ namespace fs = std::filesystem;
 
 const fs::path kBin = QALLOW_BIN;
 const fs::path kPlugins = QALLOW_TEST_PLUGIN_DIR;
+const fs::path kReload = fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "reload";
+#define EXPECT_CONTAINS(hay, needle) EXPECT_NE(std::string(hay).find(needle), std::string::npos) << "missing: " << (needle) << "\nin: " << (hay)
 
 fs::path find_tool(const std::string& name) {
     for (const char* d : {"/usr/sbin/", "/usr/bin/", "/usr/local/sbin/", "/usr/local/bin/", "/sbin/", "/bin/"})
@@ -165,7 +167,7 @@ public:
         ++starts_;
         out_ = dir_ / out;
         std::vector<std::string> args = {kBin.string(), "run", "--config", (dir_ / "config.json").string(),
-                                         "--plugins", kPlugins.string(), "--out", out_.string(),
+                                         "--plugins", plugins_.string(), "--out", out_.string(),
                                          "--state-dir", (dir_ / "state").string(), "--socket", socket().string(),
                                          "--no-progress"};
         proc_ = std::make_unique<Process>(args, dir_ / ("node" + std::to_string(starts_) + ".out"), err_file());
@@ -198,6 +200,8 @@ public:
         return wait_until([&] { return connections() > 0 || proc_->exited(); }, limit) && !proc_->exited();
     }
     void signal(int sig) { proc_->signal(sig); }
+    void set_plugins(fs::path dir) { plugins_ = std::move(dir); }
+    fs::path plugins() const { return plugins_; }
     int wait(std::chrono::milliseconds limit = 20s) { return proc_->wait(limit); }
     int stop() {
         signal(SIGTERM);
@@ -241,7 +245,7 @@ public:
     }
 
 private:
-    fs::path root_, dir_, out_;
+    fs::path root_, dir_, out_, plugins_ = kPlugins;
     std::string id_;
     int starts_ = 0;
     std::unique_ptr<Process> proc_;
@@ -1023,6 +1027,195 @@ TEST_F(Federation, TamperedLedgerEntryNamed) {
                          ": edge-1's entry: hash does not match the entry's contents"),
               std::string::npos)
         << v.err;
+}
+
+// ------------------------------------------------------------------ deploy
+
+// Edges with a private, writable plugin directory (phase12, ethics, energy
+// and counter 1.0.0) and an instance of counter.
+class FederationDeploy : public Federation {
+protected:
+    void start_deploy_cluster(int n) {
+        std::vector<std::string> ids = {"dc-1"};
+        for (int i = 1; i <= n; ++i) ids.push_back("edge-" + std::to_string(i));
+        ASSERT_NO_FATAL_FAILURE(make_keys(ids));
+        ASSERT_TRUE(broker->start()) << broker->log();
+        dc = std::make_unique<Node>(root, "dc-1", dc_config());
+        ASSERT_TRUE(dc->start()) << dc->err();
+        ASSERT_TRUE(dc->wait_connected()) << dc->err();
+        for (int i = 1; i <= n; ++i) {
+            const std::string id = ids[size_t(i)];
+            json cfg = edge_config(id);
+            cfg["instances"] = json::array({{{"plugin", "phase12"}, {"params", {{"eps", 0.0001}}}},
+                                            {{"plugin", "ethics"}},
+                                            {{"plugin", "energy"}},
+                                            {{"plugin", "counter"}}});
+            cfg["reload"] = {{"probation_ticks", 30}};
+            cfg["federation"]["replay_window"] = 4096;
+            fs::path plugins = root / id / "plugins";
+            fs::create_directories(plugins);
+            for (const char* p : {"phase12.so", "ethics.so", "energy.so"}) fs::copy_file(kPlugins / p, plugins / p);
+            fs::copy_file(kReload / "v1" / "counter.so", plugins / "counter.so");
+            auto e = std::make_unique<Node>(root, id, cfg);
+            e->set_plugins(plugins);
+            e->spawn();
+            edges.push_back(std::move(e));
+        }
+        for (auto& e : edges) ASSERT_TRUE(e->wait_ready()) << e->err();
+        ASSERT_TRUE(wait_online(size_t(n), 15s)) << dc->cluster().dump(2) << dc->err();
+    }
+    Result deploy(std::vector<std::string> more) {
+        std::vector<std::string> a = {"deploy", "--socket", dc->socket().string()};
+        a.insert(a.end(), more.begin(), more.end());
+        return qallow(root, a, 120s);
+    }
+    // The version of counter the datacentre's table shows for `id`.
+    std::string counter_version(const std::string& id) {
+        json s = dc->cluster();
+        if (!s.is_object()) return "";
+        for (const auto& p : s["nodes"][id]["plugins"])
+            if (p.value("plugin", "") == "counter") return p.value("version", "");
+        return "";
+    }
+    // counter.value of the edge's last two telemetry rows.
+    std::vector<double> last_counter_values(const Node& e) {
+        std::istringstream in(read_file(e.out() / "telemetry.csv"));
+        std::string line, header;
+        std::getline(in, header);
+        std::vector<std::string> cols;
+        {
+            std::istringstream h(header);
+            std::string c;
+            while (std::getline(h, c, ',')) cols.push_back(c);
+        }
+        size_t col = std::find(cols.begin(), cols.end(), "counter.value") - cols.begin();
+        std::vector<double> vals;
+        while (std::getline(in, line)) {
+            std::istringstream r(line);
+            std::string c;
+            for (size_t i = 0; std::getline(r, c, ','); ++i)
+                if (i == col) vals.push_back(c.empty() ? NAN : std::strtod(c.c_str(), nullptr));
+        }
+        if (vals.size() > 2) vals.erase(vals.begin(), vals.end() - 2);
+        return vals;
+    }
+};
+
+TEST_F(FederationDeploy, DeployedToTwoEdgesRunsEverywhere) {
+    ASSERT_NO_FATAL_FAILURE(start_deploy_cluster(2));
+    EXPECT_EQ(counter_version("edge-1"), "1.0.0");
+    Result r = deploy({"--plugin", (kReload / "v2" / "counter.so").string(), "--to", "all"});
+    EXPECT_EQ(r.status, 0) << r.out << r.err << edge(1).err();
+    EXPECT_CONTAINS(r.out, "edge-1: counter.so 2.0.0 running (reloaded)");
+    EXPECT_CONTAINS(r.out, "edge-2: counter.so 2.0.0 running (reloaded)");
+    for (int i = 1; i <= 2; ++i) {
+        const std::string id = "edge-" + std::to_string(i);
+        EXPECT_TRUE(wait_until([&] { return counter_version(id) == "2.0.0"; }, 5s)) << dc->cluster().dump(2);
+        // Nothing half-received or temporary left in the plugin directory.
+        for (const auto& f : fs::directory_iterator(edge(i).plugins()))
+            EXPECT_EQ(f.path().extension(), ".so") << f.path();
+        auto inst = entries(edge(i).ledger(), "", "deploy_installed");
+        ASSERT_EQ(inst.size(), 1u) << id;
+        EXPECT_EQ(inst[0]["payload"]["version"], "2.0.0") << inst[0].dump();
+        EXPECT_EQ(inst[0]["payload"]["outcome"], "reloaded") << inst[0].dump();
+    }
+    EXPECT_EQ(entries(dc->ledger(), "", "deploy_command").size(), 1u);
+    auto res = entries(dc->ledger(), "", "deploy_result");
+    ASSERT_EQ(res.size(), 1u);
+    EXPECT_EQ(res[0]["payload"]["results"]["edge-2"]["version"], "2.0.0") << res[0].dump();
+    // The edges' entries reach the cluster ledger.
+    EXPECT_TRUE(wait_until([&] { return entries(cluster_ledger(), "edge-2", "deploy_installed").size() == 1; }, 10s));
+    stop_all();
+    for (int i = 1; i <= 2; ++i) {
+        auto v = last_counter_values(edge(i));
+        ASSERT_EQ(v.size(), 2u);
+        EXPECT_EQ(v[1] - v[0], 2.0) << "edge-" << i;
+    }
+    expect_cluster_ledger_verifies();
+}
+
+TEST_F(FederationDeploy, RefusedDeploymentsAcked) {
+    ASSERT_NO_FATAL_FAILURE(start_deploy_cluster(2));
+    // A build for arm64 (its ELF e_machine patched to 183).
+    fs::path arm = root / "arm" / "counter.so";
+    fs::create_directories(arm.parent_path());
+    std::string bytes = read_file(kReload / "v2" / "counter.so");
+    bytes[18] = char(183);
+    bytes[19] = 0;
+    write_file(arm, bytes);
+    Result r = deploy({"--plugin", arm.string(), "--to", "edge-1"});
+    EXPECT_NE(r.status, 0);
+    EXPECT_CONTAINS(r.err, "is built for arm64");
+    r = deploy({"--plugin", arm.string(), "--to", "edge-1", "--arch", "arm64"});
+    EXPECT_EQ(r.status, 1) << r.out << r.err;
+    EXPECT_CONTAINS(r.out, "edge-1: refused: arch arm64, this node is x86_64");
+    EXPECT_EQ(entries(edge(1).ledger(), "", "deploy_refused").size(), 1u);
+    EXPECT_EQ(counter_version("edge-1"), "1.0.0");
+
+    const std::string pub = find_tool("mosquitto_pub").string(), p = std::to_string(port);
+    auto publish = [&](const json& msg) {
+        Result x = run_in(root, {pub, "-h", "127.0.0.1", "-p", p, "-q", "1", "-t", "qallow/v1/lab/edge-1/cmd", "-m", msg.dump()}, 10s);
+        ASSERT_EQ(x.status, 0) << x.err;
+    };
+    std::string v2 = read_file(kReload / "v2" / "counter.so");
+    // One chunk only: the first 48 KiB would do for a small file; use a tiny one.
+    std::string data = v2.substr(0, 1000);
+    json cmd = {{"id", "forged-d1"}, {"target", "edge-1"}, {"op", "deploy"}, {"file", "evil.so"}, {"arch", "x86_64"},
+                {"size", 1000}, {"sha256", std::string(64, 'a')}, {"chunk", 0}, {"chunks", 1},
+                {"data", ""}};
+    // base64 of the data: let the node do it is not possible; use `base64`.
+    write_file(root / "chunk.bin", data);
+    Result b64 = run_in(root, {"/usr/bin/base64", "-w0", (root / "chunk.bin").string()}, 10s);
+    ASSERT_EQ(b64.status, 0);
+    cmd["data"] = b64.out;
+    auto seal = [&](const std::string& key, const std::string& node, std::vector<std::string> more) {
+        std::vector<std::string> a = {"cluster", "seal", "--key", key, "--node", node, "--kind", "cmd", "--payload", cmd.dump()};
+        a.insert(a.end(), more.begin(), more.end());
+        Result x = qallow(root, a);
+        EXPECT_EQ(x.status, 0) << x.err;
+        return json::parse(x.out, nullptr, false);
+    };
+    // Not a controller: edge-2's key.
+    publish(seal((root / "keys" / "edge-2.key").string(), "edge-2", {"--session", "1", "--seq", "1"}));
+    EXPECT_TRUE(wait_until([&] { return reason_count(edge(1).federation()["rejected"], "not_controller") >= 1; }, 5s))
+        << edge(1).federation().dump();
+    // The datacentre's key, its session, a seq ahead of what it sent.
+    uint64_t session = dc->last_session();
+    uint64_t seq = dc->federation()["published"].get<uint64_t>() + 1000;
+    json bad = seal((root / "keys" / "dc-1.key").string(), "dc-1",
+                    {"--session", std::to_string(session), "--seq", std::to_string(seq + 1)});
+    bad["payload"]["file"] = "evil2.so"; // a byte changed after sealing
+    publish(bad);
+    EXPECT_TRUE(wait_until([&] { return reason_count(edge(1).federation()["rejected"], "bad_signature") >= 1; }, 5s))
+        << edge(1).federation().dump();
+    // Digest mismatch, properly signed.
+    publish(seal((root / "keys" / "dc-1.key").string(), "dc-1", {"--session", std::to_string(session), "--seq", std::to_string(seq)}));
+    EXPECT_TRUE(wait_until([&] { return entries(edge(1).ledger(), "", "deploy_refused").size() == 2; }, 5s))
+        << edge(1).err();
+    auto refused = entries(edge(1).ledger(), "", "deploy_refused");
+    ASSERT_EQ(refused.size(), 2u);
+    EXPECT_CONTAINS(refused[1]["payload"]["reason"].get<std::string>(), "digest mismatch");
+    EXPECT_FALSE(fs::exists(edge(1).plugins() / "evil.so"));
+    json fe = edge(1).federation();
+    EXPECT_EQ(fe["deploy"]["refused"], 2) << fe.dump();
+    EXPECT_EQ(reason_count(fe["rejected"], "not_controller"), 1u) << fe.dump();
+    EXPECT_EQ(reason_count(fe["rejected"], "bad_signature"), 1u) << fe.dump();
+    stop_all();
+}
+
+TEST_F(FederationDeploy, BrokenBuildRolledBackAndReported) {
+    ASSERT_NO_FATAL_FAILURE(start_deploy_cluster(1));
+    Result r = deploy({"--plugin", (kReload / "nan" / "counter.so").string(), "--to", "edge-1"});
+    EXPECT_EQ(r.status, 1) << r.out << r.err;
+    EXPECT_CONTAINS(r.out, "edge-1: rolled_back: ");
+    EXPECT_CONTAINS(r.out, "NaN; 1.0.0 running");
+    auto inst = entries(edge(1).ledger(), "", "deploy_installed");
+    ASSERT_EQ(inst.size(), 1u);
+    EXPECT_EQ(inst[0]["payload"]["outcome"], "rolled_back");
+    EXPECT_EQ(inst[0]["payload"]["version"], "1.0.0");
+    EXPECT_TRUE(wait_until([&] { return counter_version("edge-1") == "1.0.0"; }, 5s));
+    stop_all();
+    expect_cluster_ledger_verifies();
 }
 
 // ---------------------------------------------------------- config errors
