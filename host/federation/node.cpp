@@ -708,6 +708,9 @@ json FederationNode::deploy_ctl(const json& req) {
     }
     if (!arch.empty() && arch != elf)
         throw InputError("deploy: " + path + " is built for " + elf + ", not --arch " + arch);
+    if (arch.empty() && elf != this_arch())
+        throw InputError("deploy: " + path + " is built for " + elf + ", not this machine's " + this_arch() +
+                         "; give --arch " + elf + " to send it to nodes of that architecture");
     if (arch.empty()) arch = elf;
     std::string name = fs::path(path).filename().string();
     if (name.size() < 4 || name.compare(name.size() - 3, 3, ".so") != 0)
