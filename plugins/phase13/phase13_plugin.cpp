@@ -1,7 +1,7 @@
 // The phase13 plugin: glue between the host and phase13/phase13_model.hpp,
 // on the CPU or, with `device` auto or cuda and a usable GPU, on
 // phase13/phase13_cuda.hpp.
-#include "cuda/device.hpp"
+#include "plugin_support.hpp"
 #include "phase13/phase13_model.hpp"
 #ifdef QALLOW_HAVE_CUDA
 #include "phase13/phase13_cuda.hpp"
@@ -11,8 +11,6 @@ namespace {
 
 using namespace qallow;
 
-constexpr uint64_t kSerialBelow = 1 << 16;
-
 class Phase13 : public Plugin {
 public:
     explicit Phase13(Context& ctx)
@@ -20,24 +18,13 @@ public:
           coherence_(ctx.output("coherence")), drift_(ctx.output("drift")), energy_(ctx.output("energy")),
           sustainability_(ctx.output("sustainability")), compassion_(ctx.output("compassion")),
           harmony_(ctx.output("harmony")), ops_(ctx.output("ops")) {
-        cuda::Choice choice;
-        try {
-            choice = cuda::choose(ctx.string("device"));
-        } catch (const std::exception& e) {
-            throw Error(QALLOW_ERR_UNSUPPORTED, std::string("phase13: ") + e.what());
-        }
 #ifdef QALLOW_HAVE_CUDA
-        if (choice.gpu) {
-            try {
-                gpu_ = std::make_unique<phase13::Phase13Cuda>(model_.nodes(), model_.phi(), model_.c());
-            } catch (const std::exception& e) {
-                if (ctx.string("device") == "cuda") throw Error(QALLOW_ERR_UNSUPPORTED, e.what());
-                choice = {false, std::string("cpu (auto: ") + e.what() + ")"};
-            }
-        }
+        gpu_ = support::place<phase13::Phase13Cuda>(ctx, "phase13", [&] {
+            return std::make_unique<phase13::Phase13Cuda>(model_.nodes(), model_.phi(), model_.c());
+        });
+#else
+        support::place_cpu_only(ctx, "phase13");
 #endif
-        ctx.report("device", choice.said);
-        ctx.log(QALLOW_LOG_INFO, "phase13 runs on " + choice.said);
     }
 
     void step(Tick& t) override {
@@ -49,16 +36,7 @@ public:
             return;
         }
 #endif
-        model_.step([this](uint64_t n, auto&& body) {
-            // Below ~65k node updates (~0.1 ms) waking workers costs more than it saves.
-            if (n == 1 || model_.nodes() < kSerialBelow) {
-                for (uint64_t b = 0; b < n; ++b) body(b);
-                return;
-            }
-            ctx_.parallel_for(n, 1, [&](uint64_t b, uint64_t e, uint32_t) {
-                for (; b < e; ++b) body(b);
-            });
-        });
+        model_.step(support::blocks_on(ctx_, model_.nodes()));
         publish(t);
     }
 
@@ -118,7 +96,5 @@ QALLOW_PLUGIN(Phase13, QALLOW_KIND_PHASE, "phase13", "1.0.0", "harmonic propagat
                       Bounds{}.between(double(phase13::kMinNodes), double(phase13::kMaxNodes))),
               number("k", 0.001, "coupling; above 0.008 the explicit scheme diverges",
                      Bounds{}.above(0).at_most(phase13::kMaxK), QALLOW_PARAM_LIVE),
-              string("device", "auto",
-                     "where it runs: auto (a usable GPU, else the CPU), cpu, or cuda (a GPU, or an error); "
-                     "the same values within 1e-9 either way",
-                     "auto|cpu|cuda"))
+              support::device_param("where it runs: auto (a usable GPU, else the CPU), cpu, or cuda (a GPU, or an "
+                                    "error); the same values within 1e-9 either way"))

@@ -1,6 +1,6 @@
 // The vm plugin: glue between the host and vm/vm_model.hpp, on the CPU or,
 // with `device` auto or cuda and a usable GPU, on vm/vm_cuda.hpp.
-#include "cuda/device.hpp"
+#include "plugin_support.hpp"
 #include "vm/vm_model.hpp"
 #ifdef QALLOW_HAVE_CUDA
 #include "vm/vm_cuda.hpp"
@@ -9,8 +9,6 @@
 namespace {
 
 using namespace qallow;
-
-constexpr uint64_t kSerialBelow = 1 << 16;
 
 class Vm : public Plugin {
 public:
@@ -21,24 +19,13 @@ public:
           stability_{ctx.output("stability_orbital"), ctx.output("stability_river"), ctx.output("stability_mycelial")},
           sustainability_(ctx.output("sustainability")), compassion_(ctx.output("compassion")),
           harmony_(ctx.output("harmony")), ops_(ctx.output("ops")) {
-        cuda::Choice choice;
-        try {
-            choice = cuda::choose(ctx.string("device"));
-        } catch (const std::exception& e) {
-            throw Error(QALLOW_ERR_UNSUPPORTED, std::string("vm: ") + e.what());
-        }
 #ifdef QALLOW_HAVE_CUDA
-        if (choice.gpu) {
-            try {
-                gpu_ = std::make_unique<vm::VmCuda>(model_.nodes(), model_.all_values());
-            } catch (const std::exception& e) {
-                if (ctx.string("device") == "cuda") throw Error(QALLOW_ERR_UNSUPPORTED, e.what());
-                choice = {false, std::string("cpu (auto: ") + e.what() + ")"};
-            }
-        }
+        gpu_ = support::place<vm::VmCuda>(ctx, "vm", [&] {
+            return std::make_unique<vm::VmCuda>(model_.nodes(), model_.all_values());
+        });
+#else
+        support::place_cpu_only(ctx, "vm");
 #endif
-        ctx.report("device", choice.said);
-        ctx.log(QALLOW_LOG_INFO, "vm runs on " + choice.said);
     }
 
     void step(Tick& t) override {
@@ -52,16 +39,7 @@ public:
             return;
         }
 #endif
-        model_.step(t.number(), [this](uint64_t n, auto&& body) {
-            // Below ~65k node updates (~0.1 ms) waking workers costs more than it saves.
-            if (n == 1 || vm::kOverlays * model_.nodes() < kSerialBelow) {
-                for (uint64_t b = 0; b < n; ++b) body(b);
-                return;
-            }
-            ctx_.parallel_for(n, 1, [&](uint64_t b, uint64_t e, uint32_t) {
-                for (; b < e; ++b) body(b);
-            });
-        });
+        model_.step(t.number(), support::blocks_on(ctx_, vm::kOverlays * model_.nodes()));
         publish(t);
     }
 
@@ -127,7 +105,5 @@ QALLOW_PLUGIN(Vm, QALLOW_KIND_PHASE, "vm", "1.0.0", "three noisy overlay rings r
               number("gamma", 0.01, "diffusion toward the mean of the two ring neighbours per tick", kRate,
                      QALLOW_PARAM_LIVE),
               number("sigma", 0.005, "amplitude of the uniform noise kick per tick", kRate, QALLOW_PARAM_LIVE),
-              string("device", "auto",
-                     "where it runs: auto (a usable GPU, else the CPU), cpu, or cuda (a GPU, or an error); "
-                     "the same values either way",
-                     "auto|cpu|cuda"))
+              support::device_param("where it runs: auto (a usable GPU, else the CPU), cpu, or cuda (a GPU, or an "
+                                    "error); the same values either way"))
