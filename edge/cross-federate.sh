@@ -66,8 +66,14 @@ grep -E 'federation|first tick' "$work/edge-arm64.err" | head -5
 echo "== datacentre (x86_64) cluster status:"
 "$dc_bin" cluster status --socket "$work/dc.sock"
 "$dc_bin" cluster status --socket "$work/dc.sock" --json > "$work/status.json"
+# The check: the arm64 edge is online in the x86_64 datacentre's view, its
+# telemetry and ledger entries arrived verified, nothing was rejected.
 python3 - "$work/status.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-print(json.dumps(s, indent=1)[:3000])
+n = s.get("nodes", {}).get("edge-arm64")
+ok = bool(n) and n["online"] and n["telemetry_records"] > 0 and n["ledger_entries"] > 0 and n["rejected"] == 0
+print("cross-federate:", "arm64 edge online, %s telemetry records, %s ledger entries, 0 rejected"
+      % (n["telemetry_records"], n["ledger_entries"]) if ok else "FAILED: " + json.dumps(n))
+sys.exit(0 if ok else 1)
 PY
