@@ -2,6 +2,7 @@
 
 #include "crypto.hpp"
 
+#include <spdlog/spdlog.h>
 #include <sys/utsname.h>
 
 #include <cstring>
@@ -50,6 +51,14 @@ bool safe_file(const std::string& s) {
 }
 
 } // namespace
+
+DeployAssembler::DeployAssembler(std::filesystem::path dir) : dir_(std::move(dir)) {
+    std::error_code ec;
+    size_t removed = 0;
+    for (const auto& f : std::filesystem::directory_iterator(dir_, ec))
+        if (f.path().extension() == ".part" && std::filesystem::remove(f.path(), ec)) ++removed;
+    if (removed) spdlog::warn("deploy: removed {} unfinished transfer(s) from {}", removed, dir_.string());
+}
 
 DeployAssembler::Outcome DeployAssembler::add(const json& p) {
     Outcome o;

@@ -29,7 +29,9 @@ std::string this_arch();
 // the federation thread only.
 class DeployAssembler {
 public:
-    explicit DeployAssembler(std::filesystem::path dir) : dir_(std::move(dir)) {}
+    // Removes the .part files a previous run left (a transfer cut off by a
+    // restart starts again from its first chunk when it is sent again).
+    explicit DeployAssembler(std::filesystem::path dir);
     struct Outcome {
         enum Kind { incomplete, complete, refused, ignored } kind = incomplete;
         std::string error;           // refused
