@@ -50,5 +50,7 @@ ls -l "$build/bin/qallow-edge"
 # arm64 loader and libraries come from the multiarch packages in /, so
 # qemu's library prefix is /.
 export QEMU_LD_PREFIX=/
+# Tests that kill a child after a few milliseconds give it 10 times longer.
+export QALLOW_TEST_TIME_SCALE=${QALLOW_TEST_TIME_SCALE:-10}
 cd "$build"
 "${QEMU:-qemu-aarch64-static}" bin/qallow_unit_tests --gtest_brief=1 "$@"
