@@ -18,12 +18,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using test::TempDir;
 
-std::string slurp(const fs::path& f) {
-    std::ifstream in(f, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+std::string slurp(const fs::path& f) { return test::read_file(f); }
 
 // The chunks of `bytes` as the datacentre sends them (cluster.cpp).
 std::vector<json> chunks_of(const std::string& id, const std::string& bytes, const std::string& sha,

@@ -16,12 +16,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using test::TempDir;
 
-std::string slurp(const fs::path& f) {
-    std::ifstream in(f, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+std::string slurp(const fs::path& f) { return test::read_file(f); }
 
 std::vector<std::string> names_in(const fs::path& dir) {
     std::vector<std::string> out;
