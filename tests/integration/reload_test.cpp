@@ -104,7 +104,9 @@ protected:
     }
     std::vector<std::string> args(const fs::path& cfg, const fs::path& out, std::vector<std::string> extra = {}) {
         std::vector<std::string> a = {kBin.string(), "run", "-c", cfg.string(), "--plugins", plugins_.string(),
-                                      "--out", out.string(), "--state-dir", state_.string(), "--no-progress", "--no-ctl"};
+                                      "--out", out.string(), "--state-dir", state_.string(), "--no-progress"};
+        if (socket_.empty()) a.push_back("--no-ctl");
+        else a.insert(a.end(), {"--socket", socket_.string()});
         a.insert(a.end(), extra.begin(), extra.end());
         return a;
     }
@@ -116,6 +118,17 @@ protected:
         return p;
     }
     std::string log() const { return read_file(err_); }
+    // Whether the run (started with socket_ set) has done `n` ticks, asked
+    // over its ctl socket: a new build dropped after that lands after tick n
+    // however fast or slow the machine starts.
+    bool ticked(uint64_t n) {
+        return wait_until([&] {
+            Result r = qallow({"ctl", "--socket", socket_.string(), "status"});
+            if (r.status != 0) return false;
+            json s = json::parse(r.out, nullptr, false);
+            return s.is_object() && s.contains("tick") && s["tick"].get<uint64_t>() >= n;
+        }, 10s);
+    }
     bool log_shows(const std::string& needle, std::chrono::milliseconds limit = 5s) const {
         return wait_until([&] { return contains(log(), needle); }, limit);
     }
@@ -138,13 +151,16 @@ protected:
     TempDir dir_;
     fs::path plugins_ = dir_ / "plugins";
     fs::path state_ = dir_ / "state";
+    fs::path socket_; // empty: the run serves no ctl socket
     fs::path err_;
     int configs_ = 0, runs_ = 0;
 };
 
 TEST_F(Reload, ANewBuildTakesOverAtOneTickBoundaryWithNoTickLost) {
     fs::copy_file(counter("v1"), plugins_ / "counter.so");
+    socket_ = dir_ / "ctl.sock";
     auto p = start(counter_config(), dir_ / "out");
+    ASSERT_TRUE(ticked(3)) << log();
     drop(counter("v2"));
     ASSERT_TRUE(log_shows("reload: instance 'counter' runs counter 2.0.0")) << log();
     ASSERT_EQ(stop(*p), 0) << log();
@@ -166,7 +182,7 @@ TEST_F(Reload, ANewBuildTakesOverAtOneTickBoundaryWithNoTickLost) {
     Csv csv = read_csv(dir_ / "out" / "telemetry.csv");
     auto v = csv.column("counter.value");
     ASSERT_GT(v.size(), at + 5) << "the run went on after the swap";
-    ASSERT_GE(at, 1u);
+    ASSERT_GE(at, 3u);
     EXPECT_EQ(v.size(), s["ticks"].get<size_t>());
     // +1 a tick up to the swap, +2 from the next tick on: one boundary, no gap.
     for (uint64_t t = 1; t <= v.size(); ++t)
@@ -185,7 +201,9 @@ TEST_F(Reload, AnIdenticalRebuildGivesByteIdenticalTelemetry) {
     auto plain = start(cfg, dir_ / "plain", {"--ticks", "600"});
     ASSERT_EQ(plain->wait(20s), 0) << log();
 
+    socket_ = dir_ / "ctl.sock";
     auto swapped = start(cfg, dir_ / "swapped", {"--ticks", "600"});
+    ASSERT_TRUE(ticked(1)) << log();
     drop(kReload / "phase13" / "phase13.so", "phase13.so");
     drop(counter("v1b"));
     ASSERT_EQ(swapped->wait(20s), 0) << log();
@@ -254,7 +272,9 @@ TEST_F(Reload, AWrongAbiIsRefusedAndTheOldBuildRunsOn) {
 
 TEST_F(Reload, ANanOnProbationRollsBackAndTheRunGoesOn) {
     fs::copy_file(counter("v1"), plugins_ / "counter.so");
+    socket_ = dir_ / "ctl.sock";
     auto p = start(counter_config(), dir_ / "out");
+    ASSERT_TRUE(ticked(3)) << log();
     drop(counter("nan")); // NaN from its 5th step
     ASSERT_TRUE(log_shows("reload: rolled back instance 'counter'")) << log();
     ASSERT_EQ(stop(*p), 0) << log();
@@ -297,7 +317,9 @@ TEST_F(Reload, AStateVersionMismatchKeepsTheOldBuildByDefault) {
 
 TEST_F(Reload, AStateVersionMismatchStartsFreshUnderPolicyFresh) {
     fs::copy_file(counter("v1"), plugins_ / "counter.so");
+    socket_ = dir_ / "ctl.sock";
     auto p = start(counter_config(R"("reload": {"on_state_mismatch": "fresh"})"), dir_ / "out");
+    ASSERT_TRUE(ticked(3)) << log();
     drop(counter("sv2"));
     ASSERT_TRUE(log_shows("reload: instance 'counter' runs counter 3.0.0")) << log();
     ASSERT_EQ(stop(*p), 0) << log();
@@ -306,6 +328,7 @@ TEST_F(Reload, AStateVersionMismatchStartsFreshUnderPolicyFresh) {
     auto swaps = events(s, "reloaded_fresh");
     ASSERT_EQ(swaps.size(), 1u);
     uint64_t at = swaps[0]["after_tick"];
+    ASSERT_GE(at, 3u);
     auto v = read_csv(dir_ / "out" / "telemetry.csv").column("counter.value");
     ASSERT_GT(v.size(), at + 2);
     EXPECT_EQ(v[at - 1], double(at));
