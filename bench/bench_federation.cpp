@@ -12,8 +12,10 @@
 //                                   in flight), another opens and verifies
 //                                   each; signed:0 is the baseline (plain
 //                                   JSON, parsed, no seal/open)
-//   command_round_trip/load/dc_tick real processes (mosquitto, a datacentre,
-//                                   an edge with tick_ms 1): "remote" set of
+//   command_round_trip/load/dc_tick/edge_tick
+//                                   real processes (mosquitto, a datacentre
+//                                   and an edge with those tick_ms; 10 and
+//                                   10 are the shipped configs'): "remote" set of
 //                                   phase12.eps on edge-1, then remote_result
 //                                   polled without sleeping until "done";
 //                                   interleaved with the baseline, a local
@@ -420,7 +422,7 @@ struct Cluster {
     }
 
     // `quorum`: the datacentre asks edges' votes for phase13.k.
-    Cluster(int n_edges, bool quorum, int dc_tick_ms) : broker(dir.path, nodelay_broker()) {
+    Cluster(int n_edges, bool quorum, int dc_tick_ms, int edge_tick_ms = 1) : broker(dir.path, nodelay_broker()) {
         const fs::path d = dir.path;
         std::vector<std::string> ids = {"dc-1"};
         for (int i = 1; i <= n_edges; ++i) ids.push_back("edge-" + std::to_string(i));
@@ -442,7 +444,7 @@ struct Cluster {
                          {"broker", broker.url()},
                          {"cluster", "lab"},
                          {"trust", (d / "trust").string()},
-                         {"tick_ms", is_dc ? dc_tick_ms : 1},
+                         {"tick_ms", is_dc ? dc_tick_ms : edge_tick_ms},
                          {"telemetry_every", 10},
                          {"max_skew_ms", 30000},
                          {"keep_alive_s", 2}};
@@ -714,9 +716,10 @@ double load_average() {
 void BM_command_round_trip(benchmark::State& state) {
     const int load = int(state.range(0));
     const int dc_tick = int(state.range(1));
+    const int edge_tick = int(state.range(2));
     constexpr int kCommands = 200;
     try {
-        Cluster c(1, false, dc_tick);
+        Cluster c(1, false, dc_tick, edge_tick);
         std::unique_ptr<Load> bg;
         if (load == 1) bg = std::make_unique<Load>(c.broker, "bench/load", 1000);
         if (load == 2) bg = std::make_unique<Load>(c.broker, "qallow/v1/lab/noise/telemetry", 1000);
@@ -819,11 +822,13 @@ BENCHMARK(BM_telemetry_e2e)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_command_round_trip)
-    ->ArgNames({"load", "dc_tick_ms"})
-    ->Args({0, 1})
-    ->Args({1, 1})
-    ->Args({2, 1})
-    ->Args({1, 10})
+    ->ArgNames({"load", "dc_tick_ms", "edge_tick_ms"})
+    ->Args({0, 1, 1})
+    ->Args({1, 1, 1})
+    ->Args({2, 1, 1})
+    ->Args({1, 10, 1})
+    ->Args({1, 10, 10}) // the shipped configs' tick_ms
+    ->Args({2, 10, 10})
     ->Iterations(1)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);

@@ -23,15 +23,39 @@ namespace {
 
 // The reliable wrapper every ledger entry and ack travels in (node.cpp).
 bool unwrap(const json& payload, uint64_t& rid, json& body) {
-    if (!payload.is_object() || !payload.contains("rid") || !payload["rid"].is_number_unsigned() ||
-        !payload.contains("body"))
-        return false;
+    const json* b = reliable_body(payload);
+    if (!b) return false;
     rid = payload["rid"].get<uint64_t>();
-    body = payload["body"];
-    return rid >= 1;
+    body = *b;
+    return true;
 }
 
 } // namespace
+
+const json* reliable_body(const json& payload) {
+    if (!payload.is_object() || !payload.contains("rid") || !payload["rid"].is_number_unsigned() ||
+        payload["rid"].get<uint64_t>() < 1 || !payload.contains("body"))
+        return nullptr;
+    return &payload["body"];
+}
+
+std::optional<std::string> ledger_entry_problem(const Trust& trust, const std::string& node, const json& entry) {
+    if (!entry.is_object() || !entry.contains("hash") || !entry.contains("signature") || !entry.contains("key_id") ||
+        !entry.contains("sequence") || !entry["sequence"].is_number_unsigned() || !entry.contains("previous_hash"))
+        return "not a ledger entry (needs sequence, previous_hash, key_id, hash, signature)";
+    if (entry.value("node_id", std::string()) != node)
+        return "its node_id is \"" + entry.value("node_id", std::string()) + "\", the sender is " + node;
+    json unsigned_ = entry;
+    unsigned_.erase("hash");
+    unsigned_.erase("signature");
+    std::string hash = crypto::sha256_hex(canonical(unsigned_));
+    if (!entry["hash"].is_string() || entry["hash"].get<std::string>() != hash) return "hash does not match its content (tampered)";
+    auto k = trust.find(entry["key_id"].is_string() ? entry["key_id"].get<std::string>() : "");
+    if (k == trust.end() || k->second.node != node) return "signed by a key that is not " + node + "'s";
+    if (!entry["signature"].is_string() || !k->second.key.verify_base64(crypto::from_hex(hash), entry["signature"].get<std::string>()))
+        return "signature does not verify";
+    return std::nullopt;
+}
 
 Cluster::Cluster(Setup setup, const Trust& trust) : s_(std::move(setup)), trust_(trust) {
     std::error_code ec;
@@ -96,7 +120,7 @@ std::vector<std::pair<std::string, json>> Cluster::take_events() {
     return std::exchange(events_, {});
 }
 
-std::optional<Rejection> Cluster::on_message(const Envelope& e) {
+std::optional<Rejection> Cluster::on_message(const Envelope& e, const std::optional<std::string>* entry_problem) {
     std::lock_guard lk(mu_);
     Node& n = nodes_[e.node];
     n.last_seen = e.ts;
@@ -169,36 +193,22 @@ std::optional<Rejection> Cluster::on_message(const Envelope& e) {
         }
         rids_[e.node] = rid;
         rids_dirty_ = receipt_due_ = true;
-        if (e.kind == "ledger") return accept_ledger(e, body);
+        if (e.kind == "ledger") return accept_ledger(e, body, entry_problem ? *entry_problem : ledger_entry_problem(trust_, e.node, body));
         accept_ack(e, body);
         return std::nullopt;
     }
     return Rejection{Reject::unexpected, "kind \"" + e.kind + "\" is not one a datacentre reads"};
 }
 
-std::optional<Rejection> Cluster::accept_ledger(const Envelope& e, const json& entry) {
+std::optional<Rejection> Cluster::accept_ledger(const Envelope& e, const json& entry, const std::optional<std::string>& problem) {
     auto bad = [&](const std::string& why) {
         std::string seq = entry.is_object() && entry.contains("sequence") ? entry["sequence"].dump() : "?";
         event("ledger_rejected", {{"node", e.node}, {"sequence", entry.is_object() ? entry.value("sequence", json()) : json()},
                                   {"reason", why}});
         return Rejection{Reject::bad_signature, "ledger entry " + seq + " of " + e.node + ": " + why};
     };
-    if (!entry.is_object() || !entry.contains("hash") || !entry.contains("signature") || !entry.contains("key_id") ||
-        !entry.contains("sequence") || !entry["sequence"].is_number_unsigned() || !entry.contains("previous_hash"))
-        return bad("not a ledger entry (needs sequence, previous_hash, key_id, hash, signature)");
-    if (entry.value("node_id", std::string()) != e.node)
-        return bad("its node_id is \"" + entry.value("node_id", std::string()) + "\", the sender is " + e.node);
-    json unsigned_ = entry;
-    unsigned_.erase("hash");
-    unsigned_.erase("signature");
-    std::string hash = crypto::sha256_hex(canonical(unsigned_));
-    if (!entry["hash"].is_string() || entry["hash"].get<std::string>() != hash)
-        return bad("hash does not match its content (tampered)");
-    auto k = trust_.find(entry["key_id"].is_string() ? entry["key_id"].get<std::string>() : "");
-    if (k == trust_.end() || k->second.node != e.node) return bad("signed by a key that is not " + e.node + "'s");
-    if (!entry["signature"].is_string() ||
-        !k->second.key.verify_base64(crypto::from_hex(hash), entry["signature"].get<std::string>()))
-        return bad("signature does not verify");
+    if (problem) return bad(*problem);
+    const std::string hash = entry["hash"].get<std::string>();
     Node& n = nodes_[e.node];
     uint64_t seq = entry["sequence"].get<uint64_t>();
     if (n.ledger_seq && seq == 1 && entry["previous_hash"] == kGenesisHash) {

@@ -29,6 +29,13 @@ struct Outgoing {
     nlohmann::json payload;
 };
 
+// The body of a reliable message ({"rid": N >= 1, "body": ...}), else null.
+const nlohmann::json* reliable_body(const nlohmann::json& payload);
+// A forwarded ledger entry's own checks: its shape, its node_id, its hash
+// over its content, and its signature by a key of `node`.  The reason it
+// fails, else nullopt.
+std::optional<std::string> ledger_entry_problem(const Trust& trust, const std::string& node, const nlohmann::json& entry);
+
 class Cluster {
 public:
     struct Setup {
@@ -46,7 +53,10 @@ public:
     // A verified envelope from another node (replay and clock checked).
     // Returns a rejection for what verifies as an envelope but not as
     // content (a tampered ledger entry, an entry of another node).
-    std::optional<Rejection> on_message(const Envelope& e);
+    // `entry_problem`: ledger_entry_problem() of a "ledger" envelope's
+    // entry, when the caller checked it already (the verifier thread);
+    // null: checked here.
+    std::optional<Rejection> on_message(const Envelope& e, const std::optional<std::string>* entry_problem = nullptr);
     // Births, deaths, commands' outcomes: for the datacentre's own ledger.
     std::vector<std::pair<std::string, nlohmann::json>> take_events();
     // Receipts, pace, commands and votes due now.
@@ -97,7 +107,8 @@ private:
         bool sent = false;
     };
 
-    std::optional<Rejection> accept_ledger(const Envelope& e, const nlohmann::json& entry);
+    std::optional<Rejection> accept_ledger(const Envelope& e, const nlohmann::json& entry,
+                                           const std::optional<std::string>& problem);
     void accept_ack(const Envelope& e, const nlohmann::json& body);
     void append_line(const std::string& line);
     void save_rids();

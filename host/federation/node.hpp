@@ -14,6 +14,7 @@
 #include "federation/mqtt_link.hpp"
 #include "federation/outbox.hpp"
 #include "federation/replay.hpp"
+#include "federation/verifier.hpp"
 #include "runner.hpp"
 
 #include <nlohmann/json.hpp>
@@ -89,7 +90,8 @@ public:
 private:
     void thread_main();
     void try_connect();
-    void handle(const Inbound& m);
+    void arrive(Inbound m);  // topic checks, then to the verifier
+    void handle(Opened& o);  // what the verifier opened: clock, replay, then act
     void handle_edge(const Envelope& e);
     void send_outbox();
     std::shared_ptr<Delivery> publish_now(const std::string& kind, const nlohmann::json& payload);
@@ -101,6 +103,7 @@ private:
     void queue_event(std::string kind, nlohmann::json payload);
     void handle_deploy(const std::string& from, const nlohmann::json& p); // federation thread
     void deploy_tick(Runner& runner);                                     // loop thread
+    void apply_commands(Runner& runner);                                  // loop thread, at a tick boundary
     void deploy_ack(nlohmann::json ack);
     nlohmann::json deploy_ctl(const nlohmann::json& req);                 // datacentre
 
@@ -119,6 +122,7 @@ private:
     std::thread thread_;
     std::atomic<bool> stopping_{false};
     std::unique_ptr<MqttLink> link_;
+    std::unique_ptr<Verifier> verifier_; // after link_: its thread wakes link_
     uint64_t session_ = 0, seq_ = 0, telemetry_seq_ = 0;
     uint64_t pending_session_ = 0; // taken for connect attempts, not yet used by a birth
     uint64_t forwarded_ = 0;
@@ -135,7 +139,6 @@ private:
     std::string last_connect_error_;
     uint64_t rejections_shown_ = 0; // rejects_.total() last handed to the cluster table
 
-    std::deque<Inbound> telemetry_in_; // received, not yet verified
     std::unique_ptr<DeployAssembler> assembler_;
     std::atomic<bool> rebirth_due_{false}; // the plugins changed: a new birth
     mutable std::mutex plugins_mu_;        // setup_.plugins
@@ -176,6 +179,8 @@ private:
     std::vector<PendingDeploy> pending_deploys_;
     std::vector<nlohmann::json> reload_events_;
     bool plugins_changed_ = false;
+    bool holding_ledger_ = false;            // applying commands: entries wait for their acks
+    std::vector<nlohmann::json> held_ledger_;
     bool last_ethics_ok_ = true;
     uint64_t last_ethics_fail_tick_ = 0;
 };

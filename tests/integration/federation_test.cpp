@@ -674,6 +674,35 @@ TEST_F(Federation, AFollowerPacesItsTicksToTheClusterPace) {
     stop_all();
 }
 
+TEST_F(Federation, ACommandArrivingBetweenTicksIsAppliedBeforeTheNextTick) {
+    // An edge that ticks every 3 s spends nearly all of it waiting for its
+    // pace; that wait is a tick boundary, so a command is applied (and
+    // acked) in it rather than at the next tick's start.
+    ASSERT_NO_FATAL_FAILURE(make_keys({"dc-1", "edge-1"}));
+    ASSERT_TRUE(broker->start()) << broker->log();
+    dc = std::make_unique<Node>(root, "dc-1", dc_config());
+    ASSERT_TRUE(dc->start()) << dc->err();
+    ASSERT_TRUE(dc->wait_connected()) << dc->err();
+    json c = edge_config("edge-1");
+    c["federation"]["tick_ms"] = 3000;
+    c["federation"]["telemetry_every"] = 1;
+    edges.push_back(std::make_unique<Node>(root, "edge-1", c));
+    ASSERT_TRUE(edge(1).start()) << edge(1).err();
+    ASSERT_TRUE(wait_online(1, 15s)) << dc->cluster().dump(2);
+    // A tick boundary may still fall between the two status reads: then
+    // the command proves nothing and is sent again (at most twice more).
+    uint64_t before = 0, after = 1;
+    for (int attempt = 0; attempt < 3 && before != after; ++attempt) {
+        before = edge(1).status().value("tick", uint64_t(0));
+        Result r = dc->ctl({"--remote", "edge-1", "set", "phase12.eps", attempt % 2 ? "0.0001" : "0.0002"});
+        ASSERT_EQ(r.status, 0) << r.out << r.err;
+        after = edge(1).status().value("tick", uint64_t(0));
+    }
+    EXPECT_EQ(before, after) << "the command waited for a tick to start";
+    EXPECT_GE(before, 1u);
+    stop_all();
+}
+
 // ------------------------------------------------------ TLS and passwords
 
 TEST_F(Federation, TlsBrokerWithPasswordsAndARefusedPassword) {
