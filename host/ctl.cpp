@@ -324,6 +324,16 @@ int deploy_command(const fs::path& socket, const fs::path& plugin, const std::st
     auto started = ask(socket, req, status);
     if (!started) return status;
     std::string id = (*started)["id"];
+    {
+        const json& st = *started;
+        std::string to;
+        for (const auto& t : st.value("targets", json::array())) to += (to.empty() ? "" : ", ") + t.get<std::string>();
+        std::string what = st.value("version", json()).is_string()
+                               ? st["plugin"].get<std::string>() + " " + st["version"].get<std::string>()
+                               : std::string("a build with no version (no .qallow_plugin section)");
+        std::fprintf(stderr, "qallow deploy: %s: %s to %s, %s chunk(s)\n", id.c_str(), what.c_str(), to.c_str(),
+                     st.value("chunks", json()).dump().c_str());
+    }
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(180);
     json r;
     for (;;) {

@@ -451,7 +451,8 @@ json Cluster::remote(const std::string& target, const std::string& name, const j
 }
 
 json Cluster::deploy(const std::string& target, const std::string& file, const std::string& arch,
-                     const std::string& sha256, std::string bytes, const std::string& by) {
+                     const std::string& sha256, std::string bytes, const std::string& by,
+                     const std::optional<PluginInfo>& info) {
     std::lock_guard lk(mu_);
     std::vector<std::string> targets = pick_targets(target, "--to");
     Command c;
@@ -460,7 +461,9 @@ json Cluster::deploy(const std::string& target, const std::string& file, const s
     uint64_t size = bytes.size(), chunks = (size + kDeployChunk - 1) / kDeployChunk;
     c.op = "deploy";
     c.name = file;
-    c.value = {{"file", file}, {"arch", arch}, {"size", size}, {"sha256", sha256}, {"chunks", chunks}};
+    const json plugin = info ? json(info->name) : json(nullptr), version = info ? json(info->version) : json(nullptr);
+    c.value = {{"file", file},     {"arch", arch},     {"size", size}, {"sha256", sha256},
+               {"chunks", chunks}, {"plugin", plugin}, {"version", version}};
     c.data = std::move(bytes);
     c.by = by;
     c.targets = targets;
@@ -470,8 +473,8 @@ json Cluster::deploy(const std::string& target, const std::string& file, const s
     send_queue_.push_back(c.id);
     active_.insert(c.id);
     event("deploy_command", {{"id", c.id}, {"file", file}, {"arch", arch}, {"size", size}, {"sha256", sha256},
-                             {"chunks", chunks}, {"targets", targets}, {"by", by}});
-    json r = {{"id", c.id}, {"targets", targets}, {"chunks", chunks}};
+                             {"chunks", chunks}, {"plugin", plugin}, {"version", version}, {"targets", targets}, {"by", by}});
+    json r = {{"id", c.id}, {"targets", targets}, {"chunks", chunks}, {"plugin", plugin}, {"version", version}};
     commands_.emplace(c.id, std::move(c));
     return r;
 }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "config.hpp"
+#include "federation/deploy.hpp"
 #include "federation/envelope.hpp"
 
 #include <nlohmann/json.hpp>
@@ -72,8 +73,10 @@ public:
     // the build named `file` go to `target` (or every online node) as cmd
     // messages of op "deploy", one per 48 KiB chunk.  Returns {"id",
     // "targets", "chunks"}; throws InputError naming the target.
+    // `info`: the build's plugin name and version when it has them.
     nlohmann::json deploy(const std::string& target, const std::string& file, const std::string& arch,
-                          const std::string& sha256, std::string bytes, const std::string& by);
+                          const std::string& sha256, std::string bytes, const std::string& by,
+                          const std::optional<PluginInfo>& info = std::nullopt);
     nlohmann::json status() const;
     void set_rejections(nlohmann::json by_sender); // shown in status
 

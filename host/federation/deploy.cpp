@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 
 namespace qallow::fed {
 namespace fs = std::filesystem;
@@ -27,6 +28,46 @@ std::string elf_arch(const std::string& b) {
     uint16_t m = b[5] == 2 ? uint16_t((uint8_t(b[18]) << 8) | uint8_t(b[19]))
                            : uint16_t(uint8_t(b[18]) | (uint8_t(b[19]) << 8));
     return elf_arch_name(m);
+}
+
+std::optional<PluginInfo> elf_plugin_info(const std::string& b) {
+    // ELF64 only (x86_64 and arm64 builds); every offset is bounds-checked,
+    // as the file comes from whoever asked for the deployment.
+    if (b.size() < 64 || b.compare(0, 4, "\x7f" "ELF") != 0 || b[4] != 2) return std::nullopt;
+    const bool big = b[5] == 2;
+    auto get = [&](uint64_t at, int n) -> std::optional<uint64_t> {
+        if (at > b.size() || uint64_t(n) > b.size() - at) return std::nullopt;
+        uint64_t v = 0;
+        for (int i = 0; i < n; ++i) {
+            uint64_t byte = uint8_t(b[at + uint64_t(big ? i : n - 1 - i)]);
+            v = (v << 8) | byte;
+        }
+        return v;
+    };
+    auto shoff = get(0x28, 8), shentsize = get(0x3a, 2), shnum = get(0x3c, 2), shstrndx = get(0x3e, 2);
+    if (!shoff || !shentsize || !shnum || !shstrndx || *shentsize < 64 || *shstrndx >= *shnum) return std::nullopt;
+    auto header = [&](uint64_t i) { return *shoff + i * *shentsize; };
+    auto str_off = get(header(*shstrndx) + 24, 8), str_size = get(header(*shstrndx) + 32, 8);
+    if (!str_off || !str_size || *str_off > b.size() || *str_size > b.size() - *str_off) return std::nullopt;
+    const std::string_view names(b.data() + *str_off, *str_size);
+    constexpr std::string_view kSection = ".qallow_plugin", kMagic("qallow-plugin\0", 14);
+    for (uint64_t i = 0; i < *shnum; ++i) {
+        auto name = get(header(i), 4), off = get(header(i) + 24, 8), size = get(header(i) + 32, 8);
+        if (!name || !off || !size) return std::nullopt;
+        if (*name >= names.size() || names.substr(*name, kSection.size() + 1) != std::string(kSection) + '\0') continue;
+        if (*off > b.size() || *size > b.size() - *off) return std::nullopt;
+        std::string_view sec(b.data() + *off, *size);
+        if (sec.substr(0, kMagic.size()) != kMagic) return std::nullopt;
+        sec.remove_prefix(kMagic.size());
+        auto n = sec.find('\0');
+        if (n == std::string_view::npos) return std::nullopt;
+        auto v = sec.find('\0', n + 1);
+        if (v == std::string_view::npos || n == 0 || v == n + 1 || v > 200) return std::nullopt;
+        for (char c : sec.substr(0, v))
+            if (c != '\0' && (c < 0x20 || c > 0x7e)) return std::nullopt; // printable ASCII only: it goes into JSON and logs
+        return PluginInfo{std::string(sec.substr(0, n)), std::string(sec.substr(n + 1, v - n - 1))};
+    }
+    return std::nullopt;
 }
 
 std::string this_arch() {
@@ -96,12 +137,17 @@ DeployAssembler::Outcome DeployAssembler::add(const json& p) {
     if (*chunks != need || *chunk >= need)
         return refuse("chunk " + std::to_string(*chunk) + " of " + std::to_string(*chunks) + ": a file of " +
                       std::to_string(*size) + " bytes comes in " + std::to_string(need) + " chunks");
+    // The build's own name and version, when the datacentre could read them.
+    auto text_or_null = [&](const char* k) { return p.contains(k) && p[k].is_string() ? p[k] : json(nullptr); };
+    const json plugin = text_or_null("plugin"), version = text_or_null("version");
     Transfer& t = transfers_[id];
     if (t.got.empty()) {
-        t.meta = {{"id", id}, {"file", file}, {"arch", arch}, {"size", *size}, {"sha256", sha}, {"chunks", need}};
+        t.meta = {{"id", id},         {"file", file},     {"arch", arch},      {"size", *size},
+                  {"sha256", sha},    {"chunks", need},   {"plugin", plugin},  {"version", version}};
         t.got.assign(need, false);
-    } else if (t.meta["file"] != file || t.meta["size"] != *size || t.meta["sha256"] != sha || t.meta["arch"] != arch) {
-        return refuse("chunk " + std::to_string(*chunk) + " names another file, size, arch or digest than chunk 0 did");
+    } else if (t.meta["file"] != file || t.meta["size"] != *size || t.meta["sha256"] != sha || t.meta["arch"] != arch ||
+               t.meta["plugin"] != plugin || t.meta["version"] != version) {
+        return refuse("chunk " + std::to_string(*chunk) + " names another file, size, arch, digest or version than the first did");
     }
     o.meta = t.meta;
     if (t.got[*chunk]) {

@@ -22,6 +22,14 @@ std::string elf_arch_name(uint16_t e_machine);
 // The architecture of an ELF image (its header's e_machine); throws
 // std::runtime_error "not an ELF file" when the bytes are not one.
 std::string elf_arch(const std::string& bytes);
+// A build's name and version from its .qallow_plugin section (the SDK's
+// QALLOW_PLUGIN writes it; sdk/include/qallow/plugin.h), read without
+// loading it: a build for another architecture cannot be loaded.  nullopt
+// when the image has no such section or is not a well-formed ELF64.
+struct PluginInfo {
+    std::string name, version;
+};
+std::optional<PluginInfo> elf_plugin_info(const std::string& bytes);
 // This machine's (uname): x86_64, arm64 (aarch64), or what uname says.
 std::string this_arch();
 

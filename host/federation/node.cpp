@@ -739,7 +739,12 @@ json FederationNode::deploy_ctl(const json& req) {
     if (name.size() < 4 || name.compare(name.size() - 3, 3, ".so") != 0)
         throw InputError("deploy: " + path + ": the file name must end in .so");
     std::string sha = crypto::sha256_hex(bytes);
-    return cluster_->deploy(target, name, arch, sha, std::move(bytes), req.value("by", "ctl"));
+    // The build's own name and version (SDK section .qallow_plugin); null
+    // for a build made without it: its version is known only once it runs.
+    auto info = elf_plugin_info(bytes);
+    if (!info) spdlog::warn("deploy: {} has no .qallow_plugin section (built without the SDK's QALLOW_PLUGIN); "
+                            "the deployment carries no version", path);
+    return cluster_->deploy(target, name, arch, sha, std::move(bytes), req.value("by", "ctl"), info);
 }
 
 void FederationNode::deploy_ack(json ack) {
@@ -882,7 +887,8 @@ void FederationNode::deploy_tick(Runner& runner) {
         if (!ok) ack["error"] = pd.reason.empty() ? pd.outcome : pd.outcome + ": " + pd.reason;
         json ev = pd.meta;
         ev["ok"] = ok;
-        ev["version"] = pd.version;
+        ev["deployed_version"] = pd.meta.value("version", json()); // what the build said it is (null: it said nothing)
+        ev["version"] = pd.version;                                // what runs now
         ev["outcome"] = pd.outcome;
         ev["reason"] = pd.reason;
         runner.record("deploy_installed", ev);

@@ -53,7 +53,7 @@ void Verifier::run() {
             q.pop_front();
             ++opening_;
         }
-        Opened o{std::move(a), Rejection{Reject::malformed, ""}};
+        Opened o{std::move(a), Rejection{Reject::malformed, ""}, false, std::nullopt};
         o.result = open(o.a.sender, o.a.kind, o.a.m.payload, trust_);
         if (auto* e = std::get_if<Envelope>(&o.result); e && e->kind == "ledger") {
             if (const nlohmann::json* entry = reliable_body(e->payload)) {

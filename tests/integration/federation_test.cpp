@@ -1137,6 +1137,8 @@ TEST_F(FederationDeploy, DeployedToTwoEdgesRunsEverywhere) {
     EXPECT_EQ(r.status, 0) << r.out << r.err << edge(1).err();
     EXPECT_CONTAINS(r.out, "edge-1: counter.so 2.0.0 running (reloaded)");
     EXPECT_CONTAINS(r.out, "edge-2: counter.so 2.0.0 running (reloaded)");
+    // The version comes from the build itself, before anything runs it.
+    EXPECT_CONTAINS(r.err, ": counter 2.0.0 to edge-1, edge-2, ");
     for (int i = 1; i <= 2; ++i) {
         const std::string id = "edge-" + std::to_string(i);
         EXPECT_TRUE(wait_until([&] { return counter_version(id) == "2.0.0"; }, 5s)) << dc->cluster().dump(2);
@@ -1146,9 +1148,14 @@ TEST_F(FederationDeploy, DeployedToTwoEdgesRunsEverywhere) {
         auto inst = entries(edge(i).ledger(), "", "deploy_installed");
         ASSERT_EQ(inst.size(), 1u) << id;
         EXPECT_EQ(inst[0]["payload"]["version"], "2.0.0") << inst[0].dump();
+        EXPECT_EQ(inst[0]["payload"]["deployed_version"], "2.0.0") << inst[0].dump();
+        EXPECT_EQ(inst[0]["payload"]["plugin"], "counter") << inst[0].dump();
         EXPECT_EQ(inst[0]["payload"]["outcome"], "reloaded") << inst[0].dump();
     }
-    EXPECT_EQ(entries(dc->ledger(), "", "deploy_command").size(), 1u);
+    auto cmd = entries(dc->ledger(), "", "deploy_command");
+    ASSERT_EQ(cmd.size(), 1u);
+    EXPECT_EQ(cmd[0]["payload"]["plugin"], "counter") << cmd[0].dump();
+    EXPECT_EQ(cmd[0]["payload"]["version"], "2.0.0") << cmd[0].dump();
     auto res = entries(dc->ledger(), "", "deploy_result");
     ASSERT_EQ(res.size(), 1u);
     EXPECT_EQ(res[0]["payload"]["results"]["edge-2"]["version"], "2.0.0") << res[0].dump();

@@ -29,6 +29,11 @@ static qallow_plugin desc = {
     sizeof(qallow_plugin), QALLOW_ABI_MAJOR, QALLOW_ABI_MINOR, QALLOW_KIND_PHASE, PLUGIN_NAME, "1.0.0",
     "a hand-made descriptor", NULL, 0, sizeof(qallow_param_def), 1, create, destroy, NULL, step, NULL, NULL, NULL, NULL};
 
+#if defined(CASE_GOOD)
+/* The build information a C plugin writes itself (qallow deploy reads it). */
+QALLOW_PLUGIN_INFO(PLUGIN_NAME, "1.0.0");
+#endif
+
 #if defined(CASE_EVIL)
 /* Three good parameters, which each case spoils in one way. */
 static qallow_param_def defs[3] = {

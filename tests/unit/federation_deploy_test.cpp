@@ -42,6 +42,41 @@ TEST(FedDeploy, ElfArchOfThisMachinesPluginsAndAPatchedHeader) {
     EXPECT_THROW(elf_arch("#!/bin/sh\necho not a plugin\n"), std::runtime_error);
 }
 
+TEST(FedDeploy, PluginNameAndVersionReadFromTheBuildWithoutLoadingIt) {
+    // The SDK's QALLOW_PLUGIN writes section .qallow_plugin; the counter
+    // test plugin is built as 1.0.0 and 2.0.0 from the same source.
+    auto p12 = elf_plugin_info(slurp(fs::path(QALLOW_TEST_PLUGIN_DIR) / "phase12.so"));
+    ASSERT_TRUE(p12);
+    EXPECT_EQ(p12->name, "phase12");
+    EXPECT_EQ(p12->version, "1.0.0");
+    const fs::path reload = fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "reload";
+    auto v2 = elf_plugin_info(slurp(reload / "v2" / "counter.so"));
+    ASSERT_TRUE(v2);
+    EXPECT_EQ(v2->name, "counter");
+    EXPECT_EQ(v2->version, "2.0.0");
+    // A plain-C plugin writes it with QALLOW_PLUGIN_INFO.
+    auto c = elf_plugin_info(slurp(fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "bad" / "good_c.so"));
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->name, "good_c");
+    EXPECT_EQ(c->version, "1.0.0");
+    // A C library without the section, and things that are not ELF64.
+    EXPECT_FALSE(elf_plugin_info(slurp(fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "bad" / "not_a_plugin.so")));
+    EXPECT_FALSE(elf_plugin_info("#!/bin/sh\n"));
+    EXPECT_FALSE(elf_plugin_info(""));
+    // Cut anywhere, or with its section table pointed past the end: no
+    // answer, never a read outside the bytes.
+    std::string so = slurp(fs::path(QALLOW_TEST_PLUGIN_DIR) / "phase12.so");
+    for (size_t cut : {size_t(64), so.size() / 2, so.size() - 30}) EXPECT_FALSE(elf_plugin_info(so.substr(0, cut))) << cut;
+    std::string far = so;
+    for (int i = 0; i < 8; ++i) far[0x28 + i] = char(0xff); // e_shoff
+    EXPECT_FALSE(elf_plugin_info(far));
+    std::string garbled = so;
+    auto at = garbled.find(std::string("qallow-plugin\0phase12", 21));
+    ASSERT_NE(at, std::string::npos);
+    garbled[at + 14] = '\x01'; // a control character in the name
+    EXPECT_FALSE(elf_plugin_info(garbled));
+}
+
 TEST(FedDeploy, ChunksInAnyOrderOnceEachAssembleTheFile) {
     TempDir tmp;
     std::string bytes = slurp(fs::path(QALLOW_TEST_PLUGIN_DIR) / "phase12.so");

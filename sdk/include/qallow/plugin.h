@@ -49,6 +49,23 @@ extern "C" {
 #define QALLOW_EXPORT __attribute__((visibility("default")))
 #endif
 
+/* Build information that `qallow deploy` reads from a build without loading
+ * it: the ELF section .qallow_plugin, "qallow-plugin\0<name>\0<version>\0".
+ * The C++ QALLOW_PLUGIN macro writes it; a C plugin writes it with
+ * QALLOW_PLUGIN_INFO("name", "1.2.3") once at file scope, the same literals
+ * as its descriptor's.  Without it a deployment carries no version. */
+#if defined(__has_attribute)
+#if __has_attribute(retain)
+#define QALLOW_RETAIN_ __attribute__((retain))
+#endif
+#endif
+#ifndef QALLOW_RETAIN_
+#define QALLOW_RETAIN_
+#endif
+#define QALLOW_PLUGIN_INFO(name, version)                                             \
+    __attribute__((used, section(".qallow_plugin"))) QALLOW_RETAIN_ static const char \
+        qallow_plugin_info_[] = "qallow-plugin\0" name "\0" version
+
 /* ---- status codes ------------------------------------------------------ */
 
 typedef enum qallow_status {

@@ -440,18 +440,52 @@ qallow_plugin describe(qallow_kind kind, const char* name, const char* version, 
     return d;
 }
 
+// What `qallow deploy` reads from a build without loading it (a build for
+// another architecture cannot be loaded): the ELF section .qallow_plugin
+// holds "qallow-plugin\0<name>\0<version>\0".  The descriptor's name and
+// version point into it, so the two cannot differ, and a linker that drops
+// unreferenced sections keeps it.
+constexpr size_t cstr_len(const char* s) {
+    size_t n = 0;
+    while (s[n] != '\0') ++n;
+    return n;
+}
+constexpr size_t kPluginInfoMagic = sizeof "qallow-plugin"; // with its NUL
+constexpr size_t plugin_info_size(const char* name, const char* version) {
+    return kPluginInfoMagic + cstr_len(name) + 1 + cstr_len(version) + 1;
+}
+template <size_t N>
+struct PluginInfo {
+    char bytes[N];
+    constexpr const char* name() const { return bytes + kPluginInfoMagic; }
+    constexpr const char* version() const { return name() + cstr_len(name()) + 1; }
+};
+template <size_t N>
+constexpr PluginInfo<N> plugin_info(const char* name, const char* version) {
+    PluginInfo<N> info{};
+    size_t at = 0;
+    for (const char* s : {"qallow-plugin", name, version}) {
+        for (size_t i = 0; s[i] != '\0'; ++i) info.bytes[at++] = s[i];
+        info.bytes[at++] = '\0';
+    }
+    return info;
+}
+
 } // namespace detail
 } // namespace qallow
 
 // Defines the entry symbol.  Parameters: the class, a qallow_kind, name,
 // version, one-line description, then zero or more qallow::number(...),
 // qallow::integer(...), qallow::boolean(...), qallow::string(...).
+// Name and Version must be constant expressions (string literals, say).
 #define QALLOW_PLUGIN(Class, Kind, Name, Version, Description, ...)                                    \
+    [[gnu::used, gnu::section(".qallow_plugin")]] static constexpr auto qallow_plugin_info =            \
+        ::qallow::detail::plugin_info<::qallow::detail::plugin_info_size(Name, Version)>(Name, Version);  \
     extern "C" QALLOW_EXPORT const qallow_plugin* qallow_plugin_entry(uint32_t, uint32_t) {            \
         static constexpr auto qallow_defs = ::qallow::params(__VA_ARGS__);                                 \
         ::qallow::detail::defs_storage<Class, std::tuple_size_v<std::remove_cvref_t<decltype(qallow_defs)>>>() = &qallow_defs;                    \
-        static const qallow_plugin qallow_desc =                                                       \
-            ::qallow::detail::describe<Class>(Kind, Name, Version, Description, qallow_defs);          \
+        static const qallow_plugin qallow_desc = ::qallow::detail::describe<Class>(                    \
+            Kind, qallow_plugin_info.name(), qallow_plugin_info.version(), Description, qallow_defs);  \
         return &qallow_desc;                                                                           \
     }
 
