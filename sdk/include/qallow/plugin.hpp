@@ -442,9 +442,8 @@ qallow_plugin describe(qallow_kind kind, const char* name, const char* version, 
 
 // What `qallow deploy` reads from a build without loading it (a build for
 // another architecture cannot be loaded): the ELF section .qallow_plugin
-// holds "qallow-plugin\0<name>\0<version>\0".  The descriptor's name and
-// version point into it, so the two cannot differ, and a linker that drops
-// unreferenced sections keeps it.
+// holds "qallow-plugin\0<name>\0<version>\0", from the same constants as
+// the descriptor's name and version.
 constexpr size_t cstr_len(const char* s) {
     size_t n = 0;
     while (s[n] != '\0') ++n;
@@ -477,9 +476,21 @@ constexpr PluginInfo<N> plugin_info(const char* name, const char* version) {
 // Defines the entry symbol.  Parameters: the class, a qallow_kind, name,
 // version, one-line description, then zero or more qallow::number(...),
 // qallow::integer(...), qallow::boolean(...), qallow::string(...).
+// retain: the compiler may fold the descriptor's name and version into
+// copies, and a link with --gc-sections (the edge build's) would then drop
+// the section as unreferenced.
+#if defined(__has_cpp_attribute)
+#if __has_cpp_attribute(gnu::retain)
+#define QALLOW_RETAIN_SECTION_ [[gnu::retain]]
+#endif
+#endif
+#ifndef QALLOW_RETAIN_SECTION_
+#define QALLOW_RETAIN_SECTION_
+#endif
+
 // Name and Version must be constant expressions (string literals, say).
 #define QALLOW_PLUGIN(Class, Kind, Name, Version, Description, ...)                                    \
-    [[gnu::used, gnu::section(".qallow_plugin")]] static constexpr auto qallow_plugin_info =            \
+    [[gnu::used, gnu::section(".qallow_plugin")]] QALLOW_RETAIN_SECTION_ static constexpr auto qallow_plugin_info = \
         ::qallow::detail::plugin_info<::qallow::detail::plugin_info_size(Name, Version)>(Name, Version);  \
     extern "C" QALLOW_EXPORT const qallow_plugin* qallow_plugin_entry(uint32_t, uint32_t) {            \
         static constexpr auto qallow_defs = ::qallow::params(__VA_ARGS__);                                 \
