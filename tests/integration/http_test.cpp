@@ -206,7 +206,9 @@ TEST(Http, MetricsReadyzAndCtlResumeOnARealNode) {
         static const std::regex re(R"(^ok: tick ([0-9]+), state ([A-Z_]+)\n$)");
         return h.status == 200 && std::regex_match(h.body, m, re) ? std::stoull(m[1]) : 0ull;
     };
-    // In SAFE_MODE from tick 1: not ready, but alive.
+    // In SAFE_MODE from tick 1: not ready, but alive.  (A request served
+    // before tick 1 would still see the start-up state.)
+    ASSERT_TRUE(wait_until([&] { return tick_of() >= 1; }, 20s));
     Http r = get(dir, port, "/readyz");
     EXPECT_EQ(r.status, 503);
     EXPECT_EQ(r.body, "not ready: SAFE_MODE\n");

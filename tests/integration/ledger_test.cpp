@@ -81,6 +81,15 @@ TEST(Ledger, ARunRecordsCtlChangesAndPluginLoadsAndVerifies) {
     Process node(run_args(dir), dir / "node.out", dir / "node.err");
     ASSERT_TRUE(wait_until([&] { return read_file(dir / "node.err").find("info: ctl socket ") != std::string::npos || node.exited(); }, 20s));
     ASSERT_FALSE(node.exited()) << read_file(dir / "node.err");
+    // After the first tick: a change made before it has no ethics score to
+    // record (a fast machine serves the first request at tick 0).
+    ASSERT_TRUE(wait_until(
+        [&] {
+            Result s = qallow(dir, {"ctl", "--socket", (dir / "ctl.sock").string(), "status"});
+            json j = json::parse(s.out, nullptr, false);
+            return s.status == 0 && j.is_object() && j.value("tick", uint64_t(0)) >= 1;
+        },
+        20s));
     Result r = qallow(dir, {"ctl", "--socket", (dir / "ctl.sock").string(), "set", "phase13.k", "0.002"});
     ASSERT_EQ(r.status, 0) << r.err;
     uint64_t from = json::parse(r.out)["from_tick"];
