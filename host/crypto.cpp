@@ -59,11 +59,6 @@ private:
 };
 
 
-std::string mbed_error(int rc) {
-    char buf[160];
-    mbedtls_strerror(rc, buf, sizeof buf);
-    return buf;
-}
 
 // One CTR_DRBG for the process, seeded once from the platform's entropy;
 // ECDSA signing draws its per-signature nonce from it.
@@ -77,7 +72,7 @@ struct Drbg {
         static const char pers[] = "qallow-ledger";
         int rc = mbedtls_ctr_drbg_seed(&ctr, mbedtls_entropy_func, &entropy,
                                        reinterpret_cast<const unsigned char*>(pers), sizeof pers - 1);
-        if (rc) throw std::runtime_error("cannot seed the random generator: " + mbed_error(rc));
+        if (rc) throw std::runtime_error("cannot seed the random generator: " + mbedtls_error_text(rc));
     }
     ~Drbg() {
         mbedtls_ctr_drbg_free(&ctr);
@@ -110,7 +105,7 @@ bool is_p256(mbedtls_pk_context& pk) {
 std::string pubkey_der(mbedtls_pk_context& pk) {
     unsigned char buf[256];
     int n = mbedtls_pk_write_pubkey_der(&pk, buf, sizeof buf); // written at the end of buf
-    if (n < 0) throw std::runtime_error("cannot encode the public key: " + mbed_error(n));
+    if (n < 0) throw std::runtime_error("cannot encode the public key: " + mbedtls_error_text(n));
     return std::string(reinterpret_cast<char*>(buf + sizeof buf - n), size_t(n));
 }
 
@@ -149,6 +144,12 @@ void write_new_file(const std::filesystem::path& file, const std::string& text, 
 std::string id_of_der(const std::string& der) { return sha256_hex(der).substr(0, 16); }
 
 } // namespace
+
+std::string mbedtls_error_text(int rc) {
+    char buf[160];
+    mbedtls_strerror(rc, buf, sizeof buf);
+    return buf;
+}
 
 std::string sha256_hex(std::string_view data) {
     Sha256 h;
@@ -207,7 +208,7 @@ std::string base64_encode(std::string_view bytes) {
     std::string out(n, '\0');
     int rc = mbedtls_base64_encode(reinterpret_cast<unsigned char*>(out.data()), out.size(), &n,
                                    reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
-    if (rc) throw std::runtime_error("base64: " + mbed_error(rc));
+    if (rc) throw std::runtime_error("base64: " + mbedtls_error_text(rc));
     out.resize(n); // n excludes the terminating NUL written
     return out;
 }
@@ -249,7 +250,7 @@ struct Ecdsa {
         if (!rc) rc = mbedtls_ecp_mul(&ctx.grp, &r, &one, &ctx.grp.G, &Drbg::random, &drbg());
         mbedtls_mpi_free(&one);
         mbedtls_ecp_point_free(&r);
-        if (rc) throw std::runtime_error("cannot prepare the key: " + mbed_error(rc));
+        if (rc) throw std::runtime_error("cannot prepare the key: " + mbedtls_error_text(rc));
     }
 };
 
@@ -278,7 +279,7 @@ PrivateKey PrivateKey::generate() {
     int rc = mbedtls_pk_setup(&impl->pk.ctx, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
     if (!rc)
         rc = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(impl->pk.ctx), &Drbg::random, &drbg());
-    if (rc) throw std::runtime_error("cannot generate a P-256 key: " + mbed_error(rc));
+    if (rc) throw std::runtime_error("cannot generate a P-256 key: " + mbedtls_error_text(rc));
     impl->ecdsa.set(impl->pk.ctx);
     impl->id = id_of_der(pubkey_der(impl->pk.ctx));
     return PrivateKey(std::move(impl));
@@ -300,7 +301,7 @@ PrivateKey PrivateKey::load(const std::filesystem::path& file) {
     auto impl = std::make_unique<Impl>();
     int rc = mbedtls_pk_parse_key(&impl->pk.ctx, reinterpret_cast<const unsigned char*>(pem.c_str()), pem.size() + 1,
                                   nullptr, 0); // PEM: the length counts the terminating NUL
-    if (rc) throw std::runtime_error(file.string() + ": not a PEM private key: " + mbed_error(rc));
+    if (rc) throw std::runtime_error(file.string() + ": not a PEM private key: " + mbedtls_error_text(rc));
     if (!is_p256(impl->pk.ctx)) throw std::runtime_error(file.string() + ": not an ECDSA P-256 key");
     impl->ecdsa.set(impl->pk.ctx);
     impl->id = id_of_der(pubkey_der(impl->pk.ctx));
@@ -313,7 +314,7 @@ void PrivateKey::save(const std::filesystem::path& private_file, const std::file
             throw std::runtime_error(f.string() + ": already exists; refusing to overwrite a key");
     unsigned char buf[1024];
     int rc = mbedtls_pk_write_key_pem(&impl_->pk.ctx, buf, sizeof buf);
-    if (rc) throw std::runtime_error("cannot encode the private key: " + mbed_error(rc));
+    if (rc) throw std::runtime_error("cannot encode the private key: " + mbedtls_error_text(rc));
     std::string pem(reinterpret_cast<char*>(buf));
     mbedtls_platform_zeroize(buf, sizeof buf);
     write_new_file(private_file, pem, 0600);
@@ -333,14 +334,14 @@ std::string PrivateKey::sign_base64(std::string_view hash32) const {
     int rc = mbedtls_ecdsa_write_signature(&impl_->ecdsa.ctx, MBEDTLS_MD_SHA256,
                                            reinterpret_cast<const unsigned char*>(hash32.data()), 32, sig, &n,
                                            &Drbg::random, &drbg());
-    if (rc) throw std::runtime_error("cannot sign: " + mbed_error(rc));
+    if (rc) throw std::runtime_error("cannot sign: " + mbedtls_error_text(rc));
     return base64_encode(std::string_view(reinterpret_cast<char*>(sig), n));
 }
 
 std::string PrivateKey::public_pem() const {
     unsigned char buf[512];
     int rc = mbedtls_pk_write_pubkey_pem(&impl_->pk.ctx, buf, sizeof buf);
-    if (rc) throw std::runtime_error("cannot encode the public key: " + mbed_error(rc));
+    if (rc) throw std::runtime_error("cannot encode the public key: " + mbedtls_error_text(rc));
     return reinterpret_cast<char*>(buf);
 }
 
@@ -352,7 +353,7 @@ PublicKey PublicKey::from_pem(const std::string& pem, const std::string& source)
     auto impl = std::make_unique<PublicKey::Impl>();
     int rc = mbedtls_pk_parse_public_key(&impl->pk.ctx, reinterpret_cast<const unsigned char*>(pem.c_str()),
                                          pem.size() + 1);
-    if (rc) throw std::runtime_error(source + ": not a PEM public key: " + mbed_error(rc));
+    if (rc) throw std::runtime_error(source + ": not a PEM public key: " + mbedtls_error_text(rc));
     if (!is_p256(impl->pk.ctx)) throw std::runtime_error(source + ": not an ECDSA P-256 key");
     try {
         impl->verifier = std::make_unique<FixedKeyVerifier>(*mbedtls_pk_ec(impl->pk.ctx));

@@ -9,6 +9,9 @@
 
 namespace qallow::crypto {
 
+// mbedTLS's own words for one of its error codes.
+std::string mbedtls_error_text(int rc);
+
 // Lower-case hex SHA-256.
 std::string sha256_hex(std::string_view data);
 // Streams the file; throws std::runtime_error naming the path on I/O errors.

@@ -1,9 +1,10 @@
 #include "ecdsa_fixed_key.hpp"
 
+#include "crypto.hpp"
+
 #include <mbedtls/asn1.h>
 #include <mbedtls/bignum.h>
 
-#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -52,9 +53,7 @@ FixedKeyVerifier::FixedKeyVerifier(const mbedtls_ecp_keypair& key) {
     if (!rc) rc = mbedtls_ecp_mul(&q_, &t.b, &t.one, &q_.G, nullptr, nullptr);
     if (rc) {
         release();
-        char hex[16];
-        std::snprintf(hex, sizeof hex, "%04x", unsigned(-rc));
-        throw std::runtime_error(std::string("cannot prepare the public key for verification (mbedTLS error -0x") + hex + ")");
+        throw std::runtime_error("cannot prepare the public key for verification: " + mbedtls_error_text(rc));
     }
 }
 

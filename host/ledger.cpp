@@ -113,13 +113,13 @@ std::string shape_problem(const json& e) {
     return {};
 }
 
-std::string computed_hash(json e) {
+} // namespace
+
+std::string entry_hash(json e) {
     e.erase("hash");
     e.erase("signature");
     return crypto::sha256_hex(canonical(e));
 }
-
-} // namespace
 
 // ---------------------------------------------------------------- Ledger
 
@@ -338,7 +338,7 @@ VerifyReport verify_ledger(const fs::path& file, const std::optional<fs::path>& 
             return bad(line, who + (first ? "previous_hash is not the genesis value (64 zeros): the start of the ledger is missing"
                                           : "previous_hash does not match the hash of the entry before it: the chain is broken"));
         std::string hash = e["hash"];
-        if (computed_hash(e) != hash) return bad(line, who + "hash does not match the entry's contents: the entry was changed");
+        if (entry_hash(e) != hash) return bad(line, who + "hash does not match the entry's contents: the entry was changed");
         std::string ts = e["timestamp"];
         if (!is_iso8601_ms(ts)) return bad(line, who + "timestamp \"" + ts + "\" is not YYYY-MM-DDTHH:MM:SS.mmmZ");
         if (ts < c.prev_ts) return bad(line, who + "timestamp " + ts + " is before the previous entry's " + c.prev_ts);

@@ -43,6 +43,9 @@ std::string iso8601_ms(std::chrono::system_clock::time_point t);
 bool is_iso8601_ms(const std::string& s);
 // The hashed form of an entry (see above).
 std::string canonical(const nlohmann::json& j);
+// An entry's hash: SHA-256 (hex) of canonical() of the entry without its
+// "hash" and "signature" fields.
+std::string entry_hash(nlohmann::json entry);
 extern const std::string kGenesisHash; // 64 zeros: the first entry's previous_hash
 
 // The entry's ethics_score and entropy, read when it is recorded.

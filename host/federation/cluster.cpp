@@ -45,10 +45,7 @@ std::optional<std::string> ledger_entry_problem(const Trust& trust, const std::s
         return "not a ledger entry (needs sequence, previous_hash, key_id, hash, signature)";
     if (entry.value("node_id", std::string()) != node)
         return "its node_id is \"" + entry.value("node_id", std::string()) + "\", the sender is " + node;
-    json unsigned_ = entry;
-    unsigned_.erase("hash");
-    unsigned_.erase("signature");
-    std::string hash = crypto::sha256_hex(canonical(unsigned_));
+    const std::string hash = entry_hash(entry);
     if (!entry["hash"].is_string() || entry["hash"].get<std::string>() != hash) return "hash does not match its content (tampered)";
     auto k = trust.find(entry["key_id"].is_string() ? entry["key_id"].get<std::string>() : "");
     if (k == trust.end() || k->second.node != node) return "signed by a key that is not " + node + "'s";
@@ -258,14 +255,16 @@ void Cluster::accept_ack(const Envelope& e, const json& body) {
     // the command to holding the verified ack.
     if (c.sent) r["round_trip_ms"] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - c.sent_at).count();
     c.results[e.node] = r;
-    if (c.state == "sent" && c.results.size() == c.targets.size()) {
-        c.state = "done";
-        if (c.op == "deploy") {
-            event("deploy_result", {{"id", c.id}, {"file", c.name}, {"sha256", c.value["sha256"]}, {"results", c.results}});
-            c.data.clear();
-        } else {
-            event("remote_result", {{"id", c.id}, {"name", c.name}, {"value", c.value}, {"results", c.results}});
-        }
+    if (c.state == "sent" && c.results.size() == c.targets.size()) finish(c);
+}
+
+void Cluster::finish(Command& c) {
+    c.state = "done";
+    if (c.op == "deploy") {
+        event("deploy_result", {{"id", c.id}, {"file", c.name}, {"sha256", c.value["sha256"]}, {"results", c.results}});
+        c.data.clear();
+    } else {
+        event("remote_result", {{"id", c.id}, {"name", c.name}, {"value", c.value}, {"results", c.results}});
     }
 }
 
@@ -308,13 +307,7 @@ std::vector<Outgoing> Cluster::poll(std::chrono::steady_clock::time_point now) {
         if (c.state == "sent" && now >= c.deadline) {
             for (const auto& t : c.targets)
                 if (!c.results.contains(t)) c.results[t] = {{"ok", false}, {"error", "no ack within the timeout"}};
-            c.state = "done";
-            if (c.op == "deploy") {
-                event("deploy_result", {{"id", c.id}, {"file", c.name}, {"sha256", c.value["sha256"]}, {"results", c.results}});
-                c.data.clear();
-            } else {
-                event("remote_result", {{"id", c.id}, {"name", c.name}, {"value", c.value}, {"results", c.results}});
-            }
+            finish(c);
         }
         if (c.state == "done" || c.state == "refused") {
             finished_.push_back(c.id);

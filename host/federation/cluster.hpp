@@ -118,6 +118,7 @@ private:
     std::vector<std::string> pick_targets(const std::string& target, const std::string& what) const; // mu_ held
     std::pair<double, uint64_t> pace_locked() const; // (pace, nodes counted); mu_ held
     void event(std::string kind, nlohmann::json payload);
+    void finish(Command& c); // done: its result event (deploy or remote)
     void decide(Command& c, std::chrono::steady_clock::time_point now);
 
     Setup s_;

@@ -83,13 +83,7 @@ TEST(Ledger, ARunRecordsCtlChangesAndPluginLoadsAndVerifies) {
     ASSERT_FALSE(node.exited()) << read_file(dir / "node.err");
     // After the first tick: a change made before it has no ethics score to
     // record (a fast machine serves the first request at tick 0).
-    ASSERT_TRUE(wait_until(
-        [&] {
-            Result s = qallow(dir, {"ctl", "--socket", (dir / "ctl.sock").string(), "status"});
-            json j = json::parse(s.out, nullptr, false);
-            return s.status == 0 && j.is_object() && j.value("tick", uint64_t(0)) >= 1;
-        },
-        20s));
+    ASSERT_TRUE(wait_until([&] { return ctl_tick(dir / "ctl.sock", dir.path()) >= 1; }, 20s));
     Result r = qallow(dir, {"ctl", "--socket", (dir / "ctl.sock").string(), "set", "phase13.k", "0.002"});
     ASSERT_EQ(r.status, 0) << r.err;
     uint64_t from = json::parse(r.out)["from_tick"];

@@ -3,6 +3,8 @@
 // private temporary directory per test and a few file helpers.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -163,6 +165,16 @@ inline Result run_process(const std::vector<std::string>& argv, const fs::path& 
     r.out = read_file(out);
     r.err = read_file(err);
     return r;
+}
+
+// The tick a running node reports over its ctl socket (`qallow ctl status`),
+// 0 while it does not answer.  The client's output files go to `dir`.  A
+// test waits on it (wait_until) before acting on a run that must have
+// ticked: a fast machine serves a first request before tick 1.
+inline uint64_t ctl_tick(const fs::path& socket, const fs::path& dir) {
+    Result r = run_process({QALLOW_BIN, "ctl", "--socket", socket.string(), "status"}, dir, 30s);
+    nlohmann::json s = nlohmann::json::parse(r.out, nullptr, false);
+    return r.status == 0 && s.is_object() ? s.value("tick", uint64_t(0)) : 0;
 }
 
 } // namespace qallow::itest

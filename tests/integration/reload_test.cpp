@@ -124,12 +124,7 @@ protected:
     bool ticked(uint64_t n) {
         return wait_until([&] { return tick_now() >= n; }, 10s);
     }
-    // The run's tick now, over its ctl socket (0 when it does not answer).
-    uint64_t tick_now() {
-        Result r = qallow({"ctl", "--socket", socket_.string(), "status"});
-        json s = json::parse(r.out, nullptr, false);
-        return r.status == 0 && s.is_object() ? s.value("tick", uint64_t(0)) : 0;
-    }
+    uint64_t tick_now() { return ctl_tick(socket_, dir_.path()); }
     bool log_shows(const std::string& needle, std::chrono::milliseconds limit = 5s) const {
         return wait_until([&] { return contains(log(), needle); }, limit);
     }
