@@ -2,6 +2,7 @@
 
 #include "crypto.hpp"
 #include "errors.hpp"
+#include "json_input.hpp"
 #include "params.hpp"
 
 #include <qallow/plugin.h>
@@ -139,6 +140,97 @@ std::string content_digest(std::string_view content) {
     std::string all;
     for (const auto& p : parts) all += p;
     return crypto::sha256_hex(all);
+}
+
+// Every field the readers use, with its type, and the blobs laid back to
+// back inside the payload: after this, nothing read from a header can throw
+// or reach outside the file, however the header was forged (a forger can
+// recompute the digest).  Returns what is wrong, empty when nothing is; sets
+// `payload_bytes` to the payload's size as the header describes it.
+std::string header_problem(const json& h, uint64_t header_size, uint64_t& payload_bytes) {
+    // Far above any real file, far below where a sum of sizes could wrap.
+    constexpr uint64_t kMaxPayload = uint64_t(1) << 56;
+    auto field = [](const json& o, const char* key, std::string where) -> std::string {
+        return o.is_object() && o.contains(key) ? "" : where + key + ": missing";
+    };
+    auto whole = [](const json& v) { return v.is_number_unsigned(); };
+    auto text = [](const json& v) { return v.is_string(); };
+    auto expect = [&](const json& o, const char* key, auto ok, const char* what, const std::string& where) {
+        if (auto p = field(o, key, where); !p.empty()) return p;
+        return ok(o.at(key)) ? std::string() : where + key + ": " + o.at(key).type_name() + ", expected " + what;
+    };
+    if (!h.is_object()) return std::string("header is ") + h.type_name() + ", expected an object";
+    for (const char* k : {"tick", "trial", "seed", "header_size"})
+        if (auto p = expect(h, k, whole, "an unsigned integer", "header."); !p.empty()) return p;
+    if (h.at("header_size").get<uint64_t>() != header_size) return "header_size disagrees with the prefix";
+    if (auto p = expect(h, "config_digest", text, "a string", "header."); !p.empty()) return p;
+    if (auto p = field(h, "resolved", "header."); !p.empty()) return p;
+    auto is_object = [](const json& v) { return v.is_object(); };
+    auto is_array = [](const json& v) { return v.is_array(); };
+    if (auto p = expect(h, "origin", is_object, "an object", "header."); !p.empty()) return p;
+    const json& o = h.at("origin");
+    for (const char* k : {"config_file", "plugin_dir", "out_dir"})
+        if (auto p = expect(o, k, text, "a string", "header.origin."); !p.empty()) return p;
+    if (auto p = expect(o, "sets", is_array, "an array of strings", "header.origin."); !p.empty()) return p;
+    for (const auto& s : o.at("sets"))
+        if (!s.is_string()) return "header.origin.sets: holds a " + std::string(s.type_name()) + ", expected strings";
+    if (auto p = expect(h, "facts", is_object, "an object", "header."); !p.empty()) return p;
+    const json& f = h.at("facts");
+    for (const char* k : {"ethics_pass", "ethics_fail", "first_ethics_failure"})
+        if (auto p = expect(f, k, whole, "an unsigned integer", "header.facts."); !p.empty()) return p;
+    if (auto p = expect(f, "faults", is_array, "an array of strings", "header.facts."); !p.empty()) return p;
+    for (const auto& s : f.at("faults"))
+        if (!s.is_string()) return "header.facts.faults: holds a " + std::string(s.type_name()) + ", expected strings";
+
+    // The payload: the signal table at offset 0, then each blob right after
+    // the one before.  Sums are checked against the payload's size as they
+    // go, so no forged size can wrap around.
+    if (auto p = expect(h, "signals", is_object, "an object", "header."); !p.empty()) return p;
+    const json& s = h.at("signals");
+    for (const char* k : {"names", "flags"})
+        if (auto p = expect(s, k, is_array, "an array", "header.signals."); !p.empty()) return p;
+    for (const char* k : {"offset", "size"})
+        if (auto p = expect(s, k, whole, "an unsigned integer", "header.signals."); !p.empty()) return p;
+    const json& names = s.at("names");
+    for (const auto& n : names)
+        if (!n.is_string()) return "header.signals.names: holds a " + std::string(n.type_name()) + ", expected strings";
+    uint64_t n_signals = names.size();
+    if (s.at("flags").size() != n_signals) return "header.signals.flags: not one per name";
+    if (s.at("offset").get<uint64_t>() != 0) return "header.signals.offset: must be 0";
+    if (s.at("size").get<uint64_t>() != n_signals * sizeof(double))
+        return "header.signals.size: " + s.at("size").dump() + ", expected 8 bytes per signal (" +
+               std::to_string(n_signals * sizeof(double)) + ")";
+    uint64_t at = n_signals * sizeof(double);
+    if (auto p = expect(h, "instances", is_array, "an array", "header."); !p.empty()) return p;
+    const json& list = h.at("instances");
+    for (size_t i = 0; i < list.size(); ++i) {
+        std::string where = "header.instances[" + std::to_string(i) + "].";
+        const json& in = list[i];
+        if (!in.is_object()) return where.substr(0, where.size() - 1) + ": " + in.type_name() + ", expected an object";
+        for (const char* k : {"name", "plugin", "version", "sha256"})
+            if (auto p = expect(in, k, text, "a string", where); !p.empty()) return p;
+        for (const char* k : {"stateless", "disabled"})
+            if (auto p = expect(in, k, [](const json& v) { return v.is_boolean(); }, "true or false", where); !p.empty())
+                return p;
+        if (auto p = expect(in, "params", is_object, "an object", where); !p.empty()) return p;
+        for (const char* k : {"state_version", "offset", "size"})
+            if (auto p = expect(in, k, whole, "an unsigned integer", where); !p.empty()) return p;
+        if (in.at("state_version").get<uint64_t>() > UINT32_MAX) return where + "state_version: above 2^32-1";
+        if (in.contains("batch")) {
+            const json& b = in.at("batch");
+            if (!b.is_object()) return where + "batch: " + b.type_name() + ", expected an object";
+            for (const char* k : {"done", "deferred", "forced", "paused"})
+                if (auto p = expect(b, k, whole, "an unsigned integer", where + "batch."); !p.empty()) return p;
+        }
+        uint64_t off = in.at("offset").get<uint64_t>(), size = in.at("size").get<uint64_t>();
+        if (off != at)
+            return where + "offset: " + std::to_string(off) + ", expected " + std::to_string(at) +
+                   " (right after the blob before it)";
+        if (size > kMaxPayload - at) return where + "size: " + std::to_string(size) + " bytes: past any real state";
+        at += size;
+    }
+    payload_bytes = at;
+    return "";
 }
 
 } // namespace
@@ -324,24 +416,25 @@ Checkpoint read_checkpoint(const fs::path& file) {
     if (hs > b.size() - kPrefix - kTrailer)
         throw bad("truncated: the header claims " + std::to_string(hs) + " bytes, the file has " +
                   std::to_string(b.size()));
-    try {
-        cp.header = json::parse(b.data() + kPrefix, b.data() + kPrefix + hs);
-        uint64_t payload = cp.header.at("signals").at("size").get<uint64_t>();
-        for (const auto& in : cp.header.at("instances")) payload += in.at("size").get<uint64_t>();
+    std::string problem;
+    uint64_t payload = 0;
+    if (auto err = parse_json(std::string_view(b).substr(kPrefix, hs), cp.header))
+        problem = "header is not JSON: byte " + std::to_string(kPrefix + err->byte) + ": " + err->reason;
+    else
+        problem = header_problem(cp.header, hs, payload);
+    if (problem.empty()) {
         uint64_t expect = kPrefix + hs + payload + kTrailer;
         if (expect != b.size())
             throw bad((b.size() < expect ? "truncated: " : "trailing bytes: ") + std::to_string(b.size()) +
                       " bytes, its header describes " + std::to_string(expect));
-        if (cp.header.at("header_size").get<uint64_t>() != hs) throw bad("header_size disagrees with the prefix");
-        (void)cp.header.at("tick").get<uint64_t>();
-    } catch (const CheckpointError&) {
-        throw;
-    } catch (const std::exception& e) {
-        // A flipped byte in the header most often lands here; the digest
-        // would say the same, less precisely.
+    } else {
+        // A flipped byte in the header most often lands here: say whether the
+        // digest agrees, which tells corruption from a forged header.
         std::string actual = content_digest(std::string_view(b.data(), b.size() - kTrailer));
-        throw bad("corrupt header (" + std::string(e.what()) + "); digest mismatch: content hashes to " + actual +
-                  ", the trailer says " + b.substr(b.size() - kTrailer));
+        std::string recorded = b.substr(b.size() - kTrailer);
+        throw bad("corrupt header (" + problem + "); " +
+                  (actual == recorded ? "the digest matches, so the header was written this way"
+                                      : "digest mismatch: content hashes to " + actual + ", the trailer says " + recorded));
     }
     std::string recorded = b.substr(b.size() - kTrailer);
     cp.digest = content_digest(std::string_view(b.data(), b.size() - kTrailer));

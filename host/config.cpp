@@ -1,4 +1,5 @@
 #include "config.hpp"
+#include "json_input.hpp"
 
 #include "errors.hpp"
 
@@ -148,20 +149,6 @@ bool identifier(const std::string& s) {
     return true;
 }
 
-// nlohmann reports a byte offset; people want line and column.
-std::string position(const std::string& text, size_t byte) {
-    size_t line = 1, col = 1;
-    for (size_t i = 0; i < text.size() && i + 1 < byte; ++i) {
-        if (text[i] == '\n') {
-            ++line;
-            col = 1;
-        } else {
-            ++col;
-        }
-    }
-    return std::to_string(line) + ":" + std::to_string(col);
-}
-
 bool node_id_ok(const std::string& id) {
     bool ok = !id.empty() && id.size() <= 64 && id[0] != '.';
     for (char ch : id)
@@ -263,15 +250,8 @@ const char* to_string(FederationRole r) { return r == FederationRole::datacentre
 Config parse_config(const std::string& text, const std::string& source, const fs::path& base_dir) {
     json root;
     DuplicateKeyCheck duplicates;
-    try {
-        root = json::parse(text, std::ref(duplicates));
-    } catch (const json::parse_error& e) {
-        std::string what = e.what();
-        // Drop nlohmann's "[json.exception.parse_error.101] parse error at line 1, column 2: " prefix.
-        auto colon = what.find(": ");
-        std::string reason = colon == std::string::npos ? what : what.substr(colon + 2);
-        throw InputError(source + ":" + position(text, e.byte) + ": malformed JSON: " + reason);
-    }
+    if (auto err = parse_json(text, root, std::ref(duplicates)))
+        throw InputError(source + ":" + json_position(text, err->byte) + ": malformed JSON: " + err->reason);
     Reader r(source);
     if (duplicates.duplicate()) r.fail(*duplicates.duplicate(), "this key appears twice in its object; keep one");
     r.object(root, "");

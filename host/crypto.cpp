@@ -16,7 +16,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <vector>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -379,5 +381,38 @@ bool PublicKey::verify_base64(std::string_view hash32, std::string_view signatur
 }
 
 const std::string& PublicKey::key_id() const { return impl_->id; }
+
+bool is_node_id(std::string_view s) {
+    if (s.empty() || s.size() > 64) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+               c == '-';
+    });
+}
+
+Trust load_trust(const std::filesystem::path& dir) {
+    std::error_code ec;
+    if (!std::filesystem::exists(dir, ec)) throw std::runtime_error(dir.string() + ": trust directory does not exist");
+    if (!std::filesystem::is_directory(dir, ec)) throw std::runtime_error(dir.string() + ": not a directory");
+    std::vector<std::filesystem::path> files;
+    for (const auto& f : std::filesystem::directory_iterator(dir)) // throws filesystem_error (a runtime_error) naming dir
+        if (f.path().extension() == ".pub") files.push_back(f.path());
+    std::sort(files.begin(), files.end()); // deterministic "which two files" in the duplicate error
+    Trust trust;
+    std::map<std::string, std::filesystem::path> source;
+    for (const auto& f : files) {
+        const std::string node = f.stem().string();
+        if (!is_node_id(node))
+            throw std::runtime_error(f.string() + ": the file name must be <node_id>.pub with node_id [A-Za-z0-9_.-]{1,64}");
+        crypto::PublicKey k = crypto::PublicKey::load(f); // names the file on error
+        std::string id = k.key_id();
+        if (auto it = source.find(id); it != source.end())
+            throw std::runtime_error(f.string() + ": key " + id + " is also " + it->second.string() +
+                                     "; one key may belong to one node only");
+        source.emplace(id, f);
+        trust.emplace(id, TrustedKey{std::move(k), node});
+    }
+    return trust;
+}
 
 } // namespace qallow::crypto

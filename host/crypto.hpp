@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -79,5 +80,24 @@ private:
     explicit PublicKey(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };
+
+// ---- Trust: which key speaks for which node (docs/security.md) ----
+
+// [A-Za-z0-9_.-]{1,64}
+bool is_node_id(std::string_view s);
+
+// A trusted key and the one node it speaks for: the .pub file's stem
+// (`qallow keys gen` writes <node_id>.pub).  Whatever checks a signature
+// also checks that the signed record names that node, so a trusted key can
+// never sign for another node.
+struct TrustedKey {
+    PublicKey key;
+    std::string node;
+};
+using Trust = std::map<std::string, TrustedKey>; // by key id
+// Every *.pub in `dir`.  Throws std::runtime_error naming a bad file, a
+// missing/non-directory path, a stem that is not a node id, or one key
+// present under two names (it could then speak as either node).
+Trust load_trust(const std::filesystem::path& dir);
 
 } // namespace qallow::crypto

@@ -1,6 +1,7 @@
 #include "ctl.hpp"
 
 #include "errors.hpp"
+#include "json_input.hpp"
 #include "loader.hpp"
 #include "text.hpp"
 
@@ -169,11 +170,8 @@ void CtlServer::poll(Runner& runner) {
 std::string CtlServer::handle(Runner& runner, const std::string& line) {
     ++served_;
     json req;
-    try {
-        req = json::parse(line);
-    } catch (const json::parse_error& e) {
-        return answer(false, std::string("request is not JSON: ") + e.what());
-    }
+    if (auto err = parse_json(line, req))
+        return answer(false, "request is not JSON: byte " + std::to_string(err->byte) + ": " + err->reason);
     if (!req.is_object() || !req.contains("cmd") || !req["cmd"].is_string())
         return answer(false, "request needs \"cmd\": one of status|set|lua|resume");
     std::string cmd = req["cmd"];
@@ -261,7 +259,7 @@ std::optional<json> ask(const fs::path& socket, const json& req, int& status) {
         status = 2;
         return std::nullopt;
     }
-    json a = json::parse(reply, nullptr, false);
+    json a = parse_json_or_discarded(reply);
     if (a.is_discarded() || !a.is_object()) {
         std::fprintf(stderr, "qallow ctl: error: not a ctl answer: %s\n", printable(reply).c_str());
         status = 2;
@@ -402,7 +400,7 @@ int ctl_command(const fs::path& socket, const std::vector<std::string>& words, c
             std::fprintf(stderr, "qallow ctl --remote: expected: set NAME VALUE\n");
             return 2;
         }
-        json value = json::parse(words[2], nullptr, false);
+        json value = parse_json_or_discarded(words[2]);
         if (value.is_discarded()) value = words[2];
         return remote_command(socket, *remote, words[1], value);
     }
@@ -417,9 +415,11 @@ int ctl_command(const fs::path& socket, const std::vector<std::string>& words, c
         req = {{"cmd", "lua"}, {"code", words[1]}};
     } else if (words.size() == 3 && words[0] == "set") {
         json value;
-        try {
-            value = json::parse(words[2]); // numbers and true/false as JSON
-        } catch (const json::parse_error&) {
+        if (auto err = parse_json(words[2], value)) { // numbers and true/false as JSON
+            if (err->kind != JsonError::Kind::syntax) {
+                std::fprintf(stderr, "qallow ctl: error: VALUE: %s\n", err->reason.c_str());
+                return 2;
+            }
             value = words[2]; // anything else is a string
         }
         req = {{"cmd", "set"}, {"name", words[1]}, {"value", value}};
@@ -434,10 +434,8 @@ int ctl_command(const fs::path& socket, const std::vector<std::string>& words, c
         std::fprintf(stderr, "qallow ctl: error: %s\n", e.what());
         return 2;
     }
-    json a;
-    try {
-        a = json::parse(reply);
-    } catch (const json::parse_error&) {
+    json a = parse_json_or_discarded(reply);
+    if (a.is_discarded()) {
         std::fprintf(stderr, "qallow ctl: error: not a ctl answer: %s\n", printable(reply).c_str());
         return 2;
     }

@@ -2,6 +2,7 @@
 
 #include "errors.hpp"
 #include "params.hpp"
+#include "json_input.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -9,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -154,13 +156,13 @@ Ledger::Ledger(Options options, crypto::PrivateKey key) : o_(std::move(options))
         for (char ch : std::string_view(text).substr(0, good)) lines += ch == '\n';
         if (good > 0) {
             size_t start = line_start(good);
-            last = json::parse(text.begin() + long(start), text.begin() + long(good - 1), nullptr, false);
+            last = parse_json_or_discarded(std::string_view(text).substr(start, good - 1 - start));
             if (last.is_discarded() || !shape_problem(last).empty()) {
                 good = start;
                 --lines;
                 if (good > 0) { // the line before must be a real entry: never cut further
                     size_t s2 = line_start(good);
-                    last = json::parse(text.begin() + long(s2), text.begin() + long(good - 1), nullptr, false);
+                    last = parse_json_or_discarded(std::string_view(text).substr(s2, good - 1 - s2));
                     if (last.is_discarded() || !shape_problem(last).empty())
                         throw std::runtime_error("line " + std::to_string(lines) +
                                                  " is not a ledger entry and is not the last line; refusing to cut "
@@ -266,24 +268,11 @@ void Ledger::tick_done() {
 
 // ---------------------------------------------------------------- verify
 
-std::map<std::string, crypto::PublicKey> load_trust_dir(const fs::path& dir) {
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec)) throw std::runtime_error(dir.string() + ": not a directory");
-    std::map<std::string, crypto::PublicKey> keys;
-    for (const auto& f : fs::directory_iterator(dir)) {
-        if (f.path().extension() != ".pub") continue;
-        crypto::PublicKey k = crypto::PublicKey::load(f.path());
-        std::string id = k.key_id();
-        keys.emplace(id, std::move(k));
-    }
-    return keys;
-}
-
 VerifyReport verify_ledger(const fs::path& file, const std::optional<fs::path>& trust_dir, bool cluster) {
     VerifyReport rep;
-    std::map<std::string, crypto::PublicKey> keys;
+    crypto::Trust keys;
     if (trust_dir) {
-        keys = load_trust_dir(*trust_dir);
+        keys = crypto::load_trust(*trust_dir);
         rep.signatures_checked = true;
     }
     std::string text = slurp(file);
@@ -312,9 +301,18 @@ VerifyReport verify_ledger(const fs::path& file, const std::optional<fs::path>& 
                                  " bytes, no newline): an append that never finished; the node cuts it off at its next start");
         std::string_view raw(text.data() + pos, nl - pos);
         pos = nl + 1;
-        json e = json::parse(raw, nullptr, false);
+        json e = parse_json_or_discarded(raw);
         if (e.is_discarded()) return bad(line, "not valid JSON");
         if (auto p = shape_problem(e); !p.empty()) return bad(line, p);
+        // The bytes as written, not what a lenient parser makes of them: a
+        // BOM, a CR, a space or a repeated key parse to the same entry, yet
+        // they are changed bytes and must be named.
+        if (std::string want = canonical(e); want != raw) {
+            size_t at = std::mismatch(want.begin(), want.end(), raw.begin(), raw.end()).first - want.begin();
+            return bad(line, "not the canonical form of its entry (first difference at byte " + std::to_string(at + 1) +
+                                 "): the line was reformatted or edited (whitespace, CR, BOM, a repeated key, a "
+                                 "rewritten number)");
+        }
         std::string node = e["node_id"];
         if (first_node.empty()) first_node = node;
         if (!cluster && node != first_node)
@@ -347,7 +345,10 @@ VerifyReport verify_ledger(const fs::path& file, const std::optional<fs::path>& 
             auto k = keys.find(id);
             if (k == keys.end())
                 return bad(line, who + "key_id " + id + " is not in the trust directory " + trust_dir->string());
-            if (!k->second.verify_base64(crypto::from_hex(hash), e["signature"].get<std::string>()))
+            if (k->second.node != node)
+                return bad(line, who + "signed with key " + id + ", which speaks for node '" + k->second.node +
+                                     "' (" + k->second.node + ".pub), not for '" + node + "'");
+            if (!k->second.key.verify_base64(crypto::from_hex(hash), e["signature"].get<std::string>()))
                 return bad(line, who + "signature does not verify against key " + id);
         }
         c.prev_hash = hash;
@@ -411,11 +412,7 @@ void LedgerHook::drain(Runner& runner) {
 // ---------------------------------------------------------------- commands
 
 int keys_gen_command(const fs::path& out_dir, const std::string& node_id) {
-    bool ok = !node_id.empty() && node_id.size() <= 64 && node_id[0] != '.';
-    for (char ch : node_id)
-        ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-                    ch == '-' || ch == '.');
-    if (!ok) {
+    if (!crypto::is_node_id(node_id) || node_id[0] == '.') {
         std::fprintf(stderr, "qallow: error: --node-id: \"%s\" is not allowed; allowed: [A-Za-z0-9_.-], 1 to 64 "
                              "characters, not starting with '.'\n", node_id.c_str());
         return 2;
@@ -475,7 +472,7 @@ int ledger_show_command(const fs::path& file, const std::optional<std::string>& 
     uint64_t n = 0;
     while (std::getline(in, line)) {
         ++n;
-        json e = json::parse(line, nullptr, false);
+        json e = parse_json_or_discarded(line);
         if (e.is_discarded() || !shape_problem(e).empty()) {
             std::printf("%-6s line %llu is not a ledger entry (qallow ledger verify says why)\n", "?",
                         static_cast<unsigned long long>(n));

@@ -112,7 +112,9 @@ private:
 };
 
 // `qallow ledger verify`.  Signatures are checked only with a trust
-// directory (every *.pub in it, by key id).
+// directory (every <node_id>.pub in it, by key id): an entry must be signed
+// by the key of the node it names.  A line must be exactly the canonical
+// form of its entry.
 struct VerifyReport {
     bool ok = false;
     uint64_t entries = 0; // verified before the first bad one
@@ -125,8 +127,6 @@ struct VerifyReport {
 // which may start mid-chain (where the datacentre first heard from it).
 VerifyReport verify_ledger(const std::filesystem::path& file, const std::optional<std::filesystem::path>& trust_dir,
                            bool cluster = false);
-// key id -> key, every *.pub in `dir`; throws std::runtime_error naming a bad file.
-std::map<std::string, crypto::PublicKey> load_trust_dir(const std::filesystem::path& dir);
 
 // The loop's side of the ledger: after each tick, records the parameter
 // changes made since (Simulation::changes(), whoever made them), the tick's

@@ -14,12 +14,16 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 
 namespace {
 
 void setup_logging(const std::string& level, const std::string& format) {
-    auto logger = spdlog::stderr_color_mt("qallow");
+    // NO_COLOR (no-color.org): set and not empty means no colour, even on a terminal.
+    const char* no_color = std::getenv("NO_COLOR");
+    auto logger = spdlog::stderr_color_mt("qallow", no_color && *no_color ? spdlog::color_mode::never
+                                                                         : spdlog::color_mode::automatic);
     if (format == "json")
         logger->set_formatter(qallow::make_json_log_formatter());
     else

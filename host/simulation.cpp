@@ -191,6 +191,12 @@ Simulation::Simulation(const Config& config, const Catalog& catalog, WorkerPool&
             if (in.plugin->desc->bind) {
                 qallow_error err{};
                 qallow_status st = in.plugin->desc->bind(in.handle, &err);
+                // As in create(): a plugin refusing what its parameters name
+                // (an input no instance publishes) is bad input, exit 2.
+                if (st == QALLOW_ERR_INVALID_ARGUMENT)
+                    throw InputError(config_source_ + ": " + planned[i].first->pointer + ": plugin '" +
+                                     in.plugin->name + "' refused the parameters of instance '" + in.name +
+                                     "': " + plugin_message(st, err));
                 if (st != QALLOW_OK)
                     throw std::runtime_error("instance '" + in.name + "' (plugin " + in.plugin->name + " " +
                                              in.plugin->version + "): bind failed: " + plugin_message(st, err));

@@ -11,8 +11,11 @@ packages=(
   liblua5.4-dev                                              # Lua experiments
   libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto mosquitto-clients  # federation
   openssl                                                    # test certificates for the TLS broker test
+  python3                                                    # edge/*.sh and scripts/bench.sh read JSON with it
+  curl                                                       # the HTTP tests scrape with a real client
   systemd                                                    # systemd-analyze verify of the edge unit
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev                                   # scripts/fuzz.sh: libFuzzer is in the runtime, only a Recommends
 )
 
 missing=()

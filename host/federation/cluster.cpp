@@ -4,6 +4,7 @@
 #include "errors.hpp"
 #include "federation/deploy.hpp"
 #include "ledger.hpp"
+#include "json_input.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -68,7 +69,7 @@ Cluster::Cluster(Setup setup, const Trust& trust) : s_(std::move(setup)), trust_
                 spdlog::warn("{}: line {} is torn ({} bytes); cut off", s_.ledger_file.string(), n, line.size());
                 break;
             }
-            json e = json::parse(line, nullptr, false);
+            json e = parse_json_or_discarded(line);
             if (e.is_discarded() || !e.is_object() || !e.contains("node_id"))
                 throw std::runtime_error(s_.ledger_file.string() + ": line " + std::to_string(n) +
                                          " is not a ledger entry; run `qallow ledger verify` on it");
@@ -87,7 +88,7 @@ Cluster::Cluster(Setup setup, const Trust& trust) : s_(std::move(setup)), trust_
     if (r) {
         std::stringstream ss;
         ss << r.rdbuf();
-        json j = json::parse(ss.str(), nullptr, false);
+        json j = parse_json_or_discarded(ss.str());
         if (!j.is_object())
             throw std::runtime_error(s_.rid_file.string() + ": not a JSON object {rids, epochs}; remove it "
                                      "to start the receipts afresh");

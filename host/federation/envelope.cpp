@@ -1,5 +1,6 @@
 #include "federation/envelope.hpp"
 
+#include "json_input.hpp"
 #include "ledger.hpp"
 
 #include <algorithm>
@@ -14,10 +15,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-
-// The parser is iterative, but dump() (canonical) recurses: a hostile
-// "[[[[..." payload must not reach it and blow the stack.
-constexpr int kMaxDepth = 64;
 
 // A value quoted for a detail line: peers control it, so keep it short (log
 // lines) and JSON-escaped (no control characters reach the log).
@@ -52,14 +49,6 @@ const char* to_string(Reject r) {
     case Reject::unexpected: return "unexpected";
     }
     return "?";
-}
-
-bool is_node_id(std::string_view s) {
-    if (s.empty() || s.size() > 64) return false;
-    return std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-               c == '-';
-    });
 }
 
 bool is_kind(std::string_view s) {
@@ -103,46 +92,16 @@ std::string seal(const std::string& node, uint64_t session, uint64_t seq, std::c
     return canonical(e);
 }
 
-Trust load_trust(const fs::path& dir) {
-    std::error_code ec;
-    if (!fs::exists(dir, ec)) throw std::runtime_error(dir.string() + ": trust directory does not exist");
-    if (!fs::is_directory(dir, ec)) throw std::runtime_error(dir.string() + ": not a directory");
-    std::vector<fs::path> files;
-    for (const auto& f : fs::directory_iterator(dir)) // throws filesystem_error (a runtime_error) naming dir
-        if (f.path().extension() == ".pub") files.push_back(f.path());
-    std::sort(files.begin(), files.end()); // deterministic "which two files" in the duplicate error
-    Trust trust;
-    std::map<std::string, fs::path> source;
-    for (const auto& f : files) {
-        const std::string node = f.stem().string();
-        if (!is_node_id(node))
-            throw std::runtime_error(f.string() + ": the file name must be <node_id>.pub with node_id [A-Za-z0-9_.-]{1,64}");
-        crypto::PublicKey k = crypto::PublicKey::load(f); // names the file on error
-        std::string id = k.key_id();
-        if (auto it = source.find(id); it != source.end())
-            throw std::runtime_error(f.string() + ": key " + id + " is also " + it->second.string() +
-                                     "; one key may belong to one node only");
-        source.emplace(id, f);
-        trust.emplace(id, TrustedKey{std::move(k), node});
-    }
-    return trust;
-}
-
 namespace {
 
 std::variant<Envelope, Rejection> open_checked(std::string_view topic_node, std::string_view topic_kind,
                                                std::string_view text, const Trust& trust) {
-    bool too_deep = false;
     json j;
-    try {
-        j = json::parse(text, [&](int depth, json::parse_event_t, json&) {
-            if (depth > kMaxDepth) too_deep = true;
-            return !too_deep;
-        });
-    } catch (const json::parse_error& e) {
-        return Rejection{Reject::malformed, std::string("not JSON: ") + e.what()};
+    if (auto err = parse_json(text, j)) {
+        if (err->kind == JsonError::Kind::too_deep)
+            return Rejection{Reject::malformed, "nested deeper than " + std::to_string(kMaxJsonDepth) + " levels"};
+        return Rejection{Reject::malformed, "not JSON: byte " + std::to_string(err->byte) + ": " + err->reason};
     }
-    if (too_deep) return Rejection{Reject::malformed, "nested deeper than " + std::to_string(kMaxDepth) + " levels"};
     if (!j.is_object()) return Rejection{Reject::malformed, "not a JSON object"};
 
     static const char* const kFields[] = {"v", "node", "session", "seq", "ts", "key", "kind", "payload", "sig"};

@@ -36,17 +36,11 @@ struct Envelope {
 std::string seal(const std::string& node, uint64_t session, uint64_t seq, std::chrono::system_clock::time_point ts,
                  const std::string& kind, const nlohmann::json& payload, const crypto::PrivateKey& key);
 
-// Trusted keys: key id -> {key, node id}; the node id is the .pub file's stem
-// (`qallow keys gen` writes <node_id>.pub).
-struct TrustedKey {
-    crypto::PublicKey key;
-    std::string node;
-};
-using Trust = std::map<std::string, TrustedKey>;
-// Every *.pub in `dir`.  Throws std::runtime_error naming a bad file, a
-// missing/non-directory path, a stem that is not a node id, or one key
-// present under two names (it could then speak as either node).
-Trust load_trust(const std::filesystem::path& dir);
+// Trusted keys: key id -> {key, node id} (crypto.hpp).
+using crypto::is_node_id;
+using crypto::load_trust;
+using crypto::Trust;
+using crypto::TrustedKey;
 
 enum class Reject {
     malformed,
@@ -69,7 +63,6 @@ struct Rejection {
     std::string detail; // names the field/value, e.g. "field \"seq\": must be a whole number >= 1"
 };
 
-bool is_node_id(std::string_view s); // [A-Za-z0-9_.-]{1,64}
 bool is_kind(std::string_view s);    // [a-z_]{1,32}
 // Exactly "YYYY-MM-DDTHH:MM:SS.mmmZ" with a real calendar date, else nullopt.
 std::optional<std::chrono::system_clock::time_point> parse_ts(std::string_view s);

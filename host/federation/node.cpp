@@ -5,6 +5,7 @@
 #include "ledger.hpp"
 #include "params.hpp"
 #include "simulation.hpp"
+#include "json_input.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -180,7 +181,7 @@ void FederationNode::catch_up_ledger() {
     std::string line;
     uint64_t sent = 0;
     while (std::getline(led, line)) {
-        json e = json::parse(line, nullptr, false);
+        json e = parse_json_or_discarded(line);
         if (!e.is_object() || !e.contains("sequence") || !e["sequence"].is_number_unsigned()) continue;
         if (e["sequence"].get<uint64_t>() <= from) continue;
         forward_ledger_entry(e);
@@ -384,7 +385,7 @@ void FederationNode::arrive(Inbound m) {
     std::string sender = node;
     if (kind == "cmd") {
         if (cluster_) return; // ours, or another controller's to a node
-        json j = json::parse(m.payload, nullptr, false);
+        json j = parse_json_or_discarded(m.payload);
         sender = j.is_object() && j.contains("node") && j["node"].is_string() ? j["node"].get<std::string>() : "?";
     }
     if (sender == setup_.node_id) return; // our own messages (the datacentre reads the whole tree)

@@ -77,7 +77,7 @@ bool whole(const json& v) { return v.is_number_unsigned() || (v.is_number_intege
 // A stored message, checked against the id in its file name; nullopt and
 // `why` when it is not one.
 std::optional<OutMsg> parse_msg(const std::string& text, uint64_t id, std::string& why) {
-    json j = json::parse(text, nullptr, false);
+    json j = parse_json_or_discarded(text);
     if (j.is_discarded() || !j.is_object()) {
         why = "not a JSON object";
         return std::nullopt;

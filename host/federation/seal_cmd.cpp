@@ -2,6 +2,7 @@
 
 #include "crypto.hpp"
 #include "federation/envelope.hpp"
+#include "json_input.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -11,7 +12,7 @@ namespace qallow::fed {
 
 int seal_command(const SealOptions& o) {
     try {
-        auto payload = nlohmann::json::parse(o.payload, nullptr, false);
+        auto payload = parse_json_or_discarded(o.payload);
         if (payload.is_discarded()) throw std::invalid_argument("--payload: not JSON: " + o.payload);
         auto ts = std::chrono::system_clock::now();
         if (o.ts) {

@@ -182,4 +182,49 @@ TEST(Ctl, ALiveSocketIsNotStolenAndAStaleOneIsReplaced) {
     EXPECT_EQ(ctl(dir, third.socket(), {"status"}).status, 0);
 }
 
+// Issue 12, classes 3 and 4: a value that overflows a double, or nests
+// 100000 deep, gets an error answer and the node runs on, through the CLI
+// and on the raw socket.
+TEST(Ctl, HostileValuesGetAnErrorAndTheNodeRunsOn) {
+    TempDir dir;
+    Node node(dir);
+    ASSERT_TRUE(node.ready()) << node.err();
+    Result r = ctl(dir, node.socket(), {"set", "phase13.k", "1e400"});
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_NE(r.err.find("VALUE: number overflow parsing '1e400'"), std::string::npos) << r.err;
+    r = ctl(dir, node.socket(), {"set", "phase13.k", std::string(100000, '[') + std::string(100000, ']')});
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_NE(r.err.find("nested deeper than 64 levels"), std::string::npos) << r.err;
+
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strcpy(addr.sun_path, node.socket().c_str());
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    auto ask = [&](const std::string& line) {
+        std::string out = line + "\n";
+        for (size_t off = 0; off < out.size();) {
+            ssize_t n = ::send(fd, out.data() + off, out.size() - off, MSG_NOSIGNAL);
+            if (n <= 0) return json();
+            off += size_t(n);
+        }
+        std::string reply;
+        char c;
+        while (::recv(fd, &c, 1, 0) == 1 && c != '\n') reply += c;
+        return json::parse(reply);
+    };
+    json a = ask(R"({"cmd": "set", "name": "phase13.k", "value": 1e400})");
+    EXPECT_FALSE(a["ok"]);
+    EXPECT_NE(a["error"].get<std::string>().find("request is not JSON: byte 44: number overflow parsing '1e400'"),
+              std::string::npos)
+        << a;
+    a = ask(R"({"cmd": "set", "name": "phase13.k", "value": )" + std::string(100000, '[') + std::string(100000, ']') + "}");
+    EXPECT_FALSE(a["ok"]);
+    EXPECT_NE(a["error"].get<std::string>().find("nested deeper than 64 levels"), std::string::npos) << a;
+    ::close(fd);
+    EXPECT_FALSE(node.process().exited());
+    r = ctl(dir, node.socket(), {"set", "phase13.k", "0.002"});
+    EXPECT_EQ(r.status, 0) << r.err;
+}
+
 } // namespace

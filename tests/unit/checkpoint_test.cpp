@@ -2,6 +2,7 @@
 // and go on exactly; corrupt and truncated files named; pruning; the
 // telemetry append of a resumed run.
 #include "checkpoint.hpp"
+#include "crypto.hpp"
 #include "errors.hpp"
 #include "host_test_support.hpp"
 #include "loader.hpp"
@@ -11,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <functional>
+#include <limits>
 #include <fstream>
 #include <sstream>
 
@@ -251,3 +254,112 @@ TEST(Checkpoint, TelemetryAppendCutsRowsPastTheTick) {
 }
 
 } // namespace
+
+// ---- forged headers (issue 12, class 10) ----
+// A forger can rewrite the header and recompute the digest: every field the
+// readers use is checked, and the error names the checkpoint and the field.
+
+namespace forged {
+
+// The checkpoint with its header replaced by `h` and the prefix's size and
+// the digest recomputed (one 16 MiB chunk: the file is far smaller).
+std::string rewrite(const std::string& bytes, const json& h) {
+    uint64_t hs = 0;
+    for (int i = 7; i >= 0; --i) hs = (hs << 8) | uint8_t(bytes[16 + size_t(i)]);
+    std::string payload = bytes.substr(24 + hs, bytes.size() - 24 - hs - 64);
+    // header_size holds its own length, as the writer makes it.
+    json forged = h;
+    std::string text = forged.dump();
+    for (size_t n = 0; forged.is_object() && forged.value("header_size", json()).is_number_unsigned() && n != text.size();) {
+        n = text.size();
+        forged["header_size"] = n;
+        text = forged.dump();
+    }
+    std::string out = bytes.substr(0, 16);
+    for (int i = 0; i < 8; ++i) out += char((uint64_t(text.size()) >> (8 * i)) & 0xff);
+    out += text + payload;
+    return out + crypto::sha256_hex(crypto::sha256_hex(out));
+}
+
+json header_of(const std::string& bytes) {
+    uint64_t hs = 0;
+    for (int i = 7; i >= 0; --i) hs = (hs << 8) | uint8_t(bytes[16 + size_t(i)]);
+    return json::parse(bytes.substr(24, hs));
+}
+
+} // namespace forged
+
+TEST_F(CheckpointDamage, TheRewriteHelperMakesAFileThatStillVerifies) {
+    // Guards the cases below: an unchanged header rewritten reads back fine,
+    // so each refusal is the forged field's doing.
+    json h = forged::header_of(bytes_);
+    spit(file_, forged::rewrite(bytes_, h));
+    EXPECT_EQ(read_checkpoint(file_).tick(), 5u);
+}
+
+TEST_F(CheckpointDamage, ForgedHeadersAreNamedAsTheCheckpointsFault) {
+    struct Case {
+        const char* what;
+        std::function<void(json&)> forge;
+        const char* reason;
+    };
+    const std::vector<Case> cases = {
+        {"an offset past the end", [](json& h) { h["instances"][1]["offset"] = uint64_t(1) << 40; },
+         "header.instances[1].offset: 1099511627776, expected "},
+        {"a size that wraps the sum",
+         [](json& h) { h["instances"][0]["size"] = std::numeric_limits<uint64_t>::max() - 10; },
+         "header.instances[0].size: 18446744073709551605 bytes: past any real state"},
+        {"a tick that is a string", [](json& h) { h["tick"] = "5"; }, "header.tick: string, expected an unsigned integer"},
+        {"a negative tick", [](json& h) { h["tick"] = -1; }, "header.tick: number, expected an unsigned integer"},
+        {"instances not an array", [](json& h) { h["instances"] = json::object(); },
+         "header.instances: object, expected an array"},
+        {"a name that is a number", [](json& h) { h["instances"][0]["name"] = 3; },
+         "header.instances[0].name: number, expected a string"},
+        {"a missing state_version", [](json& h) { h["instances"][2].erase("state_version"); },
+         "header.instances[2].state_version: missing"},
+        {"a fault that is not text", [](json& h) { h["facts"]["faults"] = json::array({1}); },
+         "header.facts.faults: holds a number, expected strings"},
+        {"a signal table of another size", [](json& h) { h["signals"]["size"] = 8; }, "header.signals.size: 8, expected 8 bytes per signal"},
+        {"a signal name that is null", [](json& h) { h["signals"]["names"][0] = nullptr; },
+         "header.signals.names: holds a null, expected strings"},
+        {"sets that are not text", [](json& h) { h["origin"]["sets"] = json::array({json::object()}); },
+         "header.origin.sets: holds a object, expected strings"},
+        {"a header that is an array", [](json& h) { h = json::array({1, 2}); }, "header is array, expected an object"},
+        {"batch counters of the wrong type", [](json& h) { h["instances"][0]["batch"] = {{"done", "x"}}; },
+         "header.instances[0].batch.done: string, expected an unsigned integer"},
+    };
+    for (const auto& c : cases) {
+        json h = forged::header_of(bytes_);
+        c.forge(h);
+        spit(file_, forged::rewrite(bytes_, h));
+        std::string e = error();
+        EXPECT_NE(e.find(file_.string() + ": corrupt header ("), std::string::npos) << c.what << ": " << e;
+        EXPECT_NE(e.find(c.reason), std::string::npos) << c.what << ": " << e;
+        EXPECT_NE(e.find("the digest matches, so the header was written this way"), std::string::npos) << c.what << ": " << e;
+    }
+}
+
+TEST_F(CheckpointDamage, AForgedSizeThatStillFitsIsTruncationNotACrash) {
+    json h = forged::header_of(bytes_);
+    h["instances"].back()["size"] = h["instances"].back()["size"].get<uint64_t>() + 1000;
+    spit(file_, forged::rewrite(bytes_, h));
+    EXPECT_NE(error().find("truncated: "), std::string::npos) << error();
+}
+
+TEST_F(CheckpointDamage, AHeaderNestedTooDeepIsRefusedBeforeItIsParsed) {
+    // 100000 nested arrays as "resolved": the digest matches, the depth does not.
+    json h = forged::header_of(bytes_);
+    h["resolved"] = "DEEP";
+    std::string text = h.dump();
+    text.replace(text.find("\"DEEP\""), 6, std::string(100000, '[') + std::string(100000, ']'));
+    uint64_t hs = 0;
+    for (int i = 7; i >= 0; --i) hs = (hs << 8) | uint8_t(bytes_[16 + size_t(i)]);
+    std::string out = bytes_.substr(0, 16);
+    for (int i = 0; i < 8; ++i) out += char((uint64_t(text.size()) >> (8 * i)) & 0xff);
+    out += text + bytes_.substr(24 + hs, bytes_.size() - 24 - hs - 64);
+    spit(file_, out + crypto::sha256_hex(crypto::sha256_hex(out)));
+    std::string e = error();
+    EXPECT_NE(e.find(file_.string() + ": corrupt header (header is not JSON: byte "), std::string::npos) << e;
+    EXPECT_NE(e.find("nested deeper than 64 levels"), std::string::npos) << e;
+    EXPECT_NE(e.find("the digest matches"), std::string::npos) << e;
+}

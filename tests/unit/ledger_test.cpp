@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -393,6 +394,86 @@ TEST(LedgerConfig, ErrorsNameFilePointerAndWhatIsAllowed) {
               std::string::npos);
     EXPECT_NE(err(R"({"path": "l", "node_id": "n", "key": "k", "sync": 1})").find("x.json: /ledger/sync: unknown key; allowed keys here: path, node_id, key, fsync"),
               std::string::npos);
+}
+
+// ---- hostile input (issue 12, classes 1 and 2) ----
+
+TEST_F(LedgerTest, ATrustedKeyCannotSignForAnotherNode) {
+    // n2's key is trusted, but only for n2: entries that say n1 and carry
+    // n2's valid signature are refused, as are the same in a cluster ledger.
+    crypto::PrivateKey::generate().save(dir / "keys" / "n2.key", dir / "keys" / "n2.pub");
+    {
+        Ledger::Options o;
+        o.file = file;
+        o.node_id = "n1";
+        o.clock = clock.fn();
+        Ledger l(std::move(o), crypto::PrivateKey::load(dir / "keys" / "n2.key"));
+        l.record("state", {{"to", "ACTIVE"}}, 1);
+    }
+    std::string n2 = crypto::PublicKey::load(dir / "keys" / "n2.pub").key_id();
+    for (bool cluster : {false, true}) {
+        auto r = verify_ledger(file, dir / "keys", cluster);
+        EXPECT_FALSE(r.ok) << "cluster " << cluster;
+        EXPECT_EQ(r.line, 1u);
+        EXPECT_NE(r.reason.find("signed with key " + n2 + ", which speaks for node 'n2' (n2.pub), not for 'n1'"),
+                  std::string::npos)
+            << r.reason;
+    }
+    // The chain alone is fine: without --trust nothing says whose key it is.
+    EXPECT_TRUE(verify_ledger(file, std::nullopt).ok);
+}
+
+TEST_F(LedgerTest, ALineMustBeExactlyTheCanonicalFormOfItsEntry) {
+    write_entries(3);
+    const auto original = lines_of(read_all(file));
+    ASSERT_TRUE(verify().ok);
+    struct Case {
+        const char* what;
+        std::function<std::string(const std::vector<std::string>&)> text;
+        uint64_t line;
+    };
+    auto with = [&](size_t at, std::function<std::string(std::string)> f) {
+        return [&original, at, f](const std::vector<std::string>&) {
+            auto l = original;
+            l[at] = f(l[at]);
+            return join(l);
+        };
+    };
+    const std::vector<Case> cases = {
+        {"a space after a comma", with(1, [](std::string l) { return l.replace(l.find(','), 1, ", "); }), 2},
+        {"a CR before the newline", with(1, [](std::string l) { return l + "\r"; }), 2},
+        {"a BOM", with(0, [](std::string l) { return "\xEF\xBB\xBF" + l; }), 1},
+        {"a repeated key (the first of two)", with(2, [](std::string l) { return "{\"tick\":999," + l.substr(1); }), 3},
+        {"a number rewritten (1 as 1e0)", with(1, [](std::string l) {
+             size_t at = l.find("\"i\":1");
+             return l.replace(at, 5, "\"i\":1e0");
+         }), 2},
+        {"spaces around the line", with(2, [](std::string l) { return " " + l + " "; }), 3},
+    };
+    for (const auto& c : cases) {
+        write_file(file, c.text(original));
+        auto r = verify();
+        EXPECT_FALSE(r.ok) << c.what;
+        EXPECT_EQ(r.line, c.line) << c.what << ": " << r.reason;
+        EXPECT_NE(r.reason.find("not the canonical form of its entry"), std::string::npos) << c.what << ": " << r.reason;
+    }
+}
+
+TEST_F(LedgerTest, HostileLinesAreNamedNotFatal) {
+    write_entries(1);
+    const std::string good = read_all(file);
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {std::string(100000, '[') + std::string(100000, ']'), "not valid JSON"},
+        {R"({"sequence":1e400})", "not valid JSON"},
+        {std::string("{\"a\":\"\xff\xfe\"}"), "not valid JSON"},
+    };
+    for (const auto& [line, reason] : cases) {
+        write_file(file, good + line + "\n");
+        auto r = verify();
+        EXPECT_FALSE(r.ok);
+        EXPECT_EQ(r.line, 2u);
+        EXPECT_NE(r.reason.find(reason), std::string::npos) << r.reason;
+    }
 }
 
 } // namespace

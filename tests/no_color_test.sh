@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# ctest no_color_on_a_terminal: log lines are coloured on a terminal, and
+# not when NO_COLOR is set (no-color.org), terminal or not.  script(1) (util-linux,
+# in every Debian) gives the run a pseudo-terminal.
+#   tests/no_color_test.sh <qallow binary>
+set -euo pipefail
+qallow="$1"
+tmp="$(mktemp -d /tmp/qallow-nocolor.XXXXXX)"
+trap 'rm -rf "$tmp"' EXIT
+# An unknown plugin directory is refused with an error line: enough to see colour.
+run() { script -q -e -c "$1 $qallow plugins --plugins $tmp/none" /dev/null >"$2" 2>&1 || true; }
+run "env -u NO_COLOR" "$tmp/tty"
+run "env NO_COLOR=1" "$tmp/nocolor"
+esc=$'\x1b['
+grep -qF "$esc" "$tmp/tty" || { echo "FAIL: no colour on a terminal without NO_COLOR:"; cat -v "$tmp/tty"; exit 1; }
+if grep -qF "$esc" "$tmp/nocolor"; then echo "FAIL: colour with NO_COLOR=1:"; cat -v "$tmp/nocolor"; exit 1; fi
+echo "coloured on a terminal; plain with NO_COLOR"
