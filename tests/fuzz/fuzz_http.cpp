@@ -1,0 +1,90 @@
+// HTTP requests on the operator port (host/http.hpp): the bytes a client
+// sends, read the way the server reads them -- Boost.Beast's request parser
+// with the session's 16 KiB flat_buffer and the parser's default header and
+// body limits, requests in a row while the client keeps the connection
+// alive -- and each request answered by the server's own respond() against
+// a real simulation (fuzz_node.hpp), the answer built and serialised as
+// http.cpp builds it.  Promised: a parse error ends the connection; every
+// request that parses gets an answer; nothing throws.
+#include "fuzz_node.hpp"
+#include "fuzz_support.hpp"
+
+#include "http.hpp"
+
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+
+// A SyncReadStream over the input: the client's bytes, in reads of at
+// most `chunk` bytes (a socket hands them over in pieces too).
+class MemStream {
+public:
+    MemStream(std::string_view data, size_t chunk) : data_(data), chunk_(chunk) {}
+    template <class Buffers>
+    size_t read_some(const Buffers& buffers, boost::system::error_code& ec) {
+        ec = {};
+        if (data_.empty()) {
+            ec = asio::error::eof;
+            return 0;
+        }
+        size_t n = asio::buffer_copy(buffers, asio::buffer(data_.data(), std::min(data_.size(), chunk_)));
+        data_.remove_prefix(n);
+        return n;
+    }
+    template <class Buffers>
+    size_t read_some(const Buffers& buffers) {
+        boost::system::error_code ec;
+        size_t n = read_some(buffers, ec);
+        if (ec) throw boost::system::system_error(ec);
+        return n;
+    }
+
+private:
+    std::string_view data_;
+    size_t chunk_;
+};
+
+} // namespace
+
+QALLOW_FUZZ_TARGET(http)(const uint8_t* data, size_t size) {
+    using namespace qallow;
+    fuzz::FuzzNode& node = fuzz::FuzzNode::get();
+    static HttpServer* server = new HttpServer(HttpConfig{}, 0);
+    server->set_states(&node.states());
+    if (size == 0) return 0;
+    // The first byte picks the read size, so requests split across reads are tried too.
+    MemStream stream(std::string_view(reinterpret_cast<const char*>(data) + 1, size - 1), 1 + data[0] % 64 * 64);
+    beast::flat_buffer buffer{16 * 1024};
+    for (int requests = 0; requests < 64; ++requests) {
+        bhttp::request<bhttp::string_body> req;
+        beast::error_code ec;
+        bhttp::read(stream, buffer, req, ec);
+        if (ec) break; // closed, or not HTTP: the session drops the connection
+        HttpServer::Reply r = server->respond(node.runner(), std::string(req.method_string()), std::string(req.target()));
+        if (r.status != 200 && r.status != 404 && r.status != 405 && r.status != 503) std::abort();
+        bhttp::response<bhttp::string_body> res;
+        res.version(req.version());
+        res.result(static_cast<unsigned>(r.status));
+        res.set(bhttp::field::server, "qallow");
+        res.set(bhttp::field::content_type, r.content_type);
+        res.keep_alive(req.keep_alive());
+        const bool head = req.method() == bhttp::verb::head;
+        res.body() = std::move(r.body);
+        res.prepare_payload();
+        if (head) res.body().clear();
+        std::ostringstream out;
+        out << res;
+        if (!res.keep_alive()) break;
+    }
+    return 0;
+}
