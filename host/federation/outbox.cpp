@@ -1,5 +1,7 @@
 #include "federation/outbox.hpp"
 
+#include "json_input.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <fcntl.h>
