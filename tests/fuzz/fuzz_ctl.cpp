@@ -50,23 +50,26 @@ QALLOW_FUZZ_TARGET(ctl)(const uint8_t* data, size_t size) {
     addr.sun_family = AF_UNIX;
     std::strncpy(addr.sun_path, server->path().c_str(), sizeof addr.sun_path - 1);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) fail("connect");
-    for (size_t sent = 0; sent < line.size();) {
-        ssize_t n = ::send(fd, line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
-        if (n <= 0) fail("send");
-        sent += size_t(n);
-    }
+    // Non-blocking, sends and polls interleaved: a line longer than the
+    // socket's buffer is read by the server while it is being sent.
     ::fcntl(fd, F_SETFL, O_NONBLOCK);
     std::string reply;
     char buf[65536];
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    size_t sent = 0;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(4);
     while (reply.empty() || reply.back() != '\n') {
+        if (sent < line.size()) {
+            ssize_t n = ::send(fd, line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
+            if (n > 0) sent += size_t(n);
+            else if (errno != EAGAIN && errno != EWOULDBLOCK) fail("send");
+        }
         server->poll(node.runner());
         ssize_t n = ::recv(fd, buf, sizeof buf, 0);
         if (n > 0) reply.append(buf, size_t(n));
         else if (n == 0) fail("the server closed the connection without an answer");
         else if (errno != EAGAIN && errno != EWOULDBLOCK) fail("recv");
         if (std::chrono::steady_clock::now() > until) {
-            std::fprintf(stderr, "fuzz_ctl: no answer within 5 s\n");
+            std::fprintf(stderr, "fuzz_ctl: no answer within 4 s\n");
             std::abort();
         }
     }

@@ -52,7 +52,7 @@ XDG_STATE_HOME=$work/state "$qallow" run -c "$work/run.json" --plugins "$plugins
   --state-dir "$work/state" --no-progress --no-ctl --set phase13.k=0.002 >/dev/null 2>"$work/run.log" ||
   { cat "$work/run.log" >&2; exit 1; }
 rm -f "$corpus"/ledger/* "$corpus"/checkpoint/*
-cp "$work/ledger.jsonl" "$corpus/ledger/run"
+head -n 6 "$work/ledger.jsonl" >"$corpus/ledger/six" # more lines cost an ECDSA verify each, per input
 head -n 2 "$work/ledger.jsonl" >"$corpus/ledger/first_two"
 cp "$(ls "$work/out/checkpoints/"* | head -1)" "$corpus/checkpoint/real"
 # The same file with its trailer to be recomputed by the target (fuzz_checkpoint.cpp).
@@ -84,4 +84,5 @@ printf '{"op":"deploy","id":"d1","file":"tiny.so","arch":"x86_64","plugin":"tiny
   "$size" "$data" >"$corpus/deploy/one_chunk"
 printf '{"op":"deploy","id":"d2","file":"big.so","arch":"x86_64","size":50000,"sha256":"%s","chunk":1,"chunks":2,"data":"AAAA"}\n{"op":"deploy","id":"d2","file":"big.so","arch":"x86_64","size":50000,"sha256":"%s","chunk":0,"chunks":2,"data":"AAAA"}\n' \
   "$(printf 'a%.0s' $(seq 64))" "$(printf 'a%.0s' $(seq 64))" >"$corpus/deploy/two_chunks"
+# *.so is in .gitignore: commit the ELF seeds with git add -f tests/fuzz/corpus/elf.
 echo "make_corpus: $(find "$corpus" -type f | wc -l) seed files, keys: $(ls "$here/keys")"
