@@ -62,25 +62,30 @@ run_target() {
   if [ -d "$src/regressions/$t" ]; then
     mapfile -t regressions < <(find "$src/regressions/$t" -type f | sort)
   fi
+  # A regression that fails again is a finding; the fuzzing still runs, so
+  # one known failure does not hide new ones.
+  local again=""
   if [ ${#regressions[@]} -gt 0 ] &&
-     ! "$bin" -timeout=5 -rss_limit_mb=2048 -artifact_prefix="$work/artifacts/" "${regressions[@]}" \
+     ! "$bin" -timeout=5 -rss_limit_mb=2048 -artifact_prefix="$work/artifacts/regression-" "${regressions[@]}" \
         >"$work/regressions.log" 2>&1; then
     local which
     which=$(grep -o 'Running: .*' "$work/regressions.log" | tail -1 | cut -d' ' -f2-)
-    echo "FINDING $t: a regression input fails again: $which (log: $work/regressions.log; replay: $bin $which)" \
-      >"$work/result"
-    return
+    again="a regression input fails again: $which (log: $work/regressions.log; replay: $bin $which); "
   fi
   local corpora=("$work/corpus" "$src/corpus/$t")
+  local execs cov
   if "$bin" "${corpora[@]}" "${common[@]}" -max_total_time="$seconds" -print_final_stats=1 >"$work/fuzz.log" 2>&1; then
-    local execs cov
     execs=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$work/fuzz.log" | grep -o '[0-9]*$' || echo '?')
     cov=$(grep -E '^#[0-9]+' "$work/fuzz.log" | tail -1 | grep -o 'cov: [0-9]* ft: [0-9]*' || echo 'cov: ?')
-    echo "ok $t: ${#regressions[@]} regression input(s) pass; ${seconds}s fuzzing, $execs exec/s, $cov" >"$work/result"
+    if [ -n "$again" ]; then
+      echo "FINDING $t: $again${seconds}s fuzzing found nothing new ($execs exec/s, $cov)" >"$work/result"
+    else
+      echo "ok $t: ${#regressions[@]} regression input(s) pass; ${seconds}s fuzzing, $execs exec/s, $cov" >"$work/result"
+    fi
   else
     local art
-    art=$(find "$work/artifacts" -type f | head -1)
-    echo "FINDING $t: ${art:-no reproducer written} (log: $work/fuzz.log; replay: $bin ${art:-<input>})" >"$work/result"
+    art=$(find "$work/artifacts" -type f ! -name 'regression-*' | head -1)
+    echo "FINDING $t: $again${art:-no reproducer written} (log: $work/fuzz.log; replay: $bin ${art:-<input>})" >"$work/result"
   fi
 }
 
