@@ -246,6 +246,7 @@ const char* to_string(FaultPolicy p) {
 const char* to_string(LuaPolicy p) { return p == LuaPolicy::halt ? "halt" : "disable"; }
 const char* to_string(StateMismatch p) { return p == StateMismatch::fresh ? "fresh" : "keep_old"; }
 const char* to_string(FederationRole r) { return r == FederationRole::datacentre ? "datacentre" : "edge"; }
+const char* to_string(WatchdogPolicy p) { return p == WatchdogPolicy::stop ? "stop" : "safe_mode"; }
 
 Config parse_config(const std::string& text, const std::string& source, const fs::path& base_dir) {
     json root;
@@ -256,7 +257,7 @@ Config parse_config(const std::string& text, const std::string& source, const fs
     if (duplicates.duplicate()) r.fail(*duplicates.duplicate(), "this key appears twice in its object; keep one");
     r.object(root, "");
     r.only_keys(root, "", {"seed", "ticks", "threads", "plugins_dir", "policy", "instances", "lua", "reload", "state_dir",
-                          "safe_mode", "http", "ledger", "checkpoint", "federation"});
+                          "safe_mode", "http", "ledger", "checkpoint", "federation", "watchdog"});
 
     Config c;
     c.source = source;
@@ -355,6 +356,21 @@ Config parse_config(const std::string& text, const std::string& source, const fs
             if (ec || !a.is_loopback())
                 r.fail("/http/bind", "\"" + c.http.bind + "\" is not allowed; allowed: a loopback address (127.0.0.1, ::1)");
         }
+    }
+
+    if (root.contains("watchdog")) {
+        const json& w = r.object(root["watchdog"], "/watchdog");
+        r.only_keys(w, "/watchdog", {"tick_deadline_ms", "policy", "stop_grace_ms"});
+        if (w.contains("tick_deadline_ms"))
+            c.watchdog.tick_deadline_ms = r.whole(w["tick_deadline_ms"], "/watchdog/tick_deadline_ms", 1, 86'400'000,
+                                                  "milliseconds a tick may spend in plugin steps");
+        if (w.contains("policy"))
+            c.watchdog.policy = r.choice<WatchdogPolicy>(w["policy"], "/watchdog/policy",
+                                                         {{"safe_mode", WatchdogPolicy::safe_mode},
+                                                          {"stop", WatchdogPolicy::stop}});
+        if (w.contains("stop_grace_ms"))
+            c.watchdog.stop_grace_ms = r.whole(w["stop_grace_ms"], "/watchdog/stop_grace_ms", 1, 600'000,
+                                               "milliseconds a step may run on after SIGINT/SIGTERM");
     }
 
     if (root.contains("ledger")) {

@@ -58,6 +58,16 @@ struct SafeModeConfig {
     bool restore_checkpoint = false; // restore the newest checkpoint on entering it (needs checkpoint.every)
 };
 
+// The "watchdog" section (docs/operations.md, "The tick watchdog"): what
+// happens when a plugin's step does not return.
+enum class WatchdogPolicy { safe_mode, stop };
+struct WatchdogConfig {
+    uint64_t tick_deadline_ms = 60'000; // a tick still in a plugin's step after this long is overdue
+    WatchdogPolicy policy = WatchdogPolicy::safe_mode;
+    uint64_t stop_grace_ms = 5'000; // after SIGINT/SIGTERM, a step stuck this long ends the process
+};
+const char* to_string(WatchdogPolicy p);
+
 // The "http" section and --http-port: /healthz, /readyz, /metrics (http.hpp).
 struct HttpConfig {
     std::optional<uint16_t> port; // none: no HTTP server; 0: a free port, logged
@@ -131,6 +141,7 @@ struct Config {
     CheckpointConfig checkpoint;
     SafeModeConfig safe_mode;
     HttpConfig http;
+    WatchdogConfig watchdog;
     std::optional<LedgerConfig> ledger; // none: no ledger
     std::optional<FederationConfig> federation; // none: a single node
 };

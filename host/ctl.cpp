@@ -43,7 +43,7 @@ std::string answer(bool ok, const json& body) {
     return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-json status_of(Runner& runner) {
+json status_of(Runner& runner, bool with_signals) {
     Simulation& sim = runner.sim();
     const RunFacts& f = runner.facts();
     json instances = json::array();
@@ -51,7 +51,8 @@ json status_of(Runner& runner) {
         instances.push_back({{"instance", in.name}, {"plugin", in.plugin->name}, {"version", in.plugin->version},
                              {"kind", kind_name(in.plugin->kind)}, {"disabled", in.disabled}});
     json signals = json::object();
-    for (size_t s = 0; s < sim.signals().size(); ++s) signals[sim.signals().name(s)] = sim.signals().values()[s];
+    if (with_signals)
+        for (size_t s = 0; s < sim.signals().size(); ++s) signals[sim.signals().name(s)] = sim.signals().values()[s];
     return {{"pid", ::getpid()},
             {"tick", sim.tick()},
             {"ticks_requested", f.ticks_requested},
@@ -167,6 +168,12 @@ void CtlServer::poll(Runner& runner) {
     impl_->runner = nullptr;
 }
 
+void CtlServer::serve_overdue(Runner& runner) {
+    overdue_mode_ = true;
+    poll(runner);
+    overdue_mode_ = false;
+}
+
 std::string CtlServer::handle(Runner& runner, const std::string& line) {
     ++served_;
     json req;
@@ -176,9 +183,20 @@ std::string CtlServer::handle(Runner& runner, const std::string& line) {
         return answer(false, "request needs \"cmd\": one of status|set|lua|resume");
     std::string cmd = req["cmd"];
     try {
-        if (cmd == "status") {
-            json s = status_of(runner);
+        if (overdue_mode_) {
+            // The loop is inside plugin code: nothing may change, and the
+            // signal table is the stuck plugin's to write.
+            if (cmd != "status")
+                return answer(false, "the node is stuck: " + watchdog_->describe() + "; only status answers until the step returns");
+            json s = status_of(runner, false);
             if (states_) s["state"] = to_string(states_->state());
+            s["watchdog"] = watchdog_->status();
+            return answer(true, s);
+        }
+        if (cmd == "status") {
+            json s = status_of(runner, true);
+            if (states_) s["state"] = to_string(states_->state());
+            if (watchdog_) s["watchdog"] = watchdog_->status();
             return answer(true, s);
         }
         if (cmd == "resume") {

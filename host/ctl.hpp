@@ -1,7 +1,10 @@
 // The control socket: a person (or a script) talks to a running node over a
 // local Unix socket, owner-only, one JSON request per line and one JSON
 // answer per line.  Requests are served between ticks, on the loop's thread,
-// so whatever they change takes effect at a tick boundary.
+// so whatever they change takes effect at a tick boundary.  While a plugin
+// step is overdue (the tick watchdog, runner.hpp) the watchdog's thread
+// serves them instead: "status" answers, with the overdue step; anything
+// else is refused until the step returns.
 //
 //   {"cmd": "status"}                          -> {"ok": true, "result": {...}}
 //   {"cmd": "set", "name": "phase13.k", "value": 0.002}
@@ -37,6 +40,8 @@ public:
     void set_lua(std::function<std::string(const std::string&)> eval) { lua_ = std::move(eval); }
     // The node's states: "status" reports the state, "resume" leaves SAFE_MODE.
     void set_states(StateMachine* states) { states_ = states; }
+    // "status" reports the watchdog (runner.hpp); while a step is overdue only "status" answers.
+    void set_watchdog(const Watchdog* watchdog) { watchdog_ = watchdog; }
     // More commands (federation: remote, remote_result, cluster): the
     // handler returns nullopt for a cmd it does not know.
     using Extension = std::function<std::optional<nlohmann::json>(const nlohmann::json& request)>;
@@ -47,6 +52,8 @@ public:
     void before_tick(Runner& runner) override;
     // Serves whatever is pending now (used between ticks and at the end).
     void poll(Runner& runner);
+    // The watchdog's thread, while the loop is stuck in a plugin step.
+    void serve_overdue(Runner& runner);
 
 private:
     struct Impl;
@@ -56,6 +63,8 @@ private:
     std::unique_ptr<Impl> impl_;
     std::function<std::string(const std::string&)> lua_;
     StateMachine* states_ = nullptr;
+    const Watchdog* watchdog_ = nullptr;
+    bool overdue_mode_ = false; // serve_overdue() is serving
     Extension extension_;
     std::chrono::steady_clock::time_point last_poll_{};
     uint64_t served_ = 0;

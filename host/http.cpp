@@ -181,6 +181,11 @@ HttpServer::Reply HttpServer::respond(Runner& runner, const std::string& method,
         return r;
     }
     const char* state = states_ ? to_string(states_->state()) : "ACTIVE";
+    if (watchdog_ && watchdog_->overdue() && path != "/metrics") {
+        r.status = 503;
+        r.body = fmt::format("{}: {}; state {}\n", path == "/healthz" ? "stuck" : "not ready", watchdog_->describe(), state);
+        return r;
+    }
     if (path == "/healthz") {
         r.body = fmt::format("ok: tick {}, state {}\n", runner.sim().tick(), state);
     } else if (path == "/readyz") {
@@ -250,6 +255,16 @@ std::string HttpServer::metrics(Runner& runner) const {
                              states_->state() == NodeState(s) ? 1 : 0);
         family(o, "qallow_safe_mode_entries_total", "counter", "Times the node entered SAFE_MODE.");
         o += fmt::format("qallow_safe_mode_entries_total {}\n", states_->safe_mode_entries());
+    }
+    if (watchdog_) {
+        family(o, "qallow_watchdog_overdue_ticks_total", "counter",
+               "Plugin steps the tick watchdog declared overdue (a tick past watchdog.tick_deadline_ms).");
+        o += fmt::format("qallow_watchdog_overdue_ticks_total {}\n", watchdog_->overdue_total());
+        family(o, "qallow_watchdog_step_overdue", "gauge", "1 while a plugin step is overdue, else 0.");
+        o += fmt::format("qallow_watchdog_step_overdue {}\n", watchdog_->overdue() ? 1 : 0);
+        family(o, "qallow_watchdog_tick_deadline_seconds", "gauge", "The tick watchdog's deadline.");
+        o += fmt::format("qallow_watchdog_tick_deadline_seconds {}\n",
+                         number(double(watchdog_->options().deadline.count()) * 1e-3));
     }
     return o;
 }

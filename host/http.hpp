@@ -14,6 +14,12 @@
 // poll a millisecond, and writes are asynchronous, so a slow or stalled
 // client never blocks a tick.  The price: an answer waits for the current
 // tick to end (a tick of 100 ms answers within about 100 ms).
+//
+// A tick that does not end: once the tick watchdog (runner.hpp) declares a
+// plugin step overdue, its thread holds the loop's place and serves instead
+// (serve_overdue, every 5 ms): /healthz and /readyz answer 503 naming the
+// stuck tick and instance, /metrics answers as usual (every figure in it is
+// written between ticks, which the stuck loop cannot reach).
 #pragma once
 
 #include "config.hpp"
@@ -41,6 +47,7 @@ public:
     const std::string& address() const { return bind_; }
     void set_states(const StateMachine* states) { states_ = states; }
     void set_reload_counts(const ReloadCounts* counts) { reload_ = counts; }
+    void set_watchdog(const Watchdog* watchdog) { watchdog_ = watchdog; }
     // The ledger's length in entries (the whole file, earlier runs included),
     // when the run keeps one: qallow_ledger_entries.
     void set_ledger_length(std::function<uint64_t()> length) { ledger_length_ = std::move(length); }
@@ -49,6 +56,8 @@ public:
     void after_tick(Runner& runner, const TickResult& r) override;
     // Serves whatever is pending now.
     void poll(Runner& runner);
+    // The watchdog's thread, while the loop is stuck in a plugin step.
+    void serve_overdue(Runner& runner) { poll(runner); }
 
     // The answer to one request; public for tests.
     struct Reply {
@@ -75,6 +84,7 @@ private:
     std::unique_ptr<Impl> impl_;
     const StateMachine* states_ = nullptr;
     const ReloadCounts* reload_ = nullptr;
+    const Watchdog* watchdog_ = nullptr;
     std::function<uint64_t()> ledger_length_;
     std::chrono::steady_clock::time_point last_poll_{};
     uint64_t ticks_ = 0;

@@ -475,11 +475,46 @@ int run_command(const RunOptions& given) {
                 .get<std::string>();
         });
     if (ledger_hook) runner->add_hook(ledger_hook.get()); // last: sees what the other hooks changed
+
+    // The tick watchdog (runner.hpp): a step that does not return is named,
+    // ctl and HTTP keep answering, the policy applies, SIGTERM still ends it.
+    Watchdog::Hooks watchdog_hooks;
+    watchdog_hooks.serve = [&ctl, &http](Runner& r) {
+        if (ctl) ctl->serve_overdue(r);
+        if (http) http->serve_overdue(r);
+    };
+    watchdog_hooks.safe_mode = [&states](Runner& r, const std::string& why) {
+        states.transition(NodeState::safe_mode, why, &r);
+    };
+    watchdog_hooks.stop = [&](Runner& r, const std::string& by, const std::string& error, int status) {
+        try {
+            states.transition(NodeState::stopping, "the watchdog ended the run (" + by + ")", &r);
+        } catch (const std::exception& e) {
+            spdlog::error("{}", e.what());
+        }
+        facts.states = states.summary();
+        facts.lua = lua->facts();
+        if (checkpoints) facts.checkpoint = checkpoints->summary();
+        auto summary = r.finish_stuck(by, error, status);
+        std::cout << human_summary(summary) << "  out: " << out_dir.string() << "/{telemetry.csv"
+                  << (r.has_measurements() ? ",measurements.csv" : "") << ",summary.json}" << std::endl;
+    };
+    auto watchdog = std::make_unique<Watchdog>(
+        *runner,
+        Watchdog::Options{std::chrono::milliseconds(config.watchdog.tick_deadline_ms), config.watchdog.policy,
+                          std::chrono::milliseconds(config.watchdog.stop_grace_ms)},
+        std::move(watchdog_hooks));
+    if (ctl) ctl->set_watchdog(watchdog.get());
+    if (http) http->set_watchdog(watchdog.get());
     lua->start(*runner);
     if (resume_cp) // recorded once every sink is in place
         runner->record("resume", {{"path", resume_cp->file.string()}, {"tick", resume_cp->tick()},
                                   {"digest", resume_cp->digest}, {"forced", resume_forced}});
     if (!lua->drove_run()) runner->advance(config.ticks - runner->sim().tick());
+    facts.watchdog = watchdog->summary();
+    if (ctl) ctl->set_watchdog(nullptr);
+    if (http) http->set_watchdog(nullptr);
+    watchdog.reset(); // the loop is done: nothing left to watch
     facts.lua = lua->facts();
     if (checkpoints) {
         // A completed run, or one stopped by SIGINT/SIGTERM, ends on a whole

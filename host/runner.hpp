@@ -11,16 +11,22 @@
 #include "summary.hpp"
 #include "telemetry.hpp"
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <string>
+#include <thread>
 #include <vector>
 
 namespace qallow {
 
 class Runner;
+class Watchdog;
 
 // Hooks run on the loop's thread, between ticks.
 class TickHook {
@@ -81,6 +87,12 @@ public:
 
     void add_hook(TickHook* hook) { hooks_.push_back(hook); }
 
+    // What the tick watchdog watches: every simulation of this run reports
+    // its plugin steps here.
+    StepWatch& watch() { return watch_; }
+    // The watchdog that logs and records a declared step's return; none by default.
+    void set_watchdog(Watchdog* w) { watchdog_ = w; }
+
     // Where audit events go (the ledger); none by default.  record() is a
     // no-op without a sink.
     void set_events(EventSink* sink) { events_ = sink; }
@@ -107,6 +119,11 @@ public:
     // Ends the run: lets plugins publish final reports, flushes, writes the
     // summary.  Returns the summary written.
     nlohmann::json finish();
+    // The watchdog's end of a run whose loop is stuck in a plugin step (on
+    // the watchdog's thread, holding the loop's place): no plugin is called
+    // (its instance is busy), the rows written so far are flushed and the
+    // summary written, with no state digest.  Returns the summary written.
+    nlohmann::json finish_stuck(const std::string& by, const std::string& error, int status);
 
 private:
     void count_ethics(const TickResult& r);
@@ -123,9 +140,90 @@ private:
     uint64_t recorded_ = 0;
     std::optional<std::chrono::steady_clock::time_point> last_checkpoint_;
     uint64_t trial_ = 1;
+    StepWatch watch_;
+    Watchdog* watchdog_ = nullptr;
     bool stopped_ = false;
     int status_ = 0;
     std::chrono::steady_clock::time_point start_, last_flush_;
+};
+
+// The tick watchdog (docs/operations.md, "The tick watchdog").  A thread
+// that sleeps on a condition and, every min(deadline / 8, 250 ms), reads the
+// run's StepWatch: when one tick has been running for tick_deadline_ms and
+// the loop is inside a plugin's step, that step is declared overdue (logged,
+// counted, recorded as "tick_overdue") and the policy applies: safe_mode
+// moves the node to SAFE_MODE; stop writes the summary and ends the process
+// (exit 5).  While the step stays overdue, the watchdog's thread answers the
+// ctl socket and HTTP in the loop's place; when the step returns, the loop
+// takes its place back (rejoin) and goes on, recording "tick_returned".
+// After SIGINT/SIGTERM, a step still running stop_grace_ms later ends the
+// process the same way (exit 5, stopped_by the signal).
+//
+// A thread stuck in plugin code cannot be cancelled safely, so nothing
+// tries: the stuck thread is left alone until it returns or the process ends.
+//
+// Exclusive access: while a step is declared overdue the loop is either in
+// plugin code or blocked in rejoin() waiting for the watchdog's mutex, so the
+// watchdog, holding that mutex, may touch what the loop touches between
+// ticks (states, ledger, ctl and HTTP handlers, the summary).  The loop's
+// cost is StepWatch's stores and one exchange per plugin step; no lock.
+class Watchdog {
+public:
+    struct Options {
+        std::chrono::milliseconds deadline{60'000};
+        WatchdogPolicy policy = WatchdogPolicy::safe_mode;
+        std::chrono::milliseconds stop_grace{5'000};
+    };
+    // Called on the watchdog's thread while it holds the loop's place.
+    struct Hooks {
+        std::function<void(Runner&)> serve;                            // answer pending ctl/HTTP requests
+        std::function<void(Runner&, const std::string& why)> safe_mode; // enter SAFE_MODE
+        // End the run: write the summary (Runner::finish_stuck) and say so;
+        // the watchdog then _exit()s with `status`.
+        std::function<void(Runner&, const std::string& by, const std::string& error, int status)> stop;
+    };
+    static constexpr int kExitStatus = 5;
+
+    Watchdog(Runner& runner, Options options, Hooks hooks);
+    ~Watchdog(); // stops and joins the thread (call between ticks)
+
+    // The overdue step, if one is overdue now.  Read it on the thread that
+    // holds the loop's place: the loop between ticks, or a hook above.
+    struct Overdue {
+        uint64_t tick = 0;
+        std::string instance, plugin, version;
+        std::chrono::steady_clock::time_point tick_seen; // when the watchdog first saw this tick
+    };
+    const std::optional<Overdue>& overdue() const { return overdue_; }
+    uint64_t overdue_total() const { return overdue_total_.load(std::memory_order_relaxed); }
+    const Options& options() const { return opt_; }
+    // For ctl status and /healthz: {"tick_deadline_ms", "policy", "overdue_ticks", "overdue": null | {...}}.
+    nlohmann::json status() const;
+    // For summary.json: status() plus the first 100 events.
+    nlohmann::json summary() const;
+    // "tick 7: instance 'hang' (plugin hang 1.0.0) has been in its step for at least 2.1 s (deadline 1000 ms)"
+    std::string describe() const;
+
+    // Loop thread (Runner::advance): a declared step returned; logs and records it.
+    void returned(Runner& runner);
+
+private:
+    void run();
+    void rejoin(); // the loop's side: waits until the watchdog lets go
+    [[noreturn]] void end_process(const std::string& by, const std::string& error);
+
+    Runner& runner_;
+    Options opt_;
+    Hooks hooks_;
+    std::mutex hold_;
+    std::condition_variable wake_;
+    bool quit_ = false;
+    std::optional<Overdue> overdue_;         // under hold_
+    std::optional<Overdue> returned_;        // under hold_: set by rejoin for returned()
+    std::chrono::steady_clock::time_point returned_at_;
+    std::atomic<uint64_t> overdue_total_{0};
+    nlohmann::json events_ = nlohmann::json::array(); // under hold_
+    std::thread thread_;
 };
 
 } // namespace qallow

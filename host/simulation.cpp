@@ -8,10 +8,15 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <limits>
+#include <sstream>
 #include <stdexcept>
+
+#include <sys/resource.h>
 
 struct qallow_host {
     qallow::Simulation* sim;
@@ -95,7 +100,148 @@ std::string list_names(const std::vector<std::string>& names) {
     return s.empty() ? "(none)" : s;
 }
 
+std::optional<std::string> slurp(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return std::nullopt;
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::optional<uint64_t> whole_number(std::string_view text) {
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+    uint64_t v = 0;
+    auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (text.empty() || r.ec != std::errc() || r.ptr != text.data() + text.size()) return std::nullopt;
+    return v;
+}
+
+// The memory an instance of `p` would hold with `values`, as its plugin
+// states it (ABI 1.1 memory_bytes); none when it does not say.
+std::optional<uint64_t> memory_need(const LoadedPlugin& p, const std::string& instance,
+                                    const std::vector<ParamValue>& values, const std::string& where) {
+    qallow_memory_bytes_fn fn = qallow_plugin_memory_fn(p.desc);
+    if (!fn) return std::nullopt;
+    std::vector<qallow_value> cvalues;
+    for (size_t i = 0; i < values.size(); ++i) cvalues.push_back(to_c_value(p.params[i], values[i]));
+    uint64_t bytes = 0;
+    qallow_error err{};
+    qallow_status st = fn(cvalues.data(), static_cast<uint32_t>(cvalues.size()), &bytes, &err);
+    if (st != QALLOW_OK)
+        throw InputError(where + ": plugin '" + p.name + "' could not state the memory of instance '" + instance +
+                         "': " + plugin_message(st, err));
+    return bytes;
+}
+
 } // namespace
+
+std::string bytes_text(uint64_t bytes) {
+    static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double v = double(bytes);
+    size_t u = 0;
+    while (v >= 1024 && u + 1 < std::size(units)) {
+        v /= 1024;
+        ++u;
+    }
+    char buf[64];
+    if (u == 0) std::snprintf(buf, sizeof buf, "%llu B", (unsigned long long)bytes);
+    else std::snprintf(buf, sizeof buf, "%.1f %s (%llu bytes)", v, units[u], (unsigned long long)bytes);
+    return buf;
+}
+
+std::optional<uint64_t> meminfo_available(const std::string& meminfo) {
+    return proc_status_kb(meminfo, "MemAvailable");
+}
+
+std::optional<uint64_t> proc_status_kb(const std::string& status, const std::string& key) {
+    std::istringstream in(status);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.compare(0, key.size() + 1, key + ":") != 0) continue;
+        std::istringstream fields(line.substr(key.size() + 1));
+        std::string number, unit;
+        fields >> number >> unit;
+        auto v = whole_number(number);
+        if (!v || (unit != "kB" && !unit.empty())) return std::nullopt;
+        if (unit.empty()) return v;
+        return *v > UINT64_MAX / 1024 ? UINT64_MAX : *v * 1024;
+    }
+    return std::nullopt;
+}
+
+std::optional<uint64_t> cgroup_room(const std::string& limit, const std::string& usage) {
+    auto max = whole_number(limit); // "max": no limit
+    auto used = whole_number(usage);
+    if (!max || !used) return std::nullopt;
+    return *used >= *max ? 0 : *max - *used;
+}
+
+MemoryAvailable available_memory() {
+    MemoryAvailable best;
+    auto consider = [&best](std::optional<uint64_t> bytes, const std::string& source) {
+        if (bytes && *bytes < best.bytes) best = {*bytes, source};
+    };
+    if (auto m = slurp("/proc/meminfo")) consider(meminfo_available(*m), "MemAvailable in /proc/meminfo");
+    // cgroups: v2 ("0::/path") and the v1 memory controller ("N:...memory...:/path").
+    if (auto cg = slurp("/proc/self/cgroup")) {
+        std::istringstream in(*cg);
+        std::string line;
+        while (std::getline(in, line)) {
+            auto c1 = line.find(':'), c2 = line.find(':', c1 + 1);
+            if (c1 == std::string::npos || c2 == std::string::npos) continue;
+            std::string controllers = line.substr(c1 + 1, c2 - c1 - 1), path = line.substr(c2 + 1);
+            bool v2 = line.compare(0, c1, "0") == 0 && controllers.empty();
+            bool v1 = false;
+            std::istringstream cs(controllers);
+            for (std::string c; std::getline(cs, c, ',');) v1 |= c == "memory";
+            if (!v1 && !v2) continue;
+            std::filesystem::path base = v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory";
+            const char* max_file = v2 ? "memory.max" : "memory.limit_in_bytes";
+            const char* cur_file = v2 ? "memory.current" : "memory.usage_in_bytes";
+            // The process's cgroup and every parent; inside a cgroup
+            // namespace the path may not exist as written, the root does.
+            std::filesystem::path dir = base / std::filesystem::path(path).relative_path();
+            std::error_code ec;
+            if (!std::filesystem::is_directory(dir, ec)) dir = base;
+            for (;;) {
+                auto limit = slurp(dir / max_file), usage = slurp(dir / cur_file);
+                if (limit && usage)
+                    consider(cgroup_room(*limit, *usage),
+                             std::string(max_file) + " - " + cur_file + " of cgroup " + dir.string());
+                if (dir == base || !dir.has_parent_path() || dir.parent_path() == dir) break;
+                dir = dir.parent_path();
+            }
+        }
+    }
+    auto status = slurp("/proc/self/status");
+    for (auto [resource, name, field] : {std::tuple{RLIMIT_AS, "RLIMIT_AS (ulimit -v)", "VmSize"},
+                                         std::tuple{RLIMIT_DATA, "RLIMIT_DATA (ulimit -d)", "VmData"}}) {
+        rlimit rl{};
+        if (::getrlimit(resource, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) continue;
+        uint64_t used = status ? proc_status_kb(*status, field).value_or(0) : 0;
+        uint64_t room = used >= rl.rlim_cur ? 0 : rl.rlim_cur - used;
+        consider(room, std::string(name) + " " + bytes_text(rl.rlim_cur) + " minus " + field + " " + bytes_text(used));
+    }
+    return best;
+}
+
+std::string memory_refusal(const std::vector<MemoryNeed>& needs, const MemoryAvailable& available) {
+    uint64_t total = 0;
+    std::string each, unknown;
+    for (const auto& n : needs) {
+        if (!n.bytes) {
+            unknown += (unknown.empty() ? "" : ", ") + n.instance;
+            continue;
+        }
+        total = *n.bytes > UINT64_MAX - total ? UINT64_MAX : total + *n.bytes;
+        each += (each.empty() ? "" : ", ") + n.instance + " (plugin " + n.plugin + ") " + bytes_text(*n.bytes);
+    }
+    if (each.empty() || total <= available.bytes) return {};
+    return "not enough memory: the instances need " + bytes_text(total) + " in all and " +
+           bytes_text(available.bytes) + " is available (" + available.source + "); per instance: " + each +
+           (unknown.empty() ? "" : "; not stated by their plugins (not counted): " + unknown) +
+           "; lower the parameters that size them (such as nodes) or free memory";
+}
 
 Override parse_override(const std::string& text) {
     auto eq = text.find('=');
@@ -167,6 +313,17 @@ Simulation::Simulation(const Config& config, const Catalog& catalog, WorkerPool&
     std::stable_sort(planned.begin(), planned.end(), [](const auto& a, const auto& b) {
         return kind_rank(a.second.plugin->kind) < kind_rank(b.second.plugin->kind);
     });
+
+    // Before anything is allocated: a configuration this machine cannot
+    // hold is refused with the figures, not met by the OOM killer.
+    std::vector<MemoryNeed> needs;
+    for (const auto& [ic, in] : planned)
+        needs.push_back({in.name, in.plugin->name,
+                         memory_need(*in.plugin, in.name, in.values, config.source + ": " + ic->pointer)});
+    if (std::any_of(needs.begin(), needs.end(), [](const MemoryNeed& n) { return n.bytes.has_value(); })) {
+        std::string refusal = memory_refusal(needs, available_memory());
+        if (!refusal.empty()) throw InputError(config.source + ": " + refusal);
+    }
 
     instances_.reserve(planned.size());
     for (auto& [ic, in] : planned) {
@@ -319,13 +476,32 @@ void Simulation::report(size_t instance, const char* key, const char* value) {
     t.seed = in.seed;
     qallow_error err;
     err.message[0] = 0;
-    qallow_status st = in.plugin->desc->step(in.handle, &t, &err);
+    TickResult ignored;
+    qallow_status st = watched_step(size_t(&in - instances_.data()), in, t, err, ignored);
     return problem_of(in, st, err);
+}
+
+inline qallow_status Simulation::watched_step(size_t index, Instance& in, const qallow_tick& t, qallow_error& err,
+                                              TickResult& r) {
+    StepWatch& w = *watch_;
+    w.instance.store(static_cast<uint32_t>(index), std::memory_order_relaxed);
+    step_seq_ += StepWatch::kSeq;
+    w.word.store(step_seq_ | StepWatch::kInStep, std::memory_order_release);
+    qallow_status st = in.plugin->desc->step(in.handle, &t, &err);
+    if (w.word.exchange(step_seq_, std::memory_order_acq_rel) & StepWatch::kDeclared) [[unlikely]]
+        returned_late(r);
+    return st;
+}
+
+void Simulation::returned_late(TickResult& r) {
+    r.overdue = true;
+    if (watch_->rejoin) watch_->rejoin();
 }
 
 TickResult Simulation::step() {
     TickResult r;
     ++tick_;
+    watch_->tick.store(tick_, std::memory_order_relaxed);
     qallow_tick t{sizeof(qallow_tick), tick_, 0, signals_.values()};
     double* values = signals_.values();
     if (fault_policy_ == FaultPolicy::stop) std::copy(values, values + before_.size(), before_.begin());
@@ -350,7 +526,7 @@ TickResult Simulation::step() {
         t.seed = in.seed;
         qallow_error err;
         err.message[0] = 0;
-        qallow_status st = in.plugin->desc->step(in.handle, &t, &err);
+        qallow_status st = watched_step(i, in, t, err, r);
         if (timed) {
             clock::time_point now = clock::now();
             step_ns_[i] = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(now - prev).count());
@@ -499,6 +675,16 @@ SwapOutcome Simulation::swap(size_t index, std::shared_ptr<LoadedPlugin> next, c
         }
     }
 
+    std::optional<uint64_t> need;
+    try {
+        need = memory_need(*next, in.name, values, "instance '" + in.name + "'");
+    } catch (const InputError& e) {
+        throw SwapError(K::create, e.what());
+    }
+    if (need) { // the running build stays alive beside it until probation ends
+        std::string refusal = memory_refusal({{in.name, next->name, need}}, available_memory());
+        if (!refusal.empty()) throw SwapError(K::create, refusal);
+    }
     qallow_instance* handle = create_replacement(index, *next, values);
     SwapOutcome out;
     // The running build's state, into the new one.

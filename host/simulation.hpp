@@ -10,6 +10,8 @@
 #include "signals.hpp"
 #include "worker_pool.hpp"
 
+#include <atomic>
+#include <functional>
 #include <map>
 #include <optional>
 #include <memory>
@@ -74,6 +76,7 @@ struct Rollback {
 };
 
 struct TickResult {
+    bool overdue = false; // a step of this tick was declared overdue by the tick watchdog (runner.hpp), then returned
     bool fault = false;   // an instance failed this tick (the first is named)
     bool stopped = false; // policy stop: the tick did not complete
     size_t fault_instance = 0;
@@ -101,6 +104,48 @@ struct SwapOutcome {
     size_t state_bytes = 0;
     std::string state;  // how the state moved, for the log
 };
+
+// What the tick watchdog (runner.hpp) reads from its own thread while the
+// loop runs.  The loop writes it around every plugin step with plain stores
+// and one exchange: no lock, no system call, no clock read.
+struct StepWatch {
+    static constexpr uint64_t kInStep = 1, kDeclared = 2, kSeq = 4;
+    std::atomic<uint64_t> tick{0};     // the tick being stepped
+    std::atomic<uint64_t> epoch{0};    // bumped when a new simulation starts (a Lua trial): ticks start again
+    std::atomic<uint32_t> instance{0}; // the instance whose step runs (valid while kInStep)
+    // A step sequence number (a multiple of kSeq), | kInStep while a plugin
+    // step runs.  The watchdog declares a step overdue by a compare-exchange
+    // that adds kDeclared; the loop's exchange after the step then sees it,
+    // so either the loop is still in plugin code or it waits in rejoin().
+    std::atomic<uint64_t> word{0};
+    // Called on the loop's thread when a step declared overdue returned.
+    std::function<void()> rejoin;
+};
+
+// Memory: a configuration is checked against what this machine has left
+// before any instance is created (plugin.h, memory_bytes).
+struct MemoryAvailable {
+    uint64_t bytes = UINT64_MAX; // UINT64_MAX: no figure found
+    std::string source;          // where the figure came from
+};
+// The least of: MemAvailable (/proc/meminfo); the cgroup's memory.max minus
+// memory.current (v2; limit_in_bytes minus usage_in_bytes for v1), for the
+// process's cgroup and each parent; RLIMIT_AS minus VmSize and RLIMIT_DATA
+// minus VmData when set.
+MemoryAvailable available_memory();
+// Parsing, for tests: MemAvailable in bytes; a cgroup limit minus usage
+// ("max" or an unreadable limit: none).
+std::optional<uint64_t> meminfo_available(const std::string& meminfo);
+std::optional<uint64_t> proc_status_kb(const std::string& status, const std::string& key);
+std::optional<uint64_t> cgroup_room(const std::string& limit, const std::string& usage);
+struct MemoryNeed {
+    std::string instance, plugin;
+    std::optional<uint64_t> bytes; // none: the plugin does not say (ABI 1.0, or no memory_bytes)
+};
+// Empty when the needs fit; else the refusal, naming every figure.
+std::string memory_refusal(const std::vector<MemoryNeed>& needs, const MemoryAvailable& available);
+// "1.5 GiB (1610612736 bytes)"
+std::string bytes_text(uint64_t bytes);
 
 class Simulation {
     friend struct CheckpointAccess; // checkpoint.cpp: restores tick, signal table and counters
@@ -164,6 +209,10 @@ public:
     const std::vector<uint64_t>& step_ns() const { return step_ns_; }
     uint64_t tick_ns() const { return tick_ns_; }
 
+    // The tick watchdog's view of this simulation (runner.hpp); by default a
+    // private one that nobody reads.
+    void set_watch(StepWatch* watch) { watch_ = watch ? watch : &own_watch_; }
+
     uint64_t tick() const { return tick_; }
     uint64_t seed() const { return seed_; }
     const Signals& signals() const { return signals_; }
@@ -207,6 +256,9 @@ private:
     std::pair<size_t, size_t> find_param(const std::string& name) const;
     void destroy_all();
     bool batch_runs(Instance& in);
+    // One plugin step under the watchdog's eye.
+    qallow_status watched_step(size_t index, Instance& in, const qallow_tick& t, qallow_error& err, TickResult& r);
+    [[gnu::cold, gnu::noinline]] void returned_late(TickResult& r);
 
     WorkerPool& pool_;
     Signals signals_;
@@ -229,6 +281,9 @@ private:
     long replacing_ = -1;           // swap(): the instance whose slots a new build declares
     std::vector<char> redeclared_;  // per slot of that instance: declared again
     std::string redeclare_error_;
+    StepWatch own_watch_;
+    StepWatch* watch_ = &own_watch_;
+    uint64_t step_seq_ = 0;
 };
 
 } // namespace qallow

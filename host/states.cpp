@@ -71,7 +71,7 @@ void StateMachine::after_tick(Runner& runner, const TickResult& r) {
     if (opt_.on_fault && r.fault && !r.stopped) why = r.fault_message + " (policy fault=safe_mode)";
     else if (opt_.on_ethics && !r.ethics_pass)
         why = "tick " + std::to_string(runner.sim().tick()) + ": ethics check failed (policy ethics=safe_mode)";
-    if (!why.empty() || (state_ == NodeState::safe_mode && (r.fault || !r.ethics_pass))) {
+    if (!why.empty() || (state_ == NodeState::safe_mode && (r.fault || !r.ethics_pass || r.overdue))) {
         if (why.empty()) { // not a cause under the policies, but not a clean tick either
             clean_ = 0;
             return;

@@ -2,14 +2,15 @@
 //
 //   BOOTING --(runner built, hooks installed)--> IDLE --(first tick)--> ACTIVE
 //   ACTIVE --(ethics failure under policy.ethics safe_mode, or a plugin fault
-//             under policy.fault safe_mode)--> SAFE_MODE
+//             under policy.fault safe_mode, or a step overdue under the
+//             tick watchdog's policy safe_mode: runner.hpp)--> SAFE_MODE
 //   SAFE_MODE --(safe_mode.clean_ticks clean ticks in a row, or `qallow ctl
 //               resume`)--> ACTIVE
 //   any --(the loop ended)--> STOPPING
 //
 // In SAFE_MODE batch phases pause (Simulation::pause_batch); ethics, energy,
 // the other phases and telemetry keep going.  A clean tick is one with no
-// fault and a passing ethics verdict.  Each transition is logged on one line
+// fault, no overdue step and a passing ethics verdict.  Each transition is logged on one line
 // and reported to the audit trail as runner.record("state", {from, to, reason}).
 #pragma once
 

@@ -47,7 +47,8 @@ nlohmann::json make_summary(const Simulation& sim, const RunFacts& f) {
     const Signals& s = sim.signals();
     for (size_t i = 0; i < s.size(); ++i) finals[s.name(i)] = s.values()[i];
     uint64_t ticks = sim.tick();
-    if (f.stopped_by == "fault" && ticks > 0) ticks -= 1; // the faulting tick did not complete
+    // The faulting tick, or one a stuck step never finished, did not complete.
+    if ((f.stopped_by == "fault" || f.tick_incomplete) && ticks > 0) ticks -= 1;
     json ethics = {{"policy", f.ethics_policy}, {"instances", sim.ethics_count()},
                    {"pass", f.ethics_pass}, {"fail", f.ethics_fail}};
     if (f.ethics_fail) ethics["first_failure_tick"] = f.first_ethics_failure;
@@ -76,6 +77,7 @@ nlohmann::json make_summary(const Simulation& sim, const RunFacts& f) {
     if (!f.states.is_null()) out["states"] = f.states;
     if (f.first_tick_ms >= 0) out["first_tick_ms"] = f.first_tick_ms;
     if (!f.federation.is_null()) out["federation"] = f.federation;
+    if (!f.watchdog.is_null()) out["watchdog"] = f.watchdog;
     return out;
 }
 

@@ -42,14 +42,16 @@ std::unique_ptr<Gpu> place(Context& ctx, const std::string& plugin, Make&& make)
     try {
         choice = cuda::choose(device);
     } catch (const std::exception& e) {
-        throw Error(QALLOW_ERR_UNSUPPORTED, plugin + ": " + e.what());
+        // `device: cuda` on a machine without a usable GPU: nothing ran, and
+        // the config asks what this machine cannot do -- bad input, exit 2.
+        throw Error(QALLOW_ERR_INVALID_ARGUMENT, plugin + ": " + e.what());
     }
     std::unique_ptr<Gpu> gpu;
     if (choice.gpu) {
         try {
             gpu = make();
         } catch (const std::exception& e) {
-            if (device == "cuda") throw Error(QALLOW_ERR_UNSUPPORTED, e.what());
+            if (device == "cuda") throw Error(QALLOW_ERR_INVALID_ARGUMENT, plugin + ": device \"cuda\": " + e.what());
             choice = {false, std::string("cpu (auto: ") + e.what() + ")"};
         }
     }

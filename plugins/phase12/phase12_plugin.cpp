@@ -34,6 +34,9 @@ public:
 
     static constexpr uint32_t state_version = 1;
 
+    // A few scalars, whatever eps is.
+    static uint64_t memory_bytes(const ParamValues&) { return sizeof(Phase12); }
+
 private:
     phase12::Phase12Model model_;
     Signal coherence_, entropy_, decoherence_, sustainability_, compassion_, harmony_, ops_;

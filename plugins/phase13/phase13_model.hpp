@@ -149,6 +149,15 @@ struct Serial {
 
 class Phase13Model {
 public:
+    // The bytes an instance of `nodes` pockets holds (phi and c, twice, the
+    // per-block sums, the object), saturating.
+    static constexpr uint64_t memory_bytes(uint64_t nodes) {
+        const uint64_t blocks = nodes / kBlock + (nodes % kBlock != 0);
+        return qallow::add_sat(qallow::add_sat(qallow::mul_sat(4 * sizeof(double), nodes),
+                                               qallow::mul_sat(kSums * sizeof(double), blocks)),
+                               sizeof(Phase13Model));
+    }
+
     explicit Phase13Model(const Params& p) : p_(checked(p)), blocks_((p.nodes + kBlock - 1) / kBlock) {
         const uint64_t n = p_.nodes;
         for (int b = 0; b < 2; ++b) {

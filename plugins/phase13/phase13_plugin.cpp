@@ -76,6 +76,12 @@ public:
 
     static constexpr uint32_t state_version = 1;
 
+    // Host memory only: a GPU twin's device memory is the GPU's to refuse.
+    static uint64_t memory_bytes(const ParamValues& p) {
+        return add_sat(phase13::Phase13Model::memory_bytes(uint64_t(std::max<int64_t>(0, p.integer("nodes")))),
+                       sizeof(Phase13));
+    }
+
 private:
     // The host's bounds stop a negative count; should one get through, the
     // model refuses it as 0 rather than as 2^64 - n.

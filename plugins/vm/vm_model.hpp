@@ -286,6 +286,16 @@ public:
         }
     }
 
+    // The bytes an instance of `nodes` nodes holds (two buffers of three
+    // overlays, the per-block sums, the object), saturating: the host
+    // checks it against the machine before anything is allocated.
+    static constexpr uint64_t memory_bytes(uint64_t nodes) {
+        const uint64_t blocks = nodes / kBlock + (nodes % kBlock != 0);
+        return qallow::add_sat(qallow::add_sat(qallow::mul_sat(2 * kOverlays * sizeof(double), nodes),
+                                               qallow::mul_sat(2 * kOverlays * sizeof(double), blocks)),
+                               sizeof(VmModel));
+    }
+
     void set_kappa(double v) { p_.kappa = rate("kappa", v); }
     void set_gamma(double v) { p_.gamma = rate("gamma", v); }
     void set_sigma(double v) { p_.sigma = rate("sigma", v); }

@@ -131,7 +131,7 @@ json check_completed_run(const Result& r, const fs::path& out, uint64_t ticks, c
 
     json s = read_json(out / "summary.json");
     EXPECT_EQ(s["qallow_version"], "0.1.0");
-    EXPECT_EQ(s["abi"], "1.0");
+    EXPECT_EQ(s["abi"], "1.1");
     EXPECT_EQ(s["ticks"], ticks);
     EXPECT_EQ(s["ticks_requested"], ticks);
     EXPECT_EQ(s["stopped_by"], "completed");
@@ -382,7 +382,7 @@ protected:
     }
     TempDir dir_;
     fs::path plugins_ = dir_ / "plugins";
-    const std::string reason_ = "built for plugin ABI 2.0, this host speaks ABI 1.0 (majors must match)";
+    const std::string reason_ = "built for plugin ABI 2.0, this host speaks ABI 1.1 (majors must match)";
 };
 
 TEST_F(CliRefusedPlugin, OthersStillRun) {
@@ -563,8 +563,8 @@ TEST(Cli, PluginsCommandListsRefusedFilesWithReasons) {
     Result r = qallow(dir, {"plugins", "--plugins", kBadPlugins.string()});
     EXPECT_EQ(r.status, 0) << r.err;
     for (const char* line : {
-             "refused bad_major.so: built for plugin ABI 2.0, this host speaks ABI 1.0 (majors must match)\n",
-             "refused bad_minor.so: needs plugin ABI 1.7, this host provides only 1.0\n",
+             "refused bad_major.so: built for plugin ABI 2.0, this host speaks ABI 1.1 (majors must match)\n",
+             "refused bad_minor.so: needs plugin ABI 1.8, this host provides only 1.1\n",
              "refused bad_null.so: qallow_plugin_entry returned no descriptor\n",
              "refused bad_small.so: descriptor is 64 bytes, ABI 1.0 needs at least ",
              "refused not_a_plugin.so: not a Qallow plugin: no symbol qallow_plugin_entry\n",
@@ -600,7 +600,7 @@ TEST(Cli, VersionNamesReleaseAndAbi) {
     Result r = qallow(dir, {"--version"});
     EXPECT_EQ(r.status, 0);
     EXPECT_CONTAINS(r.out, "qallow 0.1.0");
-    EXPECT_CONTAINS(r.out, "ABI 1.0");
+    EXPECT_CONTAINS(r.out, "ABI 1.1");
 }
 
 TEST(Cli, RunHelpMentionsSetAndTicks) {

@@ -422,7 +422,7 @@ TEST_F(Reload, ABuildThatCrashesAfterAReloadIsRefusedAtTheNextStartUntilCleared)
     EXPECT_CONTAINS(clear.out, "cleared counter 6.6.6 (sha256 ");
     EXPECT_CONTAINS(clear.out, "1 build(s) cleared");
     Result after = qallow({"plugins", "--plugins", plugins_.string(), "--state-dir", state_.string()});
-    EXPECT_CONTAINS(after.out, "counter 6.6.6  [phase, ABI 1.0, state v1]");
+    EXPECT_CONTAINS(after.out, "counter 6.6.6  [phase, ABI 1.1, state v1]");
     EXPECT_CONTAINS(after.out, "1 loaded, 0 refused");
 }
 

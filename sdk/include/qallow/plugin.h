@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define QALLOW_ABI_MAJOR 1
-#define QALLOW_ABI_MINOR 0
+#define QALLOW_ABI_MINOR 1
 
 #define QALLOW_ENTRY_SYMBOL "qallow_plugin_entry"
 
@@ -238,11 +238,50 @@ typedef struct qallow_plugin {
     /* The run is ending (completed, stopped or failed): publish final reports.
     ** No step follows.  May be NULL. */
     qallow_status (*finish)(qallow_instance *self, qallow_error *err);
+
+    /* ---- ABI 1.1 ---------------------------------------------------------
+    ** Read only when struct_size covers it (QALLOW_PLUGIN_SIZE_V1_1; use
+    ** qallow_plugin_memory_fn): a 1.0 descriptor ends before this field. */
+
+    /* memory_bytes -- how much memory one instance would hold.
+    **   Required: no.  NULL (or a 1.0 descriptor) means "unknown": the host
+    **     then checks nothing for this plugin.
+    **   When: before every create, with the values that create would get:
+    **     the run's instances (all asked before the first is created), a
+    **     Lua experiment's new trial, a hot-reloaded build's instance.  A
+    **     live parameter (QALLOW_PARAM_LIVE) must not change the figure: it
+    **     is not asked again on set_param.
+    **   Args: values/count exactly as create gets them (validated against
+    **     the schema; the host owns them and any string for the call only);
+    **     *bytes receives the figure; err as for any call.
+    **   Returns: QALLOW_OK with *bytes set to the bytes of host memory the
+    **     instance would allocate and keep (state, buffers, per-block sums;
+    **     not the code, not device memory), rounded up, saturating at
+    **     UINT64_MAX rather than wrapping; or an error status with err filled
+    **     (the host then refuses the config, as for a create that refuses
+    **     its parameters).  The host compares the sum over every instance
+    **     with the memory this machine has left and refuses the run, naming
+    **     the figures, before anything is allocated.
+    **   Ownership: nothing is kept; no instance exists yet.
+    **   Threads: the host's main thread, never concurrently with another
+    **     call of this plugin.  Must not allocate what it counts, must not
+    **     block: arithmetic only. */
+    qallow_status (*memory_bytes)(const qallow_value *values, uint32_t count,
+                                  uint64_t *bytes, qallow_error *err);
 } qallow_plugin;
 
 /* Size of the first version of each struct: the host refuses smaller ones. */
 #define QALLOW_PLUGIN_SIZE_V1_0 ((uint32_t)(offsetof(qallow_plugin, finish) + sizeof(void *)))
+#define QALLOW_PLUGIN_SIZE_V1_1 ((uint32_t)(offsetof(qallow_plugin, memory_bytes) + sizeof(void *)))
 #define QALLOW_PARAM_DEF_SIZE_V1_0 ((uint32_t)(offsetof(qallow_param_def, choices) + sizeof(void *)))
+
+typedef qallow_status (*qallow_memory_bytes_fn)(const qallow_value *values, uint32_t count, uint64_t *bytes,
+                                               qallow_error *err);
+/* A descriptor's memory_bytes, or NULL when it has none or its struct_size
+** ends before the field (a 1.0 plugin: the bytes after it are not ours). */
+static inline qallow_memory_bytes_fn qallow_plugin_memory_fn(const qallow_plugin *d) {
+    return d && d->struct_size >= QALLOW_PLUGIN_SIZE_V1_1 ? d->memory_bytes : NULL;
+}
 
 typedef const qallow_plugin *(*qallow_plugin_entry_fn)(uint32_t host_major,
                                                        uint32_t host_minor);

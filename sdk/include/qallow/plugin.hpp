@@ -23,6 +23,7 @@
 #include <qallow/plugin.h>
 
 #include <array>
+#include <concepts>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -102,6 +103,47 @@ public:
 private:
     const qallow_tick* t_;
 };
+
+// ---- parameter values outside an instance ---------------------------------
+
+// The values create would get, by name: what a class's optional
+//     static uint64_t memory_bytes(const qallow::ParamValues& p);
+// reads to say how much memory an instance would hold (plugin.h,
+// memory_bytes; ABI 1.1).  Multiply with mul_sat so a huge value saturates.
+class ParamValues {
+public:
+    ParamValues(const qallow_param_def* defs, uint32_t def_stride, const qallow_value* values, uint32_t count)
+        : defs_(defs), stride_(def_stride), values_(values), count_(count) {}
+    double number(std::string_view name) const { return value(name, QALLOW_PARAM_DOUBLE).as.number; }
+    int64_t integer(std::string_view name) const { return value(name, QALLOW_PARAM_INT).as.integer; }
+    bool boolean(std::string_view name) const { return value(name, QALLOW_PARAM_BOOL).as.boolean != 0; }
+    std::string string(std::string_view name) const { return value(name, QALLOW_PARAM_STRING).as.string; }
+
+private:
+    const qallow_value& value(std::string_view name, qallow_param_type type) const {
+        for (uint32_t i = 0; i < count_; ++i) {
+            const auto* d = reinterpret_cast<const qallow_param_def*>(
+                reinterpret_cast<const char*>(defs_) + size_t(i) * stride_);
+            if (name == d->name) {
+                if (d->type != type)
+                    throw Error(QALLOW_ERR_INTERNAL, "parameter '" + std::string(name) + "' read with the wrong type");
+                return values_[i];
+            }
+        }
+        throw Error(QALLOW_ERR_INTERNAL, "no parameter '" + std::string(name) + "'");
+    }
+    const qallow_param_def* defs_;
+    uint32_t stride_;
+    const qallow_value* values_;
+    uint32_t count_;
+};
+
+// a * b and a + b, saturating at UINT64_MAX instead of wrapping: a memory
+// figure that overflows must still read as "too much".
+constexpr uint64_t mul_sat(uint64_t a, uint64_t b) {
+    return a != 0 && b > UINT64_MAX / a ? UINT64_MAX : a * b;
+}
+constexpr uint64_t add_sat(uint64_t a, uint64_t b) { return b > UINT64_MAX - a ? UINT64_MAX : a + b; }
 
 // ---- the host, seen from C++ ----------------------------------------------
 
@@ -437,6 +479,15 @@ qallow_plugin describe(qallow_kind kind, const char* name, const char* version, 
     d.finish = [](qallow_instance* self, qallow_error* err) -> qallow_status {
         return guarded(err, [&] { reinterpret_cast<Holder<T>*>(self)->obj->finish(); });
     };
+    if constexpr (requires(const ParamValues& p) { { T::memory_bytes(p) } -> std::convertible_to<uint64_t>; }) {
+        d.memory_bytes = [](const qallow_value* values, uint32_t count, uint64_t* bytes,
+                            qallow_error* err) -> qallow_status {
+            return guarded(err, [&] {
+                const qallow_param_def* defs_ptr = N ? defs_storage<T, N>()->data() : nullptr;
+                *bytes = T::memory_bytes(ParamValues(defs_ptr, sizeof(qallow_param_def), values, count));
+            });
+        };
+    }
     return d;
 }
 
