@@ -48,8 +48,15 @@ ls -l "$build/bin/qallow-edge"
 
 [ -n "${QALLOW_SKIP_TESTS:-}" ] && exit 0
 # arm64 loader and libraries come from the multiarch packages in /, so
-# qemu's library prefix is /.
+# qemu's library prefix is /.  Not /usr/aarch64-linux-gnu: qemu would take
+# the loader from there and libc.so.6 from /, two glibc builds, and the
+# first thread would never start (edge/README.md, issue 12).
 export QEMU_LD_PREFIX=/
+# Say so now, rather than hang in the first test that starts a thread.
+if ! QEMU_REPRO_SECONDS=20 "$src/edge/qemu-repro/run.sh" --check; then
+  echo "cross-build: an arm64 program cannot start a thread under ${QEMU:-qemu-aarch64-static} -L /: see edge/README.md, \"arm64 threads under qemu\"" >&2
+  exit 1
+fi
 # Tests that kill a child after a few milliseconds give it 10 times longer.
 export QALLOW_TEST_TIME_SCALE=${QALLOW_TEST_TIME_SCALE:-10}
 cd "$build"

@@ -12,7 +12,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 
-host_packages=(g++-aarch64-linux-gnu qemu-user-static pkg-config file)
+# jq and mosquitto: edge/cross-federate.sh (the broker, the status checks).
+host_packages=(g++-aarch64-linux-gnu qemu-user-static pkg-config file jq mosquitto)
 arm64_packages=(
   libc6-dev libstdc++-12-dev
   libboost-dev libboost-filesystem-dev libboost-system-dev
