@@ -2,13 +2,17 @@
 # ctest no_color_on_a_terminal: log lines are coloured on a terminal, and
 # not when NO_COLOR is set (no-color.org), terminal or not.  script(1) (util-linux,
 # in every Debian) gives the run a pseudo-terminal.
-#   tests/no_color_test.sh <qallow binary>
+#   tests/no_color_test.sh <qallow binary> <source dir>
 set -euo pipefail
 qallow="$1"
+src="$2"
 tmp="$(mktemp -d /tmp/qallow-nocolor.XXXXXX)"
 trap 'rm -rf "$tmp"' EXIT
-# An unknown plugin directory is refused with an error line: enough to see colour.
-run() { script -q -e -c "$1 $qallow plugins --plugins $tmp/none" /dev/null >"$2" 2>&1 || true; }
+# A one-tick run logs info lines: enough to see colour.
+run() {
+  script -q -e -c "$1 $qallow run -c $src/configs/phase12.json --ticks 1 --no-progress --out $tmp/out --state-dir $tmp/state" \
+    /dev/null >"$2" 2>&1 || true
+}
 run "env -u NO_COLOR" "$tmp/tty"
 run "env NO_COLOR=1" "$tmp/nocolor"
 esc=$'\x1b['
