@@ -1,7 +1,9 @@
 #include "loader.hpp"
 
 #include "crypto.hpp"
+#include "elf_check.hpp"
 #include "errors.hpp"
+#include "quarantine.hpp"
 #include "text.hpp"
 
 #include <algorithm>
@@ -239,12 +241,19 @@ std::shared_ptr<LoadedPlugin> load_plugin(const fs::path& file, const LoadOption
     }
     if (options.before_open)
         if (std::string reason = options.before_open(p->sha256, file); !reason.empty()) throw InputError(reason);
+    // The file dlopen maps, checked last before it does: the private copy,
+    // which nothing else writes, so the check still holds when dlopen reads it.
+    if (auto problem = elf_file_problem(p->loaded_from)) throw InputError(*problem);
 
+    // From here until the descriptor is checked, a crash on this thread
+    // outside the host's own code is this build's (quarantine.hpp, rule 5).
+    LoadingBuild loading(p->sha256);
     boost::dll::fs::error_code ec;
     // RTLD_LOCAL: two plugins may define the same internal symbols.
     p->library.load(boost::dll::fs::path(p->loaded_from.string()),
                     boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
     if (ec) throw InputError("cannot load: " + printable(ec.message())); // dlerror may quote the plugin's symbols
+    p->code_ranges = register_plugin_code(p->library.native(), p->sha256);
     if (!p->library.has(QALLOW_ENTRY_SYMBOL))
         throw InputError("not a Qallow plugin: no symbol " QALLOW_ENTRY_SYMBOL);
 

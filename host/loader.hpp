@@ -27,6 +27,9 @@ struct LoadedPlugin {
     std::vector<ParamSpec> params;
     const qallow_plugin* desc = nullptr; // points into `library`
     boost::dll::shared_library library;
+    // Its code ranges as the crash handler knows them (quarantine.hpp);
+    // declared after `library` so they are forgotten before it is closed.
+    std::shared_ptr<void> code_ranges;
 
     const ParamSpec* param(const std::string& n) const;
 };
@@ -77,7 +80,8 @@ Catalog discover_plugins(const std::filesystem::path& dir, const LoadOptions& op
 
 // Loads and validates one file; throws InputError with the reason (without
 // the file name, which the caller adds).  A non-regular file is refused
-// without blocking.  Plugin-supplied text (description, param docs, choices,
+// without blocking.  The bytes dlopen will map (the private copy when there
+// is one) must pass elf_problem (elf_check.hpp) first.  Plugin-supplied text (description, param docs, choices,
 // string defaults) is copied through printable() (text.hpp).
 std::shared_ptr<LoadedPlugin> load_plugin(const std::filesystem::path& file, const LoadOptions& options = {});
 

@@ -5,7 +5,13 @@
 #include "paths.hpp"
 #include "quarantine.hpp"
 
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <memory>
+#include <system_error>
+
+#include <unistd.h>
 
 namespace qallow {
 
@@ -28,19 +34,61 @@ int plugins_command(const PluginsOptions& opt) {
         std::fprintf(stderr, "qallow: error: %s\n", e.what());
         return 2;
     }
+    // Listing runs each build's constructors and entry point: a build that
+    // crashes there is recorded like one that crashes a run, so the next
+    // listing refuses it instead of crashing again.  Without a usable state
+    // directory the listing still works, unguarded.
+    std::unique_ptr<CrashGuard> guard;
+    try {
+        guard = std::make_unique<CrashGuard>(state_dir);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "qallow: warning: %s; this listing has no crash quarantine\n", e.what());
+    }
+    // Private copies, as a run makes (loader.hpp): the bytes checked are the
+    // bytes mapped, whatever happens to the directory meanwhile.  Removed
+    // when the listing ends; a listing that crashed leaves its folder, which
+    // the next listing removes once that process is gone.
+    std::filesystem::path copies;
+    if (guard) {
+        std::filesystem::path all = state_dir / "listing-copies";
+        std::error_code ec;
+        for (std::filesystem::directory_iterator it(all, ec); !ec && it != std::filesystem::directory_iterator();
+             it.increment(ec)) {
+            const std::string pid = it->path().filename().string();
+            if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) continue;
+            if (::kill(pid_t(std::stol(pid)), 0) != 0 && errno == ESRCH) {
+                std::error_code rm;
+                std::filesystem::remove_all(it->path(), rm);
+            }
+        }
+        copies = all / std::to_string(::getpid());
+    }
+    struct Remove {
+        std::filesystem::path p;
+        ~Remove() {
+            std::error_code ec;
+            if (!p.empty()) std::filesystem::remove_all(p, ec);
+        }
+    } remove_copies{copies};
     std::string how;
     auto path = resolve_plugin_dir(opt.dir, std::nullopt, how);
     Catalog cat;
     try {
         LoadOptions lo;
-        lo.before_open = [&](const std::string& sha, const std::filesystem::path&) -> std::string {
-            const QuarantineEntry* q = quarantine.find(sha);
-            return q ? Quarantine::refusal(*q) : std::string();
+        lo.private_dir = copies;
+        lo.before_open = [&](const std::string& sha, const std::filesystem::path& file) -> std::string {
+            if (const QuarantineEntry* q = quarantine.find(sha)) return Quarantine::refusal(*q);
+            if (guard) guard->begin(sha, file);
+            return {};
         };
         cat = discover_plugins(path, lo);
     } catch (const InputError& e) {
         std::fprintf(stderr, "qallow: error: %s (chosen by %s)\n", e.what(), how.c_str());
         return 2;
+    }
+    if (guard) {
+        for (const auto& p : cat.plugins) guard->loaded(*p);
+        for (const auto& sha : guard->open()) guard->end(sha); // all its code that a listing runs has run
     }
     std::printf("plugin directory: %s (%s)\n", path.c_str(), how.c_str());
     std::printf("host plugin ABI: %d.%d\n\n", QALLOW_ABI_MAJOR, QALLOW_ABI_MINOR);

@@ -10,19 +10,23 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 
 #include <dlfcn.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <link.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -59,17 +63,35 @@ constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSY
 
 // ---- what the signal handler may touch: fixed storage, atomics --------------
 
+// A slot is written only by register_plugin_code / its token (under
+// g_ranges_mutex) and read by the handler only while `state` says live.
 struct CodeRange {
-    uintptr_t lo, hi;
-    char sha[65];
+    std::atomic<int> state{0}; // 0 free, 1 being written, 2 live
+    uintptr_t lo = 0, hi = 0;
+    char sha[65] = {};
 };
-constexpr size_t kMaxRanges = 2048;
+constexpr size_t kMaxRanges = 1024;
 CodeRange g_ranges[kMaxRanges];
-std::atomic<size_t> g_range_count{0};
+std::mutex g_ranges_mutex;
+
+struct Span {
+    uintptr_t lo, hi;
+};
+constexpr size_t kMaxHostRanges = 8;
+Span g_host[kMaxHostRanges];
+std::atomic<size_t> g_host_count{0};
+
+// The build being loaded (rule 5) and the thread loading it (0: none).
+char g_loading_sha[65];
+std::atomic<long> g_loading_tid{0};
+
 std::atomic<int> g_fd{-1};
 std::atomic<uint64_t> g_tick{0};
+std::atomic<int> g_entered{0};
 bool g_installed[64] = {};
 char g_altstack[64 * 1024];
+
+long this_tid() { return long(::syscall(SYS_gettid)); }
 
 size_t put_text(char* out, size_t at, size_t cap, const char* s) {
     while (*s && at < cap) out[at++] = *s++;
@@ -99,30 +121,114 @@ uintptr_t fault_pc(void* context) {
 #endif
 }
 
-// Async-signal-safe: write(2), sigaction(2), raise(3) and plain memory.
-extern "C" void on_fatal(int sig, siginfo_t*, void* context) {
+// The build whose code holds `pc`, or null.  Newest slot first is not
+// needed: a range is unregistered before its object is closed.
+const char* build_at(uintptr_t pc) {
+    for (size_t i = 0; i < kMaxRanges; ++i) {
+        CodeRange& r = g_ranges[i];
+        if (r.state.load(std::memory_order_acquire) != 2) continue;
+        if (pc >= r.lo && pc < r.hi) return r.sha;
+    }
+    return nullptr;
+}
+
+bool in_host(uintptr_t pc) {
+    size_t n = g_host_count.load(std::memory_order_acquire);
+    for (size_t i = 0; i < n; ++i)
+        if (pc >= g_host[i].lo && pc < g_host[i].hi) return true;
+    return false;
+}
+
+void write_line(int fd, const char* line, size_t n) {
+    while (n > 0) {
+        ssize_t w = ::write(fd, line, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
+        line += w;
+        n -= size_t(w);
+    }
+}
+
+// The attribution rules of quarantine.hpp; `how` is set to the rule's word.
+const char* attribute(siginfo_t* info, uintptr_t pc, const char*& how) {
+    if (info && info->si_code <= 0 && info->si_pid != ::getpid()) {
+        how = "sent";
+        return nullptr;
+    }
+    if (const char* sha = build_at(pc)) {
+        how = "code";
+        return sha;
+    }
+    if (in_host(pc)) {
+        how = "host";
+        return nullptr;
+    }
+    void* frames[64];
+    int n = ::backtrace(frames, 64);
+    int i = 0;
+    while (i < n && in_host(uintptr_t(frames[i]))) ++i; // this handler's own frames
+    for (; i < n; ++i) {
+        uintptr_t f = uintptr_t(frames[i]);
+        if (const char* sha = build_at(f)) {
+            how = "code";
+            return sha;
+        }
+        if (in_host(f)) break;
+    }
+    if (g_loading_tid.load(std::memory_order_acquire) == this_tid()) {
+        how = "load";
+        return g_loading_sha;
+    }
+    how = "none";
+    return nullptr;
+}
+
+// Async-signal-safe: write(2), sigaction(2), alarm(2), raise(3), backtrace(3)
+// once warmed up, and plain memory.
+extern "C" void on_fatal(int sig, siginfo_t* info, void* context) {
     int fd = g_fd.load();
     if (fd >= 0) {
-        uintptr_t pc = fault_pc(context);
-        const char* sha = "-";
-        // Newest first: a range freed by an unloaded build may be reused.
-        for (size_t i = g_range_count.load(std::memory_order_acquire); i-- > 0;)
-            if (pc >= g_ranges[i].lo && pc < g_ranges[i].hi) {
-                sha = g_ranges[i].sha;
-                break;
-            }
-        char line[160];
-        size_t n = put_text(line, 0, sizeof line, "crash ");
+        if (g_entered.fetch_add(1) != 0) {
+            // Another thread is recording its crash and will end the process.
+            for (;;) ::pause();
+        }
+        // Should the unwinder hang, the process still ends (the record has
+        // its "fault" line by then).
+        struct sigaction alrm {};
+        alrm.sa_handler = SIG_DFL;
+        sigemptyset(&alrm.sa_mask);
+        sigaction(SIGALRM, &alrm, nullptr);
+        ::alarm(5);
+        uint64_t tick = g_tick.load();
+        uint64_t now = uint64_t(time(nullptr)); // time(2) is async-signal-safe
+        char line[200];
+        size_t n = put_text(line, 0, sizeof line, "fault ");
         n = put_number(line, n, sizeof line, uint64_t(sig));
         n = put_text(line, n, sizeof line, " ");
-        n = put_text(line, n, sizeof line, sha);
+        n = put_number(line, n, sizeof line, tick);
         n = put_text(line, n, sizeof line, " ");
-        n = put_number(line, n, sizeof line, g_tick.load());
+        n = put_number(line, n, sizeof line, now);
+        n = put_text(line, n, sizeof line, "\n");
+        write_line(fd, line, n);
+
+        const char* how = "none";
+        const char* sha = attribute(info, fault_pc(context), how);
+        n = put_text(line, 0, sizeof line, "crash ");
+        n = put_number(line, n, sizeof line, uint64_t(sig));
         n = put_text(line, n, sizeof line, " ");
-        n = put_number(line, n, sizeof line, uint64_t(time(nullptr))); // time(2) is async-signal-safe
+        n = put_text(line, n, sizeof line, sha ? sha : "-");
+        n = put_text(line, n, sizeof line, " ");
+        n = put_number(line, n, sizeof line, tick);
+        n = put_text(line, n, sizeof line, " ");
+        n = put_number(line, n, sizeof line, now);
+        n = put_text(line, n, sizeof line, " ");
+        n = put_text(line, n, sizeof line, how);
+        if (how[0] == 's' && info) { // sent: by whom
+            n = put_text(line, n, sizeof line, " ");
+            n = put_number(line, n, sizeof line, uint64_t(info->si_pid));
+        }
         n = put_text(line, n, sizeof line - 1, "\n");
-        ssize_t ignored = ::write(fd, line, n);
-        (void)ignored;
+        write_line(fd, line, n);
     }
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
@@ -134,7 +240,7 @@ extern "C" void on_fatal(int sig, siginfo_t*, void* context) {
 struct RangeSearch {
     uintptr_t base;
     const char* name;
-    const char* sha;
+    std::vector<Span> spans;
 };
 
 int collect_ranges(dl_phdr_info* info, size_t, void* data) {
@@ -142,14 +248,21 @@ int collect_ranges(dl_phdr_info* info, size_t, void* data) {
     if (info->dlpi_addr != want->base || !info->dlpi_name || std::strcmp(info->dlpi_name, want->name) != 0) return 0;
     for (int i = 0; i < info->dlpi_phnum; ++i) {
         const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+        if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X))
+            want->spans.push_back({info->dlpi_addr + ph.p_vaddr, info->dlpi_addr + ph.p_vaddr + ph.p_memsz});
+    }
+    return 1;
+}
+
+// The first object dl_iterate_phdr reports is the executable.
+int collect_host(dl_phdr_info* info, size_t, void*) {
+    for (int i = 0; i < info->dlpi_phnum; ++i) {
+        const ElfW(Phdr)& ph = info->dlpi_phdr[i];
         if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
-        size_t at = g_range_count.load(std::memory_order_relaxed);
-        if (at >= kMaxRanges) return 1;
-        CodeRange& r = g_ranges[at];
-        r.lo = info->dlpi_addr + ph.p_vaddr;
-        r.hi = r.lo + ph.p_memsz;
-        std::snprintf(r.sha, sizeof r.sha, "%s", want->sha);
-        g_range_count.store(at + 1, std::memory_order_release);
+        size_t at = g_host_count.load(std::memory_order_relaxed);
+        if (at >= kMaxHostRanges) break;
+        g_host[at] = {info->dlpi_addr + ph.p_vaddr, info->dlpi_addr + ph.p_vaddr + ph.p_memsz};
+        g_host_count.store(at + 1, std::memory_order_release);
     }
     return 1;
 }
@@ -309,6 +422,11 @@ CrashGuard::CrashGuard(const fs::path& state_dir) {
         throw std::runtime_error(marker_.string() + ": cannot create: " + ec.message());
     }
     append("host " + std::to_string(::getpid()) + " " + now_utc());
+    // backtrace(3) loads the unwinder on its first call: never in the handler.
+    void* warm[4];
+    (void)::backtrace(warm, 4);
+    if (g_host_count.load() == 0) dl_iterate_phdr(collect_host, nullptr);
+    g_entered.store(0);
     g_fd.store(fd_);
 
     stack_t ss{};
@@ -323,7 +441,10 @@ CrashGuard::CrashGuard(const fs::path& state_dir) {
         struct sigaction sa {};
         sa.sa_sigaction = on_fatal;
         sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+        // A second fault inside the handler (an unwinder that trips) then
+        // ends the process instead of re-entering it.
         sigemptyset(&sa.sa_mask);
+        for (int other : kFatalSignals) sigaddset(&sa.sa_mask, other);
         sigaction(sig, &sa, nullptr);
         g_installed[sig] = true;
     }
@@ -361,14 +482,7 @@ void CrashGuard::begin(const std::string& sha256, const fs::path& file) {
     open_.push_back(sha256);
 }
 
-void CrashGuard::loaded(const LoadedPlugin& p) {
-    append("build " + p.sha256 + " " + p.name + " " + p.version);
-    void* handle = p.library.native();
-    link_map* lm = nullptr;
-    if (!handle || dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || !lm) return;
-    RangeSearch want{uintptr_t(lm->l_addr), lm->l_name, p.sha256.c_str()};
-    dl_iterate_phdr(collect_ranges, &want);
-}
+void CrashGuard::loaded(const LoadedPlugin& p) { append("build " + p.sha256 + " " + p.name + " " + p.version); }
 
 void CrashGuard::end(const std::string& sha256) {
     auto it = std::find(open_.begin(), open_.end(), sha256);
@@ -380,6 +494,44 @@ void CrashGuard::end(const std::string& sha256) {
 std::vector<std::string> CrashGuard::open() const { return open_; }
 
 void CrashGuard::set_tick(uint64_t tick) { g_tick.store(tick, std::memory_order_relaxed); }
+
+// ---- plugin code for the handler ---------------------------------------------
+
+std::shared_ptr<void> register_plugin_code(void* handle, const std::string& sha256) {
+    link_map* lm = nullptr;
+    if (!handle || dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || !lm) return nullptr;
+    RangeSearch want{uintptr_t(lm->l_addr), lm->l_name ? lm->l_name : "", {}};
+    dl_iterate_phdr(collect_ranges, &want);
+    auto slots = std::make_shared<std::vector<size_t>>();
+    {
+        std::lock_guard<std::mutex> lock(g_ranges_mutex);
+        size_t next = 0;
+        for (const Span& sp : want.spans) {
+            while (next < kMaxRanges && g_ranges[next].state.load(std::memory_order_relaxed) != 0) ++next;
+            if (next == kMaxRanges) break; // full: such a build's crashes go unattributed, never misattributed
+            CodeRange& r = g_ranges[next];
+            r.state.store(1, std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_release);
+            r.lo = sp.lo;
+            r.hi = sp.hi;
+            std::snprintf(r.sha, sizeof r.sha, "%s", sha256.c_str());
+            r.state.store(2, std::memory_order_release);
+            slots->push_back(next);
+        }
+    }
+    return std::shared_ptr<void>(nullptr, [slots](void*) {
+        std::lock_guard<std::mutex> lock(g_ranges_mutex);
+        for (size_t i : *slots) g_ranges[i].state.store(0, std::memory_order_release);
+    });
+}
+
+LoadingBuild::LoadingBuild(const std::string& sha256) {
+    g_loading_tid.store(0, std::memory_order_release);
+    std::snprintf(g_loading_sha, sizeof g_loading_sha, "%s", sha256.c_str());
+    g_loading_tid.store(this_tid(), std::memory_order_release);
+}
+
+LoadingBuild::~LoadingBuild() { g_loading_tid.store(0, std::memory_order_release); }
 
 std::vector<std::string> CrashGuard::recover(const fs::path& state_dir, Quarantine& quarantine) {
     std::vector<std::string> lines;
@@ -409,8 +561,8 @@ std::vector<std::string> CrashGuard::recover(const fs::path& state_dir, Quaranti
         std::string since;
         std::vector<std::string> open;
         std::map<std::string, QuarantineEntry> info;
-        int crash_signal = 0;
-        std::string crash_sha;
+        int crash_signal = 0, fault_signal = 0;
+        std::string crash_sha, crash_how, crash_sender;
         std::string crash_tick, crash_time;
         std::istringstream all(text);
         for (std::string line; std::getline(all, line);) {
@@ -433,12 +585,19 @@ std::vector<std::string> CrashGuard::recover(const fs::path& state_dir, Quaranti
             } else if (op == "end") {
                 std::string sha = first_word(in);
                 if (auto it = std::find(open.begin(), open.end(), sha); it != open.end()) open.erase(it);
-            } else if (op == "crash") {
+            } else if (op == "fault" && !fault_signal && !crash_signal) {
+                fault_signal = std::atoi(first_word(in).c_str());
+                crash_tick = first_word(in);
+                std::string when = first_word(in);
+                if (!when.empty()) crash_time = now_utc(std::time_t(std::atoll(when.c_str())));
+            } else if (op == "crash" && !crash_signal) { // the first: a second thread's is a consequence
                 crash_signal = std::atoi(first_word(in).c_str());
                 crash_sha = first_word(in);
                 crash_tick = first_word(in);
                 std::string when = first_word(in);
                 if (!when.empty()) crash_time = now_utc(std::time_t(std::atoll(when.c_str())));
+                crash_how = first_word(in);
+                crash_sender = first_word(in);
             }
         }
         fs::remove(f, ec);
@@ -447,30 +606,41 @@ std::vector<std::string> CrashGuard::recover(const fs::path& state_dir, Quaranti
             std::string who = e.plugin.empty() ? "a build" : e.plugin + " " + e.version;
             return who + " (sha256 " + short_sha(e.sha256) + (e.file.empty() ? "" : ", " + e.file) + ")";
         };
+        auto on_probation = [&] {
+            if (open.empty()) return std::string("no build was on probation");
+            std::string list;
+            for (const auto& sha : open)
+                list += (list.empty() ? "" : ", ") +
+                        describe(info.count(sha) ? info[sha] : QuarantineEntry{sha, "", "", "", "", ""});
+            return "on probation: " + list;
+        };
         std::string when = crash_tick == "0" || crash_tick.empty() ? "before the first tick" : "at tick " + crash_tick;
-        if (crash_signal) {
-            std::vector<std::string> blamed;
-            std::string how;
-            if (crash_sha != "-" && !crash_sha.empty()) {
-                blamed.push_back(crash_sha);
-                how = "in its own code";
-            } else {
-                blamed = open;
-                how = "outside any plugin's code while this build was on probation";
-            }
-            if (blamed.empty())
-                lines.push_back("warn: the host with pid " + pid + " crashed with " + fatal_name(crash_signal) + " " +
-                                when + " outside plugin code, with no build on probation; nothing quarantined");
-            for (const auto& sha : blamed) {
-                QuarantineEntry e = info.count(sha) ? info[sha] : QuarantineEntry{sha, "", "", "", "", ""};
-                e.sha256 = sha;
-                e.reason = std::string("crashed the host with ") + fatal_name(crash_signal) + " " + when + " (" + how +
-                           ", pid " + pid + ")";
-                e.since = !crash_time.empty() ? crash_time : !since.empty() ? since : now_utc();
-                found.push_back(e);
-                lines.push_back("warn: quarantined " + describe(e) + ": it " + e.reason +
-                                "; the host refuses it until `qallow plugins --clear-quarantine`");
-            }
+        if (crash_signal && crash_sha != "-" && !crash_sha.empty()) {
+            std::string how = crash_how == "load" ? "while it was being loaded: in its constructors or in the loader "
+                                                    "reading its file"
+                                                  : "in its own code";
+            QuarantineEntry e = info.count(crash_sha) ? info[crash_sha] : QuarantineEntry{crash_sha, "", "", "", "", ""};
+            e.sha256 = crash_sha;
+            e.reason = std::string("crashed the host with ") + fatal_name(crash_signal) + " " + when + " (" + how +
+                       ", pid " + pid + ")";
+            e.since = !crash_time.empty() ? crash_time : !since.empty() ? since : now_utc();
+            found.push_back(e);
+            lines.push_back("warn: quarantined " + describe(e) + ": it " + e.reason +
+                            "; the host refuses it until `qallow plugins --clear-quarantine`");
+        } else if (crash_signal || fault_signal) {
+            int sig = crash_signal ? crash_signal : fault_signal;
+            std::string where;
+            if (!crash_signal)
+                where = "; its stack could not be walked";
+            else if (crash_how == "sent")
+                where = ", a signal sent by " + (crash_sender.empty() ? std::string("another process")
+                                                                      : "pid " + crash_sender);
+            else if (crash_how == "host")
+                where = " in the host's own code";
+            else
+                where = " outside any plugin's code";
+            lines.push_back("warn: the host with pid " + pid + " crashed with " + fatal_name(sig) + " " + when + where +
+                            "; not attributed to any build, so nothing is quarantined (" + on_probation() + ")");
         } else if (!open.empty()) {
             std::string list;
             for (const auto& sha : open)

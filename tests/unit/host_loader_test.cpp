@@ -3,18 +3,25 @@
 #include "errors.hpp"
 #include "host_test_support.hpp"
 #include "loader.hpp"
+#include "quarantine.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <map>
 #include <thread>
 
+#include <elf.h>
 #include <fcntl.h>
+#include <link.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -321,6 +328,189 @@ TEST(HostLoader, RealPluginsLoadWithTheirSchemas) {
 TEST(HostLoader, Sha256KnownVectors) {
     EXPECT_EQ(crypto::sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     EXPECT_EQ(crypto::sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+
+// ---- damaged files (elf_check.hpp) ---------------------------------------------
+
+// Where to cut a build so that its last PT_LOAD segment runs past the end
+// (whatever debug information follows it in this build type).
+size_t cut_in_last_load(const std::string& b) {
+    ElfW(Ehdr) eh;
+    std::memcpy(&eh, b.data(), sizeof eh);
+    size_t cut = 0;
+    for (size_t i = 0; i < eh.e_phnum; ++i) {
+        ElfW(Phdr) ph;
+        std::memcpy(&ph, b.data() + eh.e_phoff + i * sizeof ph, sizeof ph);
+        if (ph.p_type == PT_LOAD && ph.p_filesz > 1) cut = std::max<size_t>(cut, ph.p_offset + ph.p_filesz / 2);
+    }
+    return cut;
+}
+
+TEST(HostLoader, ATruncatedFileIsRefusedBeforeItIsMappedWhileTheOthersLoad) {
+    TempDir dir, cache;
+    qallow::test::copy_into(dir.path(), {kPluginDir / "phase12.so", kPluginDir / "ethics.so"});
+    std::string whole = qallow::test::read_file(kPluginDir / "phase13.so");
+    size_t cut = cut_in_last_load(whole);
+    qallow::test::write_file(dir / "cut.so", whole.substr(0, cut));
+    for (bool private_copies : {false, true}) {
+        SCOPED_TRACE(private_copies);
+        LoadOptions lo;
+        if (private_copies) lo.private_dir = cache.path();
+        Catalog cat = discover_plugins(dir.path(), lo);
+        EXPECT_EQ(names(cat), (std::vector<std::string>{"ethics", "phase12"}));
+        auto r = refusals(cat);
+        ASSERT_EQ(r.size(), 1u);
+        EXPECT_EQ(r["cut.so"].rfind("program header ", 0), 0u) << r["cut.so"];
+        EXPECT_NE(r["cut.so"].find("ends past the end of the file (" + std::to_string(cut) + " bytes; truncated?)"),
+                  std::string::npos)
+            << r["cut.so"];
+    }
+}
+
+TEST(HostLoader, TheBytesCheckedAreTheBytesMapped) {
+    // The private copy damaged after it was made (as late as can be: in the
+    // last hook before the check): the copy is what is checked, and refused.
+    TempDir dir, cache;
+    qallow::test::copy_into(dir.path(), {kBadDir / "good_c.so"});
+    LoadOptions lo;
+    lo.private_dir = cache.path();
+    lo.before_open = [&](const std::string& sha, const fs::path&) {
+        fs::path copy = cache / (sha + ".so");
+        std::string whole = qallow::test::read_file(copy);
+        fs::permissions(copy, fs::perms::owner_write, fs::perm_options::add);
+        qallow::test::write_file(copy, whole.substr(0, whole.size() - 100));
+        return std::string();
+    };
+    std::string why = error_of<InputError>([&] { load_plugin(dir / "good_c.so", lo); });
+    EXPECT_NE(why.find("ends past the end of the file ("), std::string::npos) << why;
+    EXPECT_NE(why.find(" bytes; truncated?)"), std::string::npos) << why;
+}
+
+// ---- crash attribution (quarantine.hpp), in a child process --------------------
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define QALLOW_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define QALLOW_SANITIZED 1
+#endif
+#endif
+#ifdef QALLOW_SANITIZED
+#define SKIP_WHEN_SANITIZED() GTEST_SKIP() << "the sanitizer's fatal-signal handlers replace the crash guard's"
+#else
+#define SKIP_WHEN_SANITIZED() (void)0
+#endif
+
+const fs::path kHostileDir = fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "hostile";
+
+// Runs `body` in a forked child that holds a CrashGuard on `state`; the
+// child's end as a shell reports it (128 + signal).
+int in_guarded_child(const fs::path& state, const std::function<void(CrashGuard&)>& body) {
+    std::fflush(nullptr);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        rlimit none{0, 0};
+        setrlimit(RLIMIT_CORE, &none);
+        try {
+            CrashGuard guard(state);
+            body(guard);
+        } catch (...) {
+            ::_exit(3);
+        }
+        ::_exit(0);
+    }
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+}
+
+std::shared_ptr<LoadedPlugin> guarded_load(CrashGuard& guard, const fs::path& file) {
+    LoadOptions lo;
+    lo.before_open = [&](const std::string& sha, const fs::path& f) {
+        guard.begin(sha, f);
+        return std::string();
+    };
+    auto p = load_plugin(file, lo);
+    guard.loaded(*p);
+    return p;
+}
+
+int* volatile g_nowhere = nullptr;
+
+TEST(HostCrashAttribution, ACrashInTheHostsOwnCodeQuarantinesNothing) {
+    SKIP_WHEN_SANITIZED();
+    TempDir state;
+    int status = in_guarded_child(state.path(), [](CrashGuard& g) {
+        auto p = guarded_load(g, kHostileDir / "hostile_innocent.so"); // on probation, innocent
+        *g_nowhere = 1;                                                  // the host's own code faults
+    });
+    ASSERT_EQ(status, 128 + SIGSEGV);
+    Quarantine q(state.path());
+    auto lines = CrashGuard::recover(state.path(), q);
+    EXPECT_TRUE(q.entries().empty());
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_NE(lines[0].find("crashed with SIGSEGV before the first tick in the host's own code; not attributed to "
+                            "any build, so nothing is quarantined (on probation: hostile_innocent 1.0.0 (sha256 "),
+              std::string::npos)
+        << lines[0];
+}
+
+TEST(HostCrashAttribution, AnAbortCalledByTheHostQuarantinesNothing) {
+    SKIP_WHEN_SANITIZED();
+    TempDir state;
+    int status = in_guarded_child(state.path(), [](CrashGuard& g) {
+        auto p = guarded_load(g, kHostileDir / "hostile_innocent.so");
+        std::abort(); // the faulting instruction is in libc; the first frame that decides is the host's
+    });
+    ASSERT_EQ(status, 128 + SIGABRT);
+    Quarantine q(state.path());
+    auto lines = CrashGuard::recover(state.path(), q);
+    EXPECT_TRUE(q.entries().empty());
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_NE(lines[0].find("crashed with SIGABRT before the first tick outside any plugin's code; not attributed"),
+              std::string::npos)
+        << lines[0];
+}
+
+TEST(HostCrashAttribution, AConstructorCrashIsPinnedOnTheBuildBeingLoaded) {
+    SKIP_WHEN_SANITIZED();
+    for (const char* name : {"hostile_ctor_segv", "hostile_ctor_abort"}) {
+        SCOPED_TRACE(name);
+        TempDir state;
+        fs::path file = kHostileDir / (std::string(name) + ".so");
+        int status = in_guarded_child(state.path(), [&](CrashGuard& g) {
+            auto innocent = guarded_load(g, kHostileDir / "hostile_innocent.so");
+            guarded_load(g, file);
+        });
+        EXPECT_EQ(status, 128 + (std::string(name) == "hostile_ctor_segv" ? SIGSEGV : SIGABRT));
+        Quarantine q(state.path());
+        auto lines = CrashGuard::recover(state.path(), q);
+        ASSERT_EQ(q.entries().size(), 1u); // not hostile_innocent, on probation beside it
+        EXPECT_EQ(q.entries()[0].sha256, crypto::sha256_file_hex(file));
+        EXPECT_EQ(q.entries()[0].file, file.string());
+        EXPECT_NE(q.entries()[0].reason.find("(while it was being loaded: in its constructors or in the loader"),
+                  std::string::npos)
+            << q.entries()[0].reason;
+    }
+}
+
+TEST(HostCrashAttribution, AnUnloadedBuildsRangesAreForgotten) {
+    SKIP_WHEN_SANITIZED();
+    TempDir state;
+    int status = in_guarded_child(state.path(), [](CrashGuard& g) {
+        {
+            auto p = guarded_load(g, kHostileDir / "hostile_innocent.so");
+            g.end(p->sha256);
+        } // closed: its addresses may be anyone's now
+        *g_nowhere = 1;
+    });
+    ASSERT_EQ(status, 128 + SIGSEGV);
+    Quarantine q(state.path());
+    auto lines = CrashGuard::recover(state.path(), q);
+    EXPECT_TRUE(q.entries().empty());
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_NE(lines[0].find("nothing is quarantined (no build was on probation)"), std::string::npos) << lines[0];
 }
 
 } // namespace

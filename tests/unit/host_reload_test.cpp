@@ -435,7 +435,11 @@ TEST(HostQuarantine, ACrashRecordNamingABuildQuarantinesIt) {
               "code, pid 4242) [2026-01-01T00:00:00Z]; `qallow plugins --clear-quarantine` allows it again");
 }
 
-TEST(HostQuarantine, ACrashOutsidePluginCodeQuarantinesTheBuildsOnProbation) {
+// A crash outside every build's code is not a build's fault (issue 12: the
+// old rule quarantined every build on probation, so a host bug refused all
+// the built-in plugins): nothing is quarantined, and the warning names the
+// builds that were on probation.
+TEST(HostQuarantine, ACrashOutsidePluginCodeQuarantinesNothingAndNamesTheBuildsOnProbation) {
     TempDir dir;
     fs::create_directories(dir / "inflight");
     std::string a(64, 'a'), b(64, 'b');
@@ -443,11 +447,53 @@ TEST(HostQuarantine, ACrashOutsidePluginCodeQuarantinesTheBuildsOnProbation) {
                                                " /p/b.so\nbuild " + b + " bee 1.2.3\ncrash 6 - 3\n");
     Quarantine q(dir.path());
     auto lines = CrashGuard::recover(dir.path(), q);
-    ASSERT_EQ(q.entries().size(), 1u);
+    EXPECT_TRUE(q.entries().empty());
+    EXPECT_FALSE(fs::exists(dir / "quarantine.json"));
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_EQ(lines[0], "warn: the host with pid 7 crashed with SIGABRT at tick 3 outside any plugin's code; not "
+                        "attributed to any build, so nothing is quarantined (on probation: bee 1.2.3 (sha256 "
+                        "bbbbbbbbbbbb, /p/b.so))");
+}
+
+TEST(HostQuarantine, EachUnattributedCrashSaysWhy) {
+    struct Case {
+        std::string record, says;
+    } cases[] = {
+        {"fault 11 0 1767225600\ncrash 11 - 0 1767225600 host\n",
+         "crashed with SIGSEGV before the first tick in the host's own code; not attributed to any build"},
+        {"fault 11 9 1767225600\ncrash 11 - 9 1767225600 sent 4321\n",
+         "crashed with SIGSEGV at tick 9, a signal sent by pid 4321; not attributed to any build"},
+        {"fault 7 9 1767225600\n", "crashed with SIGBUS at tick 9; its stack could not be walked; not attributed"},
+    };
+    for (const auto& c : cases) {
+        TempDir dir;
+        fs::create_directories(dir / "inflight");
+        write_file(dir / "inflight" / "5-1-0.run", "host 5 2026-01-01T00:00:00Z\n" + c.record);
+        Quarantine q(dir.path());
+        auto lines = CrashGuard::recover(dir.path(), q);
+        EXPECT_TRUE(q.entries().empty());
+        ASSERT_EQ(lines.size(), 1u);
+        EXPECT_NE(lines[0].find(c.says), std::string::npos) << lines[0];
+        EXPECT_NE(lines[0].find("nothing is quarantined (no build was on probation)"), std::string::npos) << lines[0];
+    }
+}
+
+TEST(HostQuarantine, ACrashWhileABuildWasLoadingNamesItAndHow) {
+    TempDir dir;
+    fs::create_directories(dir / "inflight");
+    std::string a(64, 'a'), b(64, 'b');
+    write_file(dir / "inflight" / "8-1-0.run", "begin " + a + " /p/a.so\nbuild " + a + " ay 1.0.0\nbegin " + b +
+                                               " /p/b.so\nfault 11 0 1767225600\ncrash 11 " + b +
+                                               " 0 1767225600 load\ncrash 11 - 0 1767225601 none\n");
+    Quarantine q(dir.path());
+    auto lines = CrashGuard::recover(dir.path(), q);
+    ASSERT_EQ(q.entries().size(), 1u); // b only: a was on probation, and innocent
     EXPECT_EQ(q.entries()[0].sha256, b);
-    EXPECT_EQ(q.entries()[0].reason,
-              "crashed the host with SIGABRT at tick 3 (outside any plugin's code while this build was on probation, "
-              "pid 7)");
+    EXPECT_EQ(q.entries()[0].since, "2026-01-01T00:00:00Z");
+    EXPECT_EQ(q.entries()[0].reason, "crashed the host with SIGSEGV before the first tick (while it was being loaded: "
+                                     "in its constructors or in the loader reading its file, pid 8)");
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_EQ(lines[0].rfind("warn: quarantined a build (sha256 bbbbbbbbbbbb, /p/b.so): it crashed", 0), 0u) << lines[0];
 }
 
 TEST(HostQuarantine, AHostKilledWithoutACrashRecordQuarantinesNothing) {
