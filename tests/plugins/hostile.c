@@ -46,10 +46,21 @@ static qallow_status step(qallow_instance *opaque, const qallow_tick *t, qallow_
     return QALLOW_OK;
 }
 
+/* Designated: the fields a later ABI minor appends stay zero. */
 static qallow_plugin desc = {
-    sizeof(qallow_plugin), QALLOW_ABI_MAJOR, QALLOW_ABI_MINOR, QALLOW_KIND_PHASE, PLUGIN_NAME, "1.0.0",
-    "crashes the host on purpose (tests only)", NULL, 0, sizeof(qallow_param_def), 1, create, destroy, NULL, step,
-    NULL, NULL, NULL, NULL};
+    .struct_size = sizeof(qallow_plugin),
+    .abi_major = QALLOW_ABI_MAJOR,
+    .abi_minor = QALLOW_ABI_MINOR,
+    .kind = QALLOW_KIND_PHASE,
+    .name = PLUGIN_NAME,
+    .version = "1.0.0",
+    .description = "crashes the host on purpose (tests only)",
+    .param_def_size = sizeof(qallow_param_def),
+    .state_version = 1,
+    .create = create,
+    .destroy = destroy,
+    .step = step,
+};
 
 QALLOW_EXPORT const qallow_plugin *qallow_plugin_entry(uint32_t major, uint32_t minor) {
     (void)major; (void)minor;
