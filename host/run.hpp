@@ -31,7 +31,9 @@ struct RunOptions {
 
 // Exit status: 0 completed or stopped by SIGINT/SIGTERM, 1 a plugin fault or
 // an output write error stopped the run, 2 bad input (nothing was run), 3
-// ethics policy halt, 4 a Lua script failed under lua.policy halt.
+// ethics policy halt, 4 a Lua script failed under lua.policy halt, 5 the tick
+// watchdog ended the process while a plugin step was stuck (watchdog.policy
+// stop, or SIGINT/SIGTERM past watchdog.stop_grace_ms; runner.hpp).
 int run_command(const RunOptions& options);
 
 } // namespace qallow

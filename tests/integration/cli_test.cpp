@@ -570,8 +570,8 @@ TEST(Cli, PluginsCommandListsRefusedFilesWithReasons) {
              "refused not_a_plugin.so: not a Qallow plugin: no symbol qallow_plugin_entry\n",
              "refused text_file.so: not a shared object (no ELF header)\n",
              "refused twin_b.so: duplicate plugin name 'twin' (already provided by twin_a.so)\n",
-             "good_c 1.0.0  [phase, ABI 1.0, state v1]  good_c.so\n",
-             "twin 1.0.0  [phase, ABI 1.0, state v1]  twin_a.so\n",
+             "good_c 1.0.0  [phase, ABI 1.1, state v1]  good_c.so\n",
+             "twin 1.0.0  [phase, ABI 1.1, state v1]  twin_a.so\n",
              "2 loaded, 7 refused\n",
          })
         EXPECT_CONTAINS(r.out, line);

@@ -66,7 +66,7 @@ TEST(HostLoader, EachRefusedFileIsListedWithItsReason) {
     EXPECT_EQ(cat.dir, kBadDir);
     auto r = refusals(cat);
     EXPECT_EQ(r.size(), 7u);
-    EXPECT_EQ(r["bad_major.so"], "built for plugin ABI 2.0, this host speaks ABI 1.0 (majors must match)");
+    EXPECT_EQ(r["bad_major.so"], "built for plugin ABI 2.0, this host speaks ABI 1.1 (majors must match)");
     EXPECT_EQ(r["bad_minor.so"], "needs plugin ABI 1.7, this host provides only 1.0");
     EXPECT_EQ(r["bad_small.so"], "descriptor is 64 bytes, ABI 1.0 needs at least " +
                                      std::to_string(QALLOW_PLUGIN_SIZE_V1_0));
@@ -98,7 +98,7 @@ TEST(HostLoader, GoodFilesBesideRefusedOnesStillLoad) {
 
 TEST(HostLoader, LoadPluginThrowsTheReasonWithoutTheFileName) {
     EXPECT_EQ(error_of<InputError>([] { load_plugin(kBadDir / "bad_major.so"); }),
-              "built for plugin ABI 2.0, this host speaks ABI 1.0 (majors must match)");
+              "built for plugin ABI 2.0, this host speaks ABI 1.1 (majors must match)");
     EXPECT_EQ(error_of<InputError>([] { load_plugin(kBadDir / "text_file.so"); }),
               "not a shared object (no ELF header)");
     TempDir dir;
