@@ -76,7 +76,8 @@ TEST_F(FedVerifier, OpensGoodMessagesAndNamesWhyOthersFail) {
     Verifier v(trust, [&] { ++woken; });
     v.submit(arrival("ack", {{"rid", 1}, {"body", {{"id", "c1"}}}}, 1));
     Arrival tampered = arrival("ack", {{"rid", 2}, {"body", {{"id", "c2"}}}}, 2);
-    tampered.m.payload.replace(tampered.m.payload.find("c2"), 2, "c3");
+    // The quoted id: the key id (random hex, before the payload) may hold "c2" too.
+    tampered.m.payload.replace(tampered.m.payload.find("\"c2\""), 4, "\"c3\"");
     v.submit(tampered);
     v.submit({{"qallow/v1/lab/edge-1/ack", "{\"not\": \"an envelope\"}"}, "edge-1", "ack"});
     auto out = collect(v, 3);
