@@ -168,7 +168,9 @@ const char* attribute(siginfo_t* info, uintptr_t pc, const char*& how) {
     int i = 0;
     while (i < n && in_host(uintptr_t(frames[i]))) ++i; // this handler's own frames
     for (; i < n; ++i) {
-        uintptr_t f = uintptr_t(frames[i]);
+        // A return address, one past its call: a call to a noreturn function
+        // (abort) may be the last instruction of the caller's code.
+        uintptr_t f = uintptr_t(frames[i]) - 1;
         if (const char* sha = build_at(f)) {
             how = "code";
             return sha;
