@@ -38,6 +38,13 @@
 
 namespace {
 
+// no_sanitize: a UBSan build would report the null store and exit instead of
+// faulting, and the tests are about the fault (docs/sanitizers.md).
+__attribute__((noinline, no_sanitize("null"))) void fault() {
+    volatile int* nowhere = nullptr;
+    *nowhere = 1;
+}
+
 class Counter : public qallow::Plugin {
 public:
     static constexpr uint32_t state_version = COUNTER_STATE_VERSION;
@@ -52,10 +59,7 @@ public:
     void step(qallow::Tick& t) override {
         ++steps_;
         if (sleep_us_ > 0) std::this_thread::sleep_for(std::chrono::microseconds(sleep_us_));
-        if (COUNTER_SEGV_AFTER && steps_ >= uint64_t(COUNTER_SEGV_AFTER)) {
-            volatile int* nowhere = nullptr;
-            *nowhere = 1;
-        }
+        if (COUNTER_SEGV_AFTER && steps_ >= uint64_t(COUNTER_SEGV_AFTER)) fault();
         if (COUNTER_FAIL_AFTER && steps_ >= uint64_t(COUNTER_FAIL_AFTER))
             throw qallow::Error(QALLOW_ERR_NUMERIC, "asked to fail from step " + std::to_string(COUNTER_FAIL_AFTER));
         count_ += COUNTER_STEP;
