@@ -78,7 +78,14 @@ std::optional<std::chrono::system_clock::time_point> parse_ts(std::string_view s
     if (tm.tm_year != asked.tm_year || tm.tm_mon != asked.tm_mon || tm.tm_mday != asked.tm_mday ||
         tm.tm_hour != asked.tm_hour || tm.tm_min != asked.tm_min || tm.tm_sec != asked.tm_sec)
         return std::nullopt;
-    return std::chrono::system_clock::time_point(std::chrono::seconds(secs) + std::chrono::milliseconds(ms));
+    // system_clock counts nanoseconds in 64 bits (1677 to 2262): a year such
+    // as 3027 or 0001 would overflow in the conversion (UBSan), so it is not
+    // a time this clock can hold.
+    using namespace std::chrono;
+    constexpr auto max_s = duration_cast<seconds>(system_clock::duration::max()).count() - 1;
+    constexpr auto min_s = duration_cast<seconds>(system_clock::duration::min()).count() + 1;
+    if (secs > max_s || secs < min_s) return std::nullopt;
+    return system_clock::time_point(seconds(secs) + milliseconds(ms));
 }
 
 std::string seal(const std::string& node, uint64_t session, uint64_t seq, std::chrono::system_clock::time_point ts,

@@ -243,6 +243,12 @@ TEST(FedTimestamp, ParsesExactlyTheLedgerShape) {
     EXPECT_FALSE(parse_ts("2026-11-27T24:00:00.000Z"));
     EXPECT_FALSE(parse_ts("2026-11-27T08:00:60.000Z"));
     EXPECT_FALSE(parse_ts("2026-11-27T08:00:00.123+01:00"));
+    // Outside what system_clock holds (1677-2262): refused, not overflowed.
+    EXPECT_EQ(parse_ts("2262-01-01T00:00:00.000Z"), sys_days{year{2262} / 1 / 1});
+    EXPECT_FALSE(parse_ts("2263-01-01T00:00:00.000Z"));
+    EXPECT_FALSE(parse_ts("3027-01-01T00:00:00.123Z"));
+    EXPECT_FALSE(parse_ts("9999-12-31T23:59:59.999Z"));
+    EXPECT_FALSE(parse_ts("0001-01-01T00:00:00.000Z"));
 }
 
 TEST(FedReject, NamesAreStable) {
