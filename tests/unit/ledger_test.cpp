@@ -304,8 +304,20 @@ TEST_F(LedgerTest, AChildKilledMidAppendLosesNoEarlierEntry) {
             ::_exit(3);
         }
         if (!fsize) {
-            // QALLOW_TEST_TIME_SCALE: slower machines (an emulator) need longer to write at all.
-            std::this_thread::sleep_for(std::chrono::milliseconds((15 + 7 * round) * time_scale()));
+            // Wait until the child has written more than one whole line (a
+            // line is ~100 KB): a slow machine (an emulator, a sanitizer
+            // build) may take longer than any fixed delay to write at all.
+            // Then the kill lands at a moment that differs by round.
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60 * time_scale());
+            std::error_code ec;
+            while (std::chrono::steady_clock::now() < deadline) {
+                auto size = fs::file_size(file, ec);
+                if (!ec && size > uintmax_t(size_now) + 101'000) break;
+                int st = 0;
+                ASSERT_EQ(::waitpid(pid, &st, WNOHANG), 0) << "round " << round << ": the child ended early: " << st;
+                std::this_thread::sleep_for(1ms);
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds((7 * round) * time_scale()));
             ::kill(pid, SIGKILL);
         }
         int st = 0;
