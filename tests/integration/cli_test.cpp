@@ -382,7 +382,7 @@ protected:
     }
     TempDir dir_;
     fs::path plugins_ = dir_ / "plugins";
-    const std::string reason_ = "built for plugin ABI 2.0, this host speaks ABI 1.1 (majors must match)";
+    const std::string reason_ = "built for plugin ABI 2.1, this host speaks ABI 1.1 (majors must match)";
 };
 
 TEST_F(CliRefusedPlugin, OthersStillRun) {
@@ -563,7 +563,7 @@ TEST(Cli, PluginsCommandListsRefusedFilesWithReasons) {
     Result r = qallow(dir, {"plugins", "--plugins", kBadPlugins.string()});
     EXPECT_EQ(r.status, 0) << r.err;
     for (const char* line : {
-             "refused bad_major.so: built for plugin ABI 2.0, this host speaks ABI 1.1 (majors must match)\n",
+             "refused bad_major.so: built for plugin ABI 2.1, this host speaks ABI 1.1 (majors must match)\n",
              "refused bad_minor.so: needs plugin ABI 1.8, this host provides only 1.1\n",
              "refused bad_null.so: qallow_plugin_entry returned no descriptor\n",
              "refused bad_small.so: descriptor is 64 bytes, ABI 1.0 needs at least ",
@@ -581,7 +581,7 @@ TEST(Cli, PluginsCommandShowsDigestsAndSchemas) {
     TempDir dir;
     Result r = qallow(dir, {"plugins", "--plugins", kPlugins.string()});
     EXPECT_EQ(r.status, 0) << r.err;
-    EXPECT_CONTAINS(r.out, "host plugin ABI: 1.0\n");
+    EXPECT_CONTAINS(r.out, "host plugin ABI: 1.1\n");
     for (const char* p : {"vm", "phase12", "phase13", "ethics", "energy"})
         EXPECT_CONTAINS(r.out, "  sha256 " + sha256sum(kPlugins / (std::string(p) + ".so")) + "\n");
     EXPECT_CONTAINS(r.out, "  - k (number, live) default 0.001; a finite number in (0, 0.008]\n");

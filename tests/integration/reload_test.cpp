@@ -260,7 +260,7 @@ TEST_F(Reload, AWrongAbiIsRefusedAndTheOldBuildRunsOn) {
     ASSERT_TRUE(log_shows("reload: refused")) << log();
     ASSERT_EQ(stop(*p), 0) << log();
     EXPECT_CONTAINS(log(), "reload: refused " + (plugins_ / "counter.so").string() + " (sha256 ");
-    EXPECT_CONTAINS(log(), "): built for plugin ABI 2.0, this host speaks ABI 1.1 (majors must match); counter 1.0.0 "
+    EXPECT_CONTAINS(log(), "): built for plugin ABI 2.1, this host speaks ABI 1.1 (majors must match); counter 1.0.0 "
                            "(sha256 ");
     EXPECT_CONTAINS(log(), ") keeps running instance 'counter'");
     json s = read_json(dir_ / "out" / "summary.json");

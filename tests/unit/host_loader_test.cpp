@@ -66,8 +66,8 @@ TEST(HostLoader, EachRefusedFileIsListedWithItsReason) {
     EXPECT_EQ(cat.dir, kBadDir);
     auto r = refusals(cat);
     EXPECT_EQ(r.size(), 7u);
-    EXPECT_EQ(r["bad_major.so"], "built for plugin ABI 2.0, this host speaks ABI 1.1 (majors must match)");
-    EXPECT_EQ(r["bad_minor.so"], "needs plugin ABI 1.7, this host provides only 1.0");
+    EXPECT_EQ(r["bad_major.so"], "built for plugin ABI 2.1, this host speaks ABI 1.1 (majors must match)");
+    EXPECT_EQ(r["bad_minor.so"], "needs plugin ABI 1.8, this host provides only 1.1");
     EXPECT_EQ(r["bad_small.so"], "descriptor is 64 bytes, ABI 1.0 needs at least " +
                                      std::to_string(QALLOW_PLUGIN_SIZE_V1_0));
     EXPECT_EQ(r["bad_null.so"], "qallow_plugin_entry returned no descriptor");
@@ -88,7 +88,7 @@ TEST(HostLoader, GoodFilesBesideRefusedOnesStillLoad) {
     EXPECT_EQ(twin->version, "1.0.0");
     EXPECT_EQ(twin->kind, QALLOW_KIND_PHASE);
     EXPECT_EQ(twin->abi_major, 1u);
-    EXPECT_EQ(twin->abi_minor, 0u);
+    EXPECT_EQ(twin->abi_minor, uint32_t(QALLOW_ABI_MINOR));
     EXPECT_EQ(twin->state_version, 1u);
     EXPECT_TRUE(twin->params.empty());
     EXPECT_NE(twin->desc, nullptr);
@@ -98,7 +98,7 @@ TEST(HostLoader, GoodFilesBesideRefusedOnesStillLoad) {
 
 TEST(HostLoader, LoadPluginThrowsTheReasonWithoutTheFileName) {
     EXPECT_EQ(error_of<InputError>([] { load_plugin(kBadDir / "bad_major.so"); }),
-              "built for plugin ABI 2.0, this host speaks ABI 1.1 (majors must match)");
+              "built for plugin ABI 2.1, this host speaks ABI 1.1 (majors must match)");
     EXPECT_EQ(error_of<InputError>([] { load_plugin(kBadDir / "text_file.so"); }),
               "not a shared object (no ELF header)");
     TempDir dir;
