@@ -225,7 +225,7 @@ json FederationNode::birth_payload() const {
             {"session", session_},
             {"rid_epoch", rid_epoch_},
             {"follows_pace", setup_.config.follow_pace},
-            {"cycle_ms", cycle_ms_},
+            {"cycle_ms", cycle_ms_.load()},
             {"version", QALLOW_VERSION}};
 }
 
@@ -561,7 +561,8 @@ void FederationNode::before_tick(Runner& runner) {
     }
     if (last_tick_start_ != std::chrono::steady_clock::time_point{}) {
         double ms = std::chrono::duration<double, std::milli>(now - last_tick_start_).count();
-        cycle_ms_ = cycle_ms_ == 0 ? ms : 0.9 * cycle_ms_ + 0.1 * ms;
+        const double c = cycle_ms_.load(); // only this thread writes it
+        cycle_ms_.store(c == 0 ? ms : 0.9 * c + 0.1 * ms);
     }
     last_tick_start_ = now;
 }
@@ -600,7 +601,7 @@ void FederationNode::flush_batch() {
     telemetry_records_ += batch_ticks_.size();
     batch_ticks_.clear();
     batch_values_.clear();
-    json p = {{"signals", batch_signals_}, {"rows", std::move(rows)}, {"cycle_ms", cycle_ms_}};
+    json p = {{"signals", batch_signals_}, {"rows", std::move(rows)}, {"cycle_ms", cycle_ms_.load()}};
     try {
         outbox_->push(MsgClass::telemetry, "telemetry", std::move(p));
     } catch (const std::exception& e) {

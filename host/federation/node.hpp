@@ -168,7 +168,9 @@ private:
     std::vector<std::string> batch_signals_;
     std::vector<uint64_t> batch_ticks_;
     std::vector<double> batch_values_; // rows of batch_signals_.size() values
-    double cycle_ms_ = 0; // moving average of the tick period (start to start)
+    // Moving average of the tick period (start to start): written by the
+    // tick thread, read by the federation thread for a birth message.
+    std::atomic<double> cycle_ms_{0};
     std::chrono::steady_clock::time_point last_tick_start_{};
     struct PendingDeploy {
         nlohmann::json meta;
