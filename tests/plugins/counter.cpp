@@ -38,12 +38,13 @@
 
 namespace {
 
-// no_sanitize: a UBSan build would report the null store and exit instead of
-// faulting, and the tests are about the fault (docs/sanitizers.md).
-__attribute__((noinline, no_sanitize("null"))) void fault() {
-    volatile int* nowhere = nullptr;
-    *nowhere = 1;
-}
+// A volatile pointer: the compiler may not prove it null and drop the store
+// (a known null store in a noinline function was dropped with its caller's
+// branch at -O2).  no_sanitize: a UBSan build would report the null store and
+// exit instead of faulting, and the tests are about the fault
+// (docs/sanitizers.md).
+int* volatile nowhere = nullptr;
+__attribute__((noinline, no_sanitize("null"))) void fault() { *nowhere = 1; }
 
 class Counter : public qallow::Plugin {
 public:
