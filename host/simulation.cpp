@@ -274,7 +274,9 @@ Simulation::Simulation(const Config& config, const Catalog& catalog, WorkerPool&
         }
         const auto& specs = in.plugin->params;
         for (const auto& spec : specs) in.values.push_back(default_value(spec));
-        for (const auto& [key, value] : ic.params.items()) {
+        for (const auto& item : ic.params.items()) { // (clang 14 cannot capture a structured binding)
+            const std::string& key = item.key();
+            const auto& value = item.value();
             std::string where = config.source + ": " + ic.pointer + "/params/" + key;
             auto it = std::find_if(specs.begin(), specs.end(), [&](const ParamSpec& s) { return s.name == key; });
             if (it == specs.end()) {

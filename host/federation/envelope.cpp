@@ -112,8 +112,9 @@ std::variant<Envelope, Rejection> open_checked(std::string_view topic_node, std:
     if (!j.is_object()) return Rejection{Reject::malformed, "not a JSON object"};
 
     static const char* const kFields[] = {"v", "node", "session", "seq", "ts", "key", "kind", "payload", "sig"};
-    for (const auto& [k, _] : j.items())
-        if (std::none_of(std::begin(kFields), std::end(kFields), [&](const char* f) { return k == f; }))
+    for (const auto& item : j.items()) // (clang 14 cannot capture a structured binding)
+        if (const std::string& k = item.key();
+            std::none_of(std::begin(kFields), std::end(kFields), [&](const char* f) { return k == f; }))
             return Rejection{Reject::malformed,
                              "unexpected field " + quote(k) + " (allowed: v, node, session, seq, ts, key, kind, payload, sig)"};
     for (const char* f : kFields)
