@@ -75,7 +75,7 @@ else
   # The threaded parts: the worker pool, federation (its MQTT, verifier and
   # outbox threads, in-process and between real nodes), hot reload and its
   # watcher thread, and the ctl/HTTP servers' threads.
-  tests=(-R "${QALLOW_TSAN_TESTS:-WorkerPool|Federation|Fed[A-Z]|Cluster|Envelope|Outbox|Replay|Verifier|Reload|Watcher|Ctl|Http|Watchdog}")
+  tests=(-R "${QALLOW_TSAN_TESTS:-WorkerPool|HostSimulation|HostSwap|Federation|Fed[A-Z]|Reload|Watcher|Ctl|Http|Watchdog}")
 fi
 
 start=$SECONDS
