@@ -1,17 +1,38 @@
 #!/usr/bin/env bash
 # README command 2 (and all that CI runs): install what is missing, build
-# everything (benchmarks included, so they keep compiling), run every test.
+# everything (benchmarks included, so they keep compiling), run every test,
+# then the hostile-input checks (docs/security.md): a short run of every
+# fuzzer and the suites under the sanitizers.
+#
+# The main build is Release and the ASan+UBSan build is Debug, so every
+# test runs in both build types.  QALLOW_FUZZ=0, QALLOW_SANITIZERS=0 and
+# QALLOW_ARM64=0 skip a stage (for a quick local run; CI runs them all).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+stage() { echo "== test.sh: $1 ($(date -u +%H:%M:%S))"; }
+stage setup
 "$root/scripts/setup.sh"
-"$root/scripts/build.sh" -DQALLOW_BUILD_TESTS=ON -DQALLOW_BUILD_BENCH=ON
-cd "${QALLOW_BUILD_DIR:-$root/build}"
-ctest --output-on-failure -j "$(nproc)" --timeout 300
+stage "build (Release)"
+CMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE:-Release} "$root/scripts/build.sh" -DQALLOW_BUILD_TESTS=ON -DQALLOW_BUILD_BENCH=ON
+stage "tests"
+(cd "${QALLOW_BUILD_DIR:-$root/build}" && ctest --output-on-failure -j "$(nproc)" --timeout 300)
+if [ "${QALLOW_FUZZ:-1}" != 0 ]; then
+  stage "fuzzers (scripts/fuzz.sh, docs/fuzzing.md)"
+  FUZZ_SECONDS=${FUZZ_SECONDS:-10} "$root/scripts/fuzz.sh"
+fi
+if [ "${QALLOW_SANITIZERS:-1}" != 0 ]; then
+  stage "ASan+UBSan, Debug (scripts/sanitize.sh, docs/sanitizers.md)"
+  "$root/scripts/sanitize.sh" address
+  stage "TSan, the threaded tests"
+  "$root/scripts/sanitize.sh" thread
+fi
 # The edge for arm64 (edge/README.md): cross-built with Debian's aarch64
 # toolchain, its unit tests and an arm64 edge node federating with the x86_64
 # datacentre, both under qemu-aarch64-static.  QALLOW_ARM64=0 skips it.
 if [ "${QALLOW_ARM64:-1}" != 0 ] && [ "$(uname -m)" = x86_64 ]; then
+  stage "arm64 edge (cross build, unit tests and federation under qemu)"
   "$root/edge/cross-setup.sh"
   JOBS="$(nproc)" "$root/edge/cross-build.sh"
   "$root/edge/cross-federate.sh"
 fi
+stage done
