@@ -61,6 +61,36 @@ Result ctl(const TempDir& dir, const fs::path& socket, std::vector<std::string> 
     return run_process(args, sub, 30s);
 }
 
+// The protocol spoken by hand on one connection: one line in, one JSON line
+// out (a null json when the node closed the connection).
+class RawCtl {
+public:
+    explicit RawCtl(const fs::path& socket) : fd_(::socket(AF_UNIX, SOCK_STREAM, 0)) {
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strcpy(addr.sun_path, socket.c_str());
+        connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    }
+    ~RawCtl() { ::close(fd_); }
+    bool connected() const { return connected_; }
+    json ask(const std::string& line) {
+        std::string out = line + "\n";
+        for (size_t off = 0; off < out.size();) {
+            ssize_t n = ::send(fd_, out.data() + off, out.size() - off, MSG_NOSIGNAL);
+            if (n <= 0) return json();
+            off += size_t(n);
+        }
+        std::string reply;
+        char c;
+        while (::recv(fd_, &c, 1, 0) == 1 && c != '\n') reply += c;
+        return json::parse(reply);
+    }
+
+private:
+    int fd_;
+    bool connected_ = false;
+};
+
 TEST(Ctl, StatusReportsTheRunningNode) {
     TempDir dir;
     Node node(dir);
@@ -128,20 +158,9 @@ TEST(Ctl, MalformedRequestsGetAnErrorAnswer) {
     TempDir dir;
     Node node(dir);
     ASSERT_TRUE(node.ready()) << node.err();
-    // Speak the protocol by hand: one line in, one JSON line out.
-    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strcpy(addr.sun_path, node.socket().c_str());
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    auto ask = [&](const std::string& line) {
-        std::string out = line + "\n";
-        EXPECT_EQ(::send(fd, out.data(), out.size(), 0), ssize_t(out.size()));
-        std::string reply;
-        char c;
-        while (::recv(fd, &c, 1, 0) == 1 && c != '\n') reply += c;
-        return json::parse(reply);
-    };
+    RawCtl raw(node.socket());
+    ASSERT_TRUE(raw.connected());
+    auto ask = [&](const std::string& line) { return raw.ask(line); };
     json a = ask("not json");
     EXPECT_FALSE(a["ok"]);
     EXPECT_NE(a["error"].get<std::string>().find("request is not JSON"), std::string::npos);
@@ -151,7 +170,6 @@ TEST(Ctl, MalformedRequestsGetAnErrorAnswer) {
     EXPECT_EQ(a["error"], "set needs \"name\" (instance.param) and \"value\"");
     a = ask(R"({"cmd": "status"})"); // the same connection still works
     EXPECT_TRUE(a["ok"]);
-    ::close(fd);
 }
 
 TEST(Ctl, NoNodeMeansExitStatus2) {
@@ -199,23 +217,9 @@ TEST(Ctl, HostileValuesGetAnErrorAndTheNodeRunsOn) {
     EXPECT_EQ(r.status, 2) << r.err;
     EXPECT_NE(r.err.find("nested deeper than 64 levels"), std::string::npos) << r.err;
 
-    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strcpy(addr.sun_path, node.socket().c_str());
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    auto ask = [&](const std::string& line) {
-        std::string out = line + "\n";
-        for (size_t off = 0; off < out.size();) {
-            ssize_t n = ::send(fd, out.data() + off, out.size() - off, MSG_NOSIGNAL);
-            if (n <= 0) return json();
-            off += size_t(n);
-        }
-        std::string reply;
-        char c;
-        while (::recv(fd, &c, 1, 0) == 1 && c != '\n') reply += c;
-        return json::parse(reply);
-    };
+    RawCtl raw(node.socket());
+    ASSERT_TRUE(raw.connected());
+    auto ask = [&](const std::string& line) { return raw.ask(line); };
     json a = ask(R"({"cmd": "set", "name": "phase13.k", "value": 1e400})");
     EXPECT_FALSE(a["ok"]);
     EXPECT_NE(a["error"].get<std::string>().find("request is not JSON: byte 45: number overflow parsing '1e400'"),
@@ -224,7 +228,6 @@ TEST(Ctl, HostileValuesGetAnErrorAndTheNodeRunsOn) {
     a = ask(R"({"cmd": "set", "name": "phase13.k", "value": )" + std::string(100000, '[') + std::string(100000, ']') + "}");
     EXPECT_FALSE(a["ok"]);
     EXPECT_NE(a["error"].get<std::string>().find("nested deeper than 64 levels"), std::string::npos) << a;
-    ::close(fd);
     EXPECT_FALSE(node.process().exited());
     r = ctl(dir, node.socket(), {"set", "phase13.k", "0.002"});
     EXPECT_EQ(r.status, 0) << r.err;
