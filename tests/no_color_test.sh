@@ -13,8 +13,10 @@ run() {
   script -q -e -c "$1 $qallow run -c $src/configs/phase12.json --ticks 1 --no-progress --out $tmp/out --state-dir $tmp/state" \
     /dev/null >"$2" 2>&1 || true
 }
-run "env -u NO_COLOR" "$tmp/tty"
-run "env NO_COLOR=1" "$tmp/nocolor"
+# TERM names a colour terminal: spdlog (like most tools) colours only then,
+# and CI's environment may have no TERM at all.
+run "env -u NO_COLOR TERM=xterm-256color" "$tmp/tty"
+run "env NO_COLOR=1 TERM=xterm-256color" "$tmp/nocolor"
 esc=$'\x1b['
 grep -qF "$esc" "$tmp/tty" || { echo "FAIL: no colour on a terminal without NO_COLOR:"; cat -v "$tmp/tty"; exit 1; }
 if grep -qF "$esc" "$tmp/nocolor"; then echo "FAIL: colour with NO_COLOR=1:"; cat -v "$tmp/nocolor"; exit 1; fi

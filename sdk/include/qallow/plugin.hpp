@@ -118,6 +118,8 @@ public:
     int64_t integer(std::string_view name) const { return value(name, QALLOW_PARAM_INT).as.integer; }
     bool boolean(std::string_view name) const { return value(name, QALLOW_PARAM_BOOL).as.boolean != 0; }
     std::string string(std::string_view name) const { return value(name, QALLOW_PARAM_STRING).as.string; }
+    // The host owns the values: a Context forgets them after the constructor.
+    void forget() { values_ = nullptr; count_ = 0; }
 
 private:
     const qallow_value& value(std::string_view name, qallow_param_type type) const {
@@ -130,7 +132,7 @@ private:
                 return values_[i];
             }
         }
-        throw Error(QALLOW_ERR_INTERNAL, "no parameter '" + std::string(name) + "'");
+        throw Error(QALLOW_ERR_INTERNAL, "no parameter '" + std::string(name) + "' (or read outside the constructor)");
     }
     const qallow_param_def* defs_;
     uint32_t stride_;
@@ -151,18 +153,17 @@ class Context {
 public:
     Context(const qallow_host_api* api, qallow_host* host, const qallow_param_def* defs,
             uint32_t def_stride, const qallow_value* values, uint32_t count, uint64_t seed)
-        : api_(api), host_(host), defs_(defs), stride_(def_stride), values_(values),
-          count_(count), seed_(seed) {}
+        : api_(api), host_(host), params_(defs, def_stride, values, count), seed_(seed) {}
 
     uint64_t seed() const { return seed_; }
     std::string instance_name() const { return api_->instance_name(host_); }
     uint32_t workers() const { return api_->worker_count(host_); }
 
     // Parameter values, valid in the constructor only (the host owns them).
-    double number(std::string_view name) const { return value(name, QALLOW_PARAM_DOUBLE).as.number; }
-    int64_t integer(std::string_view name) const { return value(name, QALLOW_PARAM_INT).as.integer; }
-    bool boolean(std::string_view name) const { return value(name, QALLOW_PARAM_BOOL).as.boolean != 0; }
-    std::string string(std::string_view name) const { return value(name, QALLOW_PARAM_STRING).as.string; }
+    double number(std::string_view name) const { return params_.number(name); }
+    int64_t integer(std::string_view name) const { return params_.integer(name); }
+    bool boolean(std::string_view name) const { return params_.boolean(name); }
+    std::string string(std::string_view name) const { return params_.string(name); }
 
     // Constructor only: declare "<instance>.<name>".
     Signal output(const char* name, uint32_t flags = 0) {
@@ -215,28 +216,12 @@ public:
         api_->report(host_, key.c_str(), value.c_str());
     }
 
-    void forget_values() { values_ = nullptr; count_ = 0; }
+    void forget_values() { params_.forget(); }
 
 private:
-    const qallow_value& value(std::string_view name, qallow_param_type type) const {
-        for (uint32_t i = 0; i < count_; ++i) {
-            const auto* d = reinterpret_cast<const qallow_param_def*>(
-                reinterpret_cast<const char*>(defs_) + size_t(i) * stride_);
-            if (name == d->name) {
-                if (d->type != type)
-                    throw Error(QALLOW_ERR_INTERNAL, "parameter '" + std::string(name) + "' read with the wrong type");
-                return values_[i];
-            }
-        }
-        throw Error(QALLOW_ERR_INTERNAL, "no parameter '" + std::string(name) + "' (outside the constructor?)");
-    }
-
     const qallow_host_api* api_;
     qallow_host* host_;
-    const qallow_param_def* defs_;
-    uint32_t stride_;
-    const qallow_value* values_;
-    uint32_t count_;
+    ParamValues params_;
     uint64_t seed_;
 };
 
