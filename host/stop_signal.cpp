@@ -1,11 +1,16 @@
 #include "stop_signal.hpp"
 
+#include <atomic>
 #include <csignal>
 
 namespace qallow {
 namespace {
-volatile std::sig_atomic_t received = 0;
-extern "C" void on_stop(int sig) { received = sig; }
+// Read by the loop and by the watchdog's thread: an atomic rather than a
+// volatile sig_atomic_t (which is safe for one thread only).  Lock-free,
+// so the handler may store it.
+std::atomic<int> received{0};
+static_assert(std::atomic<int>::is_always_lock_free);
+extern "C" void on_stop(int sig) { received.store(sig, std::memory_order_relaxed); }
 } // namespace
 
 void install_stop_handlers() {
@@ -19,7 +24,7 @@ void install_stop_handlers() {
     sigaction(SIGTERM, &sa, nullptr);
 }
 
-int stop_requested() { return received; }
+int stop_requested() { return received.load(std::memory_order_relaxed); }
 
 const char* signal_name(int sig) {
     switch (sig) {

@@ -43,9 +43,12 @@ nlohmann::json make_summary(const Simulation& sim, const RunFacts& f) {
                 if (auto it = in.reports.find(key); it != in.reports.end()) energy[key] = it->second;
         }
     }
-    json finals = json::object();
+    // A run that ended inside a tick (the watchdog) has no final values: a
+    // thread may still be inside a plugin's step writing them.  The last
+    // complete tick is telemetry.csv's last row.
+    json finals = f.tick_incomplete ? json(nullptr) : json::object();
     const Signals& s = sim.signals();
-    for (size_t i = 0; i < s.size(); ++i) finals[s.name(i)] = s.values()[i];
+    for (size_t i = 0; !f.tick_incomplete && i < s.size(); ++i) finals[s.name(i)] = s.values()[i];
     uint64_t ticks = sim.tick();
     // The faulting tick, or one a stuck step never finished, did not complete.
     if ((f.stopped_by == "fault" || f.tick_incomplete) && ticks > 0) ticks -= 1;
