@@ -69,20 +69,20 @@ int tiny(void) { return 42; }
 EOF
 tiny_flags=(-shared -fPIC -nostdlib -Os -s -Wl,--build-id=none -Wl,-z,norelro -Wl,-z,noseparate-code
             -Wl,-z,max-page-size=4096 -I "$root/sdk/include")
-gcc "${tiny_flags[@]}" -o "$corpus/elf/tiny-x86_64.so" "$work/tiny.c"
+gcc "${tiny_flags[@]}" -o "$corpus/elf/tiny-x86_64.elf" "$work/tiny.c"
 if command -v aarch64-linux-gnu-gcc >/dev/null; then
-  aarch64-linux-gnu-gcc "${tiny_flags[@]}" -o "$corpus/elf/tiny-arm64.so" "$work/tiny.c"
+  aarch64-linux-gnu-gcc "${tiny_flags[@]}" -o "$corpus/elf/tiny-arm64.elf" "$work/tiny.c"
 fi
-head -c 700 "$corpus/elf/tiny-x86_64.so" >"$corpus/elf/truncated"
-head -c 64 "$corpus/elf/tiny-x86_64.so" >"$corpus/elf/header_only"
+head -c 700 "$corpus/elf/tiny-x86_64.elf" >"$corpus/elf/truncated"
+head -c 64 "$corpus/elf/tiny-x86_64.elf" >"$corpus/elf/header_only"
 
 # Deploy payloads, one per line: the tiny build in one chunk ("auto": the
 # target fills in the digest), and in a refused second transfer.
-data=$(base64 -w0 "$corpus/elf/tiny-x86_64.so")
-size=$(stat -c %s "$corpus/elf/tiny-x86_64.so")
+data=$(base64 -w0 "$corpus/elf/tiny-x86_64.elf")
+size=$(stat -c %s "$corpus/elf/tiny-x86_64.elf")
 printf '{"op":"deploy","id":"d1","file":"tiny.so","arch":"x86_64","plugin":"tiny","version":"0.1.0","size":%s,"sha256":"auto","chunk":0,"chunks":1,"data":"%s"}\n' \
   "$size" "$data" >"$corpus/deploy/one_chunk"
 printf '{"op":"deploy","id":"d2","file":"big.so","arch":"x86_64","size":50000,"sha256":"%s","chunk":1,"chunks":2,"data":"AAAA"}\n{"op":"deploy","id":"d2","file":"big.so","arch":"x86_64","size":50000,"sha256":"%s","chunk":0,"chunks":2,"data":"AAAA"}\n' \
   "$(printf 'a%.0s' $(seq 64))" "$(printf 'a%.0s' $(seq 64))" >"$corpus/deploy/two_chunks"
-# *.so is in .gitignore: commit the ELF seeds with git add -f tests/fuzz/corpus/elf.
+# The ELF seeds are named .elf, not .so: they are inputs, and *.so (a build output) is ignored.
 echo "make_corpus: $(find "$corpus" -type f | wc -l) seed files, keys: $(ls "$here/keys")"
