@@ -35,38 +35,6 @@ std::optional<fs::path> on_path(const std::string& name) {
     return std::nullopt;
 }
 
-struct Http {
-    int status = 0;
-    std::string body;
-};
-
-// GET with a raw socket: the fallback where curl is missing.
-Http raw_get(uint16_t port, const std::string& path) {
-    Http h;
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return h;
-    timeval tv{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    std::string all;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-        std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-        if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == ssize_t(req.size())) {
-            char buf[4096];
-            for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) all.append(buf, size_t(n));
-        }
-    }
-    ::close(fd);
-    auto head_end = all.find("\r\n\r\n");
-    if (all.rfind("HTTP/1.1 ", 0) != 0 || head_end == std::string::npos) return h;
-    h.status = std::stoi(all.substr(9, 3));
-    h.body = all.substr(head_end + 4);
-    return h;
-}
-
 Http get(const TempDir& dir, uint16_t port, const std::string& path) {
     static const std::optional<fs::path> curl = on_path("curl");
     if (!curl) return raw_get(port, path);

@@ -5,9 +5,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -165,6 +169,41 @@ inline Result run_process(const std::vector<std::string>& argv, const fs::path& 
     r.out = read_file(out);
     r.err = read_file(err);
     return r;
+}
+
+// An HTTP answer: status 0 when there was none (no connection, no status line).
+struct Http {
+    int status = 0;
+    std::string body;
+};
+
+// GET http://127.0.0.1:<port><path> with a plain socket (10 s receive timeout,
+// Connection: close): no client program needed, and a node that is stuck
+// shows as status 0 rather than a hung test.
+inline Http raw_get(uint16_t port, const std::string& path) {
+    Http h;
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return h;
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string all;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+        std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == ssize_t(req.size())) {
+            char buf[4096];
+            for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) all.append(buf, size_t(n));
+        }
+    }
+    ::close(fd);
+    auto head_end = all.find("\r\n\r\n");
+    if (all.rfind("HTTP/1.1 ", 0) != 0 || head_end == std::string::npos) return h;
+    h.status = std::stoi(all.substr(9, 3));
+    h.body = all.substr(head_end + 4);
+    return h;
 }
 
 // The tick a running node reports over its ctl socket (`qallow ctl status`),

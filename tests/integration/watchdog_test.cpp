@@ -27,37 +27,6 @@ const fs::path kHang = fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "hang";
 
 #define EXPECT_CONTAINS(hay, needle) EXPECT_NE(std::string(hay).find(needle), std::string::npos) << (hay)
 
-struct Http {
-    int status = 0;
-    std::string body;
-};
-
-Http get(uint16_t port, const std::string& path) {
-    Http h;
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return h;
-    timeval tv{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    std::string all;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-        std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-        if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == ssize_t(req.size())) {
-            char buf[4096];
-            for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) all.append(buf, size_t(n));
-        }
-    }
-    ::close(fd);
-    std::smatch m;
-    if (std::regex_search(all, m, std::regex(R"(^HTTP/1\.1 ([0-9]{3}))"))) h.status = std::stoi(m[1]);
-    auto body = all.find("\r\n\r\n");
-    if (body != std::string::npos) h.body = all.substr(body + 4);
-    return h;
-}
-
 // A node running the hang plugin; `extra` goes into the config's top level.
 class Stuck {
 public:
@@ -128,12 +97,12 @@ TEST(Watchdog, AHungStepIsReportedByCtlHealthzAndMetricsAndSigtermStillEndsTheRu
     EXPECT_EQ(s["watchdog"]["policy"], "safe_mode");
     EXPECT_EQ(s["watchdog"]["tick_deadline_ms"], 200);
 
-    Http health = get(port, "/healthz");
+    Http health = raw_get(port, "/healthz");
     EXPECT_EQ(health.status, 503) << health.body;
     EXPECT_CONTAINS(health.body, "stuck: tick 5: instance 'hang' (plugin hang 1.0.0) has been in its step for at least ");
     EXPECT_CONTAINS(health.body, "(watchdog.tick_deadline_ms 200); state SAFE_MODE");
-    EXPECT_EQ(get(port, "/readyz").status, 503);
-    Http metrics = get(port, "/metrics");
+    EXPECT_EQ(raw_get(port, "/readyz").status, 503);
+    Http metrics = raw_get(port, "/metrics");
     EXPECT_EQ(metrics.status, 200);
     EXPECT_CONTAINS(metrics.body, "\nqallow_watchdog_overdue_ticks_total 1\n");
     EXPECT_CONTAINS(metrics.body, "\nqallow_watchdog_step_overdue 1\n");
