@@ -15,12 +15,12 @@
 // Counters: MB (the file's size), MB_per_s.
 // QALLOW_BENCH_CHECKPOINT_NODES overrides the node count; QALLOW_BENCH_DIR
 // the directory written to (default: the build's bench/ folder).
-#include "checkpoint.hpp"
-#include "config.hpp"
-#include "loader.hpp"
-#include "simulation.hpp"
-#include "summary.hpp"
-#include "worker_pool.hpp"
+#include "records/checkpoint.hpp"
+#include "core/config.hpp"
+#include "core/loader.hpp"
+#include "core/simulation.hpp"
+#include "records/summary.hpp"
+#include "core/worker_pool.hpp"
 
 #include <benchmark/benchmark.h>
 #include <spdlog/spdlog.h>

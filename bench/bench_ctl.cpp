@@ -7,14 +7,14 @@
 //   set_round_trip      {"cmd":"set"}: a schema-checked live parameter change
 //
 // Counters p50_ms and p99_ms are over all round trips of the run.
-#include "config.hpp"
-#include "ctl.hpp"
-#include "loader.hpp"
-#include "progress.hpp"
-#include "runner.hpp"
-#include "simulation.hpp"
-#include "summary.hpp"
-#include "worker_pool.hpp"
+#include "core/config.hpp"
+#include "ops/ctl.hpp"
+#include "core/loader.hpp"
+#include "records/run_files.hpp"
+#include "core/runner.hpp"
+#include "core/simulation.hpp"
+#include "records/summary.hpp"
+#include "core/worker_pool.hpp"
 
 #include <benchmark/benchmark.h>
 #include <spdlog/spdlog.h>
@@ -60,12 +60,12 @@ void round_trips(benchmark::State& state, const std::string& request) {
         config.instances.push_back(ic);
         qallow::WorkerPool pool(1);
         qallow::RunFacts facts;
-        qallow::Progress progress(0, false);
+        qallow::RunFiles files;
         qallow::Runner runner(
             config, [&](const std::vector<qallow::Override>& o) {
                 return std::make_unique<qallow::Simulation>(config, catalog, pool, o);
             },
-            dir, facts, progress);
+            dir, facts, files);
         qallow::CtlServer server(dir / "ctl.sock");
         runner.add_hook(&server);
 

@@ -16,10 +16,10 @@
 // overhead per call = host_step - direct_pointer (scripts/bench.sh prints it).
 #include "noop_step.hpp"
 
-#include "config.hpp"
-#include "loader.hpp"
-#include "simulation.hpp"
-#include "worker_pool.hpp"
+#include "core/config.hpp"
+#include "core/loader.hpp"
+#include "core/simulation.hpp"
+#include "core/worker_pool.hpp"
 
 #include <benchmark/benchmark.h>
 

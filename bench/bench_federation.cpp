@@ -38,11 +38,11 @@
 // (the build's).  The broker runs with set_tcp_nodelay true (as
 // docs/federation.md recommends); QALLOW_BENCH_BROKER_NODELAY=0 leaves
 // mosquitto's default (docs/PERFORMANCE.md, "Federation", on Nagle).
-#include "crypto.hpp"
-#include "ctl.hpp"
-#include "federation/envelope.hpp"
-#include "federation/mqtt_link.hpp"
-#include "ledger.hpp"
+#include "util/crypto.hpp"
+#include "ops/ctl.hpp"
+#include "federation/wire/envelope.hpp"
+#include "federation/transport/mqtt_link.hpp"
+#include "records/ledger.hpp"
 
 #include <benchmark/benchmark.h>
 #include <nlohmann/json.hpp>

@@ -2,8 +2,8 @@
 // per-tick batching (10 entries a tick, one fsync), and ECDSA P-256 sign and
 // verify per second.  The ledger file lives in $QALLOW_BENCH_DIR, else the
 // current directory (not /tmp, which is often tmpfs, where fsync is free).
-#include "crypto.hpp"
-#include "ledger.hpp"
+#include "util/crypto.hpp"
+#include "records/ledger.hpp"
 
 #include <benchmark/benchmark.h>
 

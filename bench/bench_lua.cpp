@@ -14,14 +14,14 @@
 //       with the hook.
 //
 // Counter ns_per_tick = wall time / ticks.
-#include "config.hpp"
-#include "loader.hpp"
-#include "lua_engine.hpp"
-#include "progress.hpp"
-#include "runner.hpp"
-#include "simulation.hpp"
-#include "summary.hpp"
-#include "worker_pool.hpp"
+#include "core/config.hpp"
+#include "core/loader.hpp"
+#include "scripting/lua_engine.hpp"
+#include "records/run_files.hpp"
+#include "core/runner.hpp"
+#include "core/simulation.hpp"
+#include "records/summary.hpp"
+#include "core/worker_pool.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -45,7 +45,7 @@ struct Rig {
     qallow::WorkerPool pool{1};
     qallow::Config config;
     qallow::RunFacts facts;
-    qallow::Progress progress{0, false};
+    qallow::RunFiles files;
     std::unique_ptr<qallow::Runner> runner;
     std::unique_ptr<qallow::LuaEngine> lua; // after runner: destroyed first
 
@@ -69,7 +69,7 @@ struct Rig {
         qallow::Runner::Factory factory = [this](const std::vector<qallow::Override>& o) {
             return std::make_unique<qallow::Simulation>(config, catalog, pool, o);
         };
-        runner = std::make_unique<qallow::Runner>(config, factory, dir, facts, progress);
+        runner = std::make_unique<qallow::Runner>(config, factory, dir, facts, files);
     }
     ~Rig() {
         lua.reset();

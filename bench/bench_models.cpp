@@ -35,12 +35,12 @@
 //                       from the driver through dlopen("libcuda.so.1"), so
 //                       this program needs no CUDA to build) and
 //                       fraction_of_peak (bytes_per_s / peak).
-#include "config.hpp"
-#include "loader.hpp"
+#include "core/config.hpp"
+#include "core/loader.hpp"
 #include "phase13/phase13_model.hpp"
-#include "simulation.hpp"
+#include "core/simulation.hpp"
 #include "vm/vm_model.hpp"
-#include "worker_pool.hpp"
+#include "core/worker_pool.hpp"
 
 #include <benchmark/benchmark.h>
 #include <spdlog/spdlog.h>

@@ -13,15 +13,15 @@
 // Between swaps the loop runs flat out, as it would in a real run, so a
 // reload also pays for being noticed at a tick boundary (the watcher reads
 // inotify at most every 0.5 ms).
-#include "config.hpp"
-#include "loader.hpp"
-#include "progress.hpp"
-#include "quarantine.hpp"
-#include "reload.hpp"
-#include "runner.hpp"
-#include "simulation.hpp"
-#include "summary.hpp"
-#include "worker_pool.hpp"
+#include "core/config.hpp"
+#include "core/loader.hpp"
+#include "records/run_files.hpp"
+#include "core/quarantine.hpp"
+#include "reload/reload.hpp"
+#include "core/runner.hpp"
+#include "core/simulation.hpp"
+#include "records/summary.hpp"
+#include "core/worker_pool.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -98,12 +98,12 @@ void BM_swap_latency(benchmark::State& state) {
         qallow::Catalog catalog = qallow::discover_plugins(plugins, lo);
         qallow::WorkerPool pool(1);
         qallow::RunFacts facts;
-        qallow::Progress progress(0, false);
+        qallow::RunFiles files;
         qallow::Runner runner(
             config, [&](const std::vector<qallow::Override>& o) {
                 return std::make_unique<qallow::Simulation>(config, catalog, pool, o);
             },
-            out, facts, progress);
+            out, facts, files);
         qallow::ReloadHook::Setup setup;
         setup.config = config.reload;
         setup.plugin_dir = plugins;

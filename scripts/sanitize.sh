@@ -50,7 +50,7 @@ mkdir -p "$logs"
 # so does this folder, so a report from a child is never lost in a test's
 # captured stderr.
 common="halt_on_error=1:print_stacktrace=1:symbolize=1"
-# Signals: the host records which plugin's code faulted (host/quarantine.cpp)
+# Signals: the host records which plugin's code faulted (host/core/quarantine.cpp)
 # with its own SIGSEGV/SIGBUS/SIGABRT/... handler, and leaves a handler that
 # is already there (a sanitizer's) alone.  The crash-quarantine tests crash a
 # plugin on purpose and expect that record, so the sanitizers must not

@@ -1,4 +1,4 @@
-// A checkpoint file (host/checkpoint.hpp): read_checkpoint verifies the
+// A checkpoint file (host/records/checkpoint.hpp): read_checkpoint verifies the
 // digest and the header and throws CheckpointError naming the file for
 // anything wrong.  A forged file may carry a recomputed digest, so the
 // target also offers the fuzzer a digest that matches: when the input ends
@@ -7,8 +7,8 @@
 // digest check (the header, the blob offsets) is reached too.
 #include "fuzz_support.hpp"
 
-#include "checkpoint.hpp"
-#include "crypto.hpp"
+#include "records/checkpoint.hpp"
+#include "util/crypto.hpp"
 
 #include <cstdlib>
 

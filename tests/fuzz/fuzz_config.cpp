@@ -1,10 +1,10 @@
-// Config text (host/config.hpp): parse_config on arbitrary bytes, then the
+// Config text (host/core/config.hpp): parse_config on arbitrary bytes, then the
 // check that needs the command line applied.  Both promise InputError for
 // every bad input; anything else is a finding.
 #include "fuzz_support.hpp"
 
-#include "config.hpp"
-#include "errors.hpp"
+#include "core/config.hpp"
+#include "util/errors.hpp"
 
 QALLOW_FUZZ_TARGET(config)(const uint8_t* data, size_t size) {
     qallow::fuzz::quiet();

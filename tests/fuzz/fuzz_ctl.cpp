@@ -1,4 +1,4 @@
-// One control-socket request line (host/ctl.hpp), served by a real
+// One control-socket request line (host/ops/ctl.hpp), served by a real
 // CtlServer against a real simulation (fuzz_node.hpp), through its socket
 // exactly as `qallow ctl` sends it.  Promised: one JSON answer line
 // {"ok": true|false, ...} for every line, and the node keeps serving.
@@ -6,7 +6,7 @@
 #include "fuzz_node.hpp"
 #include "fuzz_support.hpp"
 
-#include "ctl.hpp"
+#include "ops/ctl.hpp"
 
 #include <nlohmann/json.hpp>
 

@@ -1,4 +1,4 @@
-// The edge's side of a deployment (host/federation/deploy.hpp): the chunk
+// The edge's side of a deployment (host/federation/wire/deploy.hpp): the chunk
 // payloads of op "deploy" commands, fed in order to one DeployAssembler.
 // Input: one JSON payload per line.  add() promises an Outcome for every
 // payload and throws nothing.  A whole file can only complete when its
@@ -7,8 +7,8 @@
 // checks made on a completed file (size, architecture) are reached too.
 #include "fuzz_support.hpp"
 
-#include "crypto.hpp"
-#include "federation/deploy.hpp"
+#include "util/crypto.hpp"
+#include "federation/wire/deploy.hpp"
 
 #include <nlohmann/json.hpp>
 

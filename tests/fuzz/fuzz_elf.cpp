@@ -1,13 +1,13 @@
 // The ELF readers that run on a plugin file before (or instead of) loading
-// it: the check made before dlopen maps a file (host/elf_check.hpp), which
+// it: the check made before dlopen maps a file (host/core/elf_check.hpp), which
 // never throws, and the deployment's architecture and descriptor readers
-// (host/federation/deploy.hpp), which see files from whoever asked for a
+// (host/federation/wire/deploy.hpp), which see files from whoever asked for a
 // deployment: elf_arch throws std::runtime_error for a non-ELF,
 // elf_plugin_info never throws.
 #include "fuzz_support.hpp"
 
-#include "elf_check.hpp"
-#include "federation/deploy.hpp"
+#include "core/elf_check.hpp"
+#include "federation/wire/deploy.hpp"
 
 #include <cstdlib>
 #include <span>

@@ -6,7 +6,7 @@
 // fuzzer starts from messages that pass every check.
 #include "fuzz_support.hpp"
 
-#include "federation/envelope.hpp"
+#include "federation/wire/envelope.hpp"
 
 #include <chrono>
 #include <cstdlib>

@@ -1,4 +1,4 @@
-// HTTP requests on the operator port (host/http.hpp): the bytes a client
+// HTTP requests on the operator port (host/ops/http.hpp): the bytes a client
 // sends, read the way the server reads them -- Boost.Beast's request parser
 // with the session's 16 KiB flat_buffer and the parser's default header and
 // body limits, requests in a row while the client keeps the connection
@@ -9,7 +9,7 @@
 #include "fuzz_node.hpp"
 #include "fuzz_support.hpp"
 
-#include "http.hpp"
+#include "ops/http.hpp"
 
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/core.hpp>

@@ -1,4 +1,4 @@
-// A ledger file (host/ledger.hpp): `qallow ledger verify` as a node's own
+// A ledger file (host/records/ledger.hpp): `qallow ledger verify` as a node's own
 // ledger, signatures checked against the test keys in tests/fuzz/keys/, and
 // as a datacentre's cluster ledger, then `qallow ledger show`.  verify_ledger
 // reports a bad line in its result and throws std::runtime_error only when
@@ -6,7 +6,7 @@
 // nothing.
 #include "fuzz_support.hpp"
 
-#include "ledger.hpp"
+#include "records/ledger.hpp"
 
 #include <cstdlib>
 #include <stdexcept>

@@ -41,7 +41,7 @@ void FuzzNode::build() {
     facts_.config_file = config_.source;
     facts_.plugin_dir = plugin_dir().string();
     states_ = std::make_unique<StateMachine>(safe_mode_options(config_));
-    runner_ = std::make_unique<Runner>(config_, factory, fresh_dir("node-out"), facts_, progress_);
+    runner_ = std::make_unique<Runner>(config_, factory, fresh_dir("node-out"), facts_, files_);
     runner_->add_hook(states_.get());
     runner_->advance(2);
 }

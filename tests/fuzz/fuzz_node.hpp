@@ -4,13 +4,13 @@
 // are served on the calling thread, as the loop serves them between ticks.
 #pragma once
 
-#include "config.hpp"
-#include "loader.hpp"
-#include "progress.hpp"
-#include "runner.hpp"
-#include "states.hpp"
-#include "summary.hpp"
-#include "worker_pool.hpp"
+#include "core/config.hpp"
+#include "core/loader.hpp"
+#include "records/run_files.hpp"
+#include "core/runner.hpp"
+#include "core/states.hpp"
+#include "records/summary.hpp"
+#include "core/worker_pool.hpp"
 
 #include <memory>
 
@@ -34,7 +34,7 @@ private:
     Catalog catalog_;
     std::unique_ptr<WorkerPool> pool_;
     RunFacts facts_;
-    Progress progress_{0, false};
+    RunFiles files_;
     std::unique_ptr<StateMachine> states_;
     std::unique_ptr<Runner> runner_;
     uint64_t served_ = 0;

@@ -1,4 +1,4 @@
-// A node's on-disk outbox (host/federation/outbox.hpp), read back at start:
+// A node's on-disk outbox (host/federation/node/outbox.hpp), read back at start:
 // the "confirmed" file and the <20-digit id>.msg files.  Input: parts
 // separated by "\n%%\n": the first is the confirmed file (absent when the
 // input holds no separator), each other one message file, named by its
@@ -7,7 +7,7 @@
 // it keeps must then go through the send cycle without surprises.
 #include "fuzz_support.hpp"
 
-#include "federation/outbox.hpp"
+#include "federation/node/outbox.hpp"
 
 #include <cstdio>
 #include <cstdlib>

@@ -1,11 +1,11 @@
-// quarantine.json in a state directory (host/quarantine.hpp), which any
+// quarantine.json in a state directory (host/core/quarantine.hpp), which any
 // process of the user can write: load() reads it and throws InputError
 // naming the file when it is malformed.  What load() accepts, add() must
 // be able to write back and load() to read again.
 #include "fuzz_support.hpp"
 
-#include "errors.hpp"
-#include "quarantine.hpp"
+#include "util/errors.hpp"
+#include "core/quarantine.hpp"
 
 #include <cstdlib>
 

@@ -3,7 +3,7 @@
 // holding built-in plugins beside the bad one: truncated and damaged ELF
 // files are refused by name before they are mapped (at start-up and when
 // dropped into a running node), and a crash quarantines only the build whose
-// code crashed (host/quarantine.hpp), or nothing when it cannot be pinned on
+// code crashed (host/core/quarantine.hpp), or nothing when it cannot be pinned on
 // one.  Builds: <build>/test-plugins/hostile (tests/plugins/hostile.c).
 #include "process.hpp"
 

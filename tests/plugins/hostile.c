@@ -1,5 +1,5 @@
 /* Plugins that crash the host, for the crash quarantine's attribution
-** (host/quarantine.hpp, tests/integration/hostile_plugins_test.cpp), one
+** (host/core/quarantine.hpp, tests/integration/hostile_plugins_test.cpp), one
 ** .so per case chosen with -DCASE_...:
 **   CASE_CTOR_SEGV   an ELF constructor writes through a null pointer: it
 **                    runs inside dlopen, before the build's code ranges are

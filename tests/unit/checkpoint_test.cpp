@@ -1,13 +1,13 @@
 // host/checkpoint: write, read back, verify, restore into a fresh simulation
 // and go on exactly; corrupt and truncated files named; pruning; the
 // telemetry append of a resumed run.
-#include "checkpoint.hpp"
-#include "crypto.hpp"
-#include "errors.hpp"
+#include "records/checkpoint.hpp"
+#include "util/crypto.hpp"
+#include "util/errors.hpp"
 #include "host_test_support.hpp"
-#include "loader.hpp"
-#include "simulation.hpp"
-#include "telemetry.hpp"
+#include "core/loader.hpp"
+#include "core/simulation.hpp"
+#include "records/telemetry.hpp"
 
 #include <gtest/gtest.h>
 

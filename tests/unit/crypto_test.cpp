@@ -1,5 +1,5 @@
 // host/crypto: ECDSA P-256 keys, signatures, key ids and key-file permissions.
-#include "crypto.hpp"
+#include "util/crypto.hpp"
 #include "host_test_support.hpp"
 
 #include <sys/stat.h>

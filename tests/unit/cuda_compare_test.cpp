@@ -5,11 +5,11 @@
 // the GPU must go on as if uninterrupted.  Without a GPU those tests are
 // skipped with the probe's reason; on every machine `auto` must give what
 // `cpu` gives, and `cuda` without a GPU must fail saying why.
-#include "checkpoint.hpp"
-#include "errors.hpp"
+#include "records/checkpoint.hpp"
+#include "util/errors.hpp"
 #include "host_test_support.hpp"
-#include "loader.hpp"
-#include "simulation.hpp"
+#include "core/loader.hpp"
+#include "core/simulation.hpp"
 
 #include <gtest/gtest.h>
 

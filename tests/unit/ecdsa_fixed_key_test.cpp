@@ -1,9 +1,9 @@
-// FixedKeyVerifier (host/ecdsa_fixed_key.hpp) against mbedTLS's own
+// FixedKeyVerifier (host/util/ecdsa_fixed_key.hpp) against mbedTLS's own
 // mbedtls_ecdsa_read_signature: the same answer for real signatures, for
 // signatures of other keys and other hashes, for every single-byte change,
 // for malformed and out-of-range DER, and for hashes longer and shorter
 // than the curve.
-#include "ecdsa_fixed_key.hpp"
+#include "util/ecdsa_fixed_key.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // host/elf_check: the structural check a plugin file passes before dlopen
 // maps it.  Real plugin builds of this build, cut short and edited field by
 // field; every refusal names what is wrong.
-#include "elf_check.hpp"
+#include "core/elf_check.hpp"
 #include "host_test_support.hpp"
 
 #include <gtest/gtest.h>

@@ -2,9 +2,9 @@
 // RAPL is faked by a powercap directory whose counter the test advances by
 // exactly 1 J per tick, so that two runs measure the same CPU joules.
 #include "host_test_support.hpp"
-#include "loader.hpp"
-#include "simulation.hpp"
-#include "worker_pool.hpp"
+#include "core/loader.hpp"
+#include "core/simulation.hpp"
+#include "core/worker_pool.hpp"
 
 #include <gtest/gtest.h>
 

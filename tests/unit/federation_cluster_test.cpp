@@ -1,13 +1,13 @@
-// The datacentre's cluster table (host/federation/cluster.hpp), fed with
+// The datacentre's cluster table (host/federation/cluster/cluster.hpp), fed with
 // envelopes as the federation thread hands them over after verification:
 // births and deaths, reliable ids and receipts, the cluster ledger built from
 // real signed ledger entries, the ethics quorum and the cluster pace.
-#include "federation/cluster.hpp"
+#include "federation/cluster/cluster.hpp"
 
-#include "crypto.hpp"
-#include "errors.hpp"
+#include "util/crypto.hpp"
+#include "util/errors.hpp"
 #include "host_test_support.hpp"
-#include "ledger.hpp"
+#include "records/ledger.hpp"
 
 #include <gtest/gtest.h>
 

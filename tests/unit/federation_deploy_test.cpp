@@ -1,9 +1,9 @@
-// The edge side of plugin deployment (host/federation/deploy.hpp): the ELF
+// The edge side of plugin deployment (host/federation/wire/deploy.hpp): the ELF
 // architecture check and the chunk assembler, on real files in a temporary
 // folder.
-#include "federation/deploy.hpp"
+#include "federation/wire/deploy.hpp"
 
-#include "crypto.hpp"
+#include "util/crypto.hpp"
 #include "host_test_support.hpp"
 
 #include <gtest/gtest.h>

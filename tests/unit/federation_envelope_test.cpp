@@ -1,9 +1,9 @@
-// Federation envelopes (host/federation/envelope.hpp): real keys in a real
+// Federation envelopes (host/federation/wire/envelope.hpp): real keys in a real
 // trust directory, real wire text, one test per way a message is refused.
-#include "federation/envelope.hpp"
+#include "federation/wire/envelope.hpp"
 
 #include "host_test_support.hpp"
-#include "ledger.hpp"
+#include "records/ledger.hpp"
 
 #include <gtest/gtest.h>
 

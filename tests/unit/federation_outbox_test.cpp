@@ -1,6 +1,6 @@
-// The on-disk outbox (host/federation/outbox.hpp): real files in a private
+// The on-disk outbox (host/federation/node/outbox.hpp): real files in a private
 // temporary folder, reopened the way a restarted node reopens them.
-#include "federation/outbox.hpp"
+#include "federation/node/outbox.hpp"
 
 #include "federation_test_support.hpp"
 #include "host_test_support.hpp"

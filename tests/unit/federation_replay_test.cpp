@@ -1,5 +1,5 @@
-// Replay window and rejection counter (host/federation/replay.hpp).
-#include "federation/replay.hpp"
+// Replay window and rejection counter (host/federation/wire/replay.hpp).
+#include "federation/wire/replay.hpp"
 
 #include "federation_test_support.hpp"
 

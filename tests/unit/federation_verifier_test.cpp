@@ -1,12 +1,12 @@
-// The verifier thread (host/federation/verifier.hpp) with real keys and real
+// The verifier thread (host/federation/node/verifier.hpp) with real keys and real
 // signed envelopes: what it opens, what it rejects and why, the ledger
 // entry's own check, and the order it hands messages back in.
-#include "federation/verifier.hpp"
+#include "federation/node/verifier.hpp"
 
-#include "crypto.hpp"
-#include "federation/cluster.hpp"
+#include "util/crypto.hpp"
+#include "federation/cluster/cluster.hpp"
 #include "host_test_support.hpp"
-#include "ledger.hpp"
+#include "records/ledger.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // host/config: JSON config to structs, and the wording of every refusal.
-#include "config.hpp"
-#include "errors.hpp"
+#include "core/config.hpp"
+#include "util/errors.hpp"
 #include "host_test_support.hpp"
 
 #include <gtest/gtest.h>

@@ -1,9 +1,9 @@
 // host/loader: discovery, the refusal zoo, and the real plugins' schemas.
-#include "crypto.hpp"
-#include "errors.hpp"
+#include "util/crypto.hpp"
+#include "util/errors.hpp"
 #include "host_test_support.hpp"
-#include "loader.hpp"
-#include "quarantine.hpp"
+#include "core/loader.hpp"
+#include "core/quarantine.hpp"
 
 #include <gtest/gtest.h>
 

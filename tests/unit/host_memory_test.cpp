@@ -1,7 +1,7 @@
 // The memory check's arithmetic (simulation.hpp): what the plugins state,
 // what the machine has left, and the refusal naming both; the built-in
 // models' own figures (ABI 1.1 memory_bytes).
-#include "simulation.hpp"
+#include "core/simulation.hpp"
 #include "phase13/phase13_model.hpp"
 #include "vm/vm_model.hpp"
 

@@ -1,8 +1,8 @@
 // host/params: typed, bounded parameter values and their error wording.
-#include "errors.hpp"
+#include "util/errors.hpp"
 #include "host_test_support.hpp"
-#include "params.hpp"
-#include "text.hpp"
+#include "core/params.hpp"
+#include "util/text.hpp"
 
 #include <gtest/gtest.h>
 

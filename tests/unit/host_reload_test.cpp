@@ -3,13 +3,13 @@
 // quarantine's marker files, and the config keys.  Real plugin builds from
 // <build>/test-plugins/reload (tests/plugins/counter.cpp and a second build
 // of phase13), no mocks.
-#include "config.hpp"
-#include "errors.hpp"
+#include "core/config.hpp"
+#include "util/errors.hpp"
 #include "host_test_support.hpp"
-#include "loader.hpp"
-#include "quarantine.hpp"
-#include "reload.hpp"
-#include "simulation.hpp"
+#include "core/loader.hpp"
+#include "core/quarantine.hpp"
+#include "reload/reload.hpp"
+#include "core/simulation.hpp"
 
 #include <gtest/gtest.h>
 

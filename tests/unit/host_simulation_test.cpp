@@ -1,9 +1,9 @@
 // host/simulation: the tick loop with real plugins, parameter resolution,
 // --set overrides and the fault policies.
-#include "errors.hpp"
+#include "util/errors.hpp"
 #include "host_test_support.hpp"
-#include "loader.hpp"
-#include "simulation.hpp"
+#include "core/loader.hpp"
+#include "core/simulation.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // host/watcher: which files of a directory became complete or went away,
 // with inotify and with the polling fallback, on real files.
 #include "host_test_support.hpp"
-#include "watcher.hpp"
+#include "reload/watcher.hpp"
 
 #include <gtest/gtest.h>
 

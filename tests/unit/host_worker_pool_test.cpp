@@ -1,5 +1,5 @@
 // host/worker_pool: coverage, chunk boundaries, worker ids, nesting.
-#include "worker_pool.hpp"
+#include "core/worker_pool.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,9 +1,9 @@
 // host/json_input: the limits every untrusted JSON text is parsed with
 // (issue 12, classes 3 and 4), and the config and ctl errors they give.
-#include "config.hpp"
-#include "errors.hpp"
+#include "core/config.hpp"
+#include "util/errors.hpp"
 #include "host_test_support.hpp"
-#include "json_input.hpp"
+#include "util/json_input.hpp"
 
 #include <gtest/gtest.h>
 

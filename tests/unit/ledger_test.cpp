@@ -1,7 +1,7 @@
 // host/ledger: the hash chain, tamper detection, torn-line recovery (also
 // with a child killed by SIGKILL mid-append), fsync policies and the clock.
-#include "errors.hpp"
-#include "ledger.hpp"
+#include "util/errors.hpp"
+#include "records/ledger.hpp"
 #include "host_test_support.hpp"
 
 #include <fcntl.h>

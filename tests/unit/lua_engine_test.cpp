@@ -4,15 +4,15 @@
 // and eval.
 #include "host_test_support.hpp"
 
-#include "config.hpp"
-#include "errors.hpp"
-#include "loader.hpp"
-#include "lua_engine.hpp"
-#include "progress.hpp"
-#include "runner.hpp"
-#include "simulation.hpp"
-#include "summary.hpp"
-#include "worker_pool.hpp"
+#include "core/config.hpp"
+#include "util/errors.hpp"
+#include "core/loader.hpp"
+#include "scripting/lua_engine.hpp"
+#include "records/run_files.hpp"
+#include "core/runner.hpp"
+#include "core/simulation.hpp"
+#include "records/summary.hpp"
+#include "core/worker_pool.hpp"
 
 #include <gtest/gtest.h>
 
@@ -52,7 +52,7 @@ public:
         Runner::Factory factory = [this](const std::vector<Override>& o) {
             return std::make_unique<Simulation>(config_, plugins(), *pool_, o);
         };
-        runner_ = std::make_unique<Runner>(config_, factory, dir_.path(), facts_, progress_);
+        runner_ = std::make_unique<Runner>(config_, factory, dir_.path(), facts_, files_);
     }
 
     fs::path path(const std::string& name = "script.lua") const { return dir_ / name; }
@@ -86,7 +86,7 @@ private:
     Config config_;
     std::unique_ptr<WorkerPool> pool_;
     RunFacts facts_;
-    Progress progress_{0, false};
+    RunFiles files_;
     std::unique_ptr<Runner> runner_;
     std::unique_ptr<LuaEngine> lua_; // after runner_: destroyed first
 };

@@ -1,20 +1,20 @@
-// Node states (host/states.hpp) against a real Runner on the build's
+// Node states (host/core/states.hpp) against a real Runner on the build's
 // plugins: SAFE_MODE entry on an ethics failure (policy safe_mode) and on a
 // fault (policy fault safe_mode), exit after M clean ticks, batch phases
 // paused in it, resume through the API; the config keys; JSON log lines.
 #include "host_test_support.hpp"
 
-#include "config.hpp"
-#include "errors.hpp"
-#include "events.hpp"
-#include "loader.hpp"
-#include "log_format.hpp"
-#include "progress.hpp"
-#include "runner.hpp"
-#include "simulation.hpp"
-#include "states.hpp"
-#include "summary.hpp"
-#include "worker_pool.hpp"
+#include "core/config.hpp"
+#include "util/errors.hpp"
+#include "core/events.hpp"
+#include "core/loader.hpp"
+#include "ops/log_format.hpp"
+#include "records/run_files.hpp"
+#include "core/runner.hpp"
+#include "core/simulation.hpp"
+#include "core/states.hpp"
+#include "records/summary.hpp"
+#include "core/worker_pool.hpp"
 
 #include <gtest/gtest.h>
 #include <spdlog/details/log_msg.h>
@@ -46,7 +46,7 @@ public:
         Runner::Factory factory = [this](const std::vector<Override>& o) {
             return std::make_unique<Simulation>(config_, catalog_, *pool_, o);
         };
-        runner_ = std::make_unique<Runner>(config_, factory, dir_.path(), facts_, progress_);
+        runner_ = std::make_unique<Runner>(config_, factory, dir_.path(), facts_, files_);
         runner_->set_events(&sink_);
         states_ = std::make_unique<StateMachine>(safe_mode_options(config_));
         runner_->add_hook(states_.get());
@@ -79,7 +79,7 @@ private:
     Config config_;
     std::unique_ptr<WorkerPool> pool_;
     RunFacts facts_;
-    Progress progress_{0, false};
+    RunFiles files_;
     std::unique_ptr<Runner> runner_;
     Recorded sink_;
     std::unique_ptr<StateMachine> states_;

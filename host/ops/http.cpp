@@ -1,0 +1,272 @@
+#include "ops/http.hpp"
+
+#include "util/errors.hpp"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+
+namespace qallow {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+// A label value: backslash, double quote and newline escaped.
+std::string label(const std::string& v) {
+    std::string out;
+    for (char c : v) {
+        if (c == '\\') out += "\\\\";
+        else if (c == '"') out += "\\\"";
+        else if (c == '\n') out += "\\n";
+        else out += c;
+    }
+    return out;
+}
+
+// Shortest text that reads back to the same double; +Inf, -Inf, NaN as Prometheus spells them.
+std::string number(double v) {
+    if (std::isnan(v)) return "NaN";
+    if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+    return fmt::format("{}", v);
+}
+
+void family(std::string& out, const char* name, const char* type, const char* help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+} // namespace
+
+struct HttpServer::Impl {
+    asio::io_context io;
+    tcp::acceptor acceptor{io};
+    Runner* runner = nullptr; // set while poll() runs: handlers only run then
+    HttpServer* owner = nullptr;
+
+    struct Session : std::enable_shared_from_this<Session> {
+        Session(Impl& impl, tcp::socket s) : impl(impl), socket(std::move(s)) {}
+        Impl& impl;
+        tcp::socket socket;
+        beast::flat_buffer buffer{16 * 1024};
+        bhttp::request<bhttp::string_body> req;
+        bhttp::response<bhttp::string_body> res;
+
+        void read() {
+            req = {};
+            auto self = shared_from_this();
+            bhttp::async_read(socket, buffer, req, [self](beast::error_code ec, size_t) {
+                if (ec) return; // closed, or not HTTP: drop the connection
+                self->answer();
+            });
+        }
+        void answer() {
+            Reply r = impl.owner->respond(*impl.runner, std::string(req.method_string()), std::string(req.target()));
+            res = {};
+            res.version(req.version());
+            res.result(static_cast<unsigned>(r.status));
+            res.set(bhttp::field::server, "qallow");
+            res.set(bhttp::field::content_type, r.content_type);
+            res.keep_alive(req.keep_alive());
+            bool head = req.method() == bhttp::verb::head;
+            res.body() = std::move(r.body);
+            res.prepare_payload();
+            if (head) res.body().clear(); // Content-Length stays that of the GET answer
+            auto self = shared_from_this();
+            // Asynchronous: a client that does not read never blocks the loop.
+            bhttp::async_write(socket, res, [self](beast::error_code ec, size_t) {
+                if (ec) return;
+                if (!self->res.keep_alive()) {
+                    beast::error_code ignored;
+                    self->socket.shutdown(tcp::socket::shutdown_send, ignored);
+                    return;
+                }
+                self->read();
+            });
+        }
+    };
+
+    void accept() {
+        acceptor.async_accept([this](beast::error_code ec, tcp::socket s) {
+            if (ec) return;
+            std::make_shared<Session>(*this, std::move(s))->read();
+            accept();
+        });
+    }
+};
+
+HttpServer::HttpServer(const HttpConfig& config, uint16_t port) : bind_(config.bind), impl_(std::make_unique<Impl>()) {
+    impl_->owner = this;
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(config.bind, ec);
+    if (ec || !address.is_loopback())
+        throw InputError("http bind " + config.bind + ": not allowed; allowed: a loopback address (127.0.0.1, ::1)");
+    tcp::endpoint ep(address, port);
+    auto& a = impl_->acceptor;
+    a.open(ep.protocol(), ec);
+    if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) a.bind(ep, ec);
+    if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+        throw InputError("http " + config.bind + ":" + std::to_string(port) + ": " + ec.message() +
+                         (port ? " (give another port, or 0 for a free one)" : ""));
+    port_ = a.local_endpoint().port();
+    impl_->accept();
+}
+
+HttpServer::~HttpServer() {
+    boost::system::error_code ec;
+    impl_->acceptor.close(ec);
+}
+
+void HttpServer::before_tick(Runner& runner) {
+    // Timing costs one steady_clock read per instance per tick: only with a server.
+    if (!runner.sim().step_timing()) runner.sim().enable_step_timing(true);
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_poll_ < std::chrono::milliseconds(1)) return;
+    last_poll_ = now;
+    poll(runner);
+}
+
+void HttpServer::poll(Runner& runner) {
+    impl_->runner = &runner;
+    impl_->io.poll();
+    impl_->io.restart();
+    impl_->runner = nullptr;
+}
+
+void HttpServer::map_instances(Runner& runner) {
+    mapped_trial_ = runner.trial();
+    const auto& instances = runner.sim().instances();
+    slot_.assign(instances.size(), 0);
+    for (size_t i = 0; i < instances.size(); ++i) {
+        size_t k = 0;
+        while (k < plugin_times_.size() && plugin_times_[k].instance != instances[i].name) ++k;
+        if (k == plugin_times_.size()) plugin_times_.push_back({instances[i].name, instances[i].plugin->name, 0});
+        plugin_times_[k].plugin = instances[i].plugin->name;
+        slot_[i] = k;
+    }
+}
+
+void HttpServer::after_tick(Runner& runner, const TickResult&) {
+    const Simulation& sim = runner.sim();
+    if (!sim.step_timing()) return;
+    if (mapped_trial_ != runner.trial() || slot_.size() != sim.instances().size()) map_instances(runner);
+    ++ticks_;
+    double s = double(sim.tick_ns()) * 1e-9;
+    tick_seconds_sum_ += s;
+    size_t b = 0;
+    while (b < kBuckets.size() && s > kBuckets[b]) ++b;
+    ++bucket_counts_[b];
+    const auto& ns = sim.step_ns();
+    for (size_t i = 0; i < ns.size(); ++i) plugin_times_[slot_[i]].ns += ns[i];
+}
+
+HttpServer::Reply HttpServer::respond(Runner& runner, const std::string& method, const std::string& target) {
+    Reply r;
+    std::string path = target.substr(0, target.find('?'));
+    if (path != "/healthz" && path != "/readyz" && path != "/metrics") {
+        r.status = 404;
+        r.body = "not found: " + path + "; try /healthz, /readyz, /metrics\n";
+        return r;
+    }
+    if (method != "GET" && method != "HEAD") {
+        r.status = 405;
+        r.body = "method " + method + " not allowed; allowed: GET, HEAD\n";
+        return r;
+    }
+    const char* state = states_ ? to_string(states_->state()) : "ACTIVE";
+    if (watchdog_ && watchdog_->overdue() && path != "/metrics") {
+        r.status = 503;
+        r.body = fmt::format("{}: {}; state {}\n", path == "/healthz" ? "stuck" : "not ready", watchdog_->describe(), state);
+        return r;
+    }
+    if (path == "/healthz") {
+        r.body = fmt::format("ok: tick {}, state {}\n", runner.sim().tick(), state);
+    } else if (path == "/readyz") {
+        bool ready = !states_ || states_->state() == NodeState::active;
+        r.status = ready ? 200 : 503;
+        r.body = fmt::format("{}: {}\n", ready ? "ready" : "not ready", state);
+    } else {
+        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        r.body = metrics(runner);
+    }
+    return r;
+}
+
+std::string HttpServer::metrics(Runner& runner) const {
+    std::string o;
+    o.reserve(4096);
+    family(o, "qallow_ticks_total", "counter", "Ticks completed by this node (every trial).");
+    o += fmt::format("qallow_ticks_total {}\n", ticks_);
+    family(o, "qallow_tick", "gauge", "The current tick of the current trial.");
+    o += fmt::format("qallow_tick {}\n", runner.sim().tick());
+
+    family(o, "qallow_tick_duration_seconds", "histogram", "Time one tick's plugin steps took.");
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b < kBuckets.size(); ++b) {
+        cumulative += bucket_counts_[b];
+        o += fmt::format("qallow_tick_duration_seconds_bucket{{le=\"{}\"}} {}\n", number(kBuckets[b]), cumulative);
+    }
+    cumulative += bucket_counts_[kBuckets.size()];
+    o += fmt::format("qallow_tick_duration_seconds_bucket{{le=\"+Inf\"}} {}\n", cumulative);
+    o += fmt::format("qallow_tick_duration_seconds_sum {}\n", number(tick_seconds_sum_));
+    o += fmt::format("qallow_tick_duration_seconds_count {}\n", cumulative);
+
+    family(o, "qallow_plugin_step_seconds_total", "counter", "Time spent in each instance's step.");
+    for (const auto& p : plugin_times_)
+        o += fmt::format("qallow_plugin_step_seconds_total{{instance=\"{}\",plugin=\"{}\"}} {}\n", label(p.instance),
+                         label(p.plugin), number(double(p.ns) * 1e-9));
+
+    const RunFacts& f = runner.facts();
+    family(o, "qallow_ethics_checks_total", "counter", "Ticks the ethics instances judged.");
+    o += fmt::format("qallow_ethics_checks_total {}\n", f.ethics_pass + f.ethics_fail);
+    family(o, "qallow_ethics_failures_total", "counter", "Ticks that failed the ethics check.");
+    o += fmt::format("qallow_ethics_failures_total {}\n", f.ethics_fail);
+
+    if (reload_) {
+        family(o, "qallow_reloads_total", "counter", "Hot swaps of a plugin build into a running instance.");
+        o += fmt::format("qallow_reloads_total {}\n", reload_->reloaded);
+        family(o, "qallow_rollbacks_total", "counter", "Instances rolled back to their previous build on probation.");
+        o += fmt::format("qallow_rollbacks_total {}\n", reload_->rolled_back);
+    }
+    if (auto last = runner.last_checkpoint()) {
+        family(o, "qallow_checkpoint_age_seconds", "gauge", "Seconds since the last checkpoint was recorded.");
+        o += fmt::format("qallow_checkpoint_age_seconds {}\n",
+                         number(std::chrono::duration<double>(std::chrono::steady_clock::now() - *last).count()));
+    }
+    if (ledger_length_) {
+        family(o, "qallow_ledger_entries", "gauge", "Entries in the node's ledger file.");
+        o += fmt::format("qallow_ledger_entries {}\n", ledger_length_());
+    }
+    if (runner.has_events()) {
+        family(o, "qallow_ledger_entries_recorded_total", "counter", "Ledger entries this run appended.");
+        o += fmt::format("qallow_ledger_entries_recorded_total {}\n", runner.recorded());
+    }
+    if (states_) {
+        family(o, "qallow_state", "gauge", "The node's state: 1 for the current one, 0 for the others.");
+        for (size_t s = 0; s < kNodeStateCount; ++s)
+            o += fmt::format("qallow_state{{state=\"{}\"}} {}\n", to_string(NodeState(s)),
+                             states_->state() == NodeState(s) ? 1 : 0);
+        family(o, "qallow_safe_mode_entries_total", "counter", "Times the node entered SAFE_MODE.");
+        o += fmt::format("qallow_safe_mode_entries_total {}\n", states_->safe_mode_entries());
+    }
+    if (watchdog_) {
+        family(o, "qallow_watchdog_overdue_ticks_total", "counter",
+               "Plugin steps the tick watchdog declared overdue (a tick past watchdog.tick_deadline_ms).");
+        o += fmt::format("qallow_watchdog_overdue_ticks_total {}\n", watchdog_->overdue_total());
+        family(o, "qallow_watchdog_step_overdue", "gauge", "1 while a plugin step is overdue, else 0.");
+        o += fmt::format("qallow_watchdog_step_overdue {}\n", watchdog_->overdue() ? 1 : 0);
+        family(o, "qallow_watchdog_tick_deadline_seconds", "gauge", "The tick watchdog's deadline.");
+        o += fmt::format("qallow_watchdog_tick_deadline_seconds {}\n",
+                         number(double(watchdog_->options().deadline.count()) * 1e-3));
+    }
+    return o;
+}
+
+} // namespace qallow

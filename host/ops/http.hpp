@@ -1,0 +1,98 @@
+// HTTP for operators and scrapers, on a loopback address (Boost.Beast):
+//
+//   GET /healthz  200 "ok": the tick loop is alive (it answers: see below)
+//   GET /readyz   200 when the node is ACTIVE; 503 with the state otherwise
+//   GET /metrics  Prometheus text exposition format 0.0.4 (docs/operations.md)
+//
+// Served like the ctl socket: on the loop's thread, polled at tick boundaries
+// with io_context::poll() at most once a millisecond.  Chosen over a thread
+// of its own reading a double-buffered snapshot because (1) every figure is
+// read where it is written, between ticks, with no synchronisation and no
+// copy per tick; (2) an answer to /healthz then proves the loop itself is
+// turning, which is what a liveness probe wants (a thread of its own would
+// answer 200 from a hung loop); (3) the cost on the loop is one non-blocking
+// poll a millisecond, and writes are asynchronous, so a slow or stalled
+// client never blocks a tick.  The price: an answer waits for the current
+// tick to end (a tick of 100 ms answers within about 100 ms).
+//
+// A tick that does not end: once the tick watchdog (runner.hpp) declares a
+// plugin step overdue, its thread holds the loop's place and serves instead
+// (serve_overdue, every 5 ms): /healthz and /readyz answer 503 naming the
+// stuck tick and instance, /metrics answers as usual (every figure in it is
+// written between ticks, which the stuck loop cannot reach).
+#pragma once
+
+#include "core/config.hpp"
+#include "reload/reload.hpp"
+#include "core/runner.hpp"
+#include "core/states.hpp"
+
+#include <array>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace qallow {
+
+class HttpServer : public TickHook {
+public:
+    // Binds config.bind:port (port 0: the kernel picks a free one; see port()).
+    // Throws InputError when it cannot (address in use, not loopback).
+    HttpServer(const HttpConfig& config, uint16_t port);
+    ~HttpServer() override;
+
+    uint16_t port() const { return port_; }
+    const std::string& address() const { return bind_; }
+    void set_states(const StateMachine* states) { states_ = states; }
+    void set_reload_counts(const ReloadCounts* counts) { reload_ = counts; }
+    void set_watchdog(const Watchdog* watchdog) { watchdog_ = watchdog; }
+    // The ledger's length in entries (the whole file, earlier runs included),
+    // when the run keeps one: qallow_ledger_entries.
+    void set_ledger_length(std::function<uint64_t()> length) { ledger_length_ = std::move(length); }
+
+    void before_tick(Runner& runner) override;
+    void after_tick(Runner& runner, const TickResult& r) override;
+    // Serves whatever is pending now.
+    void poll(Runner& runner);
+    // The watchdog's thread, while the loop is stuck in a plugin step.
+    void serve_overdue(Runner& runner) { poll(runner); }
+
+    // The answer to one request; public for tests.
+    struct Reply {
+        int status = 200;
+        std::string content_type = "text/plain; charset=utf-8";
+        std::string body;
+    };
+    Reply respond(Runner& runner, const std::string& method, const std::string& target);
+    std::string metrics(Runner& runner) const;
+
+    // Upper bounds (seconds) of the tick duration histogram, +Inf apart.
+    static constexpr std::array<double, 10> kBuckets = {1e-6, 1e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1, 1, 10};
+
+private:
+    struct Impl;
+    struct PluginTime {
+        std::string instance, plugin;
+        uint64_t ns = 0;
+    };
+    void map_instances(Runner& runner);
+
+    std::string bind_;
+    uint16_t port_ = 0;
+    std::unique_ptr<Impl> impl_;
+    const StateMachine* states_ = nullptr;
+    const ReloadCounts* reload_ = nullptr;
+    const Watchdog* watchdog_ = nullptr;
+    std::function<uint64_t()> ledger_length_;
+    std::chrono::steady_clock::time_point last_poll_{};
+    uint64_t ticks_ = 0;
+    std::array<uint64_t, kBuckets.size() + 1> bucket_counts_{}; // not cumulative; last: +Inf
+    double tick_seconds_sum_ = 0;
+    uint64_t mapped_trial_ = 0;          // the trial whose simulation slot_ maps (a Lua reset makes a new one)
+    std::vector<size_t> slot_;           // instance index -> plugin_times_
+    std::vector<PluginTime> plugin_times_;
+};
+
+} // namespace qallow
