@@ -1,5 +1,7 @@
 #include "cli/plugins_cmd.hpp"
 
+#include "cli/command.hpp"
+
 #include "util/errors.hpp"
 #include "core/loader.hpp"
 #include "util/paths.hpp"
@@ -119,3 +121,17 @@ int plugins_command(const PluginsOptions& opt) {
 }
 
 } // namespace qallow
+
+namespace qallow::cli {
+
+void add_plugins(CLI::App& app, Commands& out) {
+    auto o = std::make_shared<PluginsOptions>();
+    auto* cmd = app.add_subcommand("plugins", "list the plugins a directory holds, and refused files with why");
+    cmd->add_option("--plugins", o->dir, "plugin directory");
+    cmd->add_option("--state-dir", o->state_dir,
+                    "where the crash quarantine lives (default $XDG_STATE_HOME/qallow or ~/.local/state/qallow)");
+    cmd->add_flag("--clear-quarantine", o->clear_quarantine, "allow every quarantined build again (builds that crashed the host)");
+    out.push_back({cmd, [o] { return plugins_command(*o); }});
+}
+
+} // namespace qallow::cli

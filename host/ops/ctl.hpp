@@ -75,20 +75,4 @@ private:
 std::string ctl_request(const std::filesystem::path& socket, const std::string& request_line,
                         std::chrono::milliseconds timeout);
 
-// `qallow ctl`: prints the result, exit 0; or the error, exit 1 (2 when the
-// node could not be reached).
-// With `remote` (the datacentre's socket): "set NAME VALUE" goes to that node
-// or "all" as a signed command; waits for every ack (or the timeout) and
-// prints each node's result; exit 0 only when every node applied it.
-int ctl_command(const std::filesystem::path& socket, const std::vector<std::string>& words,
-                const std::optional<std::string>& remote = std::nullopt);
-// `qallow cluster status`: the datacentre's table of nodes.
-int cluster_status_command(const std::filesystem::path& socket, bool as_json);
-// `qallow deploy` (docs/federation.md, "Deploying plugins"): asks the
-// datacentre behind `socket` to send `plugin` to `target` (a node or
-// "all"), waits for every ack; prints one line per node; exit 0 only when
-// every target runs it.
-int deploy_command(const std::filesystem::path& socket, const std::filesystem::path& plugin, const std::string& target,
-                   const std::optional<std::string>& arch);
-
 } // namespace qallow
