@@ -157,6 +157,84 @@ bool node_id_ok(const std::string& id) {
     return ok;
 }
 
+// A path value, resolved against the config file's folder; `allowed` names
+// the kind of path in the messages.
+fs::path resolved_path(const Reader& r, const json& v, const std::string& ptr, const char* allowed,
+                       const fs::path& base_dir) {
+    fs::path p = r.text(v, ptr, allowed);
+    if (p.empty()) r.fail(ptr, std::string("empty; allowed: ") + allowed);
+    return p.is_absolute() ? p : base_dir / p;
+}
+
+fs::path federation_path(const Reader& r, const json& v, const std::string& ptr, const fs::path& base_dir) {
+    return resolved_path(r, v, ptr, "a path (relative to this file)", base_dir);
+}
+
+void read_outbox(const Reader& r, const json& f, const std::string& P, const fs::path& base_dir, FederationConfig& fc) {
+    const json& o = r.object(f["outbox"], P + "/outbox");
+    r.only_keys(o, P + "/outbox", {"dir", "max_messages", "max_bytes"});
+    if (o.contains("dir")) fc.outbox_dir = federation_path(r, o["dir"], P + "/outbox/dir", base_dir);
+    if (o.contains("max_messages")) fc.outbox_max_messages = r.whole(o["max_messages"], P + "/outbox/max_messages", 1, 100'000'000, "messages");
+    if (o.contains("max_bytes")) fc.outbox_max_bytes = r.whole(o["max_bytes"], P + "/outbox/max_bytes", 4096, UINT64_MAX, "bytes");
+}
+
+QuorumConfig read_quorum(const Reader& r, const json& f, const std::string& P, FederationRole role) {
+    const std::string Q = P + "/quorum";
+    if (role != FederationRole::datacentre) r.fail(Q, "only a datacentre asks for quorums; allowed on role \"datacentre\"");
+    const json& q = r.object(f["quorum"], Q);
+    r.only_keys(q, Q, {"validators", "faults", "timeout_ms", "params"});
+    for (const char* k : {"validators", "faults", "params"})
+        if (!q.contains(k)) r.fail(Q + "/" + k, "missing; a quorum needs validators, faults and params");
+    if (!q["validators"].is_array() || q["validators"].empty()) r.fail(Q + "/validators", "expected a non-empty array of node ids");
+    QuorumConfig qc;
+    for (size_t i = 0; i < q["validators"].size(); ++i) {
+        std::string id = r.text(q["validators"][i], Q + "/validators/" + std::to_string(i), "a node id");
+        if (!node_id_ok(id)) r.fail(Q + "/validators/" + std::to_string(i), "\"" + id + "\" is not a node id; allowed: [A-Za-z0-9_.-], 1 to 64 characters");
+        qc.validators.push_back(id);
+    }
+    qc.faults = r.whole(q["faults"], Q + "/faults", 0, 1000, "faults tolerated (f)");
+    uint64_t n = qc.validators.size();
+    if (n < 3 * qc.faults + 1)
+        r.fail(Q + "/faults", std::to_string(qc.faults) + " faults need at least " + std::to_string(3 * qc.faults + 1) +
+                                  " validators (n >= 3f+1), there are " + std::to_string(n));
+    if (q.contains("timeout_ms")) qc.timeout_ms = r.whole(q["timeout_ms"], Q + "/timeout_ms", 1, 600'000, "milliseconds to collect votes");
+    if (!q["params"].is_array()) r.fail(Q + "/params", "expected an array of \"instance.param\" names");
+    for (size_t i = 0; i < q["params"].size(); ++i)
+        qc.params.push_back(r.text(q["params"][i], Q + "/params/" + std::to_string(i), "an \"instance.param\" name"));
+    return qc;
+}
+
+void read_tls(const Reader& r, const json& f, const std::string& P, const fs::path& base_dir, FederationConfig& fc) {
+    const json& t = r.object(f["tls"], P + "/tls");
+    r.only_keys(t, P + "/tls", {"ca", "cert", "key"});
+    if (!t.contains("ca")) r.fail(P + "/tls/ca", "missing; TLS needs the CA file that signed the broker's certificate");
+    fc.tls_ca = federation_path(r, t["ca"], P + "/tls/ca", base_dir);
+    if (t.contains("cert")) fc.tls_cert = federation_path(r, t["cert"], P + "/tls/cert", base_dir);
+    if (t.contains("key")) fc.tls_key = federation_path(r, t["key"], P + "/tls/key", base_dir);
+}
+
+// role, broker and cluster: who this node is and where it talks.
+void read_identity(const Reader& r, const json& f, const std::string& P, FederationConfig& fc) {
+    fc.role = r.choice<FederationRole>(f["role"], P + "/role", {{"edge", FederationRole::edge}, {"datacentre", FederationRole::datacentre}});
+    fc.broker = r.text(f["broker"], P + "/broker", "a broker URI (tcp://host:port, ssl://host:port)");
+    if (fc.broker.rfind("tcp://", 0) != 0 && fc.broker.rfind("ssl://", 0) != 0 && fc.broker.rfind("mqtt://", 0) != 0 &&
+        fc.broker.rfind("mqtts://", 0) != 0)
+        r.fail(P + "/broker", "\"" + fc.broker + "\" is not allowed; allowed: tcp://host:port, ssl://host:port (mqtt://, mqtts://)");
+    fc.cluster = r.text(f["cluster"], P + "/cluster", "a cluster name");
+    if (!node_id_ok(fc.cluster))
+        r.fail(P + "/cluster", "\"" + fc.cluster + "\" is not allowed; allowed: [A-Za-z0-9_.-], 1 to 64 characters, not starting with '.'");
+}
+
+void read_timing(const Reader& r, const json& f, const std::string& P, FederationConfig& fc) {
+    if (f.contains("telemetry_every")) fc.telemetry_every = r.whole(f["telemetry_every"], P + "/telemetry_every", 1, 1'000'000, "ticks per telemetry batch");
+    if (f.contains("max_skew_ms")) fc.max_skew_ms = r.whole(f["max_skew_ms"], P + "/max_skew_ms", 1, 86'400'000, "milliseconds of clock skew accepted");
+    if (f.contains("replay_window")) fc.replay_window = r.whole(f["replay_window"], P + "/replay_window", 1, 4096, "sequence numbers in the replay window");
+    if (f.contains("tick_ms")) fc.tick_ms = r.whole(f["tick_ms"], P + "/tick_ms", 0, 3'600'000, "milliseconds per tick (0: as fast as it can)");
+    if (f.contains("keep_alive_s")) fc.keep_alive_s = r.whole(f["keep_alive_s"], P + "/keep_alive_s", 1, 65535, "seconds of MQTT keep-alive");
+    if (f.contains("follow_pace")) fc.follow_pace = r.flag(f["follow_pace"], P + "/follow_pace");
+    if (f.contains("validator")) fc.validator = r.flag(f["validator"], P + "/validator");
+}
+
 FederationConfig read_federation(const Reader& r, const json& j, const fs::path& base_dir, bool has_ledger) {
     const std::string P = "/federation";
     const json& f = r.object(j, P);
@@ -168,71 +246,213 @@ FederationConfig read_federation(const Reader& r, const json& j, const fs::path&
     for (const char* k : {"role", "broker", "cluster", "trust"})
         if (!f.contains(k)) r.fail(P + "/" + k, "missing; federation needs role, broker, cluster and trust");
     FederationConfig fc;
-    fc.role = r.choice<FederationRole>(f["role"], P + "/role", {{"edge", FederationRole::edge}, {"datacentre", FederationRole::datacentre}});
-    fc.broker = r.text(f["broker"], P + "/broker", "a broker URI (tcp://host:port, ssl://host:port)");
-    if (fc.broker.rfind("tcp://", 0) != 0 && fc.broker.rfind("ssl://", 0) != 0 && fc.broker.rfind("mqtt://", 0) != 0 &&
-        fc.broker.rfind("mqtts://", 0) != 0)
-        r.fail(P + "/broker", "\"" + fc.broker + "\" is not allowed; allowed: tcp://host:port, ssl://host:port (mqtt://, mqtts://)");
-    fc.cluster = r.text(f["cluster"], P + "/cluster", "a cluster name");
-    if (!node_id_ok(fc.cluster))
-        r.fail(P + "/cluster", "\"" + fc.cluster + "\" is not allowed; allowed: [A-Za-z0-9_.-], 1 to 64 characters, not starting with '.'");
-    auto path = [&](const json& v, const std::string& ptr) {
-        fs::path p = r.text(v, ptr, "a path (relative to this file)");
-        if (p.empty()) r.fail(ptr, "empty; allowed: a path (relative to this file)");
-        return p.is_absolute() ? p : base_dir / p;
-    };
-    fc.trust = path(f["trust"], P + "/trust");
-    if (f.contains("controllers")) fc.controllers = path(f["controllers"], P + "/controllers");
+    read_identity(r, f, P, fc);
+    fc.trust = federation_path(r, f["trust"], P + "/trust", base_dir);
+    if (f.contains("controllers")) fc.controllers = federation_path(r, f["controllers"], P + "/controllers", base_dir);
     else if (fc.role == FederationRole::edge) r.fail(P + "/controllers", "missing; an edge needs the directory of the keys allowed to command it");
-    if (f.contains("telemetry_every")) fc.telemetry_every = r.whole(f["telemetry_every"], P + "/telemetry_every", 1, 1'000'000, "ticks per telemetry batch");
-    if (f.contains("max_skew_ms")) fc.max_skew_ms = r.whole(f["max_skew_ms"], P + "/max_skew_ms", 1, 86'400'000, "milliseconds of clock skew accepted");
-    if (f.contains("replay_window")) fc.replay_window = r.whole(f["replay_window"], P + "/replay_window", 1, 4096, "sequence numbers in the replay window");
-    if (f.contains("tick_ms")) fc.tick_ms = r.whole(f["tick_ms"], P + "/tick_ms", 0, 3'600'000, "milliseconds per tick (0: as fast as it can)");
-    if (f.contains("keep_alive_s")) fc.keep_alive_s = r.whole(f["keep_alive_s"], P + "/keep_alive_s", 1, 65535, "seconds of MQTT keep-alive");
-    if (f.contains("follow_pace")) fc.follow_pace = r.flag(f["follow_pace"], P + "/follow_pace");
-    if (f.contains("validator")) fc.validator = r.flag(f["validator"], P + "/validator");
-    if (f.contains("outbox")) {
-        const json& o = r.object(f["outbox"], P + "/outbox");
-        r.only_keys(o, P + "/outbox", {"dir", "max_messages", "max_bytes"});
-        if (o.contains("dir")) fc.outbox_dir = path(o["dir"], P + "/outbox/dir");
-        if (o.contains("max_messages")) fc.outbox_max_messages = r.whole(o["max_messages"], P + "/outbox/max_messages", 1, 100'000'000, "messages");
-        if (o.contains("max_bytes")) fc.outbox_max_bytes = r.whole(o["max_bytes"], P + "/outbox/max_bytes", 4096, UINT64_MAX, "bytes");
-    }
-    if (f.contains("cluster_ledger")) fc.cluster_ledger = path(f["cluster_ledger"], P + "/cluster_ledger");
-    if (f.contains("quorum")) {
-        const std::string Q = P + "/quorum";
-        if (fc.role != FederationRole::datacentre) r.fail(Q, "only a datacentre asks for quorums; allowed on role \"datacentre\"");
-        const json& q = r.object(f["quorum"], Q);
-        r.only_keys(q, Q, {"validators", "faults", "timeout_ms", "params"});
-        for (const char* k : {"validators", "faults", "params"})
-            if (!q.contains(k)) r.fail(Q + "/" + k, "missing; a quorum needs validators, faults and params");
-        if (!q["validators"].is_array() || q["validators"].empty()) r.fail(Q + "/validators", "expected a non-empty array of node ids");
-        for (size_t i = 0; i < q["validators"].size(); ++i) {
-            std::string id = r.text(q["validators"][i], Q + "/validators/" + std::to_string(i), "a node id");
-            if (!node_id_ok(id)) r.fail(Q + "/validators/" + std::to_string(i), "\"" + id + "\" is not a node id; allowed: [A-Za-z0-9_.-], 1 to 64 characters");
-            fc.quorum.validators.push_back(id);
-        }
-        fc.quorum.faults = r.whole(q["faults"], Q + "/faults", 0, 1000, "faults tolerated (f)");
-        uint64_t n = fc.quorum.validators.size();
-        if (n < 3 * fc.quorum.faults + 1)
-            r.fail(Q + "/faults", std::to_string(fc.quorum.faults) + " faults need at least " + std::to_string(3 * fc.quorum.faults + 1) +
-                                      " validators (n >= 3f+1), there are " + std::to_string(n));
-        if (q.contains("timeout_ms")) fc.quorum.timeout_ms = r.whole(q["timeout_ms"], Q + "/timeout_ms", 1, 600'000, "milliseconds to collect votes");
-        if (!q["params"].is_array()) r.fail(Q + "/params", "expected an array of \"instance.param\" names");
-        for (size_t i = 0; i < q["params"].size(); ++i)
-            fc.quorum.params.push_back(r.text(q["params"][i], Q + "/params/" + std::to_string(i), "an \"instance.param\" name"));
-    }
+    read_timing(r, f, P, fc);
+    if (f.contains("outbox")) read_outbox(r, f, P, base_dir, fc);
+    if (f.contains("cluster_ledger")) fc.cluster_ledger = federation_path(r, f["cluster_ledger"], P + "/cluster_ledger", base_dir);
+    if (f.contains("quorum")) fc.quorum = read_quorum(r, f, P, fc.role);
     if (f.contains("username")) fc.username = r.text(f["username"], P + "/username", "a user name");
-    if (f.contains("password_file")) fc.password_file = path(f["password_file"], P + "/password_file");
-    if (f.contains("tls")) {
-        const json& t = r.object(f["tls"], P + "/tls");
-        r.only_keys(t, P + "/tls", {"ca", "cert", "key"});
-        if (!t.contains("ca")) r.fail(P + "/tls/ca", "missing; TLS needs the CA file that signed the broker's certificate");
-        fc.tls_ca = path(t["ca"], P + "/tls/ca");
-        if (t.contains("cert")) fc.tls_cert = path(t["cert"], P + "/tls/cert");
-        if (t.contains("key")) fc.tls_key = path(t["key"], P + "/tls/key");
-    }
+    if (f.contains("password_file")) fc.password_file = federation_path(r, f["password_file"], P + "/password_file", base_dir);
+    if (f.contains("tls")) read_tls(r, f, P, base_dir, fc);
     return fc;
+}
+
+// The document itself: well-formed JSON, no key twice, an object of known keys.
+json parse_root(const std::string& text, const std::string& source) {
+    json root;
+    DuplicateKeyCheck duplicates;
+    if (auto err = parse_json(text, root, std::ref(duplicates)))
+        throw InputError(source + ":" + json_position(text, err->byte) + ": malformed JSON: " + err->reason);
+    Reader r(source);
+    if (duplicates.duplicate()) r.fail(*duplicates.duplicate(), "this key appears twice in its object; keep one");
+    r.object(root, "");
+    r.only_keys(root, "", {"seed", "ticks", "threads", "plugins_dir", "policy", "instances", "lua", "reload", "state_dir",
+                          "safe_mode", "http", "ledger", "checkpoint", "federation", "watchdog"});
+    return root;
+}
+
+void read_run(const Reader& r, const json& root, const fs::path& base_dir, Config& c) {
+    for (const char* required : {"seed", "ticks", "instances"})
+        if (!root.contains(required)) r.fail(std::string("/") + required, "missing; this key is required");
+    c.seed = r.whole(root["seed"], "/seed", 0, UINT64_MAX, "the seed");
+    c.ticks = r.whole(root["ticks"], "/ticks", 1, UINT64_MAX, "the tick count");
+    if (root.contains("threads")) c.threads = unsigned(r.whole(root["threads"], "/threads", 0, 1024, "threads (0 = every core)"));
+    if (root.contains("plugins_dir"))
+        c.plugins_dir = resolved_path(r, root["plugins_dir"], "/plugins_dir", "a directory path (relative to this file)", base_dir);
+}
+
+void read_policy(const Reader& r, const json& j, Config& c) {
+    const json& pol = r.object(j, "/policy");
+    r.only_keys(pol, "/policy", {"ethics", "fault"});
+    if (pol.contains("ethics"))
+        c.ethics_policy = r.choice<EthicsPolicy>(pol["ethics"], "/policy/ethics",
+                                                 {{"warn", EthicsPolicy::warn}, {"halt", EthicsPolicy::halt},
+                                                  {"safe_mode", EthicsPolicy::safe_mode}});
+    if (pol.contains("fault"))
+        c.fault_policy = r.choice<FaultPolicy>(pol["fault"], "/policy/fault",
+                                               {{"stop", FaultPolicy::stop}, {"disable", FaultPolicy::disable},
+                                                {"safe_mode", FaultPolicy::safe_mode}});
+}
+
+void read_lua(const Reader& r, const json& j, LuaConfig& out) {
+    const json& lua = r.object(j, "/lua");
+    r.only_keys(lua, "/lua", {"instruction_budget", "memory_mb", "policy"});
+    if (lua.contains("instruction_budget"))
+        out.instruction_budget = r.whole(lua["instruction_budget"], "/lua/instruction_budget", 0,
+                                         1'000'000'000'000, "Lua instructions per callback (0 = no limit)");
+    if (lua.contains("memory_mb"))
+        out.memory_mb = r.whole(lua["memory_mb"], "/lua/memory_mb", 1, 65536, "MiB per Lua state");
+    if (lua.contains("policy"))
+        out.policy = r.choice<LuaPolicy>(lua["policy"], "/lua/policy",
+                                         {{"disable", LuaPolicy::disable}, {"halt", LuaPolicy::halt}});
+}
+
+void read_checkpoint(const Reader& r, const json& j, const fs::path& base_dir, CheckpointConfig& out) {
+    const json& ck = r.object(j, "/checkpoint");
+    r.only_keys(ck, "/checkpoint", {"every", "keep", "dir"});
+    out.enabled = true;
+    if (ck.contains("every"))
+        out.every = r.whole(ck["every"], "/checkpoint/every", 0, UINT64_MAX,
+                            "ticks between checkpoints (0 = only when the run ends or is stopped)");
+    if (ck.contains("keep"))
+        out.keep = r.whole(ck["keep"], "/checkpoint/keep", 1, 1'000'000, "checkpoints kept");
+    if (ck.contains("dir"))
+        out.dir = resolved_path(r, ck["dir"], "/checkpoint/dir", "a directory path (relative to this file)", base_dir);
+}
+
+void read_reload(const Reader& r, const json& j, ReloadConfig& out) {
+    const json& rl = r.object(j, "/reload");
+    r.only_keys(rl, "/reload", {"watch", "poll_ms", "force_polling", "probation_ticks", "on_state_mismatch"});
+    if (rl.contains("watch")) out.watch = r.flag(rl["watch"], "/reload/watch");
+    if (rl.contains("poll_ms"))
+        out.poll_ms = r.whole(rl["poll_ms"], "/reload/poll_ms", 1, 3'600'000, "milliseconds between scans");
+    if (rl.contains("force_polling")) out.force_polling = r.flag(rl["force_polling"], "/reload/force_polling");
+    if (rl.contains("probation_ticks"))
+        out.probation_ticks = r.whole(rl["probation_ticks"], "/reload/probation_ticks", 1, 1'000'000'000,
+                                      "ticks a new build is watched for faults");
+    if (rl.contains("on_state_mismatch"))
+        out.on_state_mismatch = r.choice<StateMismatch>(
+            rl["on_state_mismatch"], "/reload/on_state_mismatch",
+            {{"keep_old", StateMismatch::keep_old}, {"fresh", StateMismatch::fresh}});
+}
+
+void read_safe_mode(const Reader& r, const json& j, SafeModeConfig& out) {
+    const json& sm = r.object(j, "/safe_mode");
+    r.only_keys(sm, "/safe_mode", {"clean_ticks", "restore_checkpoint"});
+    if (sm.contains("clean_ticks"))
+        out.clean_ticks = r.whole(sm["clean_ticks"], "/safe_mode/clean_ticks", 1, 1'000'000'000,
+                                  "clean ticks in a row that end SAFE_MODE");
+    if (sm.contains("restore_checkpoint"))
+        out.restore_checkpoint = r.flag(sm["restore_checkpoint"], "/safe_mode/restore_checkpoint");
+    // Whether checkpoints are on is known only with the command line
+    // (--checkpoint-every): check_safe_mode() says.
+}
+
+void read_http(const Reader& r, const json& j, HttpConfig& out) {
+    const json& h = r.object(j, "/http");
+    r.only_keys(h, "/http", {"port", "bind"});
+    out.port = uint16_t(h.contains("port") ? r.whole(h["port"], "/http/port", 0, 65535,
+                                                     "a TCP port (0 = a free one, logged)")
+                                           : 0);
+    if (h.contains("bind")) {
+        out.bind = r.text(h["bind"], "/http/bind", "a loopback address (127.0.0.1, ::1)");
+        boost::system::error_code ec;
+        auto a = boost::asio::ip::make_address(out.bind, ec);
+        if (ec || !a.is_loopback())
+            r.fail("/http/bind", "\"" + out.bind + "\" is not allowed; allowed: a loopback address (127.0.0.1, ::1)");
+    }
+}
+
+void read_watchdog(const Reader& r, const json& j, WatchdogConfig& out) {
+    const json& w = r.object(j, "/watchdog");
+    r.only_keys(w, "/watchdog", {"tick_deadline_ms", "policy", "stop_grace_ms"});
+    if (w.contains("tick_deadline_ms"))
+        out.tick_deadline_ms = r.whole(w["tick_deadline_ms"], "/watchdog/tick_deadline_ms", 1, 86'400'000,
+                                       "milliseconds a tick may spend in plugin steps");
+    if (w.contains("policy"))
+        out.policy = r.choice<WatchdogPolicy>(w["policy"], "/watchdog/policy",
+                                              {{"safe_mode", WatchdogPolicy::safe_mode},
+                                               {"stop", WatchdogPolicy::stop}});
+    if (w.contains("stop_grace_ms"))
+        out.stop_grace_ms = r.whole(w["stop_grace_ms"], "/watchdog/stop_grace_ms", 1, 600'000,
+                                    "milliseconds a step may run on after SIGINT/SIGTERM");
+}
+
+void read_fsync(const Reader& r, const json& f, LedgerConfig& l) {
+    if (f.is_object()) {
+        r.only_keys(f, "/ledger/fsync", {"every_ms"});
+        if (!f.contains("every_ms")) r.fail("/ledger/fsync/every_ms", "missing; allowed: \"always\", \"per_tick\" or {\"every_ms\": N}");
+        l.fsync = FsyncMode::every_ms;
+        l.fsync_every_ms = r.whole(f["every_ms"], "/ledger/fsync/every_ms", 1, 3'600'000, "milliseconds between fsyncs");
+    } else {
+        if (!f.is_string() || (f != "always" && f != "per_tick"))
+            r.fail("/ledger/fsync", f.dump() + " is not allowed; allowed: \"always\", \"per_tick\" or {\"every_ms\": N}");
+        l.fsync = f == "always" ? FsyncMode::always : FsyncMode::per_tick;
+    }
+}
+
+LedgerConfig read_ledger(const Reader& r, const json& j, const fs::path& base_dir) {
+    const json& lg = r.object(j, "/ledger");
+    r.only_keys(lg, "/ledger", {"path", "node_id", "key", "fsync"});
+    for (const char* k : {"path", "node_id", "key"})
+        if (!lg.contains(k)) r.fail(std::string("/ledger/") + k, "missing; a ledger needs path, node_id and key");
+    LedgerConfig l;
+    for (auto [key, out] : {std::pair{"path", &l.path}, std::pair{"key", &l.key}})
+        *out = resolved_path(r, lg[key], std::string("/ledger/") + key, "a file path (relative to this file)", base_dir);
+    l.node_id = r.text(lg["node_id"], "/ledger/node_id", "a node id");
+    bool ok = !l.node_id.empty() && l.node_id.size() <= 64;
+    for (char ch : l.node_id)
+        ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+                    ch == '-' || ch == '.');
+    if (!ok || l.node_id[0] == '.')
+        r.fail("/ledger/node_id", "\"" + l.node_id + "\" is not allowed; allowed: [A-Za-z0-9_.-], 1 to 64 characters, not starting with '.'");
+    if (lg.contains("fsync")) read_fsync(r, lg["fsync"], l);
+    return l;
+}
+
+BatchConfig read_batch(const Reader& r, const json& j, const std::string& bp) {
+    const json& b = r.object(j, bp);
+    r.only_keys(b, bp, {"work_ticks", "deadline_tick"});
+    for (const char* k : {"work_ticks", "deadline_tick"})
+        if (!b.contains(k)) r.fail(bp + "/" + k, "missing; a batch phase needs work_ticks and deadline_tick");
+    BatchConfig bc;
+    bc.work_ticks = r.whole(b["work_ticks"], bp + "/work_ticks", 1, UINT64_MAX, "steps the phase must do");
+    bc.deadline_tick = r.whole(b["deadline_tick"], bp + "/deadline_tick", 1, UINT64_MAX, "the tick by which they are done");
+    if (bc.work_ticks > bc.deadline_tick)
+        r.fail(bp + "/work_ticks", std::to_string(bc.work_ticks) + " steps cannot fit by deadline_tick " +
+                                       std::to_string(bc.deadline_tick) + "; allowed: work_ticks <= deadline_tick");
+    return bc;
+}
+
+// `names`: the instance names taken so far (they must be unique).
+InstanceConfig read_instance(const Reader& r, const json& j, const std::string& ptr, std::set<std::string>& names) {
+    const json& item = r.object(j, ptr);
+    r.only_keys(item, ptr, {"plugin", "name", "params", "batch", "required"});
+    InstanceConfig ic;
+    ic.pointer = ptr;
+    if (!item.contains("plugin")) r.fail(ptr + "/plugin", "missing; name the plugin to instantiate");
+    ic.plugin = r.text(item["plugin"], ptr + "/plugin", "a plugin name");
+    ic.name = item.contains("name") ? r.text(item["name"], ptr + "/name", "an instance name") : ic.plugin;
+    if (!identifier(ic.name))
+        r.fail(ptr + "/name", "\"" + ic.name + "\" is not allowed; allowed: [a-z0-9_], 1 to 64 characters");
+    if (!names.insert(ic.name).second)
+        r.fail(ptr + "/name", "\"" + ic.name + "\" is already used by another instance; names must be unique");
+    if (item.contains("params")) ic.params = r.object(item["params"], ptr + "/params");
+    if (item.contains("required")) ic.required = r.flag(item["required"], ptr + "/required");
+    if (item.contains("batch")) ic.batch = read_batch(r, item["batch"], ptr + "/batch");
+    return ic;
+}
+
+std::vector<InstanceConfig> read_instances(const Reader& r, const json& list) {
+    if (!list.is_array() || list.empty())
+        r.fail("/instances", "expected a non-empty array of {\"plugin\": ..., \"name\": ..., \"params\": {...}}");
+    std::vector<InstanceConfig> out;
+    std::set<std::string> names;
+    for (size_t i = 0; i < list.size(); ++i) out.push_back(read_instance(r, list[i], "/instances/" + std::to_string(i), names));
+    return out;
 }
 
 } // namespace
@@ -249,202 +469,23 @@ const char* to_string(FederationRole r) { return r == FederationRole::datacentre
 const char* to_string(WatchdogPolicy p) { return p == WatchdogPolicy::stop ? "stop" : "safe_mode"; }
 
 Config parse_config(const std::string& text, const std::string& source, const fs::path& base_dir) {
-    json root;
-    DuplicateKeyCheck duplicates;
-    if (auto err = parse_json(text, root, std::ref(duplicates)))
-        throw InputError(source + ":" + json_position(text, err->byte) + ": malformed JSON: " + err->reason);
+    const json root = parse_root(text, source);
     Reader r(source);
-    if (duplicates.duplicate()) r.fail(*duplicates.duplicate(), "this key appears twice in its object; keep one");
-    r.object(root, "");
-    r.only_keys(root, "", {"seed", "ticks", "threads", "plugins_dir", "policy", "instances", "lua", "reload", "state_dir",
-                          "safe_mode", "http", "ledger", "checkpoint", "federation", "watchdog"});
-
     Config c;
     c.source = source;
-    for (const char* required : {"seed", "ticks", "instances"})
-        if (!root.contains(required)) r.fail(std::string("/") + required, "missing; this key is required");
-    c.seed = r.whole(root["seed"], "/seed", 0, UINT64_MAX, "the seed");
-    c.ticks = r.whole(root["ticks"], "/ticks", 1, UINT64_MAX, "the tick count");
-    if (root.contains("threads")) c.threads = unsigned(r.whole(root["threads"], "/threads", 0, 1024, "threads (0 = every core)"));
-    if (root.contains("plugins_dir")) {
-        fs::path p = r.text(root["plugins_dir"], "/plugins_dir", "a directory path (relative to this file)");
-        if (p.empty()) r.fail("/plugins_dir", "empty; allowed: a directory path (relative to this file)");
-        c.plugins_dir = p.is_absolute() ? p : base_dir / p;
-    }
-    if (root.contains("policy")) {
-        const json& pol = r.object(root["policy"], "/policy");
-        r.only_keys(pol, "/policy", {"ethics", "fault"});
-        if (pol.contains("ethics"))
-            c.ethics_policy = r.choice<EthicsPolicy>(pol["ethics"], "/policy/ethics",
-                                                     {{"warn", EthicsPolicy::warn}, {"halt", EthicsPolicy::halt},
-                                                      {"safe_mode", EthicsPolicy::safe_mode}});
-        if (pol.contains("fault"))
-            c.fault_policy = r.choice<FaultPolicy>(pol["fault"], "/policy/fault",
-                                                   {{"stop", FaultPolicy::stop}, {"disable", FaultPolicy::disable},
-                                                    {"safe_mode", FaultPolicy::safe_mode}});
-    }
-    if (root.contains("lua")) {
-        const json& lua = r.object(root["lua"], "/lua");
-        r.only_keys(lua, "/lua", {"instruction_budget", "memory_mb", "policy"});
-        if (lua.contains("instruction_budget"))
-            c.lua.instruction_budget = r.whole(lua["instruction_budget"], "/lua/instruction_budget", 0,
-                                               1'000'000'000'000, "Lua instructions per callback (0 = no limit)");
-        if (lua.contains("memory_mb"))
-            c.lua.memory_mb = r.whole(lua["memory_mb"], "/lua/memory_mb", 1, 65536, "MiB per Lua state");
-        if (lua.contains("policy"))
-            c.lua.policy = r.choice<LuaPolicy>(lua["policy"], "/lua/policy",
-                                               {{"disable", LuaPolicy::disable}, {"halt", LuaPolicy::halt}});
-    }
-
-    if (root.contains("checkpoint")) {
-        const json& ck = r.object(root["checkpoint"], "/checkpoint");
-        r.only_keys(ck, "/checkpoint", {"every", "keep", "dir"});
-        c.checkpoint.enabled = true;
-        if (ck.contains("every"))
-            c.checkpoint.every = r.whole(ck["every"], "/checkpoint/every", 0, UINT64_MAX,
-                                         "ticks between checkpoints (0 = only when the run ends or is stopped)");
-        if (ck.contains("keep"))
-            c.checkpoint.keep = r.whole(ck["keep"], "/checkpoint/keep", 1, 1'000'000, "checkpoints kept");
-        if (ck.contains("dir")) {
-            fs::path p = r.text(ck["dir"], "/checkpoint/dir", "a directory path (relative to this file)");
-            if (p.empty()) r.fail("/checkpoint/dir", "empty; allowed: a directory path (relative to this file)");
-            c.checkpoint.dir = p.is_absolute() ? p : base_dir / p;
-        }
-    }
-    if (root.contains("state_dir")) {
-        fs::path p = r.text(root["state_dir"], "/state_dir", "a directory path (relative to this file)");
-        if (p.empty()) r.fail("/state_dir", "empty; allowed: a directory path (relative to this file)");
-        c.state_dir = p.is_absolute() ? p : base_dir / p;
-    }
-    if (root.contains("reload")) {
-        const json& rl = r.object(root["reload"], "/reload");
-        r.only_keys(rl, "/reload", {"watch", "poll_ms", "force_polling", "probation_ticks", "on_state_mismatch"});
-        if (rl.contains("watch")) c.reload.watch = r.flag(rl["watch"], "/reload/watch");
-        if (rl.contains("poll_ms"))
-            c.reload.poll_ms = r.whole(rl["poll_ms"], "/reload/poll_ms", 1, 3'600'000, "milliseconds between scans");
-        if (rl.contains("force_polling")) c.reload.force_polling = r.flag(rl["force_polling"], "/reload/force_polling");
-        if (rl.contains("probation_ticks"))
-            c.reload.probation_ticks = r.whole(rl["probation_ticks"], "/reload/probation_ticks", 1, 1'000'000'000,
-                                               "ticks a new build is watched for faults");
-        if (rl.contains("on_state_mismatch"))
-            c.reload.on_state_mismatch = r.choice<StateMismatch>(
-                rl["on_state_mismatch"], "/reload/on_state_mismatch",
-                {{"keep_old", StateMismatch::keep_old}, {"fresh", StateMismatch::fresh}});
-    }
-
-    if (root.contains("safe_mode")) {
-        const json& sm = r.object(root["safe_mode"], "/safe_mode");
-        r.only_keys(sm, "/safe_mode", {"clean_ticks", "restore_checkpoint"});
-        if (sm.contains("clean_ticks"))
-            c.safe_mode.clean_ticks = r.whole(sm["clean_ticks"], "/safe_mode/clean_ticks", 1, 1'000'000'000,
-                                              "clean ticks in a row that end SAFE_MODE");
-        if (sm.contains("restore_checkpoint"))
-            c.safe_mode.restore_checkpoint = r.flag(sm["restore_checkpoint"], "/safe_mode/restore_checkpoint");
-        // Whether checkpoints are on is known only with the command line
-        // (--checkpoint-every): check_safe_mode() says.
-    }
-    if (root.contains("http")) {
-        const json& h = r.object(root["http"], "/http");
-        r.only_keys(h, "/http", {"port", "bind"});
-        c.http.port = uint16_t(h.contains("port") ? r.whole(h["port"], "/http/port", 0, 65535,
-                                                           "a TCP port (0 = a free one, logged)")
-                                                  : 0);
-        if (h.contains("bind")) {
-            c.http.bind = r.text(h["bind"], "/http/bind", "a loopback address (127.0.0.1, ::1)");
-            boost::system::error_code ec;
-            auto a = boost::asio::ip::make_address(c.http.bind, ec);
-            if (ec || !a.is_loopback())
-                r.fail("/http/bind", "\"" + c.http.bind + "\" is not allowed; allowed: a loopback address (127.0.0.1, ::1)");
-        }
-    }
-
-    if (root.contains("watchdog")) {
-        const json& w = r.object(root["watchdog"], "/watchdog");
-        r.only_keys(w, "/watchdog", {"tick_deadline_ms", "policy", "stop_grace_ms"});
-        if (w.contains("tick_deadline_ms"))
-            c.watchdog.tick_deadline_ms = r.whole(w["tick_deadline_ms"], "/watchdog/tick_deadline_ms", 1, 86'400'000,
-                                                  "milliseconds a tick may spend in plugin steps");
-        if (w.contains("policy"))
-            c.watchdog.policy = r.choice<WatchdogPolicy>(w["policy"], "/watchdog/policy",
-                                                         {{"safe_mode", WatchdogPolicy::safe_mode},
-                                                          {"stop", WatchdogPolicy::stop}});
-        if (w.contains("stop_grace_ms"))
-            c.watchdog.stop_grace_ms = r.whole(w["stop_grace_ms"], "/watchdog/stop_grace_ms", 1, 600'000,
-                                               "milliseconds a step may run on after SIGINT/SIGTERM");
-    }
-
-    if (root.contains("ledger")) {
-        const json& lg = r.object(root["ledger"], "/ledger");
-        r.only_keys(lg, "/ledger", {"path", "node_id", "key", "fsync"});
-        for (const char* k : {"path", "node_id", "key"})
-            if (!lg.contains(k)) r.fail(std::string("/ledger/") + k, "missing; a ledger needs path, node_id and key");
-        LedgerConfig l;
-        for (auto [key, out] : {std::pair{"path", &l.path}, std::pair{"key", &l.key}}) {
-            std::string ptr = std::string("/ledger/") + key;
-            fs::path p = r.text(lg[key], ptr, "a file path (relative to this file)");
-            if (p.empty()) r.fail(ptr, "empty; allowed: a file path (relative to this file)");
-            *out = p.is_absolute() ? p : base_dir / p;
-        }
-        l.node_id = r.text(lg["node_id"], "/ledger/node_id", "a node id");
-        bool ok = !l.node_id.empty() && l.node_id.size() <= 64;
-        for (char ch : l.node_id)
-            ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-                        ch == '-' || ch == '.');
-        if (!ok || l.node_id[0] == '.')
-            r.fail("/ledger/node_id", "\"" + l.node_id + "\" is not allowed; allowed: [A-Za-z0-9_.-], 1 to 64 characters, not starting with '.'");
-        if (lg.contains("fsync")) {
-            const json& f = lg["fsync"];
-            if (f.is_object()) {
-                r.only_keys(f, "/ledger/fsync", {"every_ms"});
-                if (!f.contains("every_ms")) r.fail("/ledger/fsync/every_ms", "missing; allowed: \"always\", \"per_tick\" or {\"every_ms\": N}");
-                l.fsync = FsyncMode::every_ms;
-                l.fsync_every_ms = r.whole(f["every_ms"], "/ledger/fsync/every_ms", 1, 3'600'000, "milliseconds between fsyncs");
-            } else {
-                if (!f.is_string() || (f != "always" && f != "per_tick"))
-                    r.fail("/ledger/fsync", f.dump() + " is not allowed; allowed: \"always\", \"per_tick\" or {\"every_ms\": N}");
-                l.fsync = f == "always" ? FsyncMode::always : FsyncMode::per_tick;
-            }
-        }
-        c.ledger = std::move(l);
-    }
-
+    read_run(r, root, base_dir, c);
+    if (root.contains("policy")) read_policy(r, root["policy"], c);
+    if (root.contains("lua")) read_lua(r, root["lua"], c.lua);
+    if (root.contains("checkpoint")) read_checkpoint(r, root["checkpoint"], base_dir, c.checkpoint);
+    if (root.contains("state_dir"))
+        c.state_dir = resolved_path(r, root["state_dir"], "/state_dir", "a directory path (relative to this file)", base_dir);
+    if (root.contains("reload")) read_reload(r, root["reload"], c.reload);
+    if (root.contains("safe_mode")) read_safe_mode(r, root["safe_mode"], c.safe_mode);
+    if (root.contains("http")) read_http(r, root["http"], c.http);
+    if (root.contains("watchdog")) read_watchdog(r, root["watchdog"], c.watchdog);
+    if (root.contains("ledger")) c.ledger = read_ledger(r, root["ledger"], base_dir);
     if (root.contains("federation")) c.federation = read_federation(r, root["federation"], base_dir, c.ledger.has_value());
-
-    const json& list = root["instances"];
-    if (!list.is_array() || list.empty())
-        r.fail("/instances", "expected a non-empty array of {\"plugin\": ..., \"name\": ..., \"params\": {...}}");
-    std::set<std::string> names;
-    for (size_t i = 0; i < list.size(); ++i) {
-        std::string ptr = "/instances/" + std::to_string(i);
-        const json& item = r.object(list[i], ptr);
-        r.only_keys(item, ptr, {"plugin", "name", "params", "batch", "required"});
-        InstanceConfig ic;
-        ic.pointer = ptr;
-        if (!item.contains("plugin")) r.fail(ptr + "/plugin", "missing; name the plugin to instantiate");
-        ic.plugin = r.text(item["plugin"], ptr + "/plugin", "a plugin name");
-        ic.name = item.contains("name") ? r.text(item["name"], ptr + "/name", "an instance name") : ic.plugin;
-        if (!identifier(ic.name))
-            r.fail(ptr + "/name", "\"" + ic.name + "\" is not allowed; allowed: [a-z0-9_], 1 to 64 characters");
-        if (!names.insert(ic.name).second)
-            r.fail(ptr + "/name", "\"" + ic.name + "\" is already used by another instance; names must be unique");
-        if (item.contains("params")) ic.params = r.object(item["params"], ptr + "/params");
-        if (item.contains("required")) ic.required = r.flag(item["required"], ptr + "/required");
-        if (item.contains("batch")) {
-            std::string bp = ptr + "/batch";
-            const json& b = r.object(item["batch"], bp);
-            r.only_keys(b, bp, {"work_ticks", "deadline_tick"});
-            for (const char* k : {"work_ticks", "deadline_tick"})
-                if (!b.contains(k)) r.fail(bp + "/" + k, "missing; a batch phase needs work_ticks and deadline_tick");
-            BatchConfig bc;
-            bc.work_ticks = r.whole(b["work_ticks"], bp + "/work_ticks", 1, UINT64_MAX, "steps the phase must do");
-            bc.deadline_tick = r.whole(b["deadline_tick"], bp + "/deadline_tick", 1, UINT64_MAX, "the tick by which they are done");
-            if (bc.work_ticks > bc.deadline_tick)
-                r.fail(bp + "/work_ticks", std::to_string(bc.work_ticks) + " steps cannot fit by deadline_tick " +
-                                               std::to_string(bc.deadline_tick) + "; allowed: work_ticks <= deadline_tick");
-            ic.batch = bc;
-        }
-        c.instances.push_back(std::move(ic));
-    }
+    c.instances = read_instances(r, root["instances"]);
     return c;
 }
 

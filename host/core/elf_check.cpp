@@ -154,9 +154,9 @@ std::optional<std::string> check_dynamic(std::span<const unsigned char> b, const
     return std::nullopt;
 }
 
-} // namespace
-
-std::optional<std::string> elf_problem(std::span<const unsigned char> b) {
+// The identification bytes and the ELF header: this machine's class, byte
+// order, version and architecture, a shared object.
+std::optional<std::string> ehdr_problem(std::span<const unsigned char> b) {
     const uint64_t size = b.size();
     if (size < EI_NIDENT || std::memcmp(b.data(), ELFMAG, SELFMAG) != 0)
         return "not a shared object (no ELF header)";
@@ -174,8 +174,13 @@ std::optional<std::string> elf_problem(std::span<const unsigned char> b) {
     if (eh.e_machine != kMachine)
         return "built for ELF machine " + std::to_string(eh.e_machine) + ", this host is " + kMachineName + " (" +
                std::to_string(kMachine) + ")";
+    return std::nullopt;
+}
 
-    // ---- program headers ----
+// The program header table, read into `ph`; each PT_LOAD's memory into `loads`.
+std::optional<std::string> read_program_headers(std::span<const unsigned char> b, const Ehdr& eh, std::vector<Phdr>& ph,
+                                                std::vector<Load>& loads) {
+    const uint64_t size = b.size();
     if (eh.e_phnum == 0) return "no program headers";
     if (eh.e_phnum >= PN_XNUM) return "too many program headers (" + std::to_string(eh.e_phnum) + ")";
     if (eh.e_phentsize != sizeof(Phdr))
@@ -184,8 +189,7 @@ std::optional<std::string> elf_problem(std::span<const unsigned char> b) {
     if (!inside(eh.e_phoff, uint64_t(eh.e_phnum) * sizeof(Phdr), size))
         return "program header table (offset " + std::to_string(eh.e_phoff) + ", " + std::to_string(eh.e_phnum) +
                " entries) ends past the end of the file (" + std::to_string(size) + " bytes)";
-    std::vector<Phdr> ph(eh.e_phnum);
-    std::vector<Load> loads;
+    ph.resize(eh.e_phnum);
     for (size_t i = 0; i < ph.size(); ++i) {
         ph[i] = read_at<Phdr>(b, eh.e_phoff + i * sizeof(Phdr));
         const Phdr& p = ph[i];
@@ -202,7 +206,13 @@ std::optional<std::string> elf_problem(std::span<const unsigned char> b) {
         }
     }
     if (loads.empty()) return "no PT_LOAD segment";
-    const Phdr* dynamic = nullptr;
+    return std::nullopt;
+}
+
+// Segments the loader reads through the mapped image lie inside it; there
+// is one PT_DYNAMIC, set into `dynamic`.
+std::optional<std::string> segments_problem(const std::vector<Phdr>& ph, const std::vector<Load>& loads,
+                                            const Phdr*& dynamic) {
     for (size_t i = 0; i < ph.size(); ++i) {
         const Phdr& p = ph[i];
         switch (p.p_type) {
@@ -227,37 +237,54 @@ std::optional<std::string> elf_problem(std::span<const unsigned char> b) {
         }
     }
     if (!dynamic) return "no dynamic section (PT_DYNAMIC): not a shared object";
+    return std::nullopt;
+}
+
+// Section headers: not used by the loader, but by tools and by the host's
+// own reader of the .qallow_plugin section.
+std::optional<std::string> sections_problem(std::span<const unsigned char> b, const Ehdr& eh) {
+    const uint64_t size = b.size();
+    if (eh.e_shentsize != sizeof(Shdr))
+        return "section header entries are " + std::to_string(eh.e_shentsize) + " bytes, expected " +
+               std::to_string(sizeof(Shdr));
+    if (!inside(eh.e_shoff, sizeof(Shdr), size))
+        return "section header table (offset " + std::to_string(eh.e_shoff) +
+               ") starts past the end of the file (" + std::to_string(size) + " bytes; truncated?)";
+    uint64_t shnum = eh.e_shnum;
+    if (shnum == 0) shnum = read_at<Shdr>(b, eh.e_shoff).sh_size; // extended numbering: the count is in entry 0
+    if (shnum > kMaxHeaders * 16) return "too many sections (" + std::to_string(shnum) + ")";
+    if (!inside(eh.e_shoff, shnum * sizeof(Shdr), size))
+        return "section header table (offset " + std::to_string(eh.e_shoff) + ", " + std::to_string(shnum) +
+               " entries) ends past the end of the file (" + std::to_string(size) + " bytes; truncated?)";
+    uint64_t strndx = eh.e_shstrndx == SHN_XINDEX ? read_at<Shdr>(b, eh.e_shoff).sh_link : eh.e_shstrndx;
+    if (strndx != SHN_UNDEF && strndx >= shnum)
+        return "section name table index " + std::to_string(strndx) + " is not below the section count " +
+               std::to_string(shnum);
+    for (uint64_t i = 1; i < shnum; ++i) {
+        Shdr s = read_at<Shdr>(b, eh.e_shoff + i * sizeof(Shdr));
+        if (s.sh_type == SHT_NOBITS || s.sh_type == SHT_NULL || s.sh_size == 0) continue;
+        if (!inside(s.sh_offset, s.sh_size, size))
+            return "section " + std::to_string(i) + ": file range " + std::to_string(s.sh_offset) + "+" +
+                   std::to_string(s.sh_size) + " ends past the end of the file (" + std::to_string(size) +
+                   " bytes; truncated?)";
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+std::optional<std::string> elf_problem(std::span<const unsigned char> b) {
+    if (auto why = ehdr_problem(b)) return why;
+    Ehdr eh = read_at<Ehdr>(b, 0);
+    std::vector<Phdr> ph;
+    std::vector<Load> loads;
+    if (auto why = read_program_headers(b, eh, ph, loads)) return why;
+    const Phdr* dynamic = nullptr;
+    if (auto why = segments_problem(ph, loads, dynamic)) return why;
     if (dynamic->p_filesz < sizeof(Dyn)) return "the dynamic section is empty";
     if (auto why = check_dynamic(b, *dynamic, loads)) return why;
-
-    // ---- section headers (not used by the loader, but by tools and by the
-    // host's own reader of the .qallow_plugin section) ----
-    if (eh.e_shoff != 0 || eh.e_shnum != 0) {
-        if (eh.e_shentsize != sizeof(Shdr))
-            return "section header entries are " + std::to_string(eh.e_shentsize) + " bytes, expected " +
-                   std::to_string(sizeof(Shdr));
-        if (!inside(eh.e_shoff, sizeof(Shdr), size))
-            return "section header table (offset " + std::to_string(eh.e_shoff) +
-                   ") starts past the end of the file (" + std::to_string(size) + " bytes; truncated?)";
-        uint64_t shnum = eh.e_shnum;
-        if (shnum == 0) shnum = read_at<Shdr>(b, eh.e_shoff).sh_size; // extended numbering: the count is in entry 0
-        if (shnum > kMaxHeaders * 16) return "too many sections (" + std::to_string(shnum) + ")";
-        if (!inside(eh.e_shoff, shnum * sizeof(Shdr), size))
-            return "section header table (offset " + std::to_string(eh.e_shoff) + ", " + std::to_string(shnum) +
-                   " entries) ends past the end of the file (" + std::to_string(size) + " bytes; truncated?)";
-        uint64_t strndx = eh.e_shstrndx == SHN_XINDEX ? read_at<Shdr>(b, eh.e_shoff).sh_link : eh.e_shstrndx;
-        if (strndx != SHN_UNDEF && strndx >= shnum)
-            return "section name table index " + std::to_string(strndx) + " is not below the section count " +
-                   std::to_string(shnum);
-        for (uint64_t i = 1; i < shnum; ++i) {
-            Shdr s = read_at<Shdr>(b, eh.e_shoff + i * sizeof(Shdr));
-            if (s.sh_type == SHT_NOBITS || s.sh_type == SHT_NULL || s.sh_size == 0) continue;
-            if (!inside(s.sh_offset, s.sh_size, size))
-                return "section " + std::to_string(i) + ": file range " + std::to_string(s.sh_offset) + "+" +
-                       std::to_string(s.sh_size) + " ends past the end of the file (" + std::to_string(size) +
-                       " bytes; truncated?)";
-        }
-    }
+    if (eh.e_shoff != 0 || eh.e_shnum != 0)
+        if (auto why = sections_problem(b, eh)) return why;
     return std::nullopt;
 }
 

@@ -535,121 +535,180 @@ LoadingBuild::LoadingBuild(const std::string& sha256) {
 
 LoadingBuild::~LoadingBuild() { g_loading_tid.store(0, std::memory_order_release); }
 
-std::vector<std::string> CrashGuard::recover(const fs::path& state_dir, Quarantine& quarantine) {
-    std::vector<std::string> lines;
-    fs::path dir = state_dir / "inflight";
+namespace {
+
+// ---- recover()'s steps ------------------------------------------------------------
+
+// What one dead host's marker file says.
+struct MarkerLog {
+    std::string since;
+    std::vector<std::string> open; // builds begun and not ended
+    std::map<std::string, QuarantineEntry> info;
+    int crash_signal = 0, fault_signal = 0;
+    std::string crash_sha, crash_how, crash_sender;
+    std::string crash_tick, crash_time;
+};
+
+std::vector<fs::path> marker_files(const fs::path& dir) {
     std::error_code ec;
     std::vector<fs::path> files;
     for (fs::directory_iterator it(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
         if (it->path().extension() == ".run") files.push_back(it->path());
     std::sort(files.begin(), files.end());
+    return files;
+}
+
+// The marker's descriptor, locked, when its host is gone and no other host
+// recovered it meanwhile; -1 otherwise.
+int lock_dead_marker(const fs::path& f) {
+    int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1; // gone meanwhile (another host recovered it)
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) { // its host is alive
+        ::close(fd);
+        return -1;
+    }
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || st.st_nlink == 0) { // recovered by another host meanwhile
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+std::string read_all(int fd) {
+    std::string text;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text.append(buf, size_t(n));
+    return text;
+}
+
+void read_crash_line(std::istringstream& in, MarkerLog& m) {
+    m.crash_signal = std::atoi(first_word(in).c_str());
+    m.crash_sha = first_word(in);
+    m.crash_tick = first_word(in);
+    std::string when = first_word(in);
+    if (!when.empty()) m.crash_time = now_utc(std::time_t(std::atoll(when.c_str())));
+    m.crash_how = first_word(in);
+    m.crash_sender = first_word(in);
+}
+
+MarkerLog parse_marker(const std::string& text) {
+    MarkerLog m;
+    std::istringstream all(text);
+    for (std::string line; std::getline(all, line);) {
+        std::istringstream in(line);
+        std::string op = first_word(in);
+        if (op == "host") {
+            first_word(in);
+            m.since = first_word(in);
+        } else if (op == "begin") {
+            std::string sha = first_word(in), file;
+            std::getline(in >> std::ws, file);
+            m.info[sha].sha256 = sha;
+            m.info[sha].file = file;
+            m.open.push_back(sha);
+        } else if (op == "build") {
+            std::string sha = first_word(in);
+            m.info[sha].sha256 = sha;
+            m.info[sha].plugin = first_word(in);
+            m.info[sha].version = first_word(in);
+        } else if (op == "end") {
+            std::string sha = first_word(in);
+            if (auto it = std::find(m.open.begin(), m.open.end(), sha); it != m.open.end()) m.open.erase(it);
+        } else if (op == "fault" && !m.fault_signal && !m.crash_signal) {
+            m.fault_signal = std::atoi(first_word(in).c_str());
+            m.crash_tick = first_word(in);
+            std::string when = first_word(in);
+            if (!when.empty()) m.crash_time = now_utc(std::time_t(std::atoll(when.c_str())));
+        } else if (op == "crash" && !m.crash_signal) { // the first: a second thread's is a consequence
+            read_crash_line(in, m);
+        }
+    }
+    return m;
+}
+
+QuarantineEntry known_build(const MarkerLog& m, const std::string& sha) {
+    auto it = m.info.find(sha);
+    return it != m.info.end() ? it->second : QuarantineEntry{sha, "", "", "", "", ""};
+}
+
+std::string build_label(const QuarantineEntry& e) {
+    std::string who = e.plugin.empty() ? "a build" : e.plugin + " " + e.version;
+    return who + " (sha256 " + short_sha(e.sha256) + (e.file.empty() ? "" : ", " + e.file) + ")";
+}
+
+std::string open_builds(const MarkerLog& m) {
+    std::string list;
+    for (const auto& sha : m.open) list += (list.empty() ? "" : ", ") + build_label(known_build(m, sha));
+    return list;
+}
+
+std::string on_probation(const MarkerLog& m) {
+    if (m.open.empty()) return std::string("no build was on probation");
+    return "on probation: " + open_builds(m);
+}
+
+// A crash inside a build's code: that build, quarantined.
+QuarantineEntry crashed_build(const MarkerLog& m, const std::string& pid, const std::string& when) {
+    std::string how = m.crash_how == "load" ? "while it was being loaded: in its constructors or in the loader "
+                                              "reading its file"
+                                            : "in its own code";
+    QuarantineEntry e = known_build(m, m.crash_sha);
+    e.sha256 = m.crash_sha;
+    e.reason = std::string("crashed the host with ") + fatal_name(m.crash_signal) + " " + when + " (" + how +
+               ", pid " + pid + ")";
+    e.since = !m.crash_time.empty() ? m.crash_time : !m.since.empty() ? m.since : now_utc();
+    return e;
+}
+
+std::string unattributed_crash(const MarkerLog& m, const std::string& pid, const std::string& when) {
+    int sig = m.crash_signal ? m.crash_signal : m.fault_signal;
+    std::string where;
+    if (!m.crash_signal)
+        where = "; its stack could not be walked";
+    else if (m.crash_how == "sent")
+        where = ", a signal sent by " + (m.crash_sender.empty() ? std::string("another process")
+                                                                : "pid " + m.crash_sender);
+    else if (m.crash_how == "host")
+        where = " in the host's own code";
+    else
+        where = " outside any plugin's code";
+    return "warn: the host with pid " + pid + " crashed with " + fatal_name(sig) + " " + when + where +
+           "; not attributed to any build, so nothing is quarantined (" + on_probation(m) + ")";
+}
+
+// What one dead host left: a line, when there is anything to say, and the
+// build to quarantine, when a crash names one.
+void judge(const MarkerLog& m, const std::string& pid, std::vector<std::string>& lines,
+           std::vector<QuarantineEntry>& found) {
+    std::string when = m.crash_tick == "0" || m.crash_tick.empty() ? "before the first tick" : "at tick " + m.crash_tick;
+    if (m.crash_signal && m.crash_sha != "-" && !m.crash_sha.empty()) {
+        QuarantineEntry e = crashed_build(m, pid, when);
+        found.push_back(e);
+        lines.push_back("warn: quarantined " + build_label(e) + ": it " + e.reason +
+                        "; the host refuses it until `qallow plugins --clear-quarantine`");
+    } else if (m.crash_signal || m.fault_signal) {
+        lines.push_back(unattributed_crash(m, pid, when));
+    } else if (!m.open.empty()) {
+        lines.push_back("warn: the host with pid " + pid + " ended without cleaning up (killed?) while " +
+                        open_builds(m) + " was on probation; no crash was recorded, so nothing is quarantined");
+    }
+}
+
+} // namespace
+
+std::vector<std::string> CrashGuard::recover(const fs::path& state_dir, Quarantine& quarantine) {
+    std::vector<std::string> lines;
     std::vector<QuarantineEntry> found;
-    for (const auto& f : files) {
-        int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) continue; // gone meanwhile (another host recovered it)
-        if (::flock(fd, LOCK_EX | LOCK_NB) != 0) { // its host is alive
-            ::close(fd);
-            continue;
-        }
-        struct stat st;
-        if (::fstat(fd, &st) != 0 || st.st_nlink == 0) { // recovered by another host meanwhile
-            ::close(fd);
-            continue;
-        }
-        std::string text;
-        char buf[4096];
-        for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text.append(buf, size_t(n));
+    for (const auto& f : marker_files(state_dir / "inflight")) {
+        int fd = lock_dead_marker(f);
+        if (fd < 0) continue;
+        MarkerLog m = parse_marker(read_all(fd));
         std::string pid = f.stem().string().substr(0, f.stem().string().find('-'));
-        std::string since;
-        std::vector<std::string> open;
-        std::map<std::string, QuarantineEntry> info;
-        int crash_signal = 0, fault_signal = 0;
-        std::string crash_sha, crash_how, crash_sender;
-        std::string crash_tick, crash_time;
-        std::istringstream all(text);
-        for (std::string line; std::getline(all, line);) {
-            std::istringstream in(line);
-            std::string op = first_word(in);
-            if (op == "host") {
-                first_word(in);
-                since = first_word(in);
-            } else if (op == "begin") {
-                std::string sha = first_word(in), file;
-                std::getline(in >> std::ws, file);
-                info[sha].sha256 = sha;
-                info[sha].file = file;
-                open.push_back(sha);
-            } else if (op == "build") {
-                std::string sha = first_word(in);
-                info[sha].sha256 = sha;
-                info[sha].plugin = first_word(in);
-                info[sha].version = first_word(in);
-            } else if (op == "end") {
-                std::string sha = first_word(in);
-                if (auto it = std::find(open.begin(), open.end(), sha); it != open.end()) open.erase(it);
-            } else if (op == "fault" && !fault_signal && !crash_signal) {
-                fault_signal = std::atoi(first_word(in).c_str());
-                crash_tick = first_word(in);
-                std::string when = first_word(in);
-                if (!when.empty()) crash_time = now_utc(std::time_t(std::atoll(when.c_str())));
-            } else if (op == "crash" && !crash_signal) { // the first: a second thread's is a consequence
-                crash_signal = std::atoi(first_word(in).c_str());
-                crash_sha = first_word(in);
-                crash_tick = first_word(in);
-                std::string when = first_word(in);
-                if (!when.empty()) crash_time = now_utc(std::time_t(std::atoll(when.c_str())));
-                crash_how = first_word(in);
-                crash_sender = first_word(in);
-            }
-        }
+        std::error_code ec;
         fs::remove(f, ec);
         ::close(fd);
-        auto describe = [&](const QuarantineEntry& e) {
-            std::string who = e.plugin.empty() ? "a build" : e.plugin + " " + e.version;
-            return who + " (sha256 " + short_sha(e.sha256) + (e.file.empty() ? "" : ", " + e.file) + ")";
-        };
-        auto on_probation = [&] {
-            if (open.empty()) return std::string("no build was on probation");
-            std::string list;
-            for (const auto& sha : open)
-                list += (list.empty() ? "" : ", ") +
-                        describe(info.count(sha) ? info[sha] : QuarantineEntry{sha, "", "", "", "", ""});
-            return "on probation: " + list;
-        };
-        std::string when = crash_tick == "0" || crash_tick.empty() ? "before the first tick" : "at tick " + crash_tick;
-        if (crash_signal && crash_sha != "-" && !crash_sha.empty()) {
-            std::string how = crash_how == "load" ? "while it was being loaded: in its constructors or in the loader "
-                                                    "reading its file"
-                                                  : "in its own code";
-            QuarantineEntry e = info.count(crash_sha) ? info[crash_sha] : QuarantineEntry{crash_sha, "", "", "", "", ""};
-            e.sha256 = crash_sha;
-            e.reason = std::string("crashed the host with ") + fatal_name(crash_signal) + " " + when + " (" + how +
-                       ", pid " + pid + ")";
-            e.since = !crash_time.empty() ? crash_time : !since.empty() ? since : now_utc();
-            found.push_back(e);
-            lines.push_back("warn: quarantined " + describe(e) + ": it " + e.reason +
-                            "; the host refuses it until `qallow plugins --clear-quarantine`");
-        } else if (crash_signal || fault_signal) {
-            int sig = crash_signal ? crash_signal : fault_signal;
-            std::string where;
-            if (!crash_signal)
-                where = "; its stack could not be walked";
-            else if (crash_how == "sent")
-                where = ", a signal sent by " + (crash_sender.empty() ? std::string("another process")
-                                                                      : "pid " + crash_sender);
-            else if (crash_how == "host")
-                where = " in the host's own code";
-            else
-                where = " outside any plugin's code";
-            lines.push_back("warn: the host with pid " + pid + " crashed with " + fatal_name(sig) + " " + when + where +
-                            "; not attributed to any build, so nothing is quarantined (" + on_probation() + ")");
-        } else if (!open.empty()) {
-            std::string list;
-            for (const auto& sha : open)
-                list += (list.empty() ? "" : ", ") + describe(info.count(sha) ? info[sha] : QuarantineEntry{sha, "", "", "", "", ""});
-            lines.push_back("warn: the host with pid " + pid + " ended without cleaning up (killed?) while " + list +
-                            " was on probation; no crash was recorded, so nothing is quarantined");
-        }
+        judge(m, pid, lines, found);
     }
     if (!found.empty()) quarantine.add(found);
     return lines;

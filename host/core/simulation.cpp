@@ -251,73 +251,77 @@ Override parse_override(const std::string& text) {
     return Override{text.substr(0, dot), text.substr(dot + 1, eq - dot - 1), text.substr(eq + 1), text};
 }
 
-Simulation::Simulation(const Config& config, const Catalog& catalog, WorkerPool& pool,
-                       const std::vector<Override>& overrides)
-    : pool_(pool), seed_(config.seed), fault_policy_(config.fault_policy), ethics_policy_(config.ethics_policy),
-      config_source_(config.source) {
-    // Resolve everything before creating anything, so bad input fails fast
-    // and names its source.
-    std::vector<std::pair<const InstanceConfig*, Instance>> planned;
-    for (const auto& ic : config.instances) {
-        Instance in;
-        in.name = ic.name;
-        in.plugin = catalog.find(ic.plugin);
-        if (!in.plugin) {
-            std::string msg = config.source + ": " + ic.pointer + "/plugin: no plugin named '" + ic.plugin + "' in " +
-                              catalog.dir.string();
-            std::vector<std::string> found;
-            for (const auto& p : catalog.plugins) found.push_back(p->name);
-            msg += "; found: " + list_names(found);
-            for (const auto& r : catalog.refused)
-                if (r.file.stem() == ic.plugin) msg += "; " + r.file.filename().string() + " was refused: " + r.reason;
-            throw InputError(msg);
+namespace {
+
+// The instances as the config and --set give them, before any is created.
+using Plan = std::vector<std::pair<const InstanceConfig*, Instance>>;
+
+[[noreturn]] void no_such_plugin(const Config& config, const Catalog& catalog, const InstanceConfig& ic) {
+    std::string msg = config.source + ": " + ic.pointer + "/plugin: no plugin named '" + ic.plugin + "' in " +
+                      catalog.dir.string();
+    std::vector<std::string> found;
+    for (const auto& p : catalog.plugins) found.push_back(p->name);
+    msg += "; found: " + list_names(found);
+    for (const auto& r : catalog.refused)
+        if (r.file.stem() == ic.plugin) msg += "; " + r.file.filename().string() + " was refused: " + r.reason;
+    throw InputError(msg);
+}
+
+// The instance `ic` names: its plugin, its parameters (defaults, then the config's).
+Instance planned_instance(const Config& config, const Catalog& catalog, const InstanceConfig& ic) {
+    Instance in;
+    in.name = ic.name;
+    in.plugin = catalog.find(ic.plugin);
+    if (!in.plugin) no_such_plugin(config, catalog, ic);
+    const auto& specs = in.plugin->params;
+    for (const auto& spec : specs) in.values.push_back(default_value(spec));
+    for (const auto& item : ic.params.items()) { // (clang 14 cannot capture a structured binding)
+        const std::string& key = item.key();
+        const auto& value = item.value();
+        std::string where = config.source + ": " + ic.pointer + "/params/" + key;
+        auto it = std::find_if(specs.begin(), specs.end(), [&](const ParamSpec& s) { return s.name == key; });
+        if (it == specs.end()) {
+            std::vector<std::string> known;
+            for (const auto& s : specs) known.push_back(s.name);
+            throw InputError(where + ": unknown parameter of plugin '" + in.plugin->name +
+                             "'; known: " + list_names(known));
         }
-        const auto& specs = in.plugin->params;
-        for (const auto& spec : specs) in.values.push_back(default_value(spec));
-        for (const auto& item : ic.params.items()) { // (clang 14 cannot capture a structured binding)
-            const std::string& key = item.key();
-            const auto& value = item.value();
-            std::string where = config.source + ": " + ic.pointer + "/params/" + key;
-            auto it = std::find_if(specs.begin(), specs.end(), [&](const ParamSpec& s) { return s.name == key; });
-            if (it == specs.end()) {
-                std::vector<std::string> known;
-                for (const auto& s : specs) known.push_back(s.name);
-                throw InputError(where + ": unknown parameter of plugin '" + in.plugin->name +
-                                 "'; known: " + list_names(known));
-            }
-            in.values[it - specs.begin()] = value_from_json(*it, value, where);
-        }
-        planned.emplace_back(&ic, std::move(in));
+        in.values[it - specs.begin()] = value_from_json(*it, value, where);
     }
+    return in;
+}
+
+void apply_override(Plan& planned, const Override& o) {
+    auto it = std::find_if(planned.begin(), planned.end(), [&](const auto& p) { return p.second.name == o.instance; });
+    if (it == planned.end()) {
+        std::vector<std::string> names;
+        for (const auto& p : planned) names.push_back(p.second.name);
+        throw InputError("--set " + o.flag + ": no instance named '" + o.instance + "'; instances: " + list_names(names));
+    }
+    Instance& in = it->second;
+    const auto& specs = in.plugin->params;
+    auto s = std::find_if(specs.begin(), specs.end(), [&](const ParamSpec& p) { return p.name == o.param; });
+    if (s == specs.end()) {
+        std::vector<std::string> known;
+        for (const auto& p : specs) known.push_back(p.name);
+        throw InputError("--set " + o.flag + ": instance '" + o.instance + "' (plugin " + in.plugin->name +
+                         ") has no parameter '" + o.param + "'; known: " + list_names(known));
+    }
+    in.values[s - specs.begin()] = value_from_text(*s, o.value, "--set " + o.flag);
+}
+
+void apply_overrides(Plan& planned, const std::vector<Override>& overrides) {
     for (size_t i = 0; i < overrides.size(); ++i)
         for (size_t j = 0; j < i; ++j)
             if (overrides[i].instance == overrides[j].instance && overrides[i].param == overrides[j].param)
                 throw InputError("--set " + overrides[i].flag + ": " + overrides[i].instance + "." + overrides[i].param +
                                  " is already set by --set " + overrides[j].flag + "; give each parameter once");
-    for (const auto& o : overrides) {
-        auto it = std::find_if(planned.begin(), planned.end(), [&](const auto& p) { return p.second.name == o.instance; });
-        if (it == planned.end()) {
-            std::vector<std::string> names;
-            for (const auto& p : planned) names.push_back(p.second.name);
-            throw InputError("--set " + o.flag + ": no instance named '" + o.instance + "'; instances: " + list_names(names));
-        }
-        Instance& in = it->second;
-        const auto& specs = in.plugin->params;
-        auto s = std::find_if(specs.begin(), specs.end(), [&](const ParamSpec& p) { return p.name == o.param; });
-        if (s == specs.end()) {
-            std::vector<std::string> known;
-            for (const auto& p : specs) known.push_back(p.name);
-            throw InputError("--set " + o.flag + ": instance '" + o.instance + "' (plugin " + in.plugin->name +
-                             ") has no parameter '" + o.param + "'; known: " + list_names(known));
-        }
-        in.values[s - specs.begin()] = value_from_text(*s, o.value, "--set " + o.flag);
-    }
-    std::stable_sort(planned.begin(), planned.end(), [](const auto& a, const auto& b) {
-        return kind_rank(a.second.plugin->kind) < kind_rank(b.second.plugin->kind);
-    });
+    for (const auto& o : overrides) apply_override(planned, o);
+}
 
-    // Before anything is allocated: a configuration this machine cannot
-    // hold is refused with the figures, not met by the OOM killer.
+// Before anything is allocated: a configuration this machine cannot
+// hold is refused with the figures, not met by the OOM killer.
+void check_memory(const Config& config, const Plan& planned) {
     std::vector<MemoryNeed> needs;
     for (const auto& [ic, in] : planned)
         needs.push_back({in.name, in.plugin->name,
@@ -326,18 +330,40 @@ Simulation::Simulation(const Config& config, const Catalog& catalog, WorkerPool&
         std::string refusal = memory_refusal(needs, available_memory());
         if (!refusal.empty()) throw InputError(config.source + ": " + refusal);
     }
+}
+
+// A batch phase: a phase plugin, with a deadline inside the run.
+void check_batch(const Config& config, const InstanceConfig& ic, const LoadedPlugin& p) {
+    if (p.kind != QALLOW_KIND_PHASE)
+        throw InputError(config.source + ": " + ic.pointer + "/batch: plugin '" + p.name + "' is a " +
+                         kind_name(p.kind) + " plugin; only phases can be batch");
+    if (ic.batch->deadline_tick > config.ticks)
+        throw InputError(config.source + ": " + ic.pointer + "/batch/deadline_tick: " +
+                         std::to_string(ic.batch->deadline_tick) + " is past the run's last tick " +
+                         std::to_string(config.ticks) + "; allowed: a tick <= ticks");
+}
+
+} // namespace
+
+Simulation::Simulation(const Config& config, const Catalog& catalog, WorkerPool& pool,
+                       const std::vector<Override>& overrides)
+    : pool_(pool), seed_(config.seed), fault_policy_(config.fault_policy), ethics_policy_(config.ethics_policy),
+      config_source_(config.source) {
+    // Resolve everything before creating anything, so bad input fails fast
+    // and names its source.
+    Plan planned;
+    for (const auto& ic : config.instances) planned.emplace_back(&ic, planned_instance(config, catalog, ic));
+    apply_overrides(planned, overrides);
+    std::stable_sort(planned.begin(), planned.end(), [](const auto& a, const auto& b) {
+        return kind_rank(a.second.plugin->kind) < kind_rank(b.second.plugin->kind);
+    });
+    check_memory(config, planned);
 
     instances_.reserve(planned.size());
     for (auto& [ic, in] : planned) {
         in.host = std::make_unique<qallow_host>(qallow_host{this, instances_.size()});
         if (ic->batch) {
-            if (in.plugin->kind != QALLOW_KIND_PHASE)
-                throw InputError(config.source + ": " + ic->pointer + "/batch: plugin '" + in.plugin->name +
-                                 "' is a " + kind_name(in.plugin->kind) + " plugin; only phases can be batch");
-            if (ic->batch->deadline_tick > config.ticks)
-                throw InputError(config.source + ": " + ic->pointer + "/batch/deadline_tick: " +
-                                 std::to_string(ic->batch->deadline_tick) + " is past the run's last tick " +
-                                 std::to_string(config.ticks) + "; allowed: a tick <= ticks");
+            check_batch(config, *ic, *in.plugin);
             in.batch = ic->batch;
         }
         if (in.plugin->kind == QALLOW_KIND_ETHICS) ++ethics_count_;
@@ -345,30 +371,7 @@ Simulation::Simulation(const Config& config, const Catalog& catalog, WorkerPool&
     }
     try {
         for (size_t i = 0; i < instances_.size(); ++i) create(i, *planned[i].first);
-        for (size_t i = 0; i < instances_.size(); ++i) {
-            Instance& in = instances_[i];
-            if (in.plugin->desc->bind) {
-                qallow_error err{};
-                qallow_status st = in.plugin->desc->bind(in.handle, &err);
-                // As in create(): a plugin refusing what its parameters name
-                // (an input no instance publishes) is bad input, exit 2.
-                if (st == QALLOW_ERR_INVALID_ARGUMENT)
-                    throw InputError(config_source_ + ": " + planned[i].first->pointer + ": plugin '" +
-                                     in.plugin->name + "' refused the parameters of instance '" + in.name +
-                                     "': " + plugin_message(st, err));
-                if (st != QALLOW_OK)
-                    throw std::runtime_error("instance '" + in.name + "' (plugin " + in.plugin->name + " " +
-                                             in.plugin->version + "): bind failed: " + plugin_message(st, err));
-            }
-            if (in.plugin->kind == QALLOW_KIND_ENERGY && batch_gate_ < 0)
-                batch_gate_ = signals_.find(in.name + ".batch_ok");
-            if (in.plugin->kind == QALLOW_KIND_ETHICS) {
-                in.pass_slot = signals_.find(in.name + ".pass");
-                if (in.pass_slot < 0)
-                    throw std::runtime_error("instance '" + in.name + "' (plugin " + in.plugin->name +
-                                             "): an ethics plugin must publish a 'pass' signal");
-            }
-        }
+        for (size_t i = 0; i < instances_.size(); ++i) bind_instance(i, *planned[i].first);
     } catch (...) {
         destroy_all();
         throw;
@@ -380,6 +383,31 @@ Simulation::Simulation(const Config& config, const Catalog& catalog, WorkerPool&
             throw InputError(config.source + ": " + planned[i].first->pointer +
                              "/batch: no energy instance publishes batch_ok; add the energy plugin to the config");
         }
+}
+
+// Once every instance is created (so every signal is declared): the
+// plugin's bind, then the slots the host itself reads.
+void Simulation::bind_instance(size_t index, const InstanceConfig& ic) {
+    Instance& in = instances_[index];
+    if (in.plugin->desc->bind) {
+        qallow_error err{};
+        qallow_status st = in.plugin->desc->bind(in.handle, &err);
+        // As in create(): a plugin refusing what its parameters name
+        // (an input no instance publishes) is bad input, exit 2.
+        if (st == QALLOW_ERR_INVALID_ARGUMENT)
+            throw InputError(config_source_ + ": " + ic.pointer + ": plugin '" + in.plugin->name +
+                             "' refused the parameters of instance '" + in.name + "': " + plugin_message(st, err));
+        if (st != QALLOW_OK)
+            throw std::runtime_error("instance '" + in.name + "' (plugin " + in.plugin->name + " " +
+                                     in.plugin->version + "): bind failed: " + plugin_message(st, err));
+    }
+    if (in.plugin->kind == QALLOW_KIND_ENERGY && batch_gate_ < 0) batch_gate_ = signals_.find(in.name + ".batch_ok");
+    if (in.plugin->kind == QALLOW_KIND_ETHICS) {
+        in.pass_slot = signals_.find(in.name + ".pass");
+        if (in.pass_slot < 0)
+            throw std::runtime_error("instance '" + in.name + "' (plugin " + in.plugin->name +
+                                     "): an ethics plugin must publish a 'pass' signal");
+    }
 }
 
 // The gate is last tick's energy reading (energy steps last), so tick 1 has
@@ -650,19 +678,13 @@ qallow_instance* Simulation::create_replacement(size_t index, const LoadedPlugin
     return handle;
 }
 
-SwapOutcome Simulation::swap(size_t index, std::shared_ptr<LoadedPlugin> next, const SwapOptions& options) {
-    Instance& in = instances_.at(index);
-    const LoadedPlugin& cur = *in.plugin;
-    using K = SwapError::Kind;
-    if (in.disabled)
-        throw SwapError(K::incompatible, "instance '" + in.name + "' is disabled; a new build applies from the next start");
-    if (next->kind != cur.kind)
-        throw SwapError(K::incompatible, std::string("it is a ") + kind_name(next->kind) +
-                                             " plugin and the running build a " + kind_name(cur.kind) +
-                                             " plugin (a restart can change that)");
-    // The instance's current parameter values, checked against the new schema.
+namespace {
+
+// The instance's current parameter values, checked against the new schema;
+// a parameter the running build lacks starts at its default.
+std::vector<ParamValue> carried_values(const Instance& in, const LoadedPlugin& cur, const LoadedPlugin& next) {
     std::vector<ParamValue> values;
-    for (const auto& spec : next->params) {
+    for (const auto& spec : next.params) {
         auto old = std::find_if(cur.params.begin(), cur.params.end(),
                                 [&](const ParamSpec& s) { return s.name == spec.name; });
         if (old == cur.params.end()) {
@@ -673,45 +695,80 @@ SwapOutcome Simulation::swap(size_t index, std::shared_ptr<LoadedPlugin> next, c
             values.push_back(value_from_json(spec, value_to_json(in.values[size_t(old - cur.params.begin())]),
                                              in.name + "." + spec.name));
         } catch (const InputError& e) {
-            throw SwapError(K::incompatible, std::string("a running parameter value does not fit its schema: ") + e.what());
+            throw SwapError(SwapError::Kind::incompatible,
+                            std::string("a running parameter value does not fit its schema: ") + e.what());
         }
     }
+    return values;
+}
 
+// The running build stays alive beside the new one until probation ends:
+// both must fit.
+void check_swap_memory(const Instance& in, const LoadedPlugin& next, const std::vector<ParamValue>& values) {
     std::optional<uint64_t> need;
     try {
-        need = memory_need(*next, in.name, values, "instance '" + in.name + "'");
+        need = memory_need(next, in.name, values, "instance '" + in.name + "'");
     } catch (const InputError& e) {
-        throw SwapError(K::create, e.what());
+        throw SwapError(SwapError::Kind::create, e.what());
     }
-    if (need) { // the running build stays alive beside it until probation ends
-        std::string refusal = memory_refusal({{in.name, next->name, need}}, available_memory());
-        if (!refusal.empty()) throw SwapError(K::create, refusal);
+    if (need) {
+        std::string refusal = memory_refusal({{in.name, next.name, need}}, available_memory());
+        if (!refusal.empty()) throw SwapError(SwapError::Kind::create, refusal);
     }
-    qallow_instance* handle = create_replacement(index, *next, values);
-    SwapOutcome out;
-    // The running build's state, into the new one.
-    std::vector<uint8_t> blob;
+}
+
+// The running build's state (saved into `blob`) into the new instance
+// `handle`; what went wrong, empty when nothing did.  `cur` keeps state.
+std::string move_state(const Instance& in, const LoadedPlugin& cur, const LoadedPlugin& next, qallow_instance* handle,
+                       std::vector<uint8_t>& blob) {
     std::string problem;
     qallow_error err{};
-    if (cur.desc->save_state) {
-        size_t size = 0;
-        qallow_status st = cur.desc->save_state(in.handle, nullptr, &size, &err);
-        if (st == QALLOW_OK) {
-            blob.resize(size);
-            st = cur.desc->save_state(in.handle, blob.data(), &size, &err);
-            blob.resize(std::min(size, blob.size()));
-        }
-        if (st != QALLOW_OK) problem = "the running build could not save its state: " + plugin_message(st, err);
-        if (problem.empty() && !next->desc->load_state)
-            problem = "the new build cannot load state (it has no load_state)";
-        if (problem.empty()) {
-            qallow_error lerr{};
-            st = next->desc->load_state(handle, blob.data(), blob.size(), cur.state_version, &lerr);
-            if (st != QALLOW_OK)
-                problem = "it refused the running build's state (state v" + std::to_string(cur.state_version) +
-                          ", its own is v" + std::to_string(next->state_version) + "): " + plugin_message(st, lerr);
-        }
+    size_t size = 0;
+    qallow_status st = cur.desc->save_state(in.handle, nullptr, &size, &err);
+    if (st == QALLOW_OK) {
+        blob.resize(size);
+        st = cur.desc->save_state(in.handle, blob.data(), &size, &err);
+        blob.resize(std::min(size, blob.size()));
     }
+    if (st != QALLOW_OK) problem = "the running build could not save its state: " + plugin_message(st, err);
+    if (problem.empty() && !next.desc->load_state)
+        problem = "the new build cannot load state (it has no load_state)";
+    if (problem.empty()) {
+        qallow_error lerr{};
+        st = next.desc->load_state(handle, blob.data(), blob.size(), cur.state_version, &lerr);
+        if (st != QALLOW_OK)
+            problem = "it refused the running build's state (state v" + std::to_string(cur.state_version) +
+                      ", its own is v" + std::to_string(next.state_version) + "): " + plugin_message(st, lerr);
+    }
+    return problem;
+}
+
+std::string moved_state_text(const LoadedPlugin& cur, const LoadedPlugin& next, size_t bytes) {
+    return "state v" + std::to_string(cur.state_version) + " moved (" + std::to_string(bytes) + " bytes" +
+           (next.state_version != cur.state_version
+                ? ", loaded by a build of state v" + std::to_string(next.state_version)
+                : "") +
+           ")";
+}
+
+} // namespace
+
+SwapOutcome Simulation::swap(size_t index, std::shared_ptr<LoadedPlugin> next, const SwapOptions& options) {
+    Instance& in = instances_.at(index);
+    const LoadedPlugin& cur = *in.plugin;
+    using K = SwapError::Kind;
+    if (in.disabled)
+        throw SwapError(K::incompatible, "instance '" + in.name + "' is disabled; a new build applies from the next start");
+    if (next->kind != cur.kind)
+        throw SwapError(K::incompatible, std::string("it is a ") + kind_name(next->kind) +
+                                             " plugin and the running build a " + kind_name(cur.kind) +
+                                             " plugin (a restart can change that)");
+    std::vector<ParamValue> values = carried_values(in, cur, *next);
+    check_swap_memory(in, *next, values);
+    qallow_instance* handle = create_replacement(index, *next, values);
+    SwapOutcome out;
+    std::vector<uint8_t> blob;
+    std::string problem = cur.desc->save_state ? move_state(in, cur, *next, handle, blob) : std::string();
     if (!problem.empty()) {
         next->desc->destroy(handle); // may hold half a state: never run it
         if (!options.fresh_on_state_mismatch) throw SwapError(K::state, problem);
@@ -720,16 +777,18 @@ SwapOutcome Simulation::swap(size_t index, std::shared_ptr<LoadedPlugin> next, c
         out.state = "started from its initial state (policy fresh): " + problem;
     } else if (cur.desc->save_state) {
         out.state_bytes = blob.size();
-        out.state = "state v" + std::to_string(cur.state_version) + " moved (" + std::to_string(blob.size()) + " bytes" +
-                    (next->state_version != cur.state_version
-                         ? ", loaded by a build of state v" + std::to_string(next->state_version)
-                         : "") +
-                    ")";
+        out.state = moved_state_text(cur, *next, blob.size());
     } else {
         out.state = "no state to move (the running build keeps none)";
     }
+    commit_swap(in, std::move(next), handle, std::move(values), std::move(blob));
+    return out;
+}
 
-    // Commit: nothing below can fail.
+// swap()'s last step, which cannot fail: the new build runs the instance,
+// the running one (unless one is already on probation) stands by.
+void Simulation::commit_swap(Instance& in, std::shared_ptr<LoadedPlugin> next, qallow_instance* handle,
+                             std::vector<ParamValue> values, std::vector<uint8_t> blob) {
     if (in.standby) {
         // Already on probation: the build that last passed it stays the fallback.
         in.plugin->desc->destroy(in.handle);
@@ -742,14 +801,13 @@ SwapOutcome Simulation::swap(size_t index, std::shared_ptr<LoadedPlugin> next, c
         const double* v = signals_.values();
         sb->outputs.assign(v + in.first_slot, v + in.first_slot + in.slot_count);
         sb->state = std::move(blob);
-        sb->state_version = cur.state_version;
+        sb->state_version = in.plugin->state_version;
         sb->swap_tick = tick_;
         in.standby = std::move(sb);
     }
     in.plugin = std::move(next);
     in.handle = handle;
     in.values = std::move(values);
-    return out;
 }
 
 void Simulation::confirm(size_t instance) {

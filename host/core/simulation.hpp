@@ -246,6 +246,11 @@ public:
 
 private:
     void create(size_t index, const InstanceConfig& ic);
+    // The constructor's bind step for instance `index`, once every instance is created.
+    void bind_instance(size_t index, const InstanceConfig& ic);
+    // swap()'s last step, which cannot fail.
+    void commit_swap(Instance& in, std::shared_ptr<LoadedPlugin> next, qallow_instance* handle,
+                     std::vector<ParamValue> values, std::vector<uint8_t> blob);
     // swap(): a bound instance of `p` in the slots of instance `index`; throws SwapError.
     qallow_instance* create_replacement(size_t index, const LoadedPlugin& p, const std::vector<ParamValue>& values);
     int32_t redeclare_signal(size_t instance, const char* name, uint32_t flags);

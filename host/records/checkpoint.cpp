@@ -142,119 +142,154 @@ std::string content_digest(std::string_view content) {
     return crypto::sha256_hex(all);
 }
 
-// Every field the readers use, with its type, and the blobs laid back to
-// back inside the payload: after this, nothing read from a header can throw
-// or reach outside the file, however the header was forged (a forger can
-// recompute the digest).  Returns what is wrong, empty when nothing is; sets
-// `payload_bytes` to the payload's size as the header describes it.
-std::string header_problem(const json& h, uint64_t header_size, uint64_t& payload_bytes) {
-    // Far above any real file, far below where a sum of sizes could wrap.
-    constexpr uint64_t kMaxPayload = uint64_t(1) << 56;
-    auto field = [](const json& o, const char* key, std::string where) -> std::string {
-        return o.is_object() && o.contains(key) ? "" : where + key + ": missing";
-    };
-    auto whole = [](const json& v) { return v.is_number_unsigned(); };
-    auto text = [](const json& v) { return v.is_string(); };
-    auto expect = [&](const json& o, const char* key, auto ok, const char* what, const std::string& where) {
-        if (auto p = field(o, key, where); !p.empty()) return p;
-        return ok(o.at(key)) ? std::string() : where + key + ": " + o.at(key).type_name() + ", expected " + what;
-    };
-    if (!h.is_object()) return std::string("header is ") + h.type_name() + ", expected an object";
-    for (const char* k : {"tick", "trial", "seed", "header_size"})
-        if (auto p = expect(h, k, whole, "an unsigned integer", "header."); !p.empty()) return p;
-    if (h.at("header_size").get<uint64_t>() != header_size) return "header_size disagrees with the prefix";
-    if (auto p = expect(h, "config_digest", text, "a string", "header."); !p.empty()) return p;
-    if (auto p = field(h, "resolved", "header."); !p.empty()) return p;
-    auto is_object = [](const json& v) { return v.is_object(); };
-    auto is_array = [](const json& v) { return v.is_array(); };
+// header_problem's vocabulary: each returns what is wrong, empty when nothing is.
+using Check = bool (*)(const json&);
+bool is_whole(const json& v) { return v.is_number_unsigned(); }
+bool is_text(const json& v) { return v.is_string(); }
+bool is_object(const json& v) { return v.is_object(); }
+bool is_array(const json& v) { return v.is_array(); }
+bool is_flag(const json& v) { return v.is_boolean(); }
+
+std::string missing(const json& o, const char* key, const std::string& where) {
+    return o.is_object() && o.contains(key) ? "" : where + key + ": missing";
+}
+
+std::string expect(const json& o, const char* key, Check ok, const char* what, const std::string& where) {
+    if (auto p = missing(o, key, where); !p.empty()) return p;
+    return ok(o.at(key)) ? std::string() : where + key + ": " + o.at(key).type_name() + ", expected " + what;
+}
+
+std::string strings_problem(const json& list, const char* where) {
+    for (const auto& s : list)
+        if (!s.is_string()) return std::string(where) + ": holds a " + s.type_name() + ", expected strings";
+    return "";
+}
+
+std::string origin_problem(const json& h) {
     if (auto p = expect(h, "origin", is_object, "an object", "header."); !p.empty()) return p;
     const json& o = h.at("origin");
     for (const char* k : {"config_file", "plugin_dir", "out_dir"})
-        if (auto p = expect(o, k, text, "a string", "header.origin."); !p.empty()) return p;
+        if (auto p = expect(o, k, is_text, "a string", "header.origin."); !p.empty()) return p;
     if (auto p = expect(o, "sets", is_array, "an array of strings", "header.origin."); !p.empty()) return p;
-    for (const auto& s : o.at("sets"))
-        if (!s.is_string()) return "header.origin.sets: holds a " + std::string(s.type_name()) + ", expected strings";
+    return strings_problem(o.at("sets"), "header.origin.sets");
+}
+
+std::string facts_problem(const json& h) {
     if (auto p = expect(h, "facts", is_object, "an object", "header."); !p.empty()) return p;
     const json& f = h.at("facts");
     for (const char* k : {"ethics_pass", "ethics_fail", "first_ethics_failure"})
-        if (auto p = expect(f, k, whole, "an unsigned integer", "header.facts."); !p.empty()) return p;
+        if (auto p = expect(f, k, is_whole, "an unsigned integer", "header.facts."); !p.empty()) return p;
     if (auto p = expect(f, "faults", is_array, "an array of strings", "header.facts."); !p.empty()) return p;
-    for (const auto& s : f.at("faults"))
-        if (!s.is_string()) return "header.facts.faults: holds a " + std::string(s.type_name()) + ", expected strings";
+    return strings_problem(f.at("faults"), "header.facts.faults");
+}
 
-    // The payload: the signal table at offset 0, then each blob right after
-    // the one before.  Sums are checked against the payload's size as they
-    // go, so no forged size can wrap around.
+// The signal table, at offset 0 of the payload; `at` is set to its end.
+std::string signals_problem(const json& h, uint64_t& at) {
     if (auto p = expect(h, "signals", is_object, "an object", "header."); !p.empty()) return p;
     const json& s = h.at("signals");
     for (const char* k : {"names", "flags"})
         if (auto p = expect(s, k, is_array, "an array", "header.signals."); !p.empty()) return p;
     for (const char* k : {"offset", "size"})
-        if (auto p = expect(s, k, whole, "an unsigned integer", "header.signals."); !p.empty()) return p;
+        if (auto p = expect(s, k, is_whole, "an unsigned integer", "header.signals."); !p.empty()) return p;
     const json& names = s.at("names");
-    for (const auto& n : names)
-        if (!n.is_string()) return "header.signals.names: holds a " + std::string(n.type_name()) + ", expected strings";
+    if (auto p = strings_problem(names, "header.signals.names"); !p.empty()) return p;
     uint64_t n_signals = names.size();
     if (s.at("flags").size() != n_signals) return "header.signals.flags: not one per name";
     if (s.at("offset").get<uint64_t>() != 0) return "header.signals.offset: must be 0";
     if (s.at("size").get<uint64_t>() != n_signals * sizeof(double))
         return "header.signals.size: " + s.at("size").dump() + ", expected 8 bytes per signal (" +
                std::to_string(n_signals * sizeof(double)) + ")";
-    uint64_t at = n_signals * sizeof(double);
+    at = n_signals * sizeof(double);
+    return "";
+}
+
+// One instance's entry; its blob must start at `at`, which moves past it.
+std::string instance_problem(const json& in, const std::string& where, uint64_t& at) {
+    // Far above any real file, far below where a sum of sizes could wrap.
+    constexpr uint64_t kMaxPayload = uint64_t(1) << 56;
+    if (!in.is_object()) return where.substr(0, where.size() - 1) + ": " + in.type_name() + ", expected an object";
+    for (const char* k : {"name", "plugin", "version", "sha256"})
+        if (auto p = expect(in, k, is_text, "a string", where); !p.empty()) return p;
+    for (const char* k : {"stateless", "disabled"})
+        if (auto p = expect(in, k, is_flag, "true or false", where); !p.empty()) return p;
+    if (auto p = expect(in, "params", is_object, "an object", where); !p.empty()) return p;
+    for (const char* k : {"state_version", "offset", "size"})
+        if (auto p = expect(in, k, is_whole, "an unsigned integer", where); !p.empty()) return p;
+    if (in.at("state_version").get<uint64_t>() > UINT32_MAX) return where + "state_version: above 2^32-1";
+    if (in.contains("batch")) {
+        const json& b = in.at("batch");
+        if (!b.is_object()) return where + "batch: " + b.type_name() + ", expected an object";
+        for (const char* k : {"done", "deferred", "forced", "paused"})
+            if (auto p = expect(b, k, is_whole, "an unsigned integer", where + "batch."); !p.empty()) return p;
+    }
+    uint64_t off = in.at("offset").get<uint64_t>(), size = in.at("size").get<uint64_t>();
+    if (off != at)
+        return where + "offset: " + std::to_string(off) + ", expected " + std::to_string(at) +
+               " (right after the blob before it)";
+    if (size > kMaxPayload - at) return where + "size: " + std::to_string(size) + " bytes: past any real state";
+    at += size;
+    return "";
+}
+
+// Every field the readers use, with its type, and the blobs laid back to
+// back inside the payload: after this, nothing read from a header can throw
+// or reach outside the file, however the header was forged (a forger can
+// recompute the digest).  Returns what is wrong, empty when nothing is; sets
+// `payload_bytes` to the payload's size as the header describes it.
+std::string header_problem(const json& h, uint64_t header_size, uint64_t& payload_bytes) {
+    if (!h.is_object()) return std::string("header is ") + h.type_name() + ", expected an object";
+    for (const char* k : {"tick", "trial", "seed", "header_size"})
+        if (auto p = expect(h, k, is_whole, "an unsigned integer", "header."); !p.empty()) return p;
+    if (h.at("header_size").get<uint64_t>() != header_size) return "header_size disagrees with the prefix";
+    if (auto p = expect(h, "config_digest", is_text, "a string", "header."); !p.empty()) return p;
+    if (auto p = missing(h, "resolved", "header."); !p.empty()) return p;
+    if (auto p = origin_problem(h); !p.empty()) return p;
+    if (auto p = facts_problem(h); !p.empty()) return p;
+
+    // The payload: the signal table at offset 0, then each blob right after
+    // the one before.  Sums are checked against the payload's size as they
+    // go, so no forged size can wrap around.
+    uint64_t at = 0;
+    if (auto p = signals_problem(h, at); !p.empty()) return p;
     if (auto p = expect(h, "instances", is_array, "an array", "header."); !p.empty()) return p;
     const json& list = h.at("instances");
-    for (size_t i = 0; i < list.size(); ++i) {
-        std::string where = "header.instances[" + std::to_string(i) + "].";
-        const json& in = list[i];
-        if (!in.is_object()) return where.substr(0, where.size() - 1) + ": " + in.type_name() + ", expected an object";
-        for (const char* k : {"name", "plugin", "version", "sha256"})
-            if (auto p = expect(in, k, text, "a string", where); !p.empty()) return p;
-        for (const char* k : {"stateless", "disabled"})
-            if (auto p = expect(in, k, [](const json& v) { return v.is_boolean(); }, "true or false", where); !p.empty())
-                return p;
-        if (auto p = expect(in, "params", is_object, "an object", where); !p.empty()) return p;
-        for (const char* k : {"state_version", "offset", "size"})
-            if (auto p = expect(in, k, whole, "an unsigned integer", where); !p.empty()) return p;
-        if (in.at("state_version").get<uint64_t>() > UINT32_MAX) return where + "state_version: above 2^32-1";
-        if (in.contains("batch")) {
-            const json& b = in.at("batch");
-            if (!b.is_object()) return where + "batch: " + b.type_name() + ", expected an object";
-            for (const char* k : {"done", "deferred", "forced", "paused"})
-                if (auto p = expect(b, k, whole, "an unsigned integer", where + "batch."); !p.empty()) return p;
-        }
-        uint64_t off = in.at("offset").get<uint64_t>(), size = in.at("size").get<uint64_t>();
-        if (off != at)
-            return where + "offset: " + std::to_string(off) + ", expected " + std::to_string(at) +
-                   " (right after the blob before it)";
-        if (size > kMaxPayload - at) return where + "size: " + std::to_string(size) + " bytes: past any real state";
-        at += size;
-    }
+    for (size_t i = 0; i < list.size(); ++i)
+        if (auto p = instance_problem(list[i], "header.instances[" + std::to_string(i) + "].", at); !p.empty()) return p;
     payload_bytes = at;
     return "";
 }
 
-} // namespace
+// ---- write_checkpoint's steps -------------------------------------------------
 
-std::string_view Checkpoint::blob(size_t i) const {
-    const json& in = header.at("instances").at(i);
-    size_t base = kPrefix + header.at("header_size").get<size_t>();
-    return std::string_view(bytes).substr(base + in.at("offset").get<size_t>(), in.at("size").get<size_t>());
+json instance_entries(const std::vector<Instance>& instances, const std::vector<size_t>& sizes, size_t& offset) {
+    json list = json::array();
+    for (size_t i = 0; i < instances.size(); ++i) {
+        const Instance& in = instances[i];
+        json params = json::object();
+        for (size_t p = 0; p < in.values.size(); ++p) params[in.plugin->params[p].name] = value_to_json(in.values[p]);
+        json item = {{"name", in.name},
+                     {"plugin", in.plugin->name},
+                     {"version", in.plugin->version},
+                     {"sha256", in.plugin->sha256},
+                     {"state_version", in.plugin->state_version},
+                     {"stateless", in.plugin->desc->save_state == nullptr},
+                     {"disabled", in.disabled},
+                     {"params", params},
+                     {"offset", offset},
+                     {"size", sizes[i]}};
+        if (in.batch)
+            item["batch"] = {{"done", in.batch_done}, {"deferred", in.batch_deferred}, {"forced", in.batch_forced},
+                             {"paused", in.batch_paused}};
+        offset += sizes[i];
+        list.push_back(std::move(item));
+    }
+    return list;
 }
 
-std::string_view Checkpoint::signal_table() const {
-    const json& s = header.at("signals");
-    size_t base = kPrefix + header.at("header_size").get<size_t>();
-    return std::string_view(bytes).substr(base + s.at("offset").get<size_t>(), s.at("size").get<size_t>());
-}
-
-fs::path write_checkpoint(Simulation& sim, const RunFacts& facts, uint64_t trial, const CheckpointOrigin& origin,
-                          const fs::path& dir, std::string& digest) {
-    const auto& instances = sim.instances();
+// The header, every blob's offset in it; `payload` is set to the payload's size.
+json checkpoint_header(const Simulation& sim, const RunFacts& facts, uint64_t trial, const CheckpointOrigin& origin,
+                       const std::vector<size_t>& sizes, size_t& payload) {
     const Signals& sig = sim.signals();
-    // Sizes first, so that the header (with every offset) can precede the blobs
-    // and each blob is copied once, straight into the file's buffer.
-    std::vector<size_t> sizes;
-    for (const auto& in : instances) sizes.push_back(save_blob(in, nullptr, 0));
     json h;
     h["format"] = "qallow-checkpoint";
     h["format_version"] = kFormat;
@@ -277,30 +312,14 @@ fs::path write_checkpoint(Simulation& sim, const RunFacts& facts, uint64_t trial
     }
     size_t offset = sig.size() * sizeof(double);
     h["signals"] = {{"names", names}, {"flags", flags}, {"offset", 0}, {"size", offset}};
-    json list = json::array();
-    for (size_t i = 0; i < instances.size(); ++i) {
-        const Instance& in = instances[i];
-        json params = json::object();
-        for (size_t p = 0; p < in.values.size(); ++p) params[in.plugin->params[p].name] = value_to_json(in.values[p]);
-        json item = {{"name", in.name},
-                     {"plugin", in.plugin->name},
-                     {"version", in.plugin->version},
-                     {"sha256", in.plugin->sha256},
-                     {"state_version", in.plugin->state_version},
-                     {"stateless", in.plugin->desc->save_state == nullptr},
-                     {"disabled", in.disabled},
-                     {"params", params},
-                     {"offset", offset},
-                     {"size", sizes[i]}};
-        if (in.batch)
-            item["batch"] = {{"done", in.batch_done}, {"deferred", in.batch_deferred}, {"forced", in.batch_forced},
-                             {"paused", in.batch_paused}};
-        offset += sizes[i];
-        list.push_back(std::move(item));
-    }
-    h["instances"] = list;
-    // header_size is in the header too (readers need it to find the blobs);
-    // its own digits may change the size, hence the loop.
+    h["instances"] = instance_entries(sim.instances(), sizes, offset);
+    payload = offset;
+    return h;
+}
+
+// header_size is in the header too (readers need it to find the blobs);
+// its own digits may change the size, hence the loop.
+std::string sized_header_text(json& h) {
     std::string text;
     size_t hs = 0;
     for (;;) {
@@ -309,10 +328,17 @@ fs::path write_checkpoint(Simulation& sim, const RunFacts& facts, uint64_t trial
         if (text.size() == hs) break;
         hs = text.size();
     }
-    // Not zero-filled: every byte is written below.
-    size_t total = kPrefix + text.size() + offset + kTrailer;
+    return text;
+}
+
+// The whole file but the trailer's digest: prefix, header, signal table,
+// each instance's blob.  Not zero-filled: every byte but the trailer is
+// written here, the trailer once the digest is known.
+std::unique_ptr<char[]> lay_out(const Simulation& sim, const std::string& text, const std::vector<size_t>& sizes,
+                                size_t total) {
+    const auto& instances = sim.instances();
+    const Signals& sig = sim.signals();
     std::unique_ptr<char[]> storage(new char[total]);
-    std::string_view buf(storage.get(), total);
     auto* out = storage.get();
     std::memcpy(out, kMagic, 8);
     put_u32(out, 8, kFormat);
@@ -327,42 +353,48 @@ fs::path write_checkpoint(Simulation& sim, const RunFacts& facts, uint64_t trial
             throw std::runtime_error("instance '" + instances[i].name + "': save_state changed size between calls");
         at += sizes[i];
     }
-    size_t content = buf.size() - kTrailer;
+    return storage;
+}
 
+// Writes the content to `fd` while this thread hashes it (for a big model
+// the two take about as long as each other), then the digest as trailer,
+// then fsyncs.  `digest` is set as soon as it is known.
+void write_hashed(int fd, char* buf, size_t content, const fs::path& tmp, std::string& digest) {
+    std::exception_ptr failed;
+    std::thread writer([&] {
+        try {
+            // Start the disk writeback of each piece at once (Linux), so
+            // the fsync below waits for the tail only, not for the whole
+            // file: writing overlaps hashing and the disk.
+            constexpr size_t kPiece = size_t(16) << 20;
+            for (size_t off = 0; off < content; off += kPiece) {
+                size_t n = std::min(kPiece, content - off);
+                write_all(fd, buf + off, n, tmp);
+#ifdef __linux__
+                ::sync_file_range(fd, static_cast<off_t>(off), static_cast<off_t>(n), SYNC_FILE_RANGE_WRITE);
+#endif
+            }
+        } catch (...) {
+            failed = std::current_exception();
+        }
+    });
+    digest = content_digest(std::string_view(buf, content));
+    writer.join();
+    if (failed) std::rethrow_exception(failed);
+    std::memcpy(buf + content, digest.data(), kTrailer);
+    write_all(fd, buf + content, kTrailer, tmp);
+    if (::fsync(fd) != 0) throw std::runtime_error(tmp.string() + ": fsync failed: " + errno_text());
+}
+
+// A hidden temporary file, renamed to `file` once complete and synced: a
+// checkpoint on disk is whole or absent.
+void write_file_atomically(const fs::path& dir, const fs::path& file, char* buf, size_t total, std::string& digest) {
     std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) throw std::runtime_error(dir.string() + ": cannot create: " + ec.message());
-    fs::path file = dir / file_name(trial, sim.tick());
     fs::path tmp = dir / ("." + file.filename().string() + ".tmp");
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw std::runtime_error(tmp.string() + ": cannot create: " + errno_text());
     try {
-        // The content goes to the file while this thread hashes it (for a
-        // big model the two take about as long as each other).
-        std::exception_ptr failed;
-        std::thread writer([&] {
-            try {
-                // Start the disk writeback of each piece at once (Linux), so
-                // the fsync below waits for the tail only, not for the whole
-                // file: writing overlaps hashing and the disk.
-                constexpr size_t kPiece = size_t(16) << 20;
-                for (size_t off = 0; off < content; off += kPiece) {
-                    size_t n = std::min(kPiece, content - off);
-                    write_all(fd, buf.data() + off, n, tmp);
-#ifdef __linux__
-                    ::sync_file_range(fd, static_cast<off_t>(off), static_cast<off_t>(n), SYNC_FILE_RANGE_WRITE);
-#endif
-                }
-            } catch (...) {
-                failed = std::current_exception();
-            }
-        });
-        digest = content_digest(std::string_view(buf.data(), content));
-        writer.join();
-        if (failed) std::rethrow_exception(failed);
-        std::memcpy(out + content, digest.data(), kTrailer);
-        write_all(fd, buf.data() + content, kTrailer, tmp);
-        if (::fsync(fd) != 0) throw std::runtime_error(tmp.string() + ": fsync failed: " + errno_text());
+        write_hashed(fd, buf, total - kTrailer, tmp, digest);
     } catch (...) {
         ::close(fd);
         fs::remove(tmp, ec);
@@ -378,6 +410,39 @@ fs::path write_checkpoint(Simulation& sim, const RunFacts& facts, uint64_t trial
         throw std::runtime_error(file.string() + ": rename failed: " + why);
     }
     fsync_dir(dir);
+}
+
+} // namespace
+
+std::string_view Checkpoint::blob(size_t i) const {
+    const json& in = header.at("instances").at(i);
+    size_t base = kPrefix + header.at("header_size").get<size_t>();
+    return std::string_view(bytes).substr(base + in.at("offset").get<size_t>(), in.at("size").get<size_t>());
+}
+
+std::string_view Checkpoint::signal_table() const {
+    const json& s = header.at("signals");
+    size_t base = kPrefix + header.at("header_size").get<size_t>();
+    return std::string_view(bytes).substr(base + s.at("offset").get<size_t>(), s.at("size").get<size_t>());
+}
+
+fs::path write_checkpoint(Simulation& sim, const RunFacts& facts, uint64_t trial, const CheckpointOrigin& origin,
+                          const fs::path& dir, std::string& digest) {
+    // Sizes first, so that the header (with every offset) can precede the blobs
+    // and each blob is copied once, straight into the file's buffer.
+    std::vector<size_t> sizes;
+    for (const auto& in : sim.instances()) sizes.push_back(save_blob(in, nullptr, 0));
+    size_t payload = 0;
+    json h = checkpoint_header(sim, facts, trial, origin, sizes, payload);
+    std::string text = sized_header_text(h);
+    size_t total = kPrefix + text.size() + payload + kTrailer;
+    std::unique_ptr<char[]> storage = lay_out(sim, text, sizes, total);
+
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) throw std::runtime_error(dir.string() + ": cannot create: " + ec.message());
+    fs::path file = dir / file_name(trial, sim.tick());
+    write_file_atomically(dir, file, storage.get(), total, digest);
     return file;
 }
 

@@ -268,6 +268,68 @@ void Ledger::tick_done() {
 
 // ---------------------------------------------------------------- verify
 
+namespace {
+
+// One chain per node: a node's ledger holds one; the datacentre's cluster
+// ledger one per node, each starting where the datacentre first heard from
+// that node (not necessarily at sequence 1).
+struct Chain {
+    std::string prev_hash = kGenesisHash, prev_ts;
+    uint64_t entries = 0, last_seq = 0;
+};
+
+// The line as an entry, into `e`: valid JSON of the right shape, written in
+// canonical form.  Returns what is wrong, empty when nothing is.
+std::string entry_problem(std::string_view raw, json& e) {
+    e = parse_json_or_discarded(raw);
+    if (e.is_discarded()) return "not valid JSON";
+    if (auto p = shape_problem(e); !p.empty()) return p;
+    // The bytes as written, not what a lenient parser makes of them: a
+    // BOM, a CR, a space or a repeated key parse to the same entry, yet
+    // they are changed bytes and must be named.
+    if (std::string want = canonical(e); want != raw) {
+        size_t at = std::mismatch(want.begin(), want.end(), raw.begin(), raw.end()).first - want.begin();
+        return "not the canonical form of its entry (first difference at byte " + std::to_string(at + 1) +
+               "): the line was reformatted or edited (whitespace, CR, BOM, a repeated key, a "
+               "rewritten number)";
+    }
+    return "";
+}
+
+// The entry follows `c`, the chain of its node: sequence, previous hash, its
+// own hash, its timestamp.  `who` starts each message.
+std::string link_problem(const json& e, const Chain& c, bool first, bool cluster, const std::string& who) {
+    uint64_t seq = e["sequence"];
+    bool mid_chain_start = cluster && first && seq > 1;
+    if (!mid_chain_start && seq != c.last_seq + 1)
+        return who + "sequence " + std::to_string(seq) + ", expected " + std::to_string(c.last_seq + 1) +
+               (seq > c.last_seq + 1 ? ": an entry is missing (or out of order)" : ": out of order or repeated");
+    if (!mid_chain_start && e["previous_hash"] != c.prev_hash)
+        return who + (first ? "previous_hash is not the genesis value (64 zeros): the start of the ledger is missing"
+                            : "previous_hash does not match the hash of the entry before it: the chain is broken");
+    std::string hash = e["hash"];
+    if (entry_hash(e) != hash) return who + "hash does not match the entry's contents: the entry was changed";
+    std::string ts = e["timestamp"];
+    if (!is_iso8601_ms(ts)) return who + "timestamp \"" + ts + "\" is not YYYY-MM-DDTHH:MM:SS.mmmZ";
+    if (ts < c.prev_ts) return who + "timestamp " + ts + " is before the previous entry's " + c.prev_ts;
+    return "";
+}
+
+std::string signature_problem(const json& e, const crypto::Trust& keys, const fs::path& trust_dir,
+                              const std::string& node, const std::string& who) {
+    std::string id = e["key_id"];
+    auto k = keys.find(id);
+    if (k == keys.end()) return who + "key_id " + id + " is not in the trust directory " + trust_dir.string();
+    if (k->second.node != node)
+        return who + "signed with key " + id + ", which speaks for node '" + k->second.node + "' (" + k->second.node +
+               ".pub), not for '" + node + "'";
+    if (!k->second.key.verify_base64(crypto::from_hex(e["hash"].get<std::string>()), e["signature"].get<std::string>()))
+        return who + "signature does not verify against key " + id;
+    return "";
+}
+
+} // namespace
+
 VerifyReport verify_ledger(const fs::path& file, const std::optional<fs::path>& trust_dir, bool cluster) {
     VerifyReport rep;
     crypto::Trust keys;
@@ -282,13 +344,6 @@ VerifyReport verify_ledger(const fs::path& file, const std::optional<fs::path>& 
         rep.reason = std::move(why);
         return rep;
     };
-    // One chain per node: a node's ledger holds one; the datacentre's
-    // cluster ledger one per node, each starting where the datacentre first
-    // heard from that node (not necessarily at sequence 1).
-    struct Chain {
-        std::string prev_hash = kGenesisHash, prev_ts;
-        uint64_t entries = 0, last_seq = 0;
-    };
     std::map<std::string, Chain> chains;
     std::string first_node;
     uint64_t line = 0;
@@ -301,18 +356,8 @@ VerifyReport verify_ledger(const fs::path& file, const std::optional<fs::path>& 
                                  " bytes, no newline): an append that never finished; the node cuts it off at its next start");
         std::string_view raw(text.data() + pos, nl - pos);
         pos = nl + 1;
-        json e = parse_json_or_discarded(raw);
-        if (e.is_discarded()) return bad(line, "not valid JSON");
-        if (auto p = shape_problem(e); !p.empty()) return bad(line, p);
-        // The bytes as written, not what a lenient parser makes of them: a
-        // BOM, a CR, a space or a repeated key parse to the same entry, yet
-        // they are changed bytes and must be named.
-        if (std::string want = canonical(e); want != raw) {
-            size_t at = std::mismatch(want.begin(), want.end(), raw.begin(), raw.end()).first - want.begin();
-            return bad(line, "not the canonical form of its entry (first difference at byte " + std::to_string(at + 1) +
-                                 "): the line was reformatted or edited (whitespace, CR, BOM, a repeated key, a "
-                                 "rewritten number)");
-        }
+        json e;
+        if (auto p = entry_problem(raw, e); !p.empty()) return bad(line, p);
         std::string node = e["node_id"];
         if (first_node.empty()) first_node = node;
         if (!cluster && node != first_node)
@@ -327,33 +372,12 @@ VerifyReport verify_ledger(const fs::path& file, const std::optional<fs::path>& 
             first = true;
         }
         std::string who = cluster ? node + "'s entry: " : "";
-        uint64_t seq = e["sequence"];
-        bool mid_chain_start = cluster && first && seq > 1;
-        if (!mid_chain_start && seq != c.last_seq + 1)
-            return bad(line, who + "sequence " + std::to_string(seq) + ", expected " + std::to_string(c.last_seq + 1) +
-                                 (seq > c.last_seq + 1 ? ": an entry is missing (or out of order)" : ": out of order or repeated"));
-        if (!mid_chain_start && e["previous_hash"] != c.prev_hash)
-            return bad(line, who + (first ? "previous_hash is not the genesis value (64 zeros): the start of the ledger is missing"
-                                          : "previous_hash does not match the hash of the entry before it: the chain is broken"));
-        std::string hash = e["hash"];
-        if (entry_hash(e) != hash) return bad(line, who + "hash does not match the entry's contents: the entry was changed");
-        std::string ts = e["timestamp"];
-        if (!is_iso8601_ms(ts)) return bad(line, who + "timestamp \"" + ts + "\" is not YYYY-MM-DDTHH:MM:SS.mmmZ");
-        if (ts < c.prev_ts) return bad(line, who + "timestamp " + ts + " is before the previous entry's " + c.prev_ts);
-        if (trust_dir) {
-            std::string id = e["key_id"];
-            auto k = keys.find(id);
-            if (k == keys.end())
-                return bad(line, who + "key_id " + id + " is not in the trust directory " + trust_dir->string());
-            if (k->second.node != node)
-                return bad(line, who + "signed with key " + id + ", which speaks for node '" + k->second.node +
-                                     "' (" + k->second.node + ".pub), not for '" + node + "'");
-            if (!k->second.key.verify_base64(crypto::from_hex(hash), e["signature"].get<std::string>()))
-                return bad(line, who + "signature does not verify against key " + id);
-        }
-        c.prev_hash = hash;
-        c.prev_ts = ts;
-        c.last_seq = seq;
+        if (auto p = link_problem(e, c, first, cluster, who); !p.empty()) return bad(line, p);
+        if (trust_dir)
+            if (auto p = signature_problem(e, keys, *trust_dir, node, who); !p.empty()) return bad(line, p);
+        c.prev_hash = e["hash"].get<std::string>();
+        c.prev_ts = e["timestamp"].get<std::string>();
+        c.last_seq = e["sequence"].get<uint64_t>();
         ++c.entries;
         ++rep.entries;
         rep.per_node[node] = c.entries;

@@ -22,6 +22,15 @@ std::string short_sha(const std::string& sha) { return sha.empty() ? "unknown" :
 // "counter 1.0.0 (sha256 0123456789abcdef)"
 std::string build(const LoadedPlugin& p) { return p.name + " " + p.version + " (sha256 " + short_sha(p.sha256) + ")"; }
 
+// Whatever ran from this file keeps running if the new build is refused.
+std::string keeps_running(const Simulation& sim, const fs::path& file) {
+    std::string list;
+    for (const auto& in : sim.instances())
+        if (!in.disabled && in.plugin->file == file)
+            list += (list.empty() ? "" : ", ") + build(*in.plugin) + " keeps running instance '" + in.name + "'";
+    return list.empty() ? std::string("no running instance came from this file") : list;
+}
+
 } // namespace
 
 ReloadHook::ReloadHook(Setup setup, Catalog& catalog, const Simulation& sim)
@@ -159,117 +168,142 @@ void ReloadHook::end_marker_if_unused(const std::string& sha256) {
     s_.guard->end(sha256);
 }
 
-void ReloadHook::on_complete(Simulation& sim, const fs::path& file) {
-    std::string sha;
-    bool began = false;
+// ---- on_complete()'s steps ----------------------------------------------------------
+
+// What may load: not a build that already runs or waits in the catalog, not a
+// quarantined one, not one refused or rolled back earlier in this run.
+std::string ReloadHook::admit(const Simulation& sim, const std::string& digest, const fs::path& file, bool& began) {
+    for (const auto& in : sim.instances())
+        if (!in.disabled && in.plugin->sha256 == digest) return kUnchanged;
+    for (const auto& p : catalog_.plugins)
+        if (p->sha256 == digest) return kUnchanged;
+    if (s_.quarantine)
+        if (const QuarantineEntry* q = s_.quarantine->find(digest)) return Quarantine::refusal(*q);
+    if (auto it = rejected_.find(digest); it != rejected_.end())
+        return "this build was " + it->second + " earlier in this run";
+    if (s_.guard) {
+        s_.guard->begin(digest, file);
+        began = true;
+    }
+    return {};
+}
+
+// The new build from `file`, or null when it is refused (or already runs).
+std::shared_ptr<LoadedPlugin> ReloadHook::load_build(Simulation& sim, const fs::path& file, std::string& sha,
+                                                     bool& began) {
     LoadOptions lo;
     lo.private_dir = s_.cache_dir;
     lo.before_open = [&](const std::string& digest, const fs::path&) -> std::string {
         sha = digest;
-        for (const auto& in : sim.instances())
-            if (!in.disabled && in.plugin->sha256 == digest) return kUnchanged;
-        for (const auto& p : catalog_.plugins)
-            if (p->sha256 == digest) return kUnchanged;
-        if (s_.quarantine)
-            if (const QuarantineEntry* q = s_.quarantine->find(digest)) return Quarantine::refusal(*q);
-        if (auto it = rejected_.find(digest); it != rejected_.end())
-            return "this build was " + it->second + " earlier in this run";
-        if (s_.guard) {
-            s_.guard->begin(digest, file);
-            began = true;
-        }
-        return {};
+        return admit(sim, digest, file, began);
     };
-    // Whatever ran from this file keeps running if the new build is refused.
-    auto keeps = [&]() {
-        std::string list;
-        for (const auto& in : sim.instances())
-            if (!in.disabled && in.plugin->file == file)
-                list += (list.empty() ? "" : ", ") + build(*in.plugin) + " keeps running instance '" + in.name + "'";
-        return list.empty() ? std::string("no running instance came from this file") : list;
-    };
-
-    std::shared_ptr<LoadedPlugin> next;
     try {
-        next = load_plugin(file, lo);
+        return load_plugin(file, lo);
     } catch (const std::exception& e) {
         if (e.what() == kUnchanged) {
             spdlog::debug("reload: {} (sha256 {}) already runs; nothing to do", file.string(), short_sha(sha));
-            return;
+            return nullptr;
         }
-        if (began) s_.guard->end(sha);
-        ++counts_.refused;
-        spdlog::warn("reload: refused {} (sha256 {}): {}; {}", file.string(), short_sha(sha), e.what(), keeps());
-        const LoadedPlugin* old = nullptr;
-        for (const auto& in : sim.instances())
-            if (!in.disabled && in.plugin->file == file) old = in.plugin.get();
-        event(sim, "refused", "", old, nullptr, file, sha, e.what());
-        return;
+        refuse_load(sim, file, sha, began, e.what());
+        return nullptr;
     }
+}
+
+void ReloadHook::refuse_load(const Simulation& sim, const fs::path& file, const std::string& sha, bool began,
+                             const std::string& why) {
+    if (began) s_.guard->end(sha);
+    ++counts_.refused;
+    spdlog::warn("reload: refused {} (sha256 {}): {}; {}", file.string(), short_sha(sha), why, keeps_running(sim, file));
+    const LoadedPlugin* old = nullptr;
+    for (const auto& in : sim.instances())
+        if (!in.disabled && in.plugin->file == file) old = in.plugin.get();
+    event(sim, "refused", "", old, nullptr, file, sha, why);
+}
+
+void ReloadHook::put_in_catalog(const std::shared_ptr<LoadedPlugin>& next) {
+    auto in_catalog = std::find_if(catalog_.plugins.begin(), catalog_.plugins.end(),
+                                   [&](const auto& p) { return p->name == next->name; });
+    if (in_catalog != catalog_.plugins.end())
+        *in_catalog = next;
+    else
+        catalog_.plugins.push_back(next);
+}
+
+// No running instance uses the plugin: the build waits in the catalog.
+void ReloadHook::keep_unused(const Simulation& sim, const std::shared_ptr<LoadedPlugin>& next, bool began) {
+    std::string unloaded;
+    for (const auto& in : sim.instances())
+        if (in.disabled && in.plugin->name == next->name) unloaded += " '" + in.name + "'";
+    spdlog::info("reload: no running instance uses plugin '{}'{}; {} is what a Lua reset or the next start uses",
+                 next->name, unloaded.empty() ? "" : " (unloaded or disabled:" + unloaded + "; they stay out)",
+                 build(*next));
+    put_in_catalog(next);
+    if (began) s_.guard->end(next->sha256);
+}
+
+// The instance's earlier probation, if any, ends: the new build's starts.
+void ReloadHook::start_probation(size_t instance, const std::string& sha256, uint64_t until) {
+    std::vector<std::string> replaced;
+    for (auto it = probation_.begin(); it != probation_.end();)
+        if (it->instance == instance) {
+            replaced.push_back(it->sha256);
+            it = probation_.erase(it);
+        } else {
+            ++it;
+        }
+    probation_.push_back({instance, sha256, until});
+    for (const auto& sha_old : replaced) end_marker_if_unused(sha_old);
+}
+
+// True when instance `i` now runs `next`.
+bool ReloadHook::swap_in(Simulation& sim, size_t i, const std::shared_ptr<LoadedPlugin>& next, const fs::path& file) {
+    const Instance& in = sim.instances()[i];
+    std::shared_ptr<LoadedPlugin> old = in.plugin;
+    try {
+        SwapOptions so;
+        so.fresh_on_state_mismatch = s_.config.on_state_mismatch == StateMismatch::fresh;
+        SwapOutcome o = sim.swap(i, next, so);
+        ++counts_.reloaded;
+        start_probation(i, next->sha256, sim.tick() + s_.config.probation_ticks);
+        auto level = o.fresh ? spdlog::level::warn : spdlog::level::info;
+        spdlog::log(level, "reload: instance '{}' runs {} instead of {} from tick {} on; {}; on probation for {} ticks",
+                    in.name, build(*next), build(*old), sim.tick() + 1, o.state, s_.config.probation_ticks);
+        event(sim, o.fresh ? "reloaded_fresh" : "reloaded", in.name, old.get(), next.get(), file, next->sha256,
+              o.state);
+        return true;
+    } catch (const SwapError& e) {
+        spdlog::warn("reload: refused {} ({}) for instance '{}': {}{}; {} keeps running", build(*next),
+                     file.string(), in.name, e.what(),
+                     e.kind == SwapError::Kind::state ? " (policy reload.on_state_mismatch keep_old)" : "",
+                     build(*old));
+        event(sim, "refused", in.name, old.get(), next.get(), file, next->sha256, e.what());
+        return false;
+    }
+}
+
+void ReloadHook::on_complete(Simulation& sim, const fs::path& file) {
+    std::string sha;
+    bool began = false;
+    std::shared_ptr<LoadedPlugin> next = load_build(sim, file, sha, began);
+    if (!next) return;
     if (s_.guard) s_.guard->loaded(*next);
     ++counts_.loaded;
     spdlog::info("reload: loaded {} from {} (ABI {}.{}, state v{})", build(*next), file.string(), next->abi_major,
                  next->abi_minor, next->state_version);
     event(sim, "loaded", "", nullptr, next.get(), file, next->sha256, "");
 
-    auto in_catalog = std::find_if(catalog_.plugins.begin(), catalog_.plugins.end(),
-                                   [&](const auto& p) { return p->name == next->name; });
     std::vector<size_t> targets;
     for (size_t i = 0; i < sim.instances().size(); ++i)
         if (!sim.instances()[i].disabled && sim.instances()[i].plugin->name == next->name) targets.push_back(i);
     if (targets.empty()) {
-        std::string unloaded;
-        for (const auto& in : sim.instances())
-            if (in.disabled && in.plugin->name == next->name) unloaded += " '" + in.name + "'";
-        spdlog::info("reload: no running instance uses plugin '{}'{}; {} is what a Lua reset or the next start uses",
-                     next->name, unloaded.empty() ? "" : " (unloaded or disabled:" + unloaded + "; they stay out)",
-                     build(*next));
-        if (in_catalog != catalog_.plugins.end())
-            *in_catalog = next;
-        else
-            catalog_.plugins.push_back(next);
-        if (began) s_.guard->end(next->sha256);
+        keep_unused(sim, next, began);
         return;
     }
-
     size_t swapped = 0;
-    for (size_t i : targets) {
-        const Instance& in = sim.instances()[i];
-        std::shared_ptr<LoadedPlugin> old = in.plugin;
-        try {
-            SwapOptions so;
-            so.fresh_on_state_mismatch = s_.config.on_state_mismatch == StateMismatch::fresh;
-            SwapOutcome o = sim.swap(i, next, so);
-            ++swapped;
-            ++counts_.reloaded;
-            std::vector<std::string> replaced;
-            for (auto it = probation_.begin(); it != probation_.end();)
-                if (it->instance == i) {
-                    replaced.push_back(it->sha256);
-                    it = probation_.erase(it);
-                } else {
-                    ++it;
-                }
-            probation_.push_back({i, next->sha256, sim.tick() + s_.config.probation_ticks});
-            for (const auto& sha_old : replaced) end_marker_if_unused(sha_old);
-            auto level = o.fresh ? spdlog::level::warn : spdlog::level::info;
-            spdlog::log(level, "reload: instance '{}' runs {} instead of {} from tick {} on; {}; on probation for {} ticks",
-                        in.name, build(*next), build(*old), sim.tick() + 1, o.state, s_.config.probation_ticks);
-            event(sim, o.fresh ? "reloaded_fresh" : "reloaded", in.name, old.get(), next.get(), file, next->sha256,
-                  o.state);
-        } catch (const SwapError& e) {
-            spdlog::warn("reload: refused {} ({}) for instance '{}': {}{}; {} keeps running", build(*next),
-                         file.string(), in.name, e.what(),
-                         e.kind == SwapError::Kind::state ? " (policy reload.on_state_mismatch keep_old)" : "",
-                         build(*old));
-            event(sim, "refused", in.name, old.get(), next.get(), file, next->sha256, e.what());
-        }
-    }
+    for (size_t i : targets)
+        if (swap_in(sim, i, next, file)) ++swapped;
     if (swapped) {
-        if (in_catalog != catalog_.plugins.end())
-            *in_catalog = next;
-        else
-            catalog_.plugins.push_back(next);
+        put_in_catalog(next);
         return;
     }
     ++counts_.refused;

@@ -112,6 +112,18 @@ private:
         uint64_t until; // sim tick
     };
     void on_complete(Simulation& sim, const std::filesystem::path& file);
+    // on_complete's steps.
+    std::string admit(const Simulation& sim, const std::string& digest, const std::filesystem::path& file,
+                      bool& began);
+    std::shared_ptr<LoadedPlugin> load_build(Simulation& sim, const std::filesystem::path& file, std::string& sha,
+                                             bool& began);
+    void refuse_load(const Simulation& sim, const std::filesystem::path& file, const std::string& sha, bool began,
+                     const std::string& why);
+    void put_in_catalog(const std::shared_ptr<LoadedPlugin>& next);
+    void keep_unused(const Simulation& sim, const std::shared_ptr<LoadedPlugin>& next, bool began);
+    void start_probation(size_t instance, const std::string& sha256, uint64_t until);
+    bool swap_in(Simulation& sim, size_t i, const std::shared_ptr<LoadedPlugin>& next,
+                 const std::filesystem::path& file);
     void on_removed(Simulation& sim, const std::filesystem::path& file);
     void on_rollback(Simulation& sim, const Rollback& rb);
     void end_marker_if_unused(const std::string& sha256);

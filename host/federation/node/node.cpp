@@ -786,6 +786,117 @@ void FederationNode::on_reload_event(const json& e) {
     if (ev != "refused") plugins_changed_ = true;
 }
 
+// ---- deploy_tick()'s steps ----------------------------------------------------------
+
+void FederationNode::refuse_install(Runner& runner, const json& meta, const std::string& why) {
+    ++deploy_refused_;
+    {
+        std::lock_guard lk(mu_);
+        last_deploy_error_ = why;
+    }
+    json ev = meta;
+    ev["reason"] = why;
+    runner.record("deploy_refused", ev);
+    deploy_ack({{"id", meta["id"]}, {"op", "deploy"}, {"ok", false}, {"file", meta.value("file", "")},
+                {"outcome", "refused"}, {"error", why}, {"tick", runner.sim().tick()}});
+}
+
+// Into the plugin directory, where the hot reload finds it; then it waits
+// for the reload's word.
+void FederationNode::install(Runner& runner, DeployReady& r, std::chrono::steady_clock::time_point now) {
+    std::string file = r.meta.value("file", "");
+    std::error_code ec;
+    if (setup_.plugin_dir.empty()) {
+        refuse_install(runner, r.meta, "this node has no plugin directory");
+        return;
+    }
+    // A hidden name first (the watcher takes *.so only), then one rename:
+    // the plugin directory never holds half a file.
+    fs::path tmp = setup_.plugin_dir / ("." + file + ".deploy-tmp"), dest = setup_.plugin_dir / file;
+    fs::copy_file(r.part, tmp, fs::copy_options::overwrite_existing, ec);
+    if (!ec) fs::rename(tmp, dest, ec);
+    if (ec) {
+        fs::remove(tmp, ec);
+        refuse_install(runner, r.meta, "cannot install " + dest.string() + ": " + ec.message());
+        fs::remove(r.part, ec);
+        return;
+    }
+    fs::remove(r.part, ec);
+    spdlog::info("federation: deployment {}: installed {}", r.meta.value("id", "?"), dest.string());
+    PendingDeploy pd;
+    pd.meta = r.meta;
+    pd.deadline = now + std::chrono::seconds(10);
+    pending_deploys_.push_back(std::move(pd));
+}
+
+// What the reload's events say of the deployment; true when it is settled.
+bool FederationNode::follow_reload(PendingDeploy& pd, const std::vector<json>& events,
+                                   std::chrono::steady_clock::time_point now) {
+    const std::string sha = pd.meta.value("sha256", "");
+    bool done = false;
+    for (const auto& e : events) {
+        if (done || e.value("sha256", "") != sha) continue;
+        std::string ev = e.value("event", "");
+        if (ev == "loaded") {
+            pd.state = "loaded";
+            pd.version = e.value("new_version", "");
+            pd.outcome = "loaded";
+        } else if (ev == "reloaded" || ev == "reloaded_fresh") {
+            pd.state = "reloaded";
+            pd.version = e.value("new_version", pd.version);
+            pd.outcome = "reloaded";
+            // On probation: acked when it passes or is rolled back.
+            pd.deadline = now + std::chrono::seconds(10) +
+                          std::chrono::milliseconds(int64_t(setup_.probation_ticks) *
+                                                    std::max<int64_t>(1, int64_t(setup_.config.tick_ms)) * 2);
+        } else if (ev == "confirmed") {
+            done = true;
+            pd.outcome = "reloaded";
+            pd.version = e.value("new_version", pd.version);
+        } else if (ev == "refused" || ev == "rolled_back") {
+            done = true;
+            pd.outcome = ev;
+            pd.reason = e.value("detail", "");
+            // What runs now: the build kept, or the one rolled back to.
+            pd.version = ev == "rolled_back" ? e.value("new_version", "") : e.value("old_version", "");
+        }
+    }
+    return done;
+}
+
+void FederationNode::report_deploy(Runner& runner, PendingDeploy& pd, bool ok) {
+    json ack = {{"id", pd.meta["id"]}, {"op", "deploy"}, {"ok", ok},       {"file", pd.meta["file"]},
+                {"version", pd.version}, {"outcome", pd.outcome}, {"reason", pd.reason}, {"tick", runner.sim().tick()}};
+    if (!ok) ack["error"] = pd.reason.empty() ? pd.outcome : pd.outcome + ": " + pd.reason;
+    json ev = pd.meta;
+    ev["ok"] = ok;
+    ev["deployed_version"] = pd.meta.value("version", json()); // what the build said it is (null: it said nothing)
+    ev["version"] = pd.version;                                // what runs now
+    ev["outcome"] = pd.outcome;
+    ev["reason"] = pd.reason;
+    runner.record("deploy_installed", ev);
+    if (ok) ++deploy_installed_;
+    else ++deploy_refused_;
+    deploy_ack(std::move(ack));
+}
+
+// The instances' builds for the next birth message.
+void FederationNode::publish_plugins(Runner& runner) {
+    json plugins = json::array();
+    for (const auto& in : runner.sim().instances()) {
+        if (!in.plugin) continue;
+        plugins.push_back({{"instance", in.name}, {"plugin", in.plugin->name}, {"version", in.plugin->version},
+                           {"sha256", in.plugin->sha256}});
+        if (auto d = in.reports.find("device"); d != in.reports.end()) plugins.back()["device"] = d->second;
+    }
+    {
+        std::lock_guard lk(plugins_mu_);
+        setup_.plugins = std::move(plugins);
+    }
+    rebirth_due_ = true;
+    link_->wake();
+}
+
 // On the loop's thread, at a tick boundary: installs what arrived, matches
 // the hot reload's events to the deployments waiting for them, acks.
 void FederationNode::deploy_tick(Runner& runner) {
@@ -795,77 +906,13 @@ void FederationNode::deploy_tick(Runner& runner) {
         ready.swap(deploy_ready_);
     }
     auto now = std::chrono::steady_clock::now();
-    auto refuse = [&](const json& meta, const std::string& why) {
-        ++deploy_refused_;
-        {
-            std::lock_guard lk(mu_);
-            last_deploy_error_ = why;
-        }
-        json ev = meta;
-        ev["reason"] = why;
-        runner.record("deploy_refused", ev);
-        deploy_ack({{"id", meta["id"]}, {"op", "deploy"}, {"ok", false}, {"file", meta.value("file", "")},
-                    {"outcome", "refused"}, {"error", why}, {"tick", runner.sim().tick()}});
-    };
-    for (auto& r : ready) {
-        std::string file = r.meta.value("file", "");
-        std::error_code ec;
-        if (setup_.plugin_dir.empty()) {
-            refuse(r.meta, "this node has no plugin directory");
-            continue;
-        }
-        // A hidden name first (the watcher takes *.so only), then one rename:
-        // the plugin directory never holds half a file.
-        fs::path tmp = setup_.plugin_dir / ("." + file + ".deploy-tmp"), dest = setup_.plugin_dir / file;
-        fs::copy_file(r.part, tmp, fs::copy_options::overwrite_existing, ec);
-        if (!ec) fs::rename(tmp, dest, ec);
-        if (ec) {
-            fs::remove(tmp, ec);
-            refuse(r.meta, "cannot install " + dest.string() + ": " + ec.message());
-            fs::remove(r.part, ec);
-            continue;
-        }
-        fs::remove(r.part, ec);
-        spdlog::info("federation: deployment {}: installed {}", r.meta.value("id", "?"), dest.string());
-        PendingDeploy pd;
-        pd.meta = r.meta;
-        pd.deadline = now + std::chrono::seconds(10);
-        pending_deploys_.push_back(std::move(pd));
-    }
+    for (auto& r : ready) install(runner, r, now);
     // The reload's events since the last boundary.
     std::vector<json> events;
     events.swap(reload_events_);
     std::vector<PendingDeploy> still;
     for (auto& pd : pending_deploys_) {
-        const std::string sha = pd.meta.value("sha256", "");
-        bool done = false;
-        for (const auto& e : events) {
-            if (done || e.value("sha256", "") != sha) continue;
-            std::string ev = e.value("event", "");
-            if (ev == "loaded") {
-                pd.state = "loaded";
-                pd.version = e.value("new_version", "");
-                pd.outcome = "loaded";
-            } else if (ev == "reloaded" || ev == "reloaded_fresh") {
-                pd.state = "reloaded";
-                pd.version = e.value("new_version", pd.version);
-                pd.outcome = "reloaded";
-                // On probation: acked when it passes or is rolled back.
-                pd.deadline = now + std::chrono::seconds(10) +
-                              std::chrono::milliseconds(int64_t(setup_.probation_ticks) *
-                                                        std::max<int64_t>(1, int64_t(setup_.config.tick_ms)) * 2);
-            } else if (ev == "confirmed") {
-                done = true;
-                pd.outcome = "reloaded";
-                pd.version = e.value("new_version", pd.version);
-            } else if (ev == "refused" || ev == "rolled_back") {
-                done = true;
-                pd.outcome = ev;
-                pd.reason = e.value("detail", "");
-                // What runs now: the build kept, or the one rolled back to.
-                pd.version = ev == "rolled_back" ? e.value("new_version", "") : e.value("old_version", "");
-            }
-        }
+        bool done = follow_reload(pd, events, now);
         // Loaded, and no instance of it swapped at that boundary: it is
         // in the catalog, nothing runs it.
         if (!done && pd.state == "loaded") done = true;
@@ -884,36 +931,12 @@ void FederationNode::deploy_tick(Runner& runner) {
             still.push_back(std::move(pd));
             continue;
         }
-        json ack = {{"id", pd.meta["id"]}, {"op", "deploy"}, {"ok", ok},       {"file", pd.meta["file"]},
-                    {"version", pd.version}, {"outcome", pd.outcome}, {"reason", pd.reason}, {"tick", runner.sim().tick()}};
-        if (!ok) ack["error"] = pd.reason.empty() ? pd.outcome : pd.outcome + ": " + pd.reason;
-        json ev = pd.meta;
-        ev["ok"] = ok;
-        ev["deployed_version"] = pd.meta.value("version", json()); // what the build said it is (null: it said nothing)
-        ev["version"] = pd.version;                                // what runs now
-        ev["outcome"] = pd.outcome;
-        ev["reason"] = pd.reason;
-        runner.record("deploy_installed", ev);
-        if (ok) ++deploy_installed_;
-        else ++deploy_refused_;
-        deploy_ack(std::move(ack));
+        report_deploy(runner, pd, ok);
     }
     pending_deploys_.swap(still);
     if (plugins_changed_) {
         plugins_changed_ = false;
-        json plugins = json::array();
-        for (const auto& in : runner.sim().instances()) {
-            if (!in.plugin) continue;
-            plugins.push_back({{"instance", in.name}, {"plugin", in.plugin->name}, {"version", in.plugin->version},
-                               {"sha256", in.plugin->sha256}});
-            if (auto d = in.reports.find("device"); d != in.reports.end()) plugins.back()["device"] = d->second;
-        }
-        {
-            std::lock_guard lk(plugins_mu_);
-            setup_.plugins = std::move(plugins);
-        }
-        rebirth_due_ = true;
-        link_->wake();
+        publish_plugins(runner);
     }
 }
 

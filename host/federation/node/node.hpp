@@ -179,6 +179,13 @@ private:
         std::chrono::steady_clock::time_point deadline;
     };
     std::vector<PendingDeploy> pending_deploys_;
+    // deploy_tick's steps (loop thread).
+    void refuse_install(Runner& runner, const nlohmann::json& meta, const std::string& why);
+    void install(Runner& runner, DeployReady& r, std::chrono::steady_clock::time_point now);
+    bool follow_reload(PendingDeploy& pd, const std::vector<nlohmann::json>& events,
+                       std::chrono::steady_clock::time_point now);
+    void report_deploy(Runner& runner, PendingDeploy& pd, bool ok);
+    void publish_plugins(Runner& runner);
     std::vector<nlohmann::json> reload_events_;
     bool plugins_changed_ = false;
     bool holding_ledger_ = false;            // applying commands: entries wait for their acks

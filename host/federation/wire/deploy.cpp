@@ -91,6 +91,101 @@ bool safe_file(const std::string& s) {
     return safe_id(s) && s.size() > 3 && s.compare(s.size() - 3, 3, ".so") == 0;
 }
 
+// A deploy payload's fields; absent or of the wrong type: empty.
+struct ChunkFields {
+    std::string id, file, arch, sha;
+    std::optional<uint64_t> size, chunk, chunks;
+    json plugin, version; // the build's own name and version: a string or null
+};
+
+ChunkFields chunk_fields(const json& p) {
+    auto str = [&](const char* k) { return p.contains(k) && p[k].is_string() ? p[k].get<std::string>() : std::string(); };
+    auto num = [&](const char* k) -> std::optional<uint64_t> {
+        if (p.contains(k) && p[k].is_number_unsigned()) return p[k].get<uint64_t>();
+        return std::nullopt;
+    };
+    // The build's own name and version, when the datacentre could read them.
+    auto text_or_null = [&](const char* k) { return p.contains(k) && p[k].is_string() ? p[k] : json(nullptr); };
+    return {str("id"),  str("file"),   str("arch"),   str("sha256"),         num("size"),
+            num("chunk"), num("chunks"), text_or_null("plugin"), text_or_null("version")};
+}
+
+// What is wrong with the chunk on its own (the id is checked before);
+// `need` is set to the number of chunks its file comes in.
+std::optional<std::string> chunk_problem(const ChunkFields& c, const json& p, uint64_t& need) {
+    if (!safe_file(c.file)) return "file \"" + c.file + "\": must be a plain name ending in .so";
+    if (!c.size || !c.chunk || !c.chunks || c.sha.size() != 64 || !p.contains("data") || !p["data"].is_string())
+        return "deploy payload: needs id, file, arch, size, sha256, chunk, chunks, data";
+    if (*c.size == 0 || *c.size > kDeployMaxSize) return "size " + std::to_string(*c.size) + ": must be 1 to 64 MiB";
+    need = (*c.size + kDeployChunk - 1) / kDeployChunk;
+    if (*c.chunks != need || *c.chunk >= need)
+        return "chunk " + std::to_string(*c.chunk) + " of " + std::to_string(*c.chunks) + ": a file of " +
+               std::to_string(*c.size) + " bytes comes in " + std::to_string(need) + " chunks";
+    return std::nullopt;
+}
+
+json transfer_meta(const ChunkFields& c, uint64_t need) {
+    return {{"id", c.id},         {"file", c.file},     {"arch", c.arch},       {"size", *c.size},
+            {"sha256", c.sha},    {"chunks", need},     {"plugin", c.plugin},   {"version", c.version}};
+}
+
+bool same_deployment(const json& meta, const ChunkFields& c) {
+    return !(meta["file"] != c.file || meta["size"] != *c.size || meta["sha256"] != c.sha || meta["arch"] != c.arch ||
+             meta["plugin"] != c.plugin || meta["version"] != c.version);
+}
+
+// The chunk's bytes into `data`; what is wrong with them otherwise.
+std::optional<std::string> decode_chunk(const json& p, const ChunkFields& c, uint64_t need, std::string& data) {
+    try {
+        data = crypto::base64_decode(p["data"].get<std::string>());
+    } catch (const std::exception& e) {
+        return std::string("chunk ") + std::to_string(*c.chunk) + ": data: " + e.what();
+    }
+    uint64_t expect = *c.chunk + 1 < need ? kDeployChunk : *c.size - *c.chunk * kDeployChunk;
+    if (data.size() != expect)
+        return "chunk " + std::to_string(*c.chunk) + ": " + std::to_string(data.size()) + " bytes, expected " +
+               std::to_string(expect);
+    return std::nullopt;
+}
+
+std::optional<std::string> write_chunk(const fs::path& dir, const fs::path& part, uint64_t chunk,
+                                       const std::string& data) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    std::fstream f(part, std::ios::binary | std::ios::in | std::ios::out);
+    if (!f) f.open(part, std::ios::binary | std::ios::out | std::ios::trunc);
+    f.seekp(std::streamoff(chunk * kDeployChunk));
+    f.write(data.data(), std::streamsize(data.size()));
+    f.flush();
+    if (!f) return part.string() + ": cannot write: " + std::strerror(errno);
+    return std::nullopt;
+}
+
+// The assembled file as a whole: its size, its digest, built for this node.
+std::optional<std::string> assembled_problem(const fs::path& part, const ChunkFields& c) {
+    std::string bytes;
+    {
+        std::ifstream in(part, std::ios::binary);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        bytes = ss.str();
+    }
+    if (bytes.size() != *c.size)
+        return c.file + ": " + std::to_string(bytes.size()) + " bytes arrived, the deployment says " +
+               std::to_string(*c.size);
+    std::string got = crypto::sha256_hex(bytes);
+    if (got != c.sha) return c.file + ": digest mismatch: sha256 " + got + ", the deployment says " + c.sha;
+    std::string here = this_arch(), real;
+    try {
+        real = elf_arch(bytes);
+    } catch (const std::exception& e) {
+        return c.file + ": " + e.what();
+    }
+    if (c.arch != here) return "arch " + c.arch + ", this node is " + here;
+    if (real != here) return c.file + ": its ELF header says " + real + ", this node is " + here;
+    return std::nullopt;
+}
+
 } // namespace
 
 DeployAssembler::DeployAssembler(std::filesystem::path dir) : dir_(std::move(dir)) {
@@ -101,103 +196,53 @@ DeployAssembler::DeployAssembler(std::filesystem::path dir) : dir_(std::move(dir
     if (removed) spdlog::warn("deploy: removed {} unfinished transfer(s) from {}", removed, dir_.string());
 }
 
+// The transfer `id` ends; a second refusal of one already ended is ignored.
+DeployAssembler::Outcome DeployAssembler::refuse(Outcome o, const std::string& id, std::string why) {
+    o.kind = Outcome::refused;
+    o.error = std::move(why);
+    if (safe_id(id)) {
+        auto& t = transfers_[id];
+        if (t.finished) o.kind = Outcome::ignored;
+        t.finished = true;
+        std::error_code ec;
+        fs::remove(dir_ / (id + ".part"), ec);
+    }
+    return o;
+}
+
 DeployAssembler::Outcome DeployAssembler::add(const json& p) {
     Outcome o;
-    auto str = [&](const char* k) { return p.contains(k) && p[k].is_string() ? p[k].get<std::string>() : std::string(); };
-    auto num = [&](const char* k) -> std::optional<uint64_t> {
-        if (p.contains(k) && p[k].is_number_unsigned()) return p[k].get<uint64_t>();
-        return std::nullopt;
-    };
-    std::string id = str("id"), file = str("file"), arch = str("arch"), sha = str("sha256");
-    auto size = num("size"), chunk = num("chunk"), chunks = num("chunks");
-    o.meta = {{"id", id}, {"file", file}, {"arch", arch}, {"sha256", sha}};
-    if (size) o.meta["size"] = *size;
-    auto refuse = [&](std::string why) {
-        o.kind = Outcome::refused;
-        o.error = std::move(why);
-        if (safe_id(id)) {
-            auto& t = transfers_[id];
-            if (t.finished) o.kind = Outcome::ignored;
-            t.finished = true;
-            std::error_code ec;
-            fs::remove(dir_ / (id + ".part"), ec);
-        }
-        return o;
-    };
-    if (!safe_id(id)) return refuse("id \"" + id + "\": must match [A-Za-z0-9_.-]{1,64}");
-    if (auto it = transfers_.find(id); it != transfers_.end() && it->second.finished) {
+    const ChunkFields c = chunk_fields(p);
+    o.meta = {{"id", c.id}, {"file", c.file}, {"arch", c.arch}, {"sha256", c.sha}};
+    if (c.size) o.meta["size"] = *c.size;
+    if (!safe_id(c.id)) return refuse(o, c.id, "id \"" + c.id + "\": must match [A-Za-z0-9_.-]{1,64}");
+    if (auto it = transfers_.find(c.id); it != transfers_.end() && it->second.finished) {
         o.kind = Outcome::ignored;
         return o;
     }
-    if (!safe_file(file)) return refuse("file \"" + file + "\": must be a plain name ending in .so");
-    if (!size || !chunk || !chunks || sha.size() != 64 || !p.contains("data") || !p["data"].is_string())
-        return refuse("deploy payload: needs id, file, arch, size, sha256, chunk, chunks, data");
-    if (*size == 0 || *size > kDeployMaxSize) return refuse("size " + std::to_string(*size) + ": must be 1 to 64 MiB");
-    uint64_t need = (*size + kDeployChunk - 1) / kDeployChunk;
-    if (*chunks != need || *chunk >= need)
-        return refuse("chunk " + std::to_string(*chunk) + " of " + std::to_string(*chunks) + ": a file of " +
-                      std::to_string(*size) + " bytes comes in " + std::to_string(need) + " chunks");
-    // The build's own name and version, when the datacentre could read them.
-    auto text_or_null = [&](const char* k) { return p.contains(k) && p[k].is_string() ? p[k] : json(nullptr); };
-    const json plugin = text_or_null("plugin"), version = text_or_null("version");
-    Transfer& t = transfers_[id];
+    uint64_t need = 0;
+    if (auto why = chunk_problem(c, p, need)) return refuse(o, c.id, *why);
+    Transfer& t = transfers_[c.id];
     if (t.got.empty()) {
-        t.meta = {{"id", id},         {"file", file},     {"arch", arch},      {"size", *size},
-                  {"sha256", sha},    {"chunks", need},   {"plugin", plugin},  {"version", version}};
+        t.meta = transfer_meta(c, need);
         t.got.assign(need, false);
-    } else if (t.meta["file"] != file || t.meta["size"] != *size || t.meta["sha256"] != sha || t.meta["arch"] != arch ||
-               t.meta["plugin"] != plugin || t.meta["version"] != version) {
-        return refuse("chunk " + std::to_string(*chunk) + " names another file, size, arch, digest or version than the first did");
+    } else if (!same_deployment(t.meta, c)) {
+        return refuse(o, c.id, "chunk " + std::to_string(*c.chunk) +
+                                   " names another file, size, arch, digest or version than the first did");
     }
     o.meta = t.meta;
-    if (t.got[*chunk]) {
+    if (t.got[*c.chunk]) {
         o.kind = Outcome::ignored; // came twice
         return o;
     }
     std::string data;
-    try {
-        data = crypto::base64_decode(p["data"].get<std::string>());
-    } catch (const std::exception& e) {
-        return refuse(std::string("chunk ") + std::to_string(*chunk) + ": data: " + e.what());
-    }
-    uint64_t expect = *chunk + 1 < need ? kDeployChunk : *size - *chunk * kDeployChunk;
-    if (data.size() != expect)
-        return refuse("chunk " + std::to_string(*chunk) + ": " + std::to_string(data.size()) + " bytes, expected " +
-                      std::to_string(expect));
-    std::error_code ec;
-    fs::create_directories(dir_, ec);
-    fs::path part = dir_ / (id + ".part");
-    {
-        std::fstream f(part, std::ios::binary | std::ios::in | std::ios::out);
-        if (!f) f.open(part, std::ios::binary | std::ios::out | std::ios::trunc);
-        f.seekp(std::streamoff(*chunk * kDeployChunk));
-        f.write(data.data(), std::streamsize(data.size()));
-        f.flush();
-        if (!f) return refuse(part.string() + ": cannot write: " + std::strerror(errno));
-    }
-    t.got[*chunk] = true;
+    if (auto why = decode_chunk(p, c, need, data)) return refuse(o, c.id, *why);
+    fs::path part = dir_ / (c.id + ".part");
+    if (auto why = write_chunk(dir_, part, *c.chunk, data)) return refuse(o, c.id, *why);
+    t.got[*c.chunk] = true;
     if (++t.have < need) return o;
     // Complete: check what arrived as a whole.
-    std::string bytes;
-    {
-        std::ifstream in(part, std::ios::binary);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        bytes = ss.str();
-    }
-    if (bytes.size() != *size)
-        return refuse(file + ": " + std::to_string(bytes.size()) + " bytes arrived, the deployment says " +
-                      std::to_string(*size));
-    std::string got = crypto::sha256_hex(bytes);
-    if (got != sha) return refuse(file + ": digest mismatch: sha256 " + got + ", the deployment says " + sha);
-    std::string here = this_arch(), real;
-    try {
-        real = elf_arch(bytes);
-    } catch (const std::exception& e) {
-        return refuse(file + ": " + e.what());
-    }
-    if (arch != here) return refuse("arch " + arch + ", this node is " + here);
-    if (real != here) return refuse(file + ": its ELF header says " + real + ", this node is " + here);
+    if (auto why = assembled_problem(part, c)) return refuse(o, c.id, *why);
     t.finished = true;
     o.kind = Outcome::complete;
     o.part = part;

@@ -57,6 +57,10 @@ private:
         size_t have = 0;
         bool finished = false;
     };
+    // Refuses the chunk: `o` with the refusal (or ignored, when the transfer
+    // had already ended), and the transfer `id` ends.
+    Outcome refuse(Outcome o, const std::string& id, std::string why);
+
     std::filesystem::path dir_;
     std::map<std::string, Transfer> transfers_;
 };
