@@ -10,13 +10,44 @@
 
 namespace qallow {
 
+// Why the loop ended: summary.json's "stopped_by".
+enum class StopReason {
+    completed,   // every tick asked for ran
+    sigint,      // SIGINT between ticks
+    sigterm,     // SIGTERM between ticks
+    fault,       // a plugin fault under policy.fault stop
+    ethics_halt, // an ethics failure under policy.ethics halt
+    write_error, // an output file could not be written
+    lua,         // a Lua script failed under lua.policy halt
+    watchdog     // the tick watchdog ended a stuck step (watchdog.policy stop)
+};
+
+constexpr const char* to_string(StopReason r) {
+    switch (r) {
+    case StopReason::completed: return "completed";
+    case StopReason::sigint: return "SIGINT";
+    case StopReason::sigterm: return "SIGTERM";
+    case StopReason::fault: return "fault";
+    case StopReason::ethics_halt: return "ethics_halt";
+    case StopReason::write_error: return "write_error";
+    case StopReason::lua: return "lua";
+    case StopReason::watchdog: return "watchdog";
+    }
+    return "?";
+}
+
+// A run that ends this way ends on a whole tick (a final checkpoint may be written).
+constexpr bool ends_on_whole_tick(StopReason r) {
+    return r == StopReason::completed || r == StopReason::sigint || r == StopReason::sigterm;
+}
+
 struct RunFacts {
     std::string config_file, config_digest, plugin_dir;
     uint64_t ticks_requested = 0;
     unsigned threads = 0;
     double wall_seconds = 0;
     double first_tick_ms = -1; // from the process's start to the end of its first tick; -1: none ran
-    std::string stopped_by; // completed | SIGINT | SIGTERM | fault | ethics_halt | watchdog
+    StopReason stopped_by = StopReason::completed;
     std::string error;      // the fault, when there was one
     bool tick_incomplete = false; // the run ended inside a tick (the watchdog ended a stuck step)
     uint64_t ethics_pass = 0, ethics_fail = 0, first_ethics_failure = 0;

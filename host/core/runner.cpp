@@ -35,7 +35,7 @@ Runner::Runner(const Config& config, Factory factory, const fs::path& out_dir, R
     start_ = last_flush_ = std::chrono::steady_clock::now();
 }
 
-void Runner::request_stop(const std::string& by, const std::string& error, int status) {
+void Runner::request_stop(StopReason by, const std::string& error, int status) {
     if (stopped_) return;
     stopped_ = true;
     facts_.stopped_by = by;
@@ -63,7 +63,7 @@ uint64_t Runner::advance(uint64_t n) {
         while (done < n && !stopped_) {
             if (int sig = stop_requested()) {
                 spdlog::info("{} received: stopping after tick {}", signal_name(sig), sim_->tick());
-                request_stop(signal_name(sig), "", 0);
+                request_stop(stop_reason(sig), "", 0);
                 break;
             }
             for (size_t h = 0; h < hooks_.size() && !stopped_; ++h) hooks_[h]->before_tick(*this);
@@ -75,7 +75,7 @@ uint64_t Runner::advance(uint64_t n) {
                 facts_.faults.push_back(r.fault_message);
                 if (r.stopped) {
                     spdlog::error("{}; stopping (policy fault=stop)", r.fault_message);
-                    request_stop("fault", r.fault_message, 1);
+                    request_stop(StopReason::fault, r.fault_message, 1);
                     break;
                 }
                 spdlog::error("{}; instance disabled (policy fault={})", r.fault_message, to_string(config_.fault_policy));
@@ -99,7 +99,7 @@ uint64_t Runner::advance(uint64_t n) {
         throw; // a hook's bad input (a Lua call, say) is the caller's to report
     } catch (const std::exception& e) { // an output write failed: keep what is on disk
         spdlog::error("{}", e.what());
-        request_stop("write_error", e.what(), 1);
+        request_stop(StopReason::write_error, e.what(), 1);
     }
     return done;
 }
@@ -117,7 +117,7 @@ void Runner::count_ethics(const TickResult& r) {
     if (config_.ethics_policy == EthicsPolicy::halt) {
         std::string error = "tick " + std::to_string(sim_->tick()) + ": ethics check failed (policy halt)";
         spdlog::error("{}", error);
-        request_stop("ethics_halt", error, 3);
+        request_stop(StopReason::ethics_halt, error, 3);
     }
 }
 
@@ -128,7 +128,7 @@ void Runner::rewind_outputs(uint64_t tick) {
     try {
         outputs_ = records_.open_trial(dir, sim_->signals(), tick);
     } catch (const std::exception& e) { // no rows can follow: the run ends here
-        request_stop("write_error", e.what(), 1);
+        request_stop(StopReason::write_error, e.what(), 1);
         throw;
     }
 }
@@ -157,7 +157,7 @@ nlohmann::json Runner::finish() {
         flush_outputs();
     } catch (const std::exception& e) {
         spdlog::error("{}", e.what());
-        facts_.stopped_by = "write_error";
+        facts_.stopped_by = StopReason::write_error;
         facts_.error = e.what();
         if (!status_) status_ = 1;
     }
@@ -165,7 +165,7 @@ nlohmann::json Runner::finish() {
     return records_.write_summary(out_dir_, *sim_, facts_, true);
 }
 
-nlohmann::json Runner::finish_stuck(const std::string& by, const std::string& error, int status) {
+nlohmann::json Runner::finish_stuck(StopReason by, const std::string& error, int status) {
     stopped_ = true;
     facts_.stopped_by = by;
     facts_.error = error;
@@ -255,7 +255,7 @@ void Watchdog::run() {
                    signal_name(sig) + " (watchdog.stop_grace_ms)";
         };
         if (overdue_) { // the loop is stuck, or waits in rejoin() for us
-            if (grace_over) end_process(signal_name(sig), after_signal());
+            if (grace_over) end_process(stop_reason(sig), after_signal());
             if (hooks_.serve) hooks_.serve(runner_);
             continue;
         }
@@ -274,7 +274,7 @@ void Watchdog::run() {
         // From here the loop is in plugin code or waits for hold_ in rejoin().
         const Instance& in = runner_.sim().instances()[w.instance.load(std::memory_order_relaxed)];
         overdue_ = Overdue{tick, in.name, in.plugin->name, in.plugin->version, seen_at};
-        if (!late) end_process(signal_name(sig), after_signal());
+        if (!late) end_process(stop_reason(sig), after_signal());
         overdue_total_.fetch_add(1, std::memory_order_relaxed);
         const std::string what = describe();
         spdlog::error("watchdog: {}; policy {}", what, to_string(opt_.policy));
@@ -288,7 +288,7 @@ void Watchdog::run() {
         } catch (const std::exception& e) {
             spdlog::error("watchdog: the ledger could not record it: {}", e.what());
         }
-        if (opt_.policy == WatchdogPolicy::stop) end_process("watchdog", what + " (watchdog.policy stop)");
+        if (opt_.policy == WatchdogPolicy::stop) end_process(StopReason::watchdog, what + " (watchdog.policy stop)");
         if (hooks_.safe_mode) {
             try {
                 hooks_.safe_mode(runner_, what + " (watchdog.policy safe_mode)");
@@ -300,11 +300,11 @@ void Watchdog::run() {
     }
 }
 
-void Watchdog::end_process(const std::string& by, const std::string& error) {
+void Watchdog::end_process(StopReason by, const std::string& error) {
     spdlog::error("watchdog: ending the process (exit {}): {}", kExitStatus, error);
-    if (events_.size() < 100) events_.push_back({{"event", "ended"}, {"by", by}, {"error", error}});
+    if (events_.size() < 100) events_.push_back({{"event", "ended"}, {"by", to_string(by)}, {"error", error}});
     try {
-        runner_.record("watchdog_stop", {{"by", by}, {"error", error}});
+        runner_.record("watchdog_stop", {{"by", to_string(by)}, {"error", error}});
     } catch (const std::exception& e) {
         spdlog::error("watchdog: the ledger could not record it: {}", e.what());
     }

@@ -26,6 +26,8 @@ void install_stop_handlers() {
 
 int stop_requested() { return received.load(std::memory_order_relaxed); }
 
+StopReason stop_reason(int sig) { return sig == SIGINT ? StopReason::sigint : StopReason::sigterm; }
+
 const char* signal_name(int sig) {
     switch (sig) {
     case SIGINT: return "SIGINT";

@@ -28,7 +28,6 @@ void init_facts(const RunPlan& plan, const Services& s, RunFacts& facts) {
     facts.threads = s.pool->size();
     facts.ethics_policy = to_string(plan.config.ethics_policy);
     facts.fault_policy = to_string(plan.config.fault_policy);
-    facts.stopped_by = "completed";
 }
 
 // Every simulation of this run (a Lua reset makes more) comes from here.
@@ -309,9 +308,9 @@ void start_watchdog(const RunPlan& plan, Node& node) {
         if (node.http) node.http->serve_overdue(r);
     };
     hooks.safe_mode = [&node](Runner& r, const std::string& why) { node.states->transition(NodeState::safe_mode, why, &r); };
-    hooks.stop = [&plan, &node](Runner& r, const std::string& by, const std::string& error, int status) {
+    hooks.stop = [&plan, &node](Runner& r, StopReason by, const std::string& error, int status) {
         try {
-            node.states->transition(NodeState::stopping, "the watchdog ended the run (" + by + ")", &r);
+            node.states->transition(NodeState::stopping, "the watchdog ended the run (" + std::string(to_string(by)) + ")", &r);
         } catch (const std::exception& e) {
             spdlog::error("{}", e.what());
         }

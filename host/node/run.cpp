@@ -27,7 +27,7 @@ void gather_facts(const RunPlan& plan, Node& node) {
     if (node.checkpoints) {
         // A completed run, or one stopped by SIGINT/SIGTERM, ends on a whole
         // tick: checkpoint it (a fault or a halt does not).
-        if (facts.stopped_by == "completed" || facts.stopped_by == "SIGINT" || facts.stopped_by == "SIGTERM")
+        if (ends_on_whole_tick(facts.stopped_by))
             node.checkpoints->write(*node.runner);
         facts.checkpoint = node.checkpoints->summary();
     }
@@ -41,7 +41,8 @@ void gather_facts(const RunPlan& plan, Node& node) {
 // STOPPING, the ledger's last entries, then the federation's death.
 void wind_down(Node& node) {
     try {
-        node.states->transition(NodeState::stopping, "the loop ended (" + node.facts.stopped_by + ")", node.runner.get());
+        std::string why = std::string("the loop ended (") + to_string(node.facts.stopped_by) + ")";
+        node.states->transition(NodeState::stopping, why, node.runner.get());
     } catch (const std::exception& e) { // the ledger could not record it: the summary is still written
         spdlog::error("{}", e.what());
     }

@@ -20,7 +20,7 @@ void Progress::update(uint64_t done) {
 
 void Progress::before_finish(Runner& runner) {
     uint64_t t = runner.sim().tick();
-    finish(t - (runner.facts().stopped_by == "fault" && t ? 1 : 0)); // a fault's tick did not complete
+    finish(t - (runner.facts().stopped_by == StopReason::fault && t ? 1 : 0)); // a fault's tick did not complete
 }
 
 void Progress::finish(uint64_t done) {

@@ -51,7 +51,7 @@ nlohmann::json make_summary(const Simulation& sim, const RunFacts& f) {
     for (size_t i = 0; !f.tick_incomplete && i < s.size(); ++i) finals[s.name(i)] = s.values()[i];
     uint64_t ticks = sim.tick();
     // The faulting tick, or one a stuck step never finished, did not complete.
-    if ((f.stopped_by == "fault" || f.tick_incomplete) && ticks > 0) ticks -= 1;
+    if ((f.stopped_by == StopReason::fault || f.tick_incomplete) && ticks > 0) ticks -= 1;
     json ethics = {{"policy", f.ethics_policy}, {"instances", sim.ethics_count()},
                    {"pass", f.ethics_pass}, {"fail", f.ethics_fail}};
     if (f.ethics_fail) ethics["first_failure_tick"] = f.first_ethics_failure;
@@ -65,7 +65,7 @@ nlohmann::json make_summary(const Simulation& sim, const RunFacts& f) {
                 {"ticks_requested", f.ticks_requested},
                 {"ticks", ticks},
                 {"trials", f.trials},
-                {"stopped_by", f.stopped_by},
+                {"stopped_by", to_string(f.stopped_by)},
                 {"wall_seconds", f.wall_seconds},
                 {"ticks_per_second", f.wall_seconds > 0 ? double(ticks) / f.wall_seconds : 0.0},
                 {"fault_policy", f.fault_policy},

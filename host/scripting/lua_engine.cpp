@@ -502,7 +502,7 @@ void check_drives(lua_State* L, const char* fn) {
     Runner& r = runner_of(L);
     if (r.stopped()) {
         sb.stopping = true;
-        raise(L, f + ": the run has stopped (" + r.facts().stopped_by + ")");
+        raise(L, f + ": the run has stopped (" + std::string(to_string(r.facts().stopped_by)) + ")");
     }
 }
 
@@ -798,7 +798,7 @@ void LuaEngine::Impl::failed(Sandbox& sb, const std::string& err, const char* wh
     if (config.policy == LuaPolicy::halt) {
         spdlog::error("lua: {}; stopping the run (lua.policy halt)", err);
         status = "halted";
-        if (runner) runner->request_stop("lua", err, LuaEngine::kHaltStatus);
+        if (runner) runner->request_stop(StopReason::lua, err, LuaEngine::kHaltStatus);
     } else {
         spdlog::error("lua: {}; script disabled, the run goes on without it (lua.policy disable)", err);
         status = "disabled";

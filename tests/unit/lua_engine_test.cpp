@@ -330,7 +330,7 @@ TEST(LuaLimits, PolicyHaltStopsTheRunWithStatus4) {
     EXPECT_EQ(rig.runner().advance(100), 5u);
     EXPECT_TRUE(rig.runner().stopped());
     EXPECT_EQ(rig.runner().status(), LuaEngine::kHaltStatus);
-    EXPECT_EQ(rig.runner().facts().stopped_by, "lua");
+    EXPECT_EQ(rig.runner().facts().stopped_by, StopReason::lua);
     EXPECT_EQ(rig.runner().facts().error, rig.path().string() + ":2: enough");
     EXPECT_EQ(rig.status(), "halted");
 }
@@ -489,7 +489,7 @@ TEST(LuaApi, RunIsRefusedInCallbacksAndEval) {
 
 TEST(LuaApi, RunAfterTheRunStoppedEndsTheScriptQuietly) {
     Rig rig;
-    rig.runner().request_stop("SIGINT", "", 0);
+    rig.runner().request_stop(StopReason::sigint, "", 0);
     rig.start("qallow.emit({a = 1})\nqallow.run(5)\nqallow.emit({a = 2})\n");
     EXPECT_EQ(rig.status(), "stopped"); // not a script error: no policy, no error
     EXPECT_EQ(rig.error(), "");
