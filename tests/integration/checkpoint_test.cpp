@@ -12,13 +12,6 @@ namespace {
 using namespace qallow::itest;
 using nlohmann::json;
 
-const fs::path kQallow = QALLOW_BIN;
-const fs::path kPlugins = QALLOW_TEST_PLUGIN_DIR;
-const fs::path kSource = QALLOW_SOURCE_DIR;
-const fs::path kReload = fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "reload";
-
-#define EXPECT_CONTAINS(hay, needle) EXPECT_NE(std::string(hay).find(needle), std::string::npos) << (hay)
-
 // Rows from..to (inclusive) of a telemetry.csv, header first.
 std::string rows(const fs::path& csv, uint64_t from, uint64_t to) {
     std::istringstream in(read_file(csv));
@@ -36,11 +29,10 @@ json summary(const fs::path& out) { return json::parse(read_file(out / "summary.
 
 class CheckpointCli : public ::testing::Test {
 protected:
+    // `qallow run` with a state directory of the test's own.
     Result qallow(std::vector<std::string> args, std::chrono::milliseconds limit = 60s) {
-        std::vector<std::string> argv = {kQallow.string(), "run", "--no-ctl", "--no-progress", "--state-dir",
-                                         (dir_ / "state").string()};
-        argv.insert(argv.end(), args.begin(), args.end());
-        return run_process(argv, dir_.path(), limit);
+        args.insert(args.begin(), {"run", "--no-ctl", "--no-progress", "--state-dir", (dir_ / "state").string()});
+        return run_qallow(dir_, args, limit);
     }
     // A config beside the test's files.
     fs::path config(const std::string& name, const std::string& text) {
@@ -242,11 +234,12 @@ TEST_F(CheckpointCli, SigtermWritesACheckpointToResumeFrom) {
         "instances": [{"plugin": "counter", "params": {"sleep_us": 500}}]})");
     fs::path out = dir_ / "out";
     {
-        Process p({kQallow.string(), "run", "--no-ctl", "--no-progress", "--state-dir", (dir_ / "state").string(),
+        Process p({kBin.string(), "run", "--no-ctl", "--no-progress", "--state-dir", (dir_ / "state").string(),
                    "--config", cfg.string(), "--plugins", plugins.string(), "--out", out.string()},
                   dir_ / "stdout.txt", dir_ / "stderr.txt");
         // Rows reach the file once a second: the loop is well under way then.
-        ASSERT_TRUE(wait_until([&] { return read_file(out / "telemetry.csv").find("\n2,") != std::string::npos; }, 10s));
+        ASSERT_TRUE(wait_until([&] { return read_file(out / "telemetry.csv").find("\n2,") != std::string::npos; }, 10s,
+                               "tick 2 in telemetry.csv"));
         p.signal(SIGTERM);
         ASSERT_EQ(p.wait(20s), 0) << read_file(dir_ / "stderr.txt");
     }

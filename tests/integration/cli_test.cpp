@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <csignal>
 #include <regex>
@@ -19,17 +18,9 @@ using namespace qallow::itest;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-const fs::path kBin = QALLOW_BIN;
-const fs::path kPlugins = QALLOW_TEST_PLUGIN_DIR;
-const fs::path kBadPlugins = fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "bad";
-const fs::path kFaultyPlugin = fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "faulty" / "faulty.so";
-const fs::path kConfigs = fs::path(QALLOW_SOURCE_DIR) / "configs";
+const fs::path kBadPlugins = kTestPlugins / "bad";
+const fs::path kFaultyPlugin = kTestPlugins / "faulty" / "faulty.so";
 const std::string kTicksAllowed = "allowed: a whole number in [1, 18446744073709551615]";
-
-Result qallow(const TempDir& dir, std::vector<std::string> args, std::chrono::milliseconds limit = 60s) {
-    args.insert(args.begin(), kBin.string());
-    return run_process(args, dir.path(), limit);
-}
 
 // `qallow run` with the build's plugins, output under `out`, plus `extra`.
 std::vector<std::string> run_args(const fs::path& config, const fs::path& out, std::vector<std::string> extra = {},
@@ -38,68 +29,6 @@ std::vector<std::string> run_args(const fs::path& config, const fs::path& out, s
                                   "--no-progress"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
-}
-
-std::vector<std::string> split(const std::string& s, char sep) {
-    std::vector<std::string> out;
-    size_t start = 0;
-    for (;;) {
-        size_t at = s.find(sep, start);
-        out.push_back(s.substr(start, at - start));
-        if (at == std::string::npos) return out;
-        start = at + 1;
-    }
-}
-
-double number(const std::string& text) {
-    double v = std::nan("");
-    auto r = std::from_chars(text.data(), text.data() + text.size(), v);
-    EXPECT_TRUE(r.ec == std::errc() && r.ptr == text.data() + text.size()) << "not a number: " << text;
-    return v;
-}
-
-struct Csv {
-    std::string text;
-    std::vector<std::string> header;
-    std::vector<std::vector<std::string>> rows;
-
-    size_t column(const std::string& name) const {
-        for (size_t i = 0; i < header.size(); ++i)
-            if (header[i] == name) return i;
-        ADD_FAILURE() << "no column " << name;
-        return 0;
-    }
-    const std::string& at(uint64_t tick, const std::string& name) const { return rows.at(tick - 1).at(column(name)); }
-};
-
-// Reads a telemetry file and checks its shape: a header starting "tick,",
-// every line complete (newline-terminated, as many fields as the header) and
-// tick numbers consecutive from 1.
-Csv read_csv(const fs::path& file) {
-    Csv c;
-    c.text = read_file(file);
-    EXPECT_FALSE(c.text.empty()) << file;
-    EXPECT_EQ(c.text.back(), '\n') << file << ": the last line is incomplete";
-    auto lines = split(c.text, '\n');
-    lines.pop_back(); // after the final newline
-    if (lines.empty()) return c;
-    EXPECT_EQ(lines[0].rfind("tick,", 0), 0u) << lines[0];
-    c.header = split(lines[0], ',');
-    for (size_t i = 1; i < lines.size(); ++i) {
-        c.rows.push_back(split(lines[i], ','));
-        EXPECT_EQ(c.rows.back().size(), c.header.size()) << "line " << i + 1;
-        EXPECT_EQ(c.rows.back()[0], std::to_string(i)) << "ticks are not consecutive at line " << i + 1;
-    }
-    return c;
-}
-
-json read_json(const fs::path& file) {
-    try {
-        return json::parse(read_file(file));
-    } catch (const std::exception& e) {
-        ADD_FAILURE() << file << ": " << e.what();
-        return json::object();
-    }
 }
 
 std::string sha256sum(const fs::path& file) {
@@ -111,10 +40,6 @@ std::string sha256sum(const fs::path& file) {
     pclose(p);
     return std::string(buf, n);
 }
-
-bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
-
-#define EXPECT_CONTAINS(haystack, needle) EXPECT_TRUE(contains(haystack, needle)) << "missing: " << (needle) << "\nin: " << (haystack)
 
 // MODELS.md phase12: d_n = d0*a^n + b*(1 - a^n)/(1 - a), a = 1 - 5e-4, b = eps*1e-7.
 double phase12_decoherence(int n, double eps) {
@@ -173,7 +98,7 @@ json check_completed_run(const Result& r, const fs::path& out, uint64_t ticks, c
 
 TEST(Cli, RunDefaultConfig) {
     TempDir dir;
-    Result r = qallow(dir, run_args(kConfigs / "default.json", dir / "out"));
+    Result r = run_qallow(dir, run_args(kConfigs / "default.json", dir / "out"));
     json s = check_completed_run(r, dir / "out", 1000, {"vm", "phase12", "phase13"});
     EXPECT_EQ(s["seed"], 42);
     EXPECT_EQ(s["plugins"].size(), 5u);
@@ -185,7 +110,7 @@ TEST(Cli, RunDefaultConfig) {
 
 TEST(Cli, RunPhase12ConfigMatchesTheClosedForm) {
     TempDir dir;
-    Result r = qallow(dir, run_args(kConfigs / "phase12.json", dir / "out"));
+    Result r = run_qallow(dir, run_args(kConfigs / "phase12.json", dir / "out"));
     json s = check_completed_run(r, dir / "out", 1000, {"phase12"});
     const json& f = s["final_signals"];
     const double d = phase12_decoherence(1000, 1e-4);
@@ -199,7 +124,7 @@ TEST(Cli, RunPhase12ConfigMatchesTheClosedForm) {
 
 TEST(Cli, RunPhase13ConfigIsCoherentAndReproducible) {
     TempDir dir;
-    Result r = qallow(dir, run_args(kConfigs / "phase13.json", dir / "a"));
+    Result r = run_qallow(dir, run_args(kConfigs / "phase13.json", dir / "a"));
     json s = check_completed_run(r, dir / "a", 400, {"phase13"});
     Csv csv = read_csv(dir / "a" / "telemetry.csv");
     ASSERT_EQ(csv.rows.size(), 400u);
@@ -208,7 +133,7 @@ TEST(Cli, RunPhase13ConfigIsCoherentAndReproducible) {
     EXPECT_LE(c400, 1.0);
     EXPECT_EQ(csv.at(400, "phase13.ops"), "8");
 
-    Result again = qallow(dir, run_args(kConfigs / "phase13.json", dir / "b"));
+    Result again = run_qallow(dir, run_args(kConfigs / "phase13.json", dir / "b"));
     ASSERT_EQ(again.status, 0) << again.err;
     EXPECT_TRUE(read_file(dir / "a" / "telemetry.csv") == read_file(dir / "b" / "telemetry.csv"));
     EXPECT_EQ(read_json(dir / "b" / "summary.json")["config"]["digest"], s["config"]["digest"]);
@@ -218,8 +143,8 @@ TEST(Cli, RunPhase13ConfigIsCoherentAndReproducible) {
 
 TEST(Cli, SameSeedGivesByteIdenticalTelemetry) {
     TempDir dir;
-    ASSERT_EQ(qallow(dir, run_args(kConfigs / "default.json", dir / "a")).status, 0);
-    ASSERT_EQ(qallow(dir, run_args(kConfigs / "default.json", dir / "b")).status, 0);
+    ASSERT_EQ(run_qallow(dir, run_args(kConfigs / "default.json", dir / "a")).status, 0);
+    ASSERT_EQ(run_qallow(dir, run_args(kConfigs / "default.json", dir / "b")).status, 0);
     std::string a = read_file(dir / "a" / "telemetry.csv");
     EXPECT_GT(a.size(), 10000u);
     EXPECT_TRUE(a == read_file(dir / "b" / "telemetry.csv"));
@@ -229,12 +154,12 @@ TEST(Cli, SameSeedGivesByteIdenticalTelemetry) {
 
 TEST(Cli, DifferentSeedChangesTheVmColumn) {
     TempDir dir;
-    ASSERT_EQ(qallow(dir, run_args(kConfigs / "default.json", dir / "a")).status, 0);
-    ASSERT_EQ(qallow(dir, run_args(kConfigs / "default.json", dir / "b", {"--seed", "7"})).status, 0);
+    ASSERT_EQ(run_qallow(dir, run_args(kConfigs / "default.json", dir / "a")).status, 0);
+    ASSERT_EQ(run_qallow(dir, run_args(kConfigs / "default.json", dir / "b", {"--seed", "7"})).status, 0);
     Csv a = read_csv(dir / "a" / "telemetry.csv"), b = read_csv(dir / "b" / "telemetry.csv");
     ASSERT_EQ(a.rows.size(), 1000u);
     ASSERT_EQ(b.rows.size(), 1000u);
-    size_t vm = a.column("vm.coherence"), p12 = a.column("phase12.decoherence");
+    size_t vm = a.index("vm.coherence"), p12 = a.index("phase12.decoherence");
     size_t vm_differs = 0, p12_differs = 0;
     for (size_t i = 0; i < 1000; ++i) {
         vm_differs += a.rows[i][vm] != b.rows[i][vm];
@@ -253,9 +178,9 @@ TEST(Cli, ThreadCountDoesNotChangeTelemetry) {
     auto one = big, two = big;
     one.insert(one.end(), {"--threads", "1"});
     two.insert(two.end(), {"--threads", "2"});
-    Result r1 = qallow(dir, run_args(kConfigs / "default.json", dir / "t1", one));
+    Result r1 = run_qallow(dir, run_args(kConfigs / "default.json", dir / "t1", one));
     ASSERT_EQ(r1.status, 0) << r1.err;
-    Result r2 = qallow(dir, run_args(kConfigs / "default.json", dir / "t2", two));
+    Result r2 = run_qallow(dir, run_args(kConfigs / "default.json", dir / "t2", two));
     ASSERT_EQ(r2.status, 0) << r2.err;
     EXPECT_EQ(read_json(dir / "t1" / "summary.json")["threads"], 1);
     EXPECT_EQ(read_json(dir / "t2" / "summary.json")["threads"], 2);
@@ -269,7 +194,7 @@ TEST(Cli, ThreadCountDoesNotChangeTelemetry) {
 
 void expect_bad_input(const TempDir& dir, const std::vector<std::string>& args,
                       const std::vector<std::string>& fragments) {
-    Result r = qallow(dir, args);
+    Result r = run_qallow(dir, args);
     EXPECT_EQ(r.status, 2) << r.err;
     for (const auto& f : fragments) EXPECT_CONTAINS(r.err, f);
     EXPECT_CONTAINS(r.err, "qallow: error: ");
@@ -358,7 +283,7 @@ TEST(CliBadInput, TicksMustBeAWholeNumberOfAtLeastOne) {
 TEST(CliBadInput, OutThatIsAFile) {
     TempDir dir;
     write_file(dir / "taken", "a file, not a folder");
-    Result r = qallow(dir, run_args(kConfigs / "phase12.json", dir / "taken"));
+    Result r = run_qallow(dir, run_args(kConfigs / "phase12.json", dir / "taken"));
     EXPECT_EQ(r.status, 2);
     EXPECT_CONTAINS(r.err, "qallow: error: --out " + (dir / "taken").string() + ": cannot create: ");
     EXPECT_EQ(read_file(dir / "taken"), "a file, not a folder");
@@ -366,7 +291,7 @@ TEST(CliBadInput, OutThatIsAFile) {
 
 TEST(CliBadInput, NoSubcommand) {
     TempDir dir;
-    Result r = qallow(dir, {});
+    Result r = run_qallow(dir, {});
     EXPECT_EQ(r.status, 2);
     EXPECT_CONTAINS(r.out + r.err, "subcommand");
 }
@@ -386,7 +311,7 @@ protected:
 };
 
 TEST_F(CliRefusedPlugin, OthersStillRun) {
-    Result r = qallow(dir_, run_args(kConfigs / "phase12.json", dir_ / "out", {"--ticks", "50"}, plugins_));
+    Result r = run_qallow(dir_, run_args(kConfigs / "phase12.json", dir_ / "out", {"--ticks", "50"}, plugins_));
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_CONTAINS(r.err, "refused " + (plugins_ / "bad_major.so").string() + ": " + reason_);
     EXPECT_CONTAINS(r.err, "3 loaded, 1 refused");
@@ -423,7 +348,7 @@ protected:
 };
 
 TEST_F(CliFault, StopPolicyEndsTheRunWithStatus1AndKeepsCompletedTicks) {
-    Result r = qallow(dir_, run_args(config("stop", R"({"fail_at": 50})"), dir_ / "out", {}, plugins_));
+    Result r = run_qallow(dir_, run_args(config("stop", R"({"fail_at": 50})"), dir_ / "out", {}, plugins_));
     EXPECT_EQ(r.status, 1) << r.err;
     const std::string fault =
         "tick 50: instance 'f' (plugin faulty 0.1.0): step failed: asked to fail at tick 50 [numeric error]";
@@ -445,7 +370,7 @@ TEST_F(CliFault, StopPolicyEndsTheRunWithStatus1AndKeepsCompletedTicks) {
 // the last completed tick is the one before the fault, so the summary's
 // values must be telemetry's last row, not the half-run faulting tick.
 TEST_F(CliFault, StopPolicySummaryFinalSignalsAreTheLastCompletedTick) {
-    Result r = qallow(dir_, run_args(config("stop", R"({"fail_at": 50})"), dir_ / "out", {}, plugins_));
+    Result r = run_qallow(dir_, run_args(config("stop", R"({"fail_at": 50})"), dir_ / "out", {}, plugins_));
     ASSERT_EQ(r.status, 1) << r.err;
     Csv csv = read_csv(dir_ / "out" / "telemetry.csv");
     ASSERT_EQ(csv.rows.size(), 49u);
@@ -456,7 +381,7 @@ TEST_F(CliFault, StopPolicySummaryFinalSignalsAreTheLastCompletedTick) {
 
 TEST_F(CliFault, FailedCreateExits1WithoutOutput) {
     fs::path cfg = config("stop", R"({"fail_create": true})");
-    Result r = qallow(dir_, run_args(cfg, dir_ / "out", {}, plugins_));
+    Result r = run_qallow(dir_, run_args(cfg, dir_ / "out", {}, plugins_));
     EXPECT_EQ(r.status, 1) << r.err;
     EXPECT_CONTAINS(r.err, "qallow: error: " + cfg.string() +
                                ": /instances/1: plugin 'faulty' could not create instance 'f': asked to fail in create "
@@ -465,7 +390,7 @@ TEST_F(CliFault, FailedCreateExits1WithoutOutput) {
 }
 
 TEST_F(CliFault, NanWithDisablePolicyCompletesAndListsTheFault) {
-    Result r = qallow(dir_, run_args(config("disable", R"({"nan_at": 30})"), dir_ / "out", {}, plugins_));
+    Result r = run_qallow(dir_, run_args(config("disable", R"({"nan_at": 30})"), dir_ / "out", {}, plugins_));
     EXPECT_EQ(r.status, 0) << r.err;
     const std::string fault = "tick 30: instance 'f' (plugin faulty 0.1.0): signal f.value is NaN";
     EXPECT_CONTAINS(r.err, fault + "; instance disabled (policy fault=disable)");
@@ -495,7 +420,7 @@ TEST_F(CliFault, NanWithDisablePolicyCompletesAndListsTheFault) {
 TEST(Cli, EthicsHaltStopsWithStatus3AtTheFailingTick) {
     TempDir dir;
     // With warn, phase13's defaults fail ethics from tick 1 and the run goes on.
-    Result warn = qallow(dir, run_args(kConfigs / "phase13.json", dir / "warn", {"--ticks", "20"}));
+    Result warn = run_qallow(dir, run_args(kConfigs / "phase13.json", dir / "warn", {"--ticks", "20"}));
     ASSERT_EQ(warn.status, 0) << warn.err;
     ASSERT_EQ(read_csv(dir / "warn" / "telemetry.csv").at(1, "ethics.pass"), "0");
     EXPECT_EQ(read_json(dir / "warn" / "summary.json")["ethics"]["first_failure_tick"], 1);
@@ -503,7 +428,7 @@ TEST(Cli, EthicsHaltStopsWithStatus3AtTheFailingTick) {
     fs::path cfg = dir / "halt.json";
     write_file(cfg, R"({"seed": 42, "ticks": 400, "policy": {"ethics": "halt", "fault": "stop"},
         "instances": [{"plugin": "phase13", "params": {"nodes": 8, "k": 0.001}}, {"plugin": "ethics"}]})");
-    Result r = qallow(dir, run_args(cfg, dir / "out"));
+    Result r = run_qallow(dir, run_args(cfg, dir / "out"));
     EXPECT_EQ(r.status, 3) << r.err;
     EXPECT_CONTAINS(r.err, "tick 1: ethics check failed (policy halt)");
     Csv csv = read_csv(dir / "out" / "telemetry.csv");
@@ -537,7 +462,8 @@ TEST_P(CliSignal, StopsAtATickBoundaryWithCompleteOutputs) {
         std::string text = read_file(telemetry);
         return std::count(text.begin(), text.end(), '\n') >= 2;
     };
-    ASSERT_TRUE(wait_until([&] { return has_rows() || p.exited(); }, 30s)) << "no telemetry after 30 s";
+    ASSERT_TRUE(wait_until([&] { return has_rows() || p.exited(); }, 30s, "telemetry rows or the run's end"))
+        << "no telemetry after 30 s";
     ASSERT_FALSE(p.exited()) << read_file(dir / "stderr.txt");
     p.signal(sig);
     EXPECT_EQ(p.wait(30s), 0) << read_file(dir / "stderr.txt");
@@ -560,7 +486,7 @@ INSTANTIATE_TEST_SUITE_P(Signals, CliSignal, ::testing::Values(SIGINT, SIGTERM),
 
 TEST(Cli, PluginsCommandListsRefusedFilesWithReasons) {
     TempDir dir;
-    Result r = qallow(dir, {"plugins", "--plugins", kBadPlugins.string()});
+    Result r = run_qallow(dir, {"plugins", "--plugins", kBadPlugins.string()});
     EXPECT_EQ(r.status, 0) << r.err;
     for (const char* line : {
              "refused bad_major.so: built for plugin ABI 2.1, this host speaks ABI 1.1 (majors must match)\n",
@@ -579,7 +505,7 @@ TEST(Cli, PluginsCommandListsRefusedFilesWithReasons) {
 
 TEST(Cli, PluginsCommandShowsDigestsAndSchemas) {
     TempDir dir;
-    Result r = qallow(dir, {"plugins", "--plugins", kPlugins.string()});
+    Result r = run_qallow(dir, {"plugins", "--plugins", kPlugins.string()});
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_CONTAINS(r.out, "host plugin ABI: 1.1\n");
     for (const char* p : {"vm", "phase12", "phase13", "ethics", "energy"})
@@ -590,14 +516,14 @@ TEST(Cli, PluginsCommandShowsDigestsAndSchemas) {
 
 TEST(Cli, PluginsCommandOnAMissingDirectory) {
     TempDir dir;
-    Result r = qallow(dir, {"plugins", "--plugins", (dir / "none").string()});
+    Result r = run_qallow(dir, {"plugins", "--plugins", (dir / "none").string()});
     EXPECT_EQ(r.status, 2);
     EXPECT_CONTAINS(r.err, "plugin directory " + (dir / "none").string() + " does not exist (chosen by --plugins)");
 }
 
 TEST(Cli, VersionNamesReleaseAndAbi) {
     TempDir dir;
-    Result r = qallow(dir, {"--version"});
+    Result r = run_qallow(dir, {"--version"});
     EXPECT_EQ(r.status, 0);
     EXPECT_CONTAINS(r.out, "qallow 0.1.0");
     EXPECT_CONTAINS(r.out, "ABI 1.1");
@@ -605,7 +531,7 @@ TEST(Cli, VersionNamesReleaseAndAbi) {
 
 TEST(Cli, RunHelpMentionsSetAndTicks) {
     TempDir dir;
-    Result r = qallow(dir, {"run", "--help"});
+    Result r = run_qallow(dir, {"run", "--help"});
     EXPECT_EQ(r.status, 0);
     EXPECT_CONTAINS(r.out, "--set");
     EXPECT_CONTAINS(r.out, "--ticks");
@@ -646,7 +572,7 @@ TEST(CliBatch, ExpensivePowerDefersTheBatchPhaseUntilItsDeadline) {
     TempDir dir;
     write_flat_prices(dir / "prices.csv", 0.5);
     write_file(dir / "batch.json", batch_config(dir / "prices.csv", 0.1));
-    Result r = qallow(dir, run_args(dir / "batch.json", dir / "out"));
+    Result r = run_qallow(dir, run_args(dir / "batch.json", dir / "out"));
     ASSERT_EQ(r.status, 0) << r.err;
     json s = read_json(dir / "out" / "summary.json");
     json batch;
@@ -671,7 +597,7 @@ TEST(CliBatch, CheapPowerRunsTheBatchPhaseAsSoonAsPriceIsKnown) {
     TempDir dir;
     write_flat_prices(dir / "prices.csv", 0.05);
     write_file(dir / "batch.json", batch_config(dir / "prices.csv", 0.1));
-    Result r = qallow(dir, run_args(dir / "batch.json", dir / "out"));
+    Result r = run_qallow(dir, run_args(dir / "batch.json", dir / "out"));
     ASSERT_EQ(r.status, 0) << r.err;
     Csv csv = read_csv(dir / "out" / "telemetry.csv");
     // Tick 1 has no price reading yet (energy steps last); ticks 2..11 run it.
@@ -693,7 +619,7 @@ TEST(CliBadInput, BatchMistakesAreNamed) {
     write_flat_prices(dir / "prices.csv", 0.05);
     auto expect_refused = [&](const std::string& config, const std::string& fragment) {
         write_file(dir / "bad.json", config);
-        Result r = qallow(dir, run_args(dir / "bad.json", dir / "out"));
+        Result r = run_qallow(dir, run_args(dir / "bad.json", dir / "out"));
         EXPECT_EQ(r.status, 2) << config;
         EXPECT_TRUE(contains(r.err, fragment)) << r.err;
     };
@@ -709,7 +635,7 @@ TEST(CliBadInput, BatchMistakesAreNamed) {
     expect_refused(R"({"seed": 1, "ticks": 50, "instances": [{"plugin": "phase12"}, {"plugin": "energy", "batch": {"work_ticks": 1, "deadline_tick": 9}}]})",
                    "only phases can be batch");
     write_file(dir / "cap.json", R"({"seed": 1, "ticks": 5, "instances": [{"plugin": "phase12"}, {"plugin": "energy", "params": {"price_cap": 0.2}}]})");
-    Result r = qallow(dir, run_args(dir / "cap.json", dir / "out"));
+    Result r = run_qallow(dir, run_args(dir / "cap.json", dir / "out"));
     EXPECT_EQ(r.status, 2);
     EXPECT_TRUE(contains(r.err, "price_cap 0.2 needs a price: set price_per_kwh or price_csv")) << r.err;
 }

@@ -16,10 +16,6 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-const fs::path kBin = QALLOW_BIN;
-const fs::path kPlugins = QALLOW_TEST_PLUGIN_DIR;
-const fs::path kConfigs = fs::path(QALLOW_SOURCE_DIR) / "configs";
-
 // A node that runs until told to stop, serving ctl on <dir>/ctl.sock.
 class Node {
 public:
@@ -33,7 +29,8 @@ public:
         proc_ = std::make_unique<Process>(args, dir / "node.out", dir / "node.err");
         // Serving once it says so (a stale socket file may exist before that).
         auto serving = [&] { return read_file(dir_ / "node.err").find("info: ctl socket ") != std::string::npos; };
-        ready_ = wait_until([&] { return serving() || proc_->exited(); }, 20s) && !proc_->exited();
+        ready_ = wait_until([&] { return serving() || proc_->exited(); }, 20s, "the node to serve ctl (or end)") &&
+                 !proc_->exited();
     }
     ~Node() {
         if (proc_ && !proc_->exited()) {
@@ -52,14 +49,6 @@ private:
     std::unique_ptr<Process> proc_;
     bool ready_ = false;
 };
-
-Result ctl(const TempDir& dir, const fs::path& socket, std::vector<std::string> words) {
-    std::vector<std::string> args = {kBin.string(), "ctl", "--socket", socket.string()};
-    args.insert(args.end(), words.begin(), words.end());
-    fs::path sub = dir / ("ctl" + std::to_string(::rand()));
-    fs::create_directories(sub);
-    return run_process(args, sub, 30s);
-}
 
 // The protocol spoken by hand on one connection: one line in, one JSON line
 // out (a null json when the node closed the connection).
@@ -96,7 +85,8 @@ TEST(Ctl, StatusReportsTheRunningNode) {
     Node node(dir);
     ASSERT_TRUE(node.ready()) << node.err();
     // The first request may be served before the first tick (tick 0).
-    ASSERT_TRUE(wait_until([&] { return ctl_tick(node.socket(), dir.path()) > 0; }, 20s)) << node.err();
+    ASSERT_TRUE(wait_until([&] { return ctl_tick(node.socket(), dir.path()) > 0; }, 20s, "tick 1 over ctl"))
+        << node.err();
     Result r = ctl(dir, node.socket(), {"status"});
     ASSERT_EQ(r.status, 0) << r.err;
     json s = json::parse(r.out);
@@ -184,11 +174,10 @@ TEST(Ctl, ALiveSocketIsNotStolenAndAStaleOneIsReplaced) {
     Node first(dir);
     ASSERT_TRUE(first.ready()) << first.err();
     // A second node asking for the same socket is refused (bad input, status 2).
-    fs::create_directories(dir / "second");
-    Result second = run_process({kBin.string(), "run", "--config", (kConfigs / "phase13.json").string(), "--plugins",
-                                 kPlugins.string(), "--out", (dir / "out2").string(), "--ticks", "5", "--socket",
-                                 first.socket().string()},
-                                dir / "second", 30s);
+    Result second = run_qallow(dir, {"run", "--config", (kConfigs / "phase13.json").string(), "--plugins",
+                                     kPlugins.string(), "--out", (dir / "out2").string(), "--ticks", "5", "--socket",
+                                     first.socket().string()},
+                               30s);
     EXPECT_EQ(second.status, 2);
     EXPECT_NE(second.err.find("is served by another running node; give --socket"), std::string::npos) << second.err;
     // Killed hard, the first node leaves its socket file behind; the next one takes it over.

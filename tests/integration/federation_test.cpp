@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <csignal>
 #include <ctime>
 #include <map>
@@ -27,11 +28,6 @@ using namespace qallow::itest;
 using namespace std::chrono_literals;
 using nlohmann::json;
 namespace fs = std::filesystem;
-
-const fs::path kBin = QALLOW_BIN;
-const fs::path kPlugins = QALLOW_TEST_PLUGIN_DIR;
-const fs::path kReload = fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "reload";
-#define EXPECT_CONTAINS(hay, needle) EXPECT_NE(std::string(hay).find(needle), std::string::npos) << "missing: " << (needle) << "\nin: " << (hay)
 
 fs::path find_tool(const std::string& name) {
     for (const char* d : {"/usr/sbin/", "/usr/bin/", "/usr/local/sbin/", "/usr/local/bin/", "/sbin/", "/bin/"})
@@ -66,28 +62,6 @@ bool port_open(int port) {
     bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     ::close(fd);
     return ok;
-}
-
-// Runs a command in its own scratch directory under `dir`.
-Result run_in(const fs::path& dir, const std::vector<std::string>& argv, std::chrono::milliseconds limit = 30s) {
-    static int n = 0;
-    fs::path sub = dir / "runs" / std::to_string(++n);
-    fs::create_directories(sub);
-    return run_process(argv, sub, limit);
-}
-
-Result qallow(const fs::path& dir, std::vector<std::string> args, std::chrono::milliseconds limit = 30s) {
-    args.insert(args.begin(), kBin.string());
-    return run_in(dir, args, limit);
-}
-
-std::vector<json> read_jsonl(const fs::path& file) {
-    std::vector<json> out;
-    std::istringstream in(read_file(file));
-    std::string line;
-    while (std::getline(in, line))
-        if (!line.empty()) out.push_back(json::parse(line, nullptr, false));
-    return out;
 }
 
 // Entries of a ledger (optionally only those of one node, of one kind).
@@ -132,7 +106,9 @@ public:
         proc_ = std::make_unique<Process>(std::vector<std::string>{bin.string(), "-c", (dir_ / "mosquitto.conf").string()},
                                           dir_ / ("broker" + std::to_string(starts_) + ".out"),
                                           dir_ / ("broker" + std::to_string(starts_) + ".err"));
-        return wait_until([&] { return port_open(port_) || proc_->exited(); }, 10s) && !proc_->exited();
+        return wait_until([&] { return port_open(port_) || proc_->exited(); }, 10s,
+                          "the broker's port to open (or the broker to end)") &&
+               !proc_->exited();
     }
     void stop(int sig) {
         if (proc_ && !proc_->exited()) {
@@ -175,7 +151,7 @@ public:
     // Serving ctl (the node is past its start-up).
     bool wait_ready(std::chrono::milliseconds limit = 20s) {
         return wait_until([&] { return err().find("info: ctl socket ") != std::string::npos || proc_->exited(); },
-                          limit) &&
+                          limit, id_ + " to serve ctl (or end)") &&
                !proc_->exited();
     }
     bool start(const std::string& out = "out") {
@@ -197,7 +173,9 @@ public:
     }
     // Connected to the broker and subscribed.
     bool wait_connected(std::chrono::milliseconds limit = 10s) {
-        return wait_until([&] { return connections() > 0 || proc_->exited(); }, limit) && !proc_->exited();
+        return wait_until([&] { return connections() > 0 || proc_->exited(); }, limit,
+                          id_ + " to connect to the broker (or end)") &&
+               !proc_->exited();
     }
     void signal(int sig) { proc_->signal(sig); }
     void set_plugins(fs::path dir) { plugins_ = std::move(dir); }
@@ -222,6 +200,20 @@ public:
     fs::path out() const { return out_; }
     fs::path state() const { return dir_ / "state"; }
     fs::path outbox() const { return dir_ / "state" / "federation" / ("lab-" + id_) / "outbox"; }
+    // The messages waiting in its outbox (the .msg files' JSON text).
+    std::vector<std::string> outbox_messages() const {
+        std::vector<std::string> out;
+        std::error_code ec;
+        for (const auto& f : fs::directory_iterator(outbox(), ec))
+            if (f.path().extension() == ".msg") out.push_back(read_file(f.path()));
+        return out;
+    }
+    // Whether its outbox holds `n` messages or more, one of them naming `kind` (a ledger entry's).
+    bool outbox_holds(size_t n, const std::string& kind) const {
+        auto msgs = outbox_messages();
+        return msgs.size() >= n &&
+               std::any_of(msgs.begin(), msgs.end(), [&](const auto& m) { return contains(m, "\"" + kind + "\""); });
+    }
     fs::path err_file() const { return dir_ / ("node" + std::to_string(starts_) + ".err"); }
     std::string err() const { return read_file(err_file()); }
     json summary() const { return json::parse(read_file(out_ / "summary.json"), nullptr, false); }
@@ -230,7 +222,7 @@ public:
     Result ctl(std::vector<std::string> words, std::chrono::milliseconds limit = 30s) const {
         std::vector<std::string> args = {"ctl", "--socket", socket().string()};
         args.insert(args.end(), words.begin(), words.end());
-        return qallow(root_, args, limit);
+        return run_qallow(root_, args, limit);
     }
     json ctl_json(std::vector<std::string> words) const {
         Result r = ctl(std::move(words));
@@ -240,7 +232,7 @@ public:
     json status() const { return ctl_json({"status"}); }
     // The datacentre's `qallow cluster status --json` (null on failure).
     json cluster() const {
-        Result r = qallow(root_, {"cluster", "status", "--socket", socket().string(), "--json"});
+        Result r = run_qallow(root_, {"cluster", "status", "--socket", socket().string(), "--json"});
         return r.status == 0 ? json::parse(r.out, nullptr, false) : json();
     }
 
@@ -273,7 +265,7 @@ protected:
         fs::create_directories(root / "trust");
         fs::create_directories(root / "controllers");
         for (const auto& n : nodes) {
-            Result r = qallow(root, {"keys", "gen", "--out", (root / "keys").string(), "--node-id", n});
+            Result r = run_qallow(root, {"keys", "gen", "--out", (root / "keys").string(), "--node-id", n});
             ASSERT_EQ(r.status, 0) << r.err;
             fs::copy_file(root / "keys" / (n + ".pub"), root / "trust" / (n + ".pub"),
                           fs::copy_options::overwrite_existing);
@@ -372,7 +364,7 @@ protected:
                         ++on;
                 return on >= n;
             },
-            limit);
+            limit, std::to_string(n) + " node(s) online in the datacentre's view");
     }
 
     // SIGTERM every edge (together), then the datacentre; each must exit 0.
@@ -386,8 +378,8 @@ protected:
 
     // The cluster ledger verifies, one chain per node, with signatures.
     void expect_cluster_ledger_verifies() {
-        Result v = qallow(root, {"ledger", "verify", cluster_ledger().string(), "--cluster", "--trust",
-                                 (root / "trust").string()});
+        Result v = run_qallow(root, {"ledger", "verify", cluster_ledger().string(), "--cluster", "--trust",
+                                     (root / "trust").string()});
         EXPECT_EQ(v.status, 0) << v.out << v.err;
     }
 
@@ -489,7 +481,7 @@ TEST_F(Federation, BirthsTelemetryAndStatus) {
             s = t;
             return true;
         },
-        10s))
+        10s, "20 more telemetry records from every edge"))
         << dc->cluster().dump(2);
     for (auto& [id, n] : s["nodes"].items()) {
         double cycle = n["cycle_ms"];
@@ -535,7 +527,9 @@ TEST_F(Federation, RemoteSetAppliedOnAllEdgesAndAcked) {
 
     // Each edge's own ledger records the change and who asked.
     for (auto& e : edges) {
-        ASSERT_TRUE(wait_until([&] { return !entries(e->ledger(), "", "param_change").empty(); }, 5s)) << e->id();
+        ASSERT_TRUE(wait_until([&] { return !entries(e->ledger(), "", "param_change").empty(); }, 5s,
+                               e->id() + "'s param_change ledger entry"))
+            << e->id();
         auto pc = entries(e->ledger(), "", "param_change");
         ASSERT_EQ(pc.size(), 1u) << e->id();
         EXPECT_EQ(pc[0]["payload"]["name"], "phase12.eps");
@@ -544,7 +538,9 @@ TEST_F(Federation, RemoteSetAppliedOnAllEdgesAndAcked) {
         EXPECT_EQ(pc[0]["payload"]["who"].get<std::string>().rfind("remote:dc-1:", 0), 0u) << pc[0].dump();
     }
     // The datacentre's own ledger: the command and its result.
-    ASSERT_TRUE(wait_until([&] { return !entries(dc->ledger(), "", "remote_result").empty(); }, 5s)) << dc->err();
+    ASSERT_TRUE(wait_until([&] { return !entries(dc->ledger(), "", "remote_result").empty(); }, 5s,
+                           "the datacentre's remote_result ledger entry"))
+        << dc->err();
     auto cmd = entries(dc->ledger(), "", "remote_command");
     ASSERT_EQ(cmd.size(), 1u);
     EXPECT_EQ(cmd[0]["payload"]["name"], "phase12.eps");
@@ -593,7 +589,8 @@ TEST_F(Federation, QuorumReachedAndRefused) {
     ASSERT_EQ(r.status, 0) << r.out << r.err;
     for (int i = 1; i <= 4; ++i)
         EXPECT_NE(r.out.find("edge-" + std::to_string(i) + ": phase13.k = 0.002 (was 0.001)\n"), std::string::npos) << r.out;
-    ASSERT_TRUE(wait_until([&] { return !entries(dc->ledger(), "", "quorum_decision").empty(); }, 5s));
+    ASSERT_TRUE(wait_until([&] { return !entries(dc->ledger(), "", "quorum_decision").empty(); }, 5s,
+                           "the quorum decision in the datacentre's ledger"));
     auto decision = entries(dc->ledger(), "", "quorum_decision");
     ASSERT_EQ(decision.size(), 1u);
     EXPECT_EQ(decision[0]["payload"]["outcome"], "approved") << decision[0].dump();
@@ -613,7 +610,7 @@ TEST_F(Federation, QuorumReachedAndRefused) {
             return s.is_object() && s["nodes"]["edge-3"]["online"] == false && s["nodes"]["edge-4"]["online"] == false &&
                    s["nodes"]["edge-1"]["online"] == true;
         },
-        10s))
+        10s, "edge-3 and edge-4 offline in the datacentre's view"))
         << dc->cluster().dump(2);
     auto t0 = std::chrono::steady_clock::now();
     r = dc->ctl({"--remote", "all", "set", "phase13.k", "0.003"});
@@ -623,7 +620,8 @@ TEST_F(Federation, QuorumReachedAndRefused) {
               std::string::npos)
         << r.err;
     EXPECT_GE(took, 1.4); // it waited the quorum's timeout
-    ASSERT_TRUE(wait_until([&] { return entries(dc->ledger(), "", "quorum_decision").size() == 2; }, 5s));
+    ASSERT_TRUE(wait_until([&] { return entries(dc->ledger(), "", "quorum_decision").size() == 2; }, 5s,
+                           "the second quorum decision in the datacentre's ledger"));
     decision = entries(dc->ledger(), "", "quorum_decision");
     EXPECT_EQ(decision[1]["payload"]["outcome"], "refused") << decision[1].dump();
     EXPECT_EQ(decision[1]["payload"]["approvals"], 2) << decision[1].dump();
@@ -670,7 +668,7 @@ TEST_F(Federation, AFollowerPacesItsTicksToTheClusterPace) {
             double expect = 2 / (1 / c1 + 1 / c2);
             return std::abs(pace - expect) < 1.5 && std::abs(follower - pace) < 2.0;
         },
-        15s);
+        15s, "the cluster pace");
     EXPECT_TRUE(paced) << s.dump(2);
     EXPECT_TRUE(s["nodes"]["edge-3"]["follows_pace"].get<bool>());
     EXPECT_FALSE(s["nodes"]["edge-1"]["follows_pace"].get<bool>());
@@ -750,12 +748,14 @@ TEST_F(Federation, TlsBrokerWithPasswordsAndARefusedPassword) {
     EXPECT_EQ(r.status, 0) << r.out << r.err;
     EXPECT_EQ(r.out, "edge-1: phase12.eps = 0.0002 (was 0.0001)\n");
     // The wrong password: refused in words, and the edge ticks on offline.
-    ASSERT_TRUE(wait_until([&] { return edge(2).err().find("cannot connect") != std::string::npos; }, 10s));
+    ASSERT_TRUE(wait_until([&] { return edge(2).err().find("cannot connect") != std::string::npos; }, 10s,
+                           "edge-2 to log that it cannot connect"));
     EXPECT_NE(edge(2).err().find("the broker refused the connection: not authorised (username, password_file)"),
               std::string::npos)
         << edge(2).err();
     uint64_t t0 = edge(2).status()["tick"];
-    EXPECT_TRUE(wait_until([&] { return edge(2).status().value("tick", uint64_t(0)) > t0 + 10; }, 10s))
+    EXPECT_TRUE(wait_until([&] { return edge(2).status().value("tick", uint64_t(0)) > t0 + 10; }, 10s,
+                           "edge-2 to tick on without its broker"))
         << "edge-2 must tick on without its broker";
     EXPECT_EQ(edge(2).federation()["connects"], 0);
     EXPECT_FALSE(dc->cluster()["nodes"].contains("edge-2"));
@@ -770,14 +770,15 @@ TEST_F(Federation, KilledEdgeDeathSeenThroughWill) {
             json s = dc->cluster();
             return s.is_object() && s["nodes"]["edge-1"]["online"] == false;
         },
-        5s))
+        5s, "edge-1 offline in the datacentre's view"))
         << "keep-alive 1 s: the broker publishes the will after 1.5 s, well before 5 s\n"
         << dc->cluster().dump(2);
     json s = dc->cluster();
     EXPECT_EQ(s["nodes"]["edge-2"]["online"], true);
     EXPECT_EQ(s["nodes"]["edge-1"]["session"], 1);
     // The death is in the datacentre's ledger, unclean.
-    ASSERT_TRUE(wait_until([&] { return !entries(dc->ledger(), "", "node_death").empty(); }, 3s));
+    ASSERT_TRUE(wait_until([&] { return !entries(dc->ledger(), "", "node_death").empty(); }, 3s,
+                           "the node_death ledger entry"));
     auto d = entries(dc->ledger(), "", "node_death");
     ASSERT_EQ(d.size(), 1u);
     EXPECT_EQ(d[0]["payload"]["node"], "edge-1");
@@ -785,7 +786,7 @@ TEST_F(Federation, KilledEdgeDeathSeenThroughWill) {
     // edge-2 is still reporting.
     uint64_t before = s["nodes"]["edge-2"]["telemetry_records"];
     EXPECT_TRUE(wait_until([&] { return dc->cluster()["nodes"]["edge-2"]["telemetry_records"].get<uint64_t>() > before; },
-                           3s));
+                           3s, "more telemetry from edge-2"));
     stop_all();
 }
 
@@ -830,17 +831,25 @@ TEST_F(Federation, BrokerKilledAndRestarted) {
         Result r = edge(i).ctl({"set", "phase12.eps", "0.00015"});
         ASSERT_EQ(r.status, 0) << r.err;
     }
-    EXPECT_TRUE(wait_until([&] { return edge(1).status().value("tick", uint64_t(0)) > tick0 + 50; }, 10s))
+    EXPECT_TRUE(wait_until([&] { return edge(1).status().value("tick", uint64_t(0)) > tick0 + 50; }, 10s,
+                           "50 more ticks of edge-1 without the broker"))
         << "10 ms ticks go on without the broker";
-    std::this_thread::sleep_for(500ms); // some of them with the outbox filling
+    // Some of them with the outbox filling: the offline change and a few
+    // telemetry batches (one every 100 ms) wait there.
+    for (int i = 1; i <= 2; ++i)
+        EXPECT_TRUE(wait_until([&] { return edge(i).outbox_holds(5, "param_change"); }, 10s,
+                               "edge-" + std::to_string(i) + "'s outbox to hold its param_change and 4 more"));
     for (auto& e : edges) EXPECT_TRUE(e->running()) << e->err();
     ASSERT_TRUE(broker->start()) << broker->log();
 
     // Both edges reconnect: a second connect each, in session 2 (failed
     // attempts reuse the number they took), and the datacentre sees it.
-    ASSERT_TRUE(wait_until([&] { return dc->connections() == 2; }, 10s)) << dc->err();
+    ASSERT_TRUE(wait_until([&] { return dc->connections() == 2; }, 10s, "the datacentre's second connection"))
+        << dc->err();
     for (int i = 1; i <= 2; ++i) {
-        ASSERT_TRUE(wait_until([&] { return edge(i).federation()["connects"] == 2; }, 10s)) << edge(i).err();
+        ASSERT_TRUE(wait_until([&] { return edge(i).federation()["connects"] == 2; }, 10s,
+                               "edge-" + std::to_string(i) + "'s second connection"))
+            << edge(i).err();
         EXPECT_EQ(edge(i).last_session(), 2u);
     }
     bool back = wait_until(
@@ -853,7 +862,7 @@ TEST_F(Federation, BrokerKilledAndRestarted) {
             }
             return true;
         },
-        15s);
+        15s, "both edges back online in their new sessions");
     json s = dc->cluster();
     std::string births;
     for (int i = 1; i <= 2; ++i)
@@ -889,7 +898,8 @@ TEST_F(Federation, OutboxSurvivesRestartOfTheNode) {
     edges.push_back(std::make_unique<Node>(root, "edge-1", edge_config("edge-1")));
     ASSERT_TRUE(edge(1).start("out1")) << edge(1).err();
     ASSERT_EQ(edge(1).ctl({"set", "phase12.eps", "0.00015"}).status, 0); // one more ledger entry
-    std::this_thread::sleep_for(700ms);
+    ASSERT_TRUE(wait_until([&] { return edge(1).outbox_holds(1, "param_change"); }, 10s,
+                           "edge-1's param_change in its outbox"));
     ASSERT_EQ(edge(1).stop(), 0) << edge(1).err();
     json f = edge(1).summary()["federation"];
     ASSERT_TRUE(f.is_object()) << edge(1).err();
@@ -910,7 +920,8 @@ TEST_F(Federation, OutboxSurvivesRestartOfTheNode) {
     ASSERT_TRUE(edge(1).start("out2")) << edge(1).err();
     ASSERT_TRUE(wait_online(1, 10s)) << dc->cluster().dump(2);
     // The first run's queued entries arrive: its param_change included.
-    EXPECT_TRUE(wait_until([&] { return !entries(cluster_ledger(), "edge-1", "param_change").empty(); }, 10s))
+    EXPECT_TRUE(wait_until([&] { return !entries(cluster_ledger(), "edge-1", "param_change").empty(); }, 10s,
+                           "edge-1's queued param_change in the cluster ledger"))
         << read_file(cluster_ledger());
     // Its first run took session 1 and never used it; the second connects in session 2.
     EXPECT_EQ(edge(1).last_session(), 2u);
@@ -927,7 +938,8 @@ TEST_F(Federation, OutboxSurvivesRestartOfTheNode) {
     EXPECT_EQ(pc[0], pc1[0]);
     EXPECT_LE(pc[0]["sequence"].get<uint64_t>(), own1.back()["sequence"].get<uint64_t>()) << "written by the first run";
     // Every entry of both runs, from sequence 1, in one chain that verifies.
-    Result v = qallow(root, {"ledger", "verify", cluster_ledger().string(), "--cluster", "--trust", (root / "trust").string()});
+    Result v = run_qallow(
+        root, {"ledger", "verify", cluster_ledger().string(), "--cluster", "--trust", (root / "trust").string()});
     auto missing = compare_forwarded(edge(1));
     EXPECT_EQ(v.status, 0) << v.out << v.err;
     expect_nothing_missing(edge(1), missing);
@@ -948,13 +960,13 @@ TEST_F(Federation, InjectedMessagesRejectedAndCounted) {
         std::vector<std::string> a = {"cluster", "seal", "--key", key, "--node", node, "--kind", kind,
                                       "--payload", payload.dump()};
         a.insert(a.end(), more.begin(), more.end());
-        Result r = qallow(root, a);
+        Result r = run_qallow(root, a);
         EXPECT_EQ(r.status, 0) << r.err;
         return json::parse(r.out, nullptr, false);
     };
     auto dc_rejected = [&] { return dc->cluster()["rejected"]; };
     auto wait_reason = [&](const std::string& reason) {
-        return wait_until([&] { return reason_count(dc_rejected(), reason) >= 1; }, 5s);
+        return wait_until([&] { return reason_count(dc_rejected(), reason) >= 1; }, 5s, "a rejection for " + reason);
     };
     const std::string key1 = (root / "keys" / "edge-1.key").string();
     const std::string t1 = "qallow/v1/lab/edge-1/telemetry";
@@ -991,16 +1003,19 @@ TEST_F(Federation, InjectedMessagesRejectedAndCounted) {
                    {"by", "mallory"}},
                   {"--session", "1", "--seq", "1"});
     publish("qallow/v1/lab/edge-1/cmd", e.dump());
-    EXPECT_TRUE(wait_until([&] { return reason_count(edge(1).federation()["rejected"], "not_controller") >= 1; }, 5s))
+    EXPECT_TRUE(wait_until([&] { return reason_count(edge(1).federation()["rejected"], "not_controller") >= 1; }, 5s,
+                           "edge-1 to reject a command not signed by a controller"))
         << edge(1).federation().dump();
     // (f) an unknown key: a fresh key pair that is in no trust directory.
-    ASSERT_EQ(qallow(root, {"keys", "gen", "--out", (root / "stranger").string(), "--node-id", "intruder"}).status, 0);
+    ASSERT_EQ(
+        run_qallow(root, {"keys", "gen", "--out", (root / "stranger").string(), "--node-id", "intruder"}).status, 0);
     json f = seal((root / "stranger" / "intruder.key").string(), "intruder", "telemetry", telemetry,
                   {"--session", "1", "--seq", "1"});
     publish("qallow/v1/lab/intruder/telemetry", f.dump());
     EXPECT_TRUE(wait_reason("unknown_key")) << dc_rejected().dump();
 
-    // Each counted exactly once, nothing else rejected.
+    // Each counted exactly once, nothing else rejected.  Nothing more is
+    // expected, so nothing can be waited for: this window is the test.
     std::this_thread::sleep_for(200ms);
     json rej = dc_rejected();
     for (const char* reason : {"unsigned", "bad_signature", "replayed", "stale", "unknown_key"})
@@ -1019,7 +1034,7 @@ TEST_F(Federation, InjectedMessagesRejectedAndCounted) {
     EXPECT_TRUE(dc->running() && edge(1).running() && edge(2).running());
     uint64_t before = s["nodes"]["edge-1"]["telemetry_records"];
     EXPECT_TRUE(wait_until([&] { return dc->cluster()["nodes"]["edge-1"]["telemetry_records"].get<uint64_t>() >= before + 20; },
-                           5s));
+                           5s, "20 more telemetry records from edge-1"));
     EXPECT_EQ(dc->cluster()["nodes"]["edge-1"]["online"], true);
     stop_all();
 }
@@ -1029,17 +1044,17 @@ TEST_F(Federation, InjectedMessagesRejectedAndCounted) {
 TEST_F(Federation, TamperedLedgerEntryNamed) {
     ASSERT_NO_FATAL_FAILURE(start_cluster(1));
     ASSERT_EQ(edge(1).ctl({"set", "phase12.eps", "0.00015"}).status, 0);
-    ASSERT_TRUE(wait_until([&] { return !entries(cluster_ledger(), "edge-1", "param_change").empty(); }, 5s));
+    ASSERT_TRUE(wait_until([&] { return !entries(cluster_ledger(), "edge-1", "param_change").empty(); }, 5s,
+                           "edge-1's param_change in the cluster ledger"));
     stop_all();
-    Result v = qallow(root, {"ledger", "verify", cluster_ledger().string(), "--cluster", "--trust", (root / "trust").string()});
+    Result v = run_qallow(
+        root, {"ledger", "verify", cluster_ledger().string(), "--cluster", "--trust", (root / "trust").string()});
     ASSERT_EQ(v.status, 0) << v.out << v.err;
     EXPECT_NE(v.out.find("  edge-1: "), std::string::npos) << v.out;
 
     // Change one byte in the payload of edge-1's param_change entry.
     std::string text = read_file(cluster_ledger());
-    std::vector<std::string> lines;
-    std::istringstream in(text);
-    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    std::vector<std::string> lines = lines_of(text);
     size_t at = lines.size();
     for (size_t i = 0; i < lines.size(); ++i) {
         json e = json::parse(lines[i]);
@@ -1053,7 +1068,8 @@ TEST_F(Federation, TamperedLedgerEntryNamed) {
     for (const auto& l : lines) out += l + "\n";
     ASSERT_EQ(out.size(), text.size());
     write_file(cluster_ledger(), out);
-    v = qallow(root, {"ledger", "verify", cluster_ledger().string(), "--cluster", "--trust", (root / "trust").string()});
+    v = run_qallow(root,
+                   {"ledger", "verify", cluster_ledger().string(), "--cluster", "--trust", (root / "trust").string()});
     EXPECT_EQ(v.status, 1) << v.out << v.err;
     EXPECT_NE(v.err.find(cluster_ledger().string() + ":" + std::to_string(at + 1) +
                          ": edge-1's entry: hash does not match the entry's contents"),
@@ -1099,7 +1115,7 @@ protected:
     Result deploy(std::vector<std::string> more) {
         std::vector<std::string> a = {"deploy", "--socket", dc->socket().string()};
         a.insert(a.end(), more.begin(), more.end());
-        return qallow(root, a, 120s);
+        return run_qallow(root, a, 120s);
     }
     // The version of counter the datacentre's table shows for `id`.
     std::string counter_version(const std::string& id) {
@@ -1144,7 +1160,8 @@ TEST_F(FederationDeploy, DeployedToTwoEdgesRunsEverywhere) {
     EXPECT_CONTAINS(r.err, ": counter 2.0.0 to edge-1, edge-2, ");
     for (int i = 1; i <= 2; ++i) {
         const std::string id = "edge-" + std::to_string(i);
-        EXPECT_TRUE(wait_until([&] { return counter_version(id) == "2.0.0"; }, 5s)) << dc->cluster().dump(2);
+        EXPECT_TRUE(wait_until([&] { return counter_version(id) == "2.0.0"; }, 5s, id + " to run counter 2.0.0"))
+            << dc->cluster().dump(2);
         // Nothing half-received or temporary left in the plugin directory.
         for (const auto& f : fs::directory_iterator(edge(i).plugins()))
             EXPECT_EQ(f.path().extension(), ".so") << f.path();
@@ -1163,7 +1180,8 @@ TEST_F(FederationDeploy, DeployedToTwoEdgesRunsEverywhere) {
     ASSERT_EQ(res.size(), 1u);
     EXPECT_EQ(res[0]["payload"]["results"]["edge-2"]["version"], "2.0.0") << res[0].dump();
     // The edges' entries reach the cluster ledger.
-    EXPECT_TRUE(wait_until([&] { return entries(cluster_ledger(), "edge-2", "deploy_installed").size() == 1; }, 10s));
+    EXPECT_TRUE(wait_until([&] { return entries(cluster_ledger(), "edge-2", "deploy_installed").size() == 1; }, 10s,
+                           "edge-2's deploy_installed in the cluster ledger"));
     stop_all();
     for (int i = 1; i <= 2; ++i) {
         auto v = last_counter_values(edge(i));
@@ -1189,7 +1207,8 @@ TEST_F(FederationDeploy, RefusedDeploymentsAcked) {
     EXPECT_EQ(r.status, 1) << r.out << r.err;
     EXPECT_CONTAINS(r.out, "edge-1: refused: arch arm64, this node is x86_64");
     // The ack can come before the entry: it is written at the edge's next tick boundary.
-    EXPECT_TRUE(wait_until([&] { return entries(edge(1).ledger(), "", "deploy_refused").size() == 1u; }, 5s));
+    EXPECT_TRUE(wait_until([&] { return entries(edge(1).ledger(), "", "deploy_refused").size() == 1u; }, 5s,
+                           "edge-1's deploy_refused ledger entry"));
     EXPECT_EQ(counter_version("edge-1"), "1.0.0");
 
     const std::string pub = find_tool("mosquitto_pub").string(), p = std::to_string(port);
@@ -1211,13 +1230,14 @@ TEST_F(FederationDeploy, RefusedDeploymentsAcked) {
     auto seal = [&](const std::string& key, const std::string& node, std::vector<std::string> more) {
         std::vector<std::string> a = {"cluster", "seal", "--key", key, "--node", node, "--kind", "cmd", "--payload", cmd.dump()};
         a.insert(a.end(), more.begin(), more.end());
-        Result x = qallow(root, a);
+        Result x = run_qallow(root, a);
         EXPECT_EQ(x.status, 0) << x.err;
         return json::parse(x.out, nullptr, false);
     };
     // Not a controller: edge-2's key.
     publish(seal((root / "keys" / "edge-2.key").string(), "edge-2", {"--session", "1", "--seq", "1"}));
-    EXPECT_TRUE(wait_until([&] { return reason_count(edge(1).federation()["rejected"], "not_controller") >= 1; }, 5s))
+    EXPECT_TRUE(wait_until([&] { return reason_count(edge(1).federation()["rejected"], "not_controller") >= 1; }, 5s,
+                           "edge-1 to reject a deploy not signed by a controller"))
         << edge(1).federation().dump();
     // The datacentre's key, its session, a seq ahead of what it sent.
     uint64_t session = dc->last_session();
@@ -1226,11 +1246,13 @@ TEST_F(FederationDeploy, RefusedDeploymentsAcked) {
                     {"--session", std::to_string(session), "--seq", std::to_string(seq + 1)});
     bad["payload"]["file"] = "evil2.so"; // a byte changed after sealing
     publish(bad);
-    EXPECT_TRUE(wait_until([&] { return reason_count(edge(1).federation()["rejected"], "bad_signature") >= 1; }, 5s))
+    EXPECT_TRUE(wait_until([&] { return reason_count(edge(1).federation()["rejected"], "bad_signature") >= 1; }, 5s,
+                           "edge-1 to reject a deploy with a bad signature"))
         << edge(1).federation().dump();
     // Digest mismatch, properly signed.
     publish(seal((root / "keys" / "dc-1.key").string(), "dc-1", {"--session", std::to_string(session), "--seq", std::to_string(seq)}));
-    EXPECT_TRUE(wait_until([&] { return entries(edge(1).ledger(), "", "deploy_refused").size() == 2; }, 5s))
+    EXPECT_TRUE(wait_until([&] { return entries(edge(1).ledger(), "", "deploy_refused").size() == 2; }, 5s,
+                           "edge-1's second deploy_refused ledger entry"))
         << edge(1).err();
     auto refused = entries(edge(1).ledger(), "", "deploy_refused");
     ASSERT_EQ(refused.size(), 2u);
@@ -1253,7 +1275,7 @@ TEST_F(FederationDeploy, BrokenBuildRolledBackAndReported) {
     ASSERT_EQ(inst.size(), 1u);
     EXPECT_EQ(inst[0]["payload"]["outcome"], "rolled_back");
     EXPECT_EQ(inst[0]["payload"]["version"], "1.0.0");
-    EXPECT_TRUE(wait_until([&] { return counter_version("edge-1") == "1.0.0"; }, 5s));
+    EXPECT_TRUE(wait_until([&] { return counter_version("edge-1") == "1.0.0"; }, 5s, "edge-1 back on counter 1.0.0"));
     stop_all();
     expect_cluster_ledger_verifies();
 }
@@ -1266,9 +1288,9 @@ protected:
     Result run(const json& config) {
         fs::create_directories(dir / "keys");
         write_file(dir / "bad.json", config.dump(2));
-        return qallow(dir.path(), {"run", "--config", (dir / "bad.json").string(), "--plugins", kPlugins.string(),
-                                   "--out", (dir / "out").string(), "--state-dir", (dir / "state").string(), "--no-ctl",
-                                   "--no-progress", "--ticks", "1"});
+        return run_qallow(dir.path(), {"run", "--config", (dir / "bad.json").string(), "--plugins", kPlugins.string(),
+                                       "--out", (dir / "out").string(), "--state-dir", (dir / "state").string(),
+                                       "--no-ctl", "--no-progress", "--ticks", "1"});
     }
     json base() {
         return {{"seed", 1},

@@ -13,19 +13,13 @@ using namespace qallow::itest;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-const fs::path kBin = QALLOW_BIN;
-const fs::path kPlugins = QALLOW_TEST_PLUGIN_DIR;
-const fs::path kConfigs = fs::path(QALLOW_SOURCE_DIR) / "configs";
-
 // `qallow run` on `config` with its own state directory and out directory.
 Result run(const TempDir& dir, const fs::path& config, std::vector<std::string> extra = {}) {
-    std::vector<std::string> a = {kBin.string(), "run",         "-c", config.string(), "--plugins", kPlugins.string(),
-                                  "--out",       (dir / "out").string(), "--state-dir", (dir / "state").string(),
+    std::vector<std::string> a = {"run", "-c", config.string(), "--plugins", kPlugins.string(),
+                                  "--out", (dir / "out").string(), "--state-dir", (dir / "state").string(),
                                   "--no-progress"};
     a.insert(a.end(), extra.begin(), extra.end());
-    fs::path sub = dir / ("run" + std::to_string(::rand()));
-    fs::create_directories(sub);
-    return run_process(a, sub, std::chrono::seconds(60));
+    return run_qallow(dir, a);
 }
 
 const char* kPhase12 = R"({"seed": 1, "ticks": 20, "instances": [{"plugin": "phase12", "params": {"eps": )";

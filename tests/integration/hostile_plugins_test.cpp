@@ -6,6 +6,8 @@
 // code crashed (host/core/quarantine.hpp), or nothing when it cannot be pinned on
 // one.  Builds: <build>/test-plugins/hostile (tests/plugins/hostile.c).
 #include "process.hpp"
+#include "support/elf.hpp"
+#include "support/sanitizers.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -24,45 +26,8 @@ using namespace qallow::itest;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-const fs::path kBin = QALLOW_BIN;
-const fs::path kPlugins = QALLOW_TEST_PLUGIN_DIR;
-const fs::path kHostile = fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "hostile";
-const fs::path kReload = fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "reload";
+const fs::path kHostile = kTestPlugins / "hostile";
 fs::path hostile(const std::string& c) { return kHostile / ("hostile_" + c + ".so"); }
-
-bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
-#define EXPECT_CONTAINS(haystack, needle) EXPECT_TRUE(contains(haystack, needle)) << "missing: " << (needle) << "\nin: " << (haystack)
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define QALLOW_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define QALLOW_SANITIZED 1
-#endif
-#endif
-// A sanitizer installs its own SIGSEGV handler, which the crash guard leaves
-// in place (quarantine.hpp): crashes are then not recorded at all.
-#ifdef QALLOW_SANITIZED
-#define SKIP_WHEN_SANITIZED() GTEST_SKIP() << "the sanitizer's fatal-signal handlers replace the crash guard's"
-#else
-#define SKIP_WHEN_SANITIZED() (void)0
-#endif
-
-std::string bytes_of(const fs::path& f) { return read_file(f); }
-
-// Where to cut a build so that its last PT_LOAD segment runs past the end
-// (whatever debug information follows it in this build type).
-size_t cut_in_last_load(const std::string& b) {
-    ElfW(Ehdr) eh;
-    std::memcpy(&eh, b.data(), sizeof eh);
-    size_t cut = 0;
-    for (size_t i = 0; i < eh.e_phnum; ++i) {
-        ElfW(Phdr) ph;
-        std::memcpy(&ph, b.data() + eh.e_phoff + i * sizeof ph, sizeof ph);
-        if (ph.p_type == PT_LOAD && ph.p_filesz > 1) cut = std::max<size_t>(cut, ph.p_offset + ph.p_filesz / 2);
-    }
-    return cut;
-}
 
 class Hostile : public ::testing::Test {
 protected:
@@ -87,11 +52,10 @@ protected:
         return a;
     }
     Result run(const fs::path& cfg, std::vector<std::string> extra = {}) {
-        return run_process(run_args(cfg, std::move(extra)), dir_.path());
+        return run_in(dir_, run_args(cfg, std::move(extra)));
     }
     Result plugins() {
-        return run_process({kBin.string(), "plugins", "--plugins", plugins_.string(), "--state-dir", state_.string()},
-                           dir_.path(), 30s);
+        return run_qallow(dir_, {"plugins", "--plugins", plugins_.string(), "--state-dir", state_.string()}, 30s);
     }
     json quarantine() const {
         if (!fs::exists(state_ / "quarantine.json")) return json{{"builds", json::array()}};
@@ -108,7 +72,7 @@ protected:
 
 TEST_F(Hostile, ATruncatedPluginIsRefusedByNameAtStartWhileTheOthersLoad) {
     add_builtin({"phase12.so", "ethics.so"});
-    std::string whole = bytes_of(kPlugins / "phase13.so");
+    std::string whole = read_file(kPlugins / "phase13.so");
     size_t cut = cut_in_last_load(whole);
     write_file(plugins_ / "cut.so", whole.substr(0, cut)); // a copy that stopped halfway
 
@@ -129,7 +93,7 @@ TEST_F(Hostile, ATruncatedPluginIsRefusedByNameAtStartWhileTheOthersLoad) {
 TEST_F(Hostile, ASegmentPastTheEndOfAWholeFileIsRefused) {
     // The file is complete, but a program header claims more than it holds.
     add_builtin({"phase12.so"});
-    std::string b = bytes_of(hostile("innocent"));
+    std::string b = read_file(hostile("innocent"));
     ElfW(Ehdr) eh;
     std::memcpy(&eh, b.data(), sizeof eh);
     int patched = -1;
@@ -157,13 +121,16 @@ TEST_F(Hostile, ATruncatedBuildDroppedIntoARunningNodeIsRefusedAndTheNodeRunsOn)
     fs::path cfg = config(R"([{"plugin": "counter", "params": {"sleep_us": 1000}}])");
     Process p(run_args(cfg, {"--ticks", "1000000"}), dir_ / "run.out", err);
     auto log = [&] { return read_file(err); };
-    ASSERT_TRUE(wait_until([&] { return contains(log(), "reload: watching"); }, 10s)) << log();
+    ASSERT_TRUE(
+        wait_until([&] { return contains(log(), "reload: watching"); }, 10s, "the log to show: reload: watching"))
+        << log();
 
-    std::string v2 = bytes_of(kReload / "v2" / "counter.so");
+    std::string v2 = read_file(kReload / "v2" / "counter.so");
     size_t cut = cut_in_last_load(v2);
     write_file(plugins_ / ".incoming", v2.substr(0, cut));
     fs::rename(plugins_ / ".incoming", plugins_ / "counter.so");
-    ASSERT_TRUE(wait_until([&] { return contains(log(), "reload: refused " + (plugins_ / "counter.so").string()); }, 10s))
+    ASSERT_TRUE(wait_until([&] { return contains(log(), "reload: refused " + (plugins_ / "counter.so").string()); },
+                           10s, "the log to show the truncated build refused"))
         << log();
     EXPECT_CONTAINS(log(), "ends past the end of the file (" + std::to_string(cut) + " bytes; truncated?)");
     EXPECT_FALSE(p.exited()) << log();
@@ -171,7 +138,8 @@ TEST_F(Hostile, ATruncatedBuildDroppedIntoARunningNodeIsRefusedAndTheNodeRunsOn)
     // The node still takes a good build after the bad one.
     fs::copy_file(kReload / "v2" / "counter.so", plugins_ / ".incoming");
     fs::rename(plugins_ / ".incoming", plugins_ / "counter.so");
-    ASSERT_TRUE(wait_until([&] { return contains(log(), "reload: instance 'counter' runs counter 2.0.0"); }, 10s))
+    ASSERT_TRUE(wait_until([&] { return contains(log(), "reload: instance 'counter' runs counter 2.0.0"); }, 10s,
+                           "the log to show counter 2.0.0 running"))
         << log();
     p.signal(SIGTERM);
     EXPECT_EQ(p.wait(10s), 0) << log();
@@ -261,7 +229,9 @@ TEST_F(Hostile, ACrashNotAttributableToAnyBuildQuarantinesNothingAndSaysSo) {
     fs::path cfg = config(R"([{"plugin": "phase12"}, {"plugin": "counter", "params": {"sleep_us": 1000}}])",
                           R"("reload": {"probation_ticks": 1000000})");
     Process p(run_args(cfg, {"--ticks", "1000000"}), dir_ / "run.out", err);
-    ASSERT_TRUE(wait_until([&] { return contains(read_file(err), "reload: watching"); }, 10s)) << read_file(err);
+    ASSERT_TRUE(wait_until([&] { return contains(read_file(err), "reload: watching"); }, 10s,
+                           "the log to show: reload: watching"))
+        << read_file(err);
     // A SIGSEGV from outside: whatever code the node was in, no build faulted.
     p.signal(SIGSEGV);
     ASSERT_EQ(p.wait(10s), 128 + SIGSEGV) << read_file(err);

@@ -23,9 +23,6 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-const fs::path kBin = QALLOW_BIN;
-const fs::path kPlugins = QALLOW_TEST_PLUGIN_DIR;
-
 std::optional<fs::path> on_path(const std::string& name) {
     const char* path = std::getenv("PATH");
     std::stringstream ss(path ? path : "/usr/bin:/bin");
@@ -48,14 +45,6 @@ Http get(const TempDir& dir, uint16_t port, const std::string& path) {
     h.status = std::stoi(r.out);
     h.body = read_file(sub / "body");
     return h;
-}
-
-Result ctl(const TempDir& dir, const fs::path& socket, std::vector<std::string> words) {
-    std::vector<std::string> args = {kBin.string(), "ctl", "--socket", socket.string()};
-    args.insert(args.end(), words.begin(), words.end());
-    fs::path sub = dir / ("ctl" + std::to_string(::rand()));
-    fs::create_directories(sub);
-    return run_process(args, sub, 30s);
 }
 
 // Checks the Prometheus text format 0.0.4: every family has HELP and TYPE
@@ -165,7 +154,7 @@ TEST(Http, MetricsReadyzAndCtlResumeOnARealNode) {
             }
             return port != 0 || node.exited();
         },
-        20s));
+        20s, "a scrape of /metrics that parses"));
     ASSERT_NE(port, 0) << read_file(dir / "node.err");
 
     auto tick_of = [&] {
@@ -176,11 +165,11 @@ TEST(Http, MetricsReadyzAndCtlResumeOnARealNode) {
     };
     // In SAFE_MODE from tick 1: not ready, but alive.  (A request served
     // before tick 1 would still see the start-up state.)
-    ASSERT_TRUE(wait_until([&] { return tick_of() >= 1; }, 20s));
+    ASSERT_TRUE(wait_until([&] { return tick_of() >= 1; }, 20s, "tick 1"));
     Http r = get(dir, port, "/readyz");
     EXPECT_EQ(r.status, 503);
     EXPECT_EQ(r.body, "not ready: SAFE_MODE\n");
-    ASSERT_TRUE(wait_until([&] { return tick_of() > 400; }, 20s)); // ethics passes again by then
+    ASSERT_TRUE(wait_until([&] { return tick_of() > 400; }, 20s, "tick 401")); // ethics passes again by then
     EXPECT_EQ(get(dir, port, "/readyz").status, 503);            // 10^9 clean ticks are far off
 
     // ctl status says so; ctl resume ends it.
@@ -199,7 +188,8 @@ TEST(Http, MetricsReadyzAndCtlResumeOnARealNode) {
 
     // An ethics failure sends it back; resumed once ethics passes again.
     ASSERT_EQ(ctl(dir, socket, {"set", "ethics.min_total", "30"}).status, 0);
-    ASSERT_TRUE(wait_until([&] { return get(dir, port, "/readyz").status == 503; }, 20s));
+    ASSERT_TRUE(
+        wait_until([&] { return get(dir, port, "/readyz").status == 503; }, 20s, "/readyz to answer 503 (safe mode)"));
     ASSERT_EQ(ctl(dir, socket, {"set", "ethics.min_total", "2.9"}).status, 0);
     ASSERT_EQ(ctl(dir, socket, {"resume"}).status, 0);
     EXPECT_EQ(get(dir, port, "/readyz").status, 200);
@@ -332,17 +322,18 @@ TEST(Http, SafeModeRestoresTheNewestCheckpointAndTelemetryStaysConsecutive) {
         Result s = ctl(dir, socket, {"status"});
         return s.status == 0 ? json::parse(s.out).value("tick", uint64_t(0)) : 0;
     };
-    ASSERT_TRUE(wait_until([&] { return tick() > 120 || node.exited(); }, 30s)) << read_file(dir / "node.err");
+    ASSERT_TRUE(wait_until([&] { return tick() > 120 || node.exited(); }, 30s, "tick 121 (or the node's end)"))
+        << read_file(dir / "node.err");
     ASSERT_EQ(ctl(dir, socket, {"set", "ethics.min_total", "30"}).status, 0);
     ASSERT_TRUE(wait_until(
         [&] { return read_file(dir / "node.err").find("safe mode: restored checkpoint") != std::string::npos || node.exited(); },
-        30s));
+        30s, "the log to show the checkpoint restored (or the node's end)"));
     ASSERT_TRUE(wait_until(
         [&] {
             Result s = ctl(dir, socket, {"status"});
             return s.status == 0 && json::parse(s.out)["state"] == "ACTIVE";
         },
-        30s));
+        30s, "ctl status to show the resumed run"));
     node.signal(SIGTERM);
     ASSERT_EQ(node.wait(30s), 0) << read_file(dir / "node.err");
     std::string err = read_file(dir / "node.err");

@@ -17,28 +17,9 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-const fs::path kBin = QALLOW_BIN;
-const fs::path kPlugins = QALLOW_TEST_PLUGIN_DIR;
-
-Result qallow(const TempDir& dir, std::vector<std::string> words) {
-    std::vector<std::string> args = {kBin.string()};
-    args.insert(args.end(), words.begin(), words.end());
-    static int n = 0;
-    fs::path sub = dir / ("cmd" + std::to_string(++n));
-    fs::create_directories(sub);
-    return run_process(args, sub, 60s);
-}
-
-std::vector<json> entries(const fs::path& file) {
-    std::vector<json> out;
-    std::stringstream ss(read_file(file));
-    for (std::string l; std::getline(ss, l);) out.push_back(json::parse(l));
-    return out;
-}
-
 // keys/n1.{key,pub} and node.json (phase13, ethics, energy; a ledger at ledger.jsonl).
 void make_node(const TempDir& dir, int ticks) {
-    Result k = qallow(dir, {"keys", "gen", "--out", (dir / "keys").string(), "--node-id", "n1"});
+    Result k = run_qallow(dir, {"keys", "gen", "--out", (dir / "keys").string(), "--node-id", "n1"});
     ASSERT_EQ(k.status, 0) << k.err;
     write_file(dir / "node.json", R"({"seed": 7, "ticks": )" + std::to_string(ticks) + R"(,
       "instances": [{"plugin": "phase13", "params": {"nodes": 8, "k": 0.001}}, {"plugin": "ethics"}, {"plugin": "energy"}],
@@ -56,7 +37,7 @@ std::vector<std::string> run_args(const TempDir& dir, std::vector<std::string> e
 
 TEST(Ledger, KeysGenWritesAnOwnerOnlyKeyAndRefusesToOverwrite) {
     TempDir dir;
-    Result r = qallow(dir, {"keys", "gen", "--out", (dir / "k").string(), "--node-id", "node-7"});
+    Result r = run_qallow(dir, {"keys", "gen", "--out", (dir / "k").string(), "--node-id", "node-7"});
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_NE(r.out.find("key id "), std::string::npos) << r.out;
     struct stat st {};
@@ -66,11 +47,11 @@ TEST(Ledger, KeysGenWritesAnOwnerOnlyKeyAndRefusesToOverwrite) {
     EXPECT_EQ(st.st_mode & 0777, 0644u);
     EXPECT_NE(read_file(dir / "k" / "node-7.pub").find("-----BEGIN PUBLIC KEY-----"), std::string::npos);
     std::string before = read_file(dir / "k" / "node-7.key");
-    r = qallow(dir, {"keys", "gen", "--out", (dir / "k").string(), "--node-id", "node-7"});
+    r = run_qallow(dir, {"keys", "gen", "--out", (dir / "k").string(), "--node-id", "node-7"});
     EXPECT_EQ(r.status, 2);
     EXPECT_NE(r.err.find("node-7.key: already exists; refusing to overwrite"), std::string::npos) << r.err;
     EXPECT_EQ(read_file(dir / "k" / "node-7.key"), before);
-    r = qallow(dir, {"keys", "gen", "--out", (dir / "k").string(), "--node-id", "../x"});
+    r = run_qallow(dir, {"keys", "gen", "--out", (dir / "k").string(), "--node-id", "../x"});
     EXPECT_EQ(r.status, 2);
     EXPECT_NE(r.err.find("--node-id: \"../x\" is not allowed"), std::string::npos) << r.err;
 }
@@ -79,18 +60,20 @@ TEST(Ledger, ARunRecordsCtlChangesAndPluginLoadsAndVerifies) {
     TempDir dir;
     make_node(dir, 1000000000);
     Process node(run_args(dir), dir / "node.out", dir / "node.err");
-    ASSERT_TRUE(wait_until([&] { return read_file(dir / "node.err").find("info: ctl socket ") != std::string::npos || node.exited(); }, 20s));
+    ASSERT_TRUE(wait_until(
+        [&] { return read_file(dir / "node.err").find("info: ctl socket ") != std::string::npos || node.exited(); },
+        20s, "the node to serve ctl (or end)"));
     ASSERT_FALSE(node.exited()) << read_file(dir / "node.err");
     // After the first tick: a change made before it has no ethics score to
     // record (a fast machine serves the first request at tick 0).
-    ASSERT_TRUE(wait_until([&] { return ctl_tick(dir / "ctl.sock", dir.path()) >= 1; }, 20s));
-    Result r = qallow(dir, {"ctl", "--socket", (dir / "ctl.sock").string(), "set", "phase13.k", "0.002"});
+    ASSERT_TRUE(wait_until([&] { return ctl_tick(dir / "ctl.sock", dir.path()) >= 1; }, 20s, "tick 1 over ctl"));
+    Result r = run_qallow(dir, {"ctl", "--socket", (dir / "ctl.sock").string(), "set", "phase13.k", "0.002"});
     ASSERT_EQ(r.status, 0) << r.err;
     uint64_t from = json::parse(r.out)["from_tick"];
     node.signal(SIGTERM);
     ASSERT_EQ(node.wait(20s), 0) << read_file(dir / "node.err");
 
-    auto list = entries(dir / "ledger.jsonl");
+    auto list = read_jsonl(dir / "ledger.jsonl");
     std::set<std::string> loaded;
     int changes = 0;
     for (const auto& e : list) {
@@ -114,15 +97,15 @@ TEST(Ledger, ARunRecordsCtlChangesAndPluginLoadsAndVerifies) {
     EXPECT_EQ(loaded, (std::set<std::string>{"phase13", "ethics", "energy"}));
     EXPECT_EQ(changes, 1);
 
-    r = qallow(dir, {"ledger", "verify", (dir / "ledger.jsonl").string(), "--trust", (dir / "keys").string()});
+    r = run_qallow(dir, {"ledger", "verify", (dir / "ledger.jsonl").string(), "--trust", (dir / "keys").string()});
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_NE(r.out.find(std::to_string(list.size()) + " entries verified"), std::string::npos) << r.out;
 
-    r = qallow(dir, {"ledger", "show", (dir / "ledger.jsonl").string(), "--kind", "param_change"});
+    r = run_qallow(dir, {"ledger", "show", (dir / "ledger.jsonl").string(), "--kind", "param_change"});
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_NE(r.out.find("param_change"), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find("plugin_load"), std::string::npos) << r.out;
-    r = qallow(dir, {"ledger", "show", (dir / "ledger.jsonl").string(), "--since", "9999"});
+    r = run_qallow(dir, {"ledger", "show", (dir / "ledger.jsonl").string(), "--since", "9999"});
     EXPECT_EQ(r.out.find("param_change"), std::string::npos) << r.out;
 
     // One changed byte in the payload of line 2: found and named.
@@ -132,7 +115,7 @@ TEST(Ledger, ARunRecordsCtlChangesAndPluginLoadsAndVerifies) {
     ASSERT_LT(at, text.find('\n', line2));
     text[at + 12] = '9';
     write_file(dir / "ledger.jsonl", text);
-    r = qallow(dir, {"ledger", "verify", (dir / "ledger.jsonl").string(), "--trust", (dir / "keys").string()});
+    r = run_qallow(dir, {"ledger", "verify", (dir / "ledger.jsonl").string(), "--trust", (dir / "keys").string()});
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.err.find("ledger.jsonl:2: hash does not match the entry's contents"), std::string::npos) << r.err;
 }
@@ -142,24 +125,28 @@ TEST(Ledger, ANodeKilledWithSigkillContinuesAVerifiableChain) {
     make_node(dir, 1000000000);
     for (int round = 0; round < 3; ++round) {
         Process node(run_args(dir), dir / "node.out", dir / "node.err");
-        ASSERT_TRUE(wait_until([&] { return read_file(dir / "node.err").find("info: ctl socket ") != std::string::npos || node.exited(); }, 20s));
+        ASSERT_TRUE(wait_until(
+            [&] { return read_file(dir / "node.err").find("info: ctl socket ") != std::string::npos || node.exited(); },
+            20s, "the node to serve ctl (or end)"));
         ASSERT_FALSE(node.exited()) << read_file(dir / "node.err");
         // ethics fails on the first ~100 ticks of phase13: entries every tick.
+        // The kill lands a little later each round, on purpose: this sleep is
+        // the test's variation of the moment, not a wait for something.
         std::this_thread::sleep_for(std::chrono::milliseconds(5 + 10 * round));
         node.signal(SIGKILL);
         EXPECT_EQ(node.wait(10s), 128 + SIGKILL);
     }
     // The next start cuts a torn line, if any, and continues the chain.
-    Result r = qallow(dir, {"run", "--config", (dir / "node.json").string(), "--plugins", kPlugins.string(), "--out",
-                            (dir / "out").string(), "--state-dir", (dir / "state").string(), "--no-progress", "--no-ctl",
-                            "--ticks", "20"});
+    Result r = run_qallow(dir, {"run", "--config", (dir / "node.json").string(), "--plugins", kPlugins.string(),
+                                "--out", (dir / "out").string(), "--state-dir", (dir / "state").string(),
+                                "--no-progress", "--no-ctl", "--ticks", "20"});
     ASSERT_EQ(r.status, 0) << r.err;
-    r = qallow(dir, {"ledger", "verify", (dir / "ledger.jsonl").string(), "--trust", (dir / "keys").string()});
+    r = run_qallow(dir, {"ledger", "verify", (dir / "ledger.jsonl").string(), "--trust", (dir / "keys").string()});
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_NE(r.out.find("entries verified"), std::string::npos);
     // Four starts, three plugin loads each.
     int loads = 0;
-    for (const auto& e : entries(dir / "ledger.jsonl")) loads += e["kind"] == "plugin_load";
+    for (const auto& e : read_jsonl(dir / "ledger.jsonl")) loads += e["kind"] == "plugin_load";
     EXPECT_EQ(loads, 12);
 }
 
@@ -167,8 +154,9 @@ TEST(Ledger, AKeyReadableByOthersStopsTheRunBeforeItStarts) {
     TempDir dir;
     make_node(dir, 10);
     ASSERT_EQ(::chmod((dir / "keys" / "n1.key").c_str(), 0644), 0);
-    Result r = qallow(dir, {"run", "--config", (dir / "node.json").string(), "--plugins", kPlugins.string(), "--out",
-                            (dir / "out").string(), "--state-dir", (dir / "state").string(), "--no-progress", "--no-ctl"});
+    Result r =
+        run_qallow(dir, {"run", "--config", (dir / "node.json").string(), "--plugins", kPlugins.string(), "--out",
+                         (dir / "out").string(), "--state-dir", (dir / "state").string(), "--no-progress", "--no-ctl"});
     EXPECT_EQ(r.status, 2);
     EXPECT_NE(r.err.find("n1.key: permissions 0644 are too open"), std::string::npos) << r.err;
     EXPECT_FALSE(fs::exists(dir / "out" / "telemetry.csv"));

@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <charconv>
 #include <cmath>
 #include <csignal>
 #include <map>
@@ -18,10 +17,6 @@ using namespace qallow::itest;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-const fs::path kBin = QALLOW_BIN;
-const fs::path kPlugins = QALLOW_TEST_PLUGIN_DIR;
-const fs::path kSource = QALLOW_SOURCE_DIR;
-const fs::path kConfigs = kSource / "configs";
 const fs::path kScripts = kSource / "scripts";
 
 std::vector<std::string> run_args(const fs::path& config, const fs::path& out, const fs::path& script,
@@ -31,13 +26,6 @@ std::vector<std::string> run_args(const fs::path& config, const fs::path& out, c
                                   "--script",    script.string()};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
-}
-
-double number(const std::string& text) {
-    double v = std::nan("");
-    auto r = std::from_chars(text.data(), text.data() + text.size(), v);
-    EXPECT_TRUE(r.ec == std::errc() && r.ptr == text.data() + text.size()) << "not a number: " << text;
-    return v;
 }
 
 // experiment.csv as header + rows of cells (no quoted commas in these files).
@@ -50,20 +38,10 @@ Table read_table(const fs::path& file) {
     Table t;
     std::istringstream in(read_file(file));
     std::string line;
-    auto split = [](const std::string& s) {
-        std::vector<std::string> out;
-        size_t start = 0;
-        for (;;) {
-            size_t at = s.find(',', start);
-            out.push_back(s.substr(start, at - start));
-            if (at == std::string::npos) return out;
-            start = at + 1;
-        }
-    };
     if (!std::getline(in, line)) return t;
-    t.header = split(line);
+    t.header = split(line, ',');
     while (std::getline(in, line)) {
-        auto cells = split(line);
+        auto cells = split(line, ',');
         EXPECT_EQ(cells.size(), t.header.size()) << line;
         std::map<std::string, std::string> row;
         for (size_t i = 0; i < cells.size() && i < t.header.size(); ++i) row[t.header[i]] = cells[i];
@@ -254,13 +232,18 @@ TEST(LuaCli, EditingTheScriptReloadsItWhileTheRunGoesOn) {
         return n;
     };
     auto csv_ready = [&] { return fs::exists(dir / "o" / "experiment.csv"); };
-    ASSERT_TRUE(wait_until([&] { return csv_ready() && rows_of(1) >= 2; }, 20s)) << read_file(dir / "err.txt");
+    ASSERT_TRUE(
+        wait_until([&] { return csv_ready() && rows_of(1) >= 2; }, 20s, "two rows of version 1 in experiment.csv"))
+        << read_file(dir / "err.txt");
     write_file(script, version(2) + "-- edited\n");
-    ASSERT_TRUE(wait_until([&] { return rows_of(2) >= 2; }, 20s)) << read_file(dir / "err.txt");
+    ASSERT_TRUE(wait_until([&] { return rows_of(2) >= 2; }, 20s, "two rows of version 2 in experiment.csv"))
+        << read_file(dir / "err.txt");
     write_file(script, "this is not lua\n");
-    ASSERT_TRUE(wait_until([&] { return read_file(dir / "err.txt").find("reload failed") != std::string::npos; }, 20s));
+    ASSERT_TRUE(wait_until([&] { return read_file(dir / "err.txt").find("reload failed") != std::string::npos; }, 20s,
+                           "the log to show: reload failed"));
     int before = rows_of(2);
-    ASSERT_TRUE(wait_until([&] { return rows_of(2) >= before + 2; }, 20s)); // version 2 still runs
+    ASSERT_TRUE(wait_until([&] { return rows_of(2) >= before + 2; }, 20s,
+                           "two more rows of version 2")); // version 2 still runs
     p.signal(SIGINT);
     EXPECT_EQ(p.wait(20s), 0);
 

@@ -16,12 +16,7 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-const fs::path kBin = QALLOW_BIN;
-const fs::path kPlugins = QALLOW_TEST_PLUGIN_DIR;
-const fs::path kBad = QALLOW_TEST_BAD_PLUGINS_DIR;
-const std::string kDefault = QALLOW_SOURCE_DIR "/configs/default.json";
-
-#define EXPECT_CONTAINS(hay, needle) EXPECT_NE(std::string(hay).find(needle), std::string::npos) << (hay)
+const std::string kDefault = (kConfigs / "default.json").string();
 
 uint64_t mem_available() {
     std::istringstream in(read_file("/proc/meminfo"));
@@ -81,7 +76,8 @@ TEST(MemoryCheck, AnAddressSpaceLimitIsNamedAsTheFiguresSource) {
 TEST(MemoryCheck, AnAbi11PluginsStatementIsChecked) {
     TempDir dir;
     write_file(dir / "c.json", R"({"seed": 1, "ticks": 3, "instances": [{"plugin": "hang", "params": {"claim_bytes": 1e18}}]})");
-    Result r = run_process(run_args(dir, {"--config", (dir / "c.json").string(), "--plugins", (kBad / "hang").string()}),
+    Result r = run_process(run_args(dir, {"--config", (dir / "c.json").string(), "--plugins",
+                                          (kTestPlugins / "hang").string()}),
                            dir.path());
     EXPECT_EQ(r.status, 2) << r.err;
     EXPECT_CONTAINS(r.err, "per instance: hang (plugin hang) 888.2 PiB (1000000000000000000 bytes)");
@@ -89,7 +85,7 @@ TEST(MemoryCheck, AnAbi11PluginsStatementIsChecked) {
 
 TEST(MemoryCheck, AnAbi10DescriptorStillLoadsAndItsMemoryIsUnknown) {
     TempDir dir;
-    const fs::path v10 = kBad / "hang_v1_0";
+    const fs::path v10 = kTestPlugins / "hang_v1_0";
     Result list = run_process({kBin.string(), "plugins", "--plugins", v10.string(), "--state-dir",
                                (dir / "state").string()},
                               dir.path());

@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <csignal>
+#include <fstream>
 #include <sys/resource.h>
 
 namespace {
@@ -18,63 +19,7 @@ using namespace qallow::itest;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-const fs::path kBin = QALLOW_BIN;
-const fs::path kPlugins = QALLOW_TEST_PLUGIN_DIR;
-const fs::path kReload = fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "reload";
 fs::path counter(const std::string& variant) { return kReload / variant / "counter.so"; }
-
-bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
-#define EXPECT_CONTAINS(haystack, needle) EXPECT_TRUE(contains(haystack, needle)) << "missing: " << (needle) << "\nin: " << (haystack)
-
-std::vector<std::string> split(const std::string& s, char sep) {
-    std::vector<std::string> out;
-    size_t start = 0;
-    for (;;) {
-        size_t at = s.find(sep, start);
-        out.push_back(s.substr(start, at - start));
-        if (at == std::string::npos) return out;
-        start = at + 1;
-    }
-}
-
-// telemetry.csv: checks every line is complete and the ticks run 1, 2, 3...
-struct Csv {
-    std::vector<std::string> header;
-    std::vector<std::vector<std::string>> rows;
-    std::vector<double> column(const std::string& name) const {
-        size_t c = std::find(header.begin(), header.end(), name) - header.begin();
-        EXPECT_LT(c, header.size()) << "no column " << name;
-        std::vector<double> v;
-        for (const auto& r : rows) v.push_back(c < r.size() ? std::stod(r[c]) : NAN);
-        return v;
-    }
-};
-
-Csv read_csv(const fs::path& file) {
-    Csv c;
-    std::string text = read_file(file);
-    EXPECT_FALSE(text.empty());
-    if (text.empty()) return c;
-    EXPECT_EQ(text.back(), '\n') << "the last line is incomplete";
-    auto lines = split(text, '\n');
-    lines.pop_back();
-    c.header = split(lines.at(0), ',');
-    for (size_t i = 1; i < lines.size(); ++i) {
-        c.rows.push_back(split(lines[i], ','));
-        EXPECT_EQ(c.rows.back().size(), c.header.size()) << "line " << i + 1;
-        EXPECT_EQ(c.rows.back()[0], std::to_string(i)) << "ticks are not consecutive at line " << i + 1;
-    }
-    return c;
-}
-
-json read_json(const fs::path& file) {
-    try {
-        return json::parse(read_file(file));
-    } catch (const std::exception& e) {
-        ADD_FAILURE() << file << ": " << e.what();
-        return json::object();
-    }
-}
 
 // The events of summary.json's "reload" of one kind.
 std::vector<json> events(const json& summary, const std::string& kind) {
@@ -122,27 +67,24 @@ protected:
     // over its ctl socket: a new build dropped after that lands after tick n
     // however fast or slow the machine starts.
     bool ticked(uint64_t n) {
-        return wait_until([&] { return tick_now() >= n; }, 10s);
+        return wait_until([&] { return tick_now() >= n; }, 10s, "tick " + std::to_string(n) + " over ctl");
     }
     uint64_t tick_now() { return ctl_tick(socket_, dir_.path()); }
     bool log_shows(const std::string& needle, std::chrono::milliseconds limit = 5s) const {
-        return wait_until([&] { return contains(log(), needle); }, limit);
+        return wait_until([&] { return contains(log(), needle); }, limit, "the log to show: " + needle);
     }
     // As a build script should: a temporary name, then a rename into place.
     void drop(const fs::path& build, const std::string& as = "counter.so") {
         fs::copy_file(build, plugins_ / ".incoming", fs::copy_options::overwrite_existing);
         fs::rename(plugins_ / ".incoming", plugins_ / as);
     }
-    // SIGTERM, then the exit status.
+    // Ten more ticks (counted over ctl: the run needs socket_), SIGTERM,
+    // then the exit status.
     int stop(Process& p) {
-        if (socket_.empty()) std::this_thread::sleep_for(50ms); // a few ticks more
-        else EXPECT_TRUE(ticked(tick_now() + 10));             // ten more, however loaded the machine
+        EXPECT_FALSE(socket_.empty()) << "stop() counts ticks over ctl: set socket_ before the run starts";
+        EXPECT_TRUE(ticked(tick_now() + 10)) << "ten more ticks, however loaded the machine";
         p.signal(SIGTERM);
         return p.wait(10s);
-    }
-    Result qallow(std::vector<std::string> a) {
-        a.insert(a.begin(), kBin.string());
-        return run_process(a, dir_.path(), 30s);
     }
 
     TempDir dir_;
@@ -226,6 +168,7 @@ class ReloadHalfWritten : public Reload, public ::testing::WithParamInterface<bo
 TEST_P(ReloadHalfWritten, AFileIsTakenOnlyOnceItIsComplete) {
     bool polling = GetParam();
     fs::copy_file(counter("v1"), plugins_ / "counter.so");
+    socket_ = dir_ / "ctl.sock"; // for stop()
     // poll_ms 50: six scans in the 300 ms below, and the watcher's override
     // for a file that stays unchanged (25 scans, 1.25 s) far from it.
     auto p = start(counter_config(polling ? R"("reload": {"force_polling": true, "poll_ms": 50})" : ""), dir_ / "out");
@@ -236,7 +179,10 @@ TEST_P(ReloadHalfWritten, AFileIsTakenOnlyOnceItIsComplete) {
         std::ofstream out(plugins_ / "counter.so", std::ios::binary | std::ios::trunc);
         out.write(bytes.data(), std::streamsize(bytes.size() / 2));
         out.flush();
-        std::this_thread::sleep_for(300ms); // hundreds of ticks, several polling scans
+        // Hundreds of ticks, several polling scans with nothing to see: this
+        // sleep is the test (a half file must not be taken), not a wait for
+        // something to happen.
+        std::this_thread::sleep_for(300ms);
         EXPECT_FALSE(contains(log(), "reload: refused")) << log();
         EXPECT_FALSE(contains(log(), "reload: loaded")) << log();
         out.write(bytes.data() + bytes.size() / 2, std::streamsize(bytes.size() - bytes.size() / 2));
@@ -255,6 +201,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, ReloadHalfWritten, ::testing::Values(false, t
 
 TEST_F(Reload, AWrongAbiIsRefusedAndTheOldBuildRunsOn) {
     fs::copy_file(counter("v1"), plugins_ / "counter.so");
+    socket_ = dir_ / "ctl.sock"; // for stop()
     auto p = start(counter_config(), dir_ / "out");
     drop(counter("abi2"));
     ASSERT_TRUE(log_shows("reload: refused")) << log();
@@ -302,6 +249,7 @@ TEST_F(Reload, ANanOnProbationRollsBackAndTheRunGoesOn) {
 
 TEST_F(Reload, AStateVersionMismatchKeepsTheOldBuildByDefault) {
     fs::copy_file(counter("v1"), plugins_ / "counter.so");
+    socket_ = dir_ / "ctl.sock"; // for stop()
     auto p = start(counter_config(), dir_ / "out");
     drop(counter("sv2"));
     ASSERT_TRUE(log_shows("reload: refused counter 3.0.0")) << log();
@@ -339,6 +287,7 @@ TEST_F(Reload, AStateVersionMismatchStartsFreshUnderPolicyFresh) {
 
 TEST_F(Reload, ARemovedFileUnloadsItsInstance) {
     fs::copy_file(counter("v1"), plugins_ / "counter.so");
+    socket_ = dir_ / "ctl.sock"; // for stop()
     fs::copy_file(kPlugins / "phase12.so", plugins_ / "phase12.so");
     auto p = start(config(R"([{"plugin": "counter", "params": {"sleep_us": 1000}}, {"plugin": "phase12"}])"), dir_ / "out");
     fs::remove(plugins_ / "counter.so");
@@ -365,6 +314,7 @@ TEST_F(Reload, ARemovedFileUnloadsItsInstance) {
 
 TEST_F(Reload, ARemovedFileKeepsARequiredInstanceRunning) {
     fs::copy_file(counter("v1"), plugins_ / "counter.so");
+    socket_ = dir_ / "ctl.sock"; // for stop()
     auto p = start(counter_config("", R"(, "required": true)"), dir_ / "out");
     fs::remove(plugins_ / "counter.so");
     ASSERT_TRUE(log_shows("but instance 'counter' is required (config /instances/0/required): it keeps running "
@@ -381,9 +331,12 @@ TEST_F(Reload, ARemovedFileKeepsARequiredInstanceRunning) {
 
 TEST_F(Reload, WatchFalseTakesNoNewBuild) {
     fs::copy_file(counter("v1"), plugins_ / "counter.so");
+    socket_ = dir_ / "ctl.sock"; // for stop()
     Process p(args(counter_config(R"("reload": {"watch": false})"), dir_ / "out"), dir_ / "stdout.txt", err_ = dir_ / "e.txt");
     ASSERT_TRUE(log_shows("plugins from")) << log();
     drop(counter("v2"));
+    // A window in which a watching run would take the build (inotify at
+    // once): nothing can be waited for, since nothing may happen.
     std::this_thread::sleep_for(200ms);
     ASSERT_EQ(stop(p), 0) << log();
     json s = read_json(dir_ / "out" / "summary.json");
@@ -411,17 +364,17 @@ TEST_F(Reload, ABuildThatCrashesAfterAReloadIsRefusedAtTheNextStartUntilCleared)
                                     "; found: (none); counter.so was refused: quarantined: counter 6.6.6 (sha256 ");
     EXPECT_CONTAINS(second.err, "`qallow plugins --clear-quarantine` allows it again");
 
-    Result list = qallow({"plugins", "--plugins", plugins_.string(), "--state-dir", state_.string()});
+    Result list = run_qallow(dir_, {"plugins", "--plugins", plugins_.string(), "--state-dir", state_.string()});
     EXPECT_EQ(list.status, 0) << list.err;
     EXPECT_CONTAINS(list.out, "refused counter.so: quarantined: counter 6.6.6 (sha256 ");
     EXPECT_CONTAINS(list.out, "0 loaded, 1 refused");
     EXPECT_CONTAINS(list.out, "quarantine (" + (state_ / "quarantine.json").string() + "): 1 build(s)");
 
-    Result clear = qallow({"plugins", "--clear-quarantine", "--state-dir", state_.string()});
+    Result clear = run_qallow(dir_, {"plugins", "--clear-quarantine", "--state-dir", state_.string()});
     EXPECT_EQ(clear.status, 0) << clear.err;
     EXPECT_CONTAINS(clear.out, "cleared counter 6.6.6 (sha256 ");
     EXPECT_CONTAINS(clear.out, "1 build(s) cleared");
-    Result after = qallow({"plugins", "--plugins", plugins_.string(), "--state-dir", state_.string()});
+    Result after = run_qallow(dir_, {"plugins", "--plugins", plugins_.string(), "--state-dir", state_.string()});
     EXPECT_CONTAINS(after.out, "counter 6.6.6  [phase, ABI 1.1, state v1]");
     EXPECT_CONTAINS(after.out, "1 loaded, 0 refused");
 }

@@ -21,11 +21,7 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-const fs::path kBin = QALLOW_BIN;
-const fs::path kPlugins = QALLOW_TEST_PLUGIN_DIR;
-const fs::path kHang = fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "hang";
-
-#define EXPECT_CONTAINS(hay, needle) EXPECT_NE(std::string(hay).find(needle), std::string::npos) << (hay)
+const fs::path kHang = kTestPlugins / "hang";
 
 // A node running the hang plugin; `extra` goes into the config's top level.
 class Stuck {
@@ -67,7 +63,7 @@ public:
                 if (std::regex_search(e, m, served)) port = uint16_t(std::stoi(m[1]));
                 return port != 0 || node_->exited();
             },
-            20s);
+            20s, "the log to show the HTTP port (or the node's end)");
         return port;
     }
 
@@ -82,7 +78,9 @@ TEST(Watchdog, AHungStepIsReportedByCtlHealthzAndMetricsAndSigtermStillEndsTheRu
     Stuck run(dir, R"({"hang_at": 5})", R"("watchdog": {"tick_deadline_ms": 200, "stop_grace_ms": 300})", true);
     uint16_t port = run.port();
     ASSERT_NE(port, 0) << run.err();
-    ASSERT_TRUE(wait_until([&] { return run.overdue() || run.node().exited(); }, 30s)) << run.err();
+    ASSERT_TRUE(wait_until([&] { return run.overdue() || run.node().exited(); }, 30s,
+                           "ctl status to show the tick overdue (or the node's end)"))
+        << run.err();
     ASSERT_FALSE(run.node().exited()) << run.err();
 
     json s = run.status();
@@ -166,7 +164,7 @@ TEST(Watchdog, AStepThatReturnsLateLeavesTheRunInSafeModeUntilCleanTicks) {
             json s = run.status();
             return (s.is_object() && s["state"] == "ACTIVE" && s["tick"].get<uint64_t>() > 20) || run.node().exited();
         },
-        30s))
+        30s, "ACTIVE again past tick 20 (or the node's end)"))
         << run.err();
     run.node().signal(SIGTERM);
     EXPECT_EQ(run.node().wait(20s), 0) << run.err();
@@ -191,8 +189,9 @@ TEST(Watchdog, SigtermEndsAStepThatHangsBeforeItsDeadline) {
     // Tick 1 hangs; the default deadline (60 s) is far off.  Nothing answers
     // before the deadline, so wait for the line logged just before the step.
     Stuck run(dir, R"({"hang_at": 1})", R"("watchdog": {"stop_grace_ms": 200})");
-    ASSERT_TRUE(wait_until(
-        [&] { return run.err().find("the loop started") != std::string::npos || run.node().exited(); }, 30s))
+    ASSERT_TRUE(
+        wait_until([&] { return run.err().find("the loop started") != std::string::npos || run.node().exited(); }, 30s,
+                   "the log to show: the loop started (or the node's end)"))
         << run.err();
     auto sent = std::chrono::steady_clock::now();
     run.node().signal(SIGTERM);

@@ -22,7 +22,9 @@ namespace {
 using namespace qallow;
 using qallow::test::error_of;
 using qallow::test::kPluginDir;
+using qallow::test::read_file;
 using qallow::test::TempDir;
+using qallow::test::write_file;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
@@ -54,18 +56,6 @@ const json kModel = json::array({{{"plugin", "vm"}, {"params", {{"nodes", 3000}}
 
 std::vector<double> table(const Simulation& sim) {
     return {sim.signals().values(), sim.signals().values() + sim.signals().size()};
-}
-
-std::string slurp(const fs::path& f) {
-    std::ifstream in(f, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-void spit(const fs::path& f, const std::string& s) {
-    std::ofstream out(f, std::ios::binary | std::ios::trunc);
-    out << s;
 }
 
 fs::path write_at(Simulation& sim, const fs::path& dir, RunFacts& facts, std::string& digest) {
@@ -131,7 +121,7 @@ protected:
         for (int i = 0; i < 5; ++i) sim.step();
         RunFacts facts;
         file_ = write_at(sim, dir_.path(), facts, digest_);
-        bytes_ = slurp(file_);
+        bytes_ = read_file(file_);
     }
     std::string error() {
         return error_of<CheckpointError>([&] { read_checkpoint(file_); });
@@ -144,7 +134,7 @@ protected:
 TEST_F(CheckpointDamage, FlippedByteInABlobIsADigestMismatch) {
     std::string b = bytes_;
     b[b.size() - 64 - 100] ^= 0x01; // inside the last blob written (phase13; ethics keeps none)
-    spit(file_, b);
+    write_file(file_, b);
     std::string e = error();
     EXPECT_NE(e.find(file_.string() + ": digest mismatch: content hashes to "), std::string::npos) << e;
     EXPECT_NE(e.find("the trailer says " + digest_), std::string::npos) << e;
@@ -155,25 +145,25 @@ TEST_F(CheckpointDamage, FlippedByteInTheHeaderIsNamed) {
     size_t at = b.find("\"tick\":5");
     ASSERT_NE(at, std::string::npos);
     b[at + 7] = '6'; // still valid JSON: only the digest can tell
-    spit(file_, b);
+    write_file(file_, b);
     EXPECT_NE(error().find("digest mismatch"), std::string::npos) << error();
 }
 
 TEST_F(CheckpointDamage, TruncatedFileSaysHowShort) {
-    spit(file_, bytes_.substr(0, bytes_.size() - 1000));
+    write_file(file_, bytes_.substr(0, bytes_.size() - 1000));
     std::string e = error();
     EXPECT_NE(e.find(file_.string() + ": truncated: " + std::to_string(bytes_.size() - 1000) +
                      " bytes, its header describes " + std::to_string(bytes_.size())),
               std::string::npos)
         << e;
-    spit(file_, bytes_.substr(0, 30));
+    write_file(file_, bytes_.substr(0, 30));
     EXPECT_NE(error().find("truncated: 30 bytes, a checkpoint has at least 88"), std::string::npos) << error();
-    spit(file_, bytes_.substr(0, 200));
+    write_file(file_, bytes_.substr(0, 200));
     EXPECT_NE(error().find("truncated: the header claims"), std::string::npos) << error();
 }
 
 TEST_F(CheckpointDamage, NotACheckpoint) {
-    spit(file_, std::string(200, 'x'));
+    write_file(file_, std::string(200, 'x'));
     EXPECT_NE(error().find("not a qallow checkpoint (bad magic)"), std::string::npos) << error();
 }
 
@@ -236,13 +226,13 @@ TEST(Checkpoint, TelemetryAppendCutsRowsPastTheTick) {
         CsvWriter w(f, sim.signals(), false);
         for (uint64_t t = 1; t <= 10; ++t) w.write_row(t, sim.signals().values());
     }
-    std::string full = slurp(f);
-    spit(f, full + "11,0.5"); // a torn last line
+    std::string full = read_file(f);
+    write_file(f, full + "11,0.5"); // a torn last line
     {
         CsvWriter w(f, sim.signals(), false, 6);
         w.write_row(7, sim.signals().values());
     }
-    std::string after = slurp(f);
+    std::string after = read_file(f);
     size_t row7 = full.find("\n7,") + 1;
     EXPECT_EQ(after.substr(0, row7), full.substr(0, row7));
     EXPECT_EQ(after.size(), full.substr(0, full.find("\n8,") + 1).size());
@@ -293,7 +283,7 @@ TEST_F(CheckpointDamage, TheRewriteHelperMakesAFileThatStillVerifies) {
     // Guards the cases below: an unchanged header rewritten reads back fine,
     // so each refusal is the forged field's doing.
     json h = forged::header_of(bytes_);
-    spit(file_, forged::rewrite(bytes_, h));
+    write_file(file_, forged::rewrite(bytes_, h));
     EXPECT_EQ(read_checkpoint(file_).tick(), 5u);
 }
 
@@ -331,7 +321,7 @@ TEST_F(CheckpointDamage, ForgedHeadersAreNamedAsTheCheckpointsFault) {
     for (const auto& c : cases) {
         json h = forged::header_of(bytes_);
         c.forge(h);
-        spit(file_, forged::rewrite(bytes_, h));
+        write_file(file_, forged::rewrite(bytes_, h));
         std::string e = error();
         EXPECT_NE(e.find(file_.string() + ": corrupt header ("), std::string::npos) << c.what << ": " << e;
         EXPECT_NE(e.find(c.reason), std::string::npos) << c.what << ": " << e;
@@ -342,7 +332,7 @@ TEST_F(CheckpointDamage, ForgedHeadersAreNamedAsTheCheckpointsFault) {
 TEST_F(CheckpointDamage, AForgedSizeThatStillFitsIsTruncationNotACrash) {
     json h = forged::header_of(bytes_);
     h["instances"].back()["size"] = h["instances"].back()["size"].get<uint64_t>() + 1000;
-    spit(file_, forged::rewrite(bytes_, h));
+    write_file(file_, forged::rewrite(bytes_, h));
     EXPECT_NE(error().find("truncated: "), std::string::npos) << error();
 }
 
@@ -357,7 +347,7 @@ TEST_F(CheckpointDamage, AHeaderNestedTooDeepIsRefusedBeforeItIsParsed) {
     std::string out = bytes_.substr(0, 16);
     for (int i = 0; i < 8; ++i) out += char((uint64_t(text.size()) >> (8 * i)) & 0xff);
     out += text + bytes_.substr(24 + hs, bytes_.size() - 24 - hs - 64);
-    spit(file_, out + crypto::sha256_hex(crypto::sha256_hex(out)));
+    write_file(file_, out + crypto::sha256_hex(crypto::sha256_hex(out)));
     std::string e = error();
     EXPECT_NE(e.find(file_.string() + ": corrupt header (header is not JSON: byte "), std::string::npos) << e;
     EXPECT_NE(e.find("nested deeper than 64 levels"), std::string::npos) << e;

@@ -1,6 +1,9 @@
 #include "energy/energy_model.hpp"
 #include "energy/nvml_meter.hpp"
 
+#include "support/expect.hpp"
+#include "support/files.hpp"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -17,33 +20,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A real directory of real files, removed afterwards.
-class TempDir {
-public:
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "qallow-energy-XXXXXX").string();
-        path_ = ::mkdtemp(tmpl.data());
-    }
-    ~TempDir() { fs::remove_all(path_); }
-    const fs::path& path() const { return path_; }
-    // Truncates in place, so a descriptor opened earlier sees the new text.
-    void write(const std::string& rel, const std::string& text) const {
-        fs::create_directories((path_ / rel).parent_path());
-        std::ofstream(path_ / rel, std::ios::trunc) << text;
-    }
-
-private:
-    fs::path path_;
-};
-
-std::string error_of(auto&& f) {
-    try {
-        f();
-    } catch (const qallow::Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
+using qallow::test::error_of;
+using qallow::test::TempDir;
 
 } // namespace
 
@@ -60,7 +38,7 @@ TEST(PowerModel, JoulesFromMeasuredCpuTime) {
 }
 
 TEST(PowerModel, BusyBelowIdleIsRefused) {
-    std::string msg = error_of([] { PowerModel(20, 10); });
+    std::string msg = error_of<qallow::Error>([] { PowerModel(20, 10); });
     EXPECT_NE(msg.find("busy_w 10"), std::string::npos) << msg;
     EXPECT_NE(msg.find("idle_w 20"), std::string::npos) << msg;
     EXPECT_NO_THROW(PowerModel(20, 20));
@@ -110,18 +88,18 @@ TEST(Rapl, SourceChoice) {
     std::string why;
     EXPECT_FALSE(open_rapl("auto", missing, &why).has_value());
     EXPECT_NE(why.find(missing), std::string::npos) << why;
-    std::string msg = error_of([&] { open_rapl("rapl", missing); });
+    std::string msg = error_of<qallow::Error>([&] { open_rapl("rapl", missing); });
     EXPECT_NE(msg.find(missing + "/intel-rapl:N/energy_uj"), std::string::npos) << msg;
 }
 
 TEST(Rapl, UnusableCountersNameTheFile) {
     TempDir d;
     d.write("intel-rapl:0/energy_uj", "42\n"); // no max_energy_range_uj
-    std::string msg = error_of([&] { Rapl r(d.path().string()); });
+    std::string msg = error_of<qallow::Error>([&] { Rapl r(d.path().string()); });
     EXPECT_NE(msg.find("intel-rapl:0/max_energy_range_uj"), std::string::npos) << msg;
     d.write("intel-rapl:0/max_energy_range_uj", "1000\n");
     d.write("intel-rapl:0/energy_uj", "n/a\n");
-    msg = error_of([&] { Rapl r(d.path().string()); });
+    msg = error_of<qallow::Error>([&] { Rapl r(d.path().string()); });
     EXPECT_NE(msg.find("intel-rapl:0/energy_uj"), std::string::npos) << msg;
 }
 
@@ -177,7 +155,7 @@ TEST(Price, BadCsvNamesFileLineAndValue) {
     };
     auto load_error = [&](const std::string& text) {
         d.write("p.csv", text);
-        return error_of([&] { PriceTable::from_csv(path); });
+        return error_of<qallow::Error>([&] { PriceTable::from_csv(path); });
     };
     std::string msg = load_error("hour,price_per_kwh\n" + rows(0, 2) + "3,abc\n" + rows(4, 23));
     EXPECT_NE(msg.find(path + ":5: price 'abc'"), std::string::npos) << msg;
@@ -191,7 +169,7 @@ TEST(Price, BadCsvNamesFileLineAndValue) {
     EXPECT_NE(msg.find(path + ":6: price '-1'"), std::string::npos) << msg;
     msg = load_error(rows(0, 4) + rows(6, 22));
     EXPECT_NE(msg.find("no price for hour 5, 23"), std::string::npos) << msg;
-    msg = error_of([&] { PriceTable::from_csv(path + ".missing"); });
+    msg = error_of<qallow::Error>([&] { PriceTable::from_csv(path + ".missing"); });
     EXPECT_NE(msg.find(path + ".missing"), std::string::npos) << msg;
 }
 

@@ -19,15 +19,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using test::read_jsonl;
 using test::TempDir;
-
-std::vector<json> lines_of(const fs::path& f) {
-    std::vector<json> out;
-    std::ifstream in(f);
-    std::string line;
-    while (std::getline(in, line)) out.push_back(json::parse(line));
-    return out;
-}
 
 class FedCluster : public ::testing::Test {
 protected:
@@ -62,7 +55,7 @@ protected:
         Ledger l(o, crypto::PrivateKey::load(tmp / "keys" / (node + ".key")));
         for (int i = 0; i < n; ++i) l.record("param_change", {{"name", "phase13.k"}, {"i", i}}, uint64_t(i));
         l.sync();
-        return lines_of(o.file);
+        return read_jsonl(o.file);
     }
 
     Envelope env(const std::string& node, const std::string& kind, json payload, uint64_t session = 1) {
@@ -134,7 +127,7 @@ TEST_F(FedCluster, LedgerEntriesInRidOrderBuildAVerifiableClusterLedger) {
     EXPECT_EQ(receipt->node, "dc-1");
     EXPECT_EQ(receipt->payload["nodes"]["edge-1"], 5);
 
-    auto cl = lines_of(tmp / "cluster-ledger.jsonl");
+    auto cl = read_jsonl(tmp / "cluster-ledger.jsonl");
     ASSERT_EQ(cl.size(), 5u);
     for (size_t i = 0; i < 5; ++i) EXPECT_EQ(cl[i]["hash"], entries[i]["hash"]) << i;
     VerifyReport rep = verify_ledger(tmp / "cluster-ledger.jsonl", tmp / "trust", true);
@@ -162,7 +155,7 @@ TEST_F(FedCluster, TamperedOrForeignEntriesAreRejectedAndNamed) {
     auto events = kinds_of(c.take_events());
     EXPECT_EQ(std::count(events.begin(), events.end(), "ledger_rejected"), 2);
     EXPECT_EQ(std::count(events.begin(), events.end(), "ledger_gap"), 1);
-    EXPECT_EQ(lines_of(tmp / "cluster-ledger.jsonl").size(), 2u);
+    EXPECT_EQ(read_jsonl(tmp / "cluster-ledger.jsonl").size(), 2u);
     // The cluster ledger shows the hole: verify names it.
     VerifyReport rep = verify_ledger(tmp / "cluster-ledger.jsonl", tmp / "trust", true);
     EXPECT_FALSE(rep.ok);
@@ -185,7 +178,7 @@ TEST_F(FedCluster, ARestartedDatacentreContinuesChainsAndReceipts) {
     EXPECT_FALSE(c.on_message(reliable(env("edge-1", "ledger", entries[1], 2), 2)));
     EXPECT_FALSE(c.on_message(reliable(env("edge-1", "ledger", entries[2], 2), 3)));
     EXPECT_EQ(c.status()["duplicates"], 1);
-    EXPECT_EQ(lines_of(tmp / "cluster-ledger.jsonl").size(), 3u);
+    EXPECT_EQ(read_jsonl(tmp / "cluster-ledger.jsonl").size(), 3u);
     EXPECT_TRUE(verify_ledger(tmp / "cluster-ledger.jsonl", tmp / "trust", true).ok);
 }
 
@@ -211,7 +204,7 @@ TEST_F(FedCluster, ANewOutboxEpochOrANewLedgerFileStartsAfresh) {
     auto events = kinds_of(c.take_events());
     EXPECT_EQ(std::count(events.begin(), events.end(), "node_outbox_reset"), 1);
     EXPECT_EQ(std::count(events.begin(), events.end(), "ledger_restarted"), 1);
-    auto cl = lines_of(tmp / "cluster-ledger.jsonl");
+    auto cl = read_jsonl(tmp / "cluster-ledger.jsonl");
     ASSERT_EQ(cl.size(), 4u);
     EXPECT_EQ(cl[2]["hash"], second[0]["hash"]);
     VerifyReport rep = verify_ledger(tmp / "cluster-ledger.jsonl", tmp / "trust", true);
@@ -307,8 +300,8 @@ TEST_F(FedCluster, QuorumRefusedByDenialsAtOnceAndByTimeout) {
     c.on_message(reliable(env("edge-3", "ack", {{"id", id2}, {"op", "vote"}, {"vote", "approve"}}), 1));
     c.on_message(reliable(env("edge-4", "ack", {{"id", id2}, {"op", "vote"}, {"vote", "approve"}}), 1));
     EXPECT_EQ(c.remote_result(id2)["state"], "voting");
-    std::this_thread::sleep_for(std::chrono::milliseconds(80));
-    c.poll(std::chrono::steady_clock::now());
+    // The quorum's 60 ms timeout, passed on the clock poll() is given.
+    c.poll(std::chrono::steady_clock::now() + std::chrono::milliseconds(80));
     r = c.remote_result(id2);
     EXPECT_EQ(r["state"], "refused");
     EXPECT_EQ(r["reason"], "2 of 3 approvals within 60 ms");

@@ -17,9 +17,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using test::read_file;
 using test::TempDir;
-
-std::string slurp(const fs::path& f) { return test::read_file(f); }
 
 // The chunks of `bytes` as the datacentre sends them (cluster.cpp).
 std::vector<json> chunks_of(const std::string& id, const std::string& bytes, const std::string& sha,
@@ -34,7 +33,7 @@ std::vector<json> chunks_of(const std::string& id, const std::string& bytes, con
 }
 
 TEST(FedDeploy, ElfArchOfThisMachinesPluginsAndAPatchedHeader) {
-    std::string so = slurp(fs::path(QALLOW_TEST_PLUGIN_DIR) / "phase12.so");
+    std::string so = read_file(fs::path(QALLOW_TEST_PLUGIN_DIR) / "phase12.so");
     ASSERT_GT(so.size(), 64u);
     EXPECT_EQ(elf_arch(so), this_arch());
     so[18] = char(183); // e_machine, little-endian: EM_AARCH64
@@ -46,27 +45,27 @@ TEST(FedDeploy, ElfArchOfThisMachinesPluginsAndAPatchedHeader) {
 TEST(FedDeploy, PluginNameAndVersionReadFromTheBuildWithoutLoadingIt) {
     // The SDK's QALLOW_PLUGIN writes section .qallow_plugin; the counter
     // test plugin is built as 1.0.0 and 2.0.0 from the same source.
-    auto p12 = elf_plugin_info(slurp(fs::path(QALLOW_TEST_PLUGIN_DIR) / "phase12.so"));
+    auto p12 = elf_plugin_info(read_file(fs::path(QALLOW_TEST_PLUGIN_DIR) / "phase12.so"));
     ASSERT_TRUE(p12);
     EXPECT_EQ(p12->name, "phase12");
     EXPECT_EQ(p12->version, "1.0.0");
     const fs::path reload = fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "reload";
-    auto v2 = elf_plugin_info(slurp(reload / "v2" / "counter.so"));
+    auto v2 = elf_plugin_info(read_file(reload / "v2" / "counter.so"));
     ASSERT_TRUE(v2);
     EXPECT_EQ(v2->name, "counter");
     EXPECT_EQ(v2->version, "2.0.0");
     // A plain-C plugin writes it with QALLOW_PLUGIN_INFO.
-    auto c = elf_plugin_info(slurp(fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "bad" / "good_c.so"));
+    auto c = elf_plugin_info(read_file(fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "bad" / "good_c.so"));
     ASSERT_TRUE(c);
     EXPECT_EQ(c->name, "good_c");
     EXPECT_EQ(c->version, "1.0.0");
     // A C library without the section, and things that are not ELF64.
-    EXPECT_FALSE(elf_plugin_info(slurp(fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "bad" / "not_a_plugin.so")));
+    EXPECT_FALSE(elf_plugin_info(read_file(fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "bad" / "not_a_plugin.so")));
     EXPECT_FALSE(elf_plugin_info("#!/bin/sh\n"));
     EXPECT_FALSE(elf_plugin_info(""));
     // Cut anywhere, or with its section table pointed past the end: no
     // answer, never a read outside the bytes.
-    std::string so = slurp(fs::path(QALLOW_TEST_PLUGIN_DIR) / "phase12.so");
+    std::string so = read_file(fs::path(QALLOW_TEST_PLUGIN_DIR) / "phase12.so");
     for (size_t cut : {size_t(64), so.size() / 2, so.size() - 30}) EXPECT_FALSE(elf_plugin_info(so.substr(0, cut))) << cut;
     std::string far = so;
     for (int i = 0; i < 8; ++i) far[0x28 + i] = char(0xff); // e_shoff
@@ -83,7 +82,7 @@ TEST(FedDeploy, ChunksInAnyOrderOnceEachAssembleTheFile) {
     // Padded past three chunks whatever the build type: a Release
     // phase12.so (no debug info) fits in one.  Bytes after an ELF's last
     // section do not change what it is.
-    std::string bytes = slurp(fs::path(QALLOW_TEST_PLUGIN_DIR) / "phase12.so");
+    std::string bytes = read_file(fs::path(QALLOW_TEST_PLUGIN_DIR) / "phase12.so");
     bytes.resize(std::max(bytes.size(), 3 * kDeployChunk + 123), '\0');
     auto chunks = chunks_of("d1", bytes, crypto::sha256_hex(bytes), this_arch());
     ASSERT_EQ(chunks.size(), (bytes.size() + kDeployChunk - 1) / kDeployChunk);
@@ -94,13 +93,13 @@ TEST(FedDeploy, ChunksInAnyOrderOnceEachAssembleTheFile) {
     DeployAssembler::Outcome o;
     for (size_t c = 0; c + 1 < chunks.size(); ++c) o = a.add(chunks[c]);
     ASSERT_EQ(o.kind, DeployAssembler::Outcome::complete) << o.error;
-    EXPECT_EQ(slurp(o.part), bytes);
+    EXPECT_EQ(read_file(o.part), bytes);
     EXPECT_EQ(o.meta["sha256"], crypto::sha256_hex(bytes));
 }
 
 TEST(FedDeploy, ADigestOrArchThatDoesNotMatchIsRefusedAndLeavesNoPart) {
     TempDir tmp;
-    std::string bytes = slurp(fs::path(QALLOW_TEST_PLUGIN_DIR) / "phase12.so");
+    std::string bytes = read_file(fs::path(QALLOW_TEST_PLUGIN_DIR) / "phase12.so");
     DeployAssembler a(tmp / "deploy");
     DeployAssembler::Outcome o;
     for (const auto& c : chunks_of("d2", bytes, std::string(64, '0'), this_arch())) o = a.add(c);

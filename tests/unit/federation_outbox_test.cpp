@@ -14,9 +14,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using test::read_file;
 using test::TempDir;
-
-std::string slurp(const fs::path& f) { return test::read_file(f); }
 
 std::vector<std::string> names_in(const fs::path& dir) {
     std::vector<std::string> out;
@@ -50,7 +49,7 @@ TEST_F(FedOutbox, KeepsOrderAndContents) {
     EXPECT_EQ(box.push(MsgClass::reliable, "alert", {{"level", "high"}}), 2u);
     EXPECT_EQ(box.push(MsgClass::telemetry, "telemetry", {{"tick", 2}}), 3u);
     EXPECT_EQ(box.size(), 3u);
-    EXPECT_EQ(slurp(tmp.path() / "outbox" / "00000000000000000002.msg"),
+    EXPECT_EQ(read_file(tmp.path() / "outbox" / "00000000000000000002.msg"),
               R"({"class":"reliable","id":2,"kind":"alert","payload":{"level":"high"},"rid":1})");
     // A publish that fails (no sent()) is offered again.
     EXPECT_EQ(box.next_unsent()->id, 1u);
@@ -77,7 +76,7 @@ TEST_F(FedOutbox, DeliveredRemovesTelemetryReliableWaitsForReceipt) {
     EXPECT_EQ(box.confirm_through(1), 1u);
     EXPECT_EQ(box.size(), 0u);
     EXPECT_EQ(box.bytes(), 0u);
-    EXPECT_EQ(slurp(tmp.path() / "outbox" / "confirmed"), "1\n");
+    EXPECT_EQ(read_file(tmp.path() / "outbox" / "confirmed"), "1\n");
 }
 
 TEST_F(FedOutbox, RidContinuesAcrossReopen) {
@@ -200,7 +199,7 @@ TEST_F(FedOutbox, CorruptFilesMovedToCorruptAndNamed) {
     EXPECT_EQ(names_in(dir / "corrupt"),
               (std::vector<std::string>{"00000000000000000007.msg", "00000000000000000008.msg",
                                         "00000000000000000009.msg", "notes.msg"}));
-    EXPECT_EQ(slurp(dir / "corrupt" / "00000000000000000007.msg"), "{\"class\":\"reliable\",\"id\":7,");
+    EXPECT_EQ(read_file(dir / "corrupt" / "00000000000000000007.msg"), "{\"class\":\"reliable\",\"id\":7,");
     const std::string text = log.text();
     EXPECT_NE(text.find((dir / "00000000000000000007.msg").string() + ": not a JSON object; moved to " +
                         (dir / "corrupt" / "00000000000000000007.msg").string()),

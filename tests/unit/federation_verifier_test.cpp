@@ -49,20 +49,18 @@ protected:
         Ledger l(o, crypto::PrivateKey::load(tmp / "keys" / "edge-1.key"));
         l.record("param_change", {{"name", "phase13.k"}}, 1);
         l.sync();
-        std::ifstream in(o.file);
-        std::string line;
-        std::getline(in, line);
-        return json::parse(line);
+        return json::parse(test::lines_of(test::read_file(o.file)).at(0));
     }
 
     // Everything the verifier hands back until it has `n` (10 s at most).
     std::vector<Opened> collect(Verifier& v, size_t n) {
         std::vector<Opened> out;
-        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (out.size() < n && std::chrono::steady_clock::now() < until) {
-            v.take(out);
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        }
+        test::wait_until(
+            [&] {
+                v.take(out);
+                return out.size() >= n;
+            },
+            std::chrono::seconds(10), std::to_string(n) + " message(s) from the verifier");
         return out;
     }
 
@@ -83,7 +81,7 @@ TEST_F(FedVerifier, OpensGoodMessagesAndNamesWhyOthersFail) {
     auto out = collect(v, 3);
     ASSERT_EQ(out.size(), 3u);
     // `ready` runs just after each message is handed over: once per message.
-    for (int i = 0; i < 1000 && woken.load() < 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    test::wait_until([&] { return woken.load() >= 3; }, std::chrono::seconds(10), "`ready` called 3 times");
     EXPECT_EQ(woken.load(), 3);
     EXPECT_EQ(v.pending(), 0u);
     ASSERT_TRUE(std::holds_alternative<Envelope>(out[0].result));

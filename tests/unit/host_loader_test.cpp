@@ -2,6 +2,8 @@
 #include "util/crypto.hpp"
 #include "util/errors.hpp"
 #include "host_test_support.hpp"
+#include "support/elf.hpp"
+#include "support/sanitizers.hpp"
 #include "core/loader.hpp"
 #include "core/quarantine.hpp"
 
@@ -16,9 +18,7 @@
 #include <map>
 #include <thread>
 
-#include <elf.h>
 #include <fcntl.h>
-#include <link.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -29,6 +29,7 @@
 namespace {
 
 using namespace qallow;
+using qallow::test::cut_in_last_load;
 using qallow::test::error_of;
 using qallow::test::kBadDir;
 using qallow::test::kPluginDir;
@@ -333,20 +334,6 @@ TEST(HostLoader, Sha256KnownVectors) {
 
 // ---- damaged files (elf_check.hpp) ---------------------------------------------
 
-// Where to cut a build so that its last PT_LOAD segment runs past the end
-// (whatever debug information follows it in this build type).
-size_t cut_in_last_load(const std::string& b) {
-    ElfW(Ehdr) eh;
-    std::memcpy(&eh, b.data(), sizeof eh);
-    size_t cut = 0;
-    for (size_t i = 0; i < eh.e_phnum; ++i) {
-        ElfW(Phdr) ph;
-        std::memcpy(&ph, b.data() + eh.e_phoff + i * sizeof ph, sizeof ph);
-        if (ph.p_type == PT_LOAD && ph.p_filesz > 1) cut = std::max<size_t>(cut, ph.p_offset + ph.p_filesz / 2);
-    }
-    return cut;
-}
-
 TEST(HostLoader, ATruncatedFileIsRefusedBeforeItIsMappedWhileTheOthersLoad) {
     TempDir dir, cache;
     qallow::test::copy_into(dir.path(), {kPluginDir / "phase12.so", kPluginDir / "ethics.so"});
@@ -388,19 +375,6 @@ TEST(HostLoader, TheBytesCheckedAreTheBytesMapped) {
 }
 
 // ---- crash attribution (quarantine.hpp), in a child process --------------------
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define QALLOW_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define QALLOW_SANITIZED 1
-#endif
-#endif
-#ifdef QALLOW_SANITIZED
-#define SKIP_WHEN_SANITIZED() GTEST_SKIP() << "the sanitizer's fatal-signal handlers replace the crash guard's"
-#else
-#define SKIP_WHEN_SANITIZED() (void)0
-#endif
 
 const fs::path kHostileDir = fs::path(QALLOW_TEST_BAD_PLUGINS_DIR) / "hostile";
 

@@ -26,6 +26,7 @@ using namespace std::chrono_literals;
 using qallow::test::error_of;
 using qallow::test::kPluginDir;
 using qallow::test::TempDir;
+using qallow::test::wait_until;
 using qallow::test::write_file;
 using nlohmann::json;
 namespace fs = std::filesystem;
@@ -299,11 +300,13 @@ protected:
     }
     // Calls check() between ticks (without stepping) until `done`.
     bool settle(const std::function<bool()>& done) {
-        for (int i = 0; i < 1000 && !done(); ++i) {
-            hook_->check(*sim_);
-            std::this_thread::sleep_for(2ms);
-        }
-        return done();
+        return wait_until(
+            [&] {
+                if (done()) return true;
+                hook_->check(*sim_);
+                return false;
+            },
+            10s, "the reload hook to act on the plugin directory");
     }
 
     TempDir dir_;

@@ -18,31 +18,10 @@
 
 namespace {
 
-// Test delays stretched for slow machines (edge/cross-build.sh sets 10 under qemu).
-int time_scale() {
-    const char* v = std::getenv("QALLOW_TEST_TIME_SCALE");
-    int k = v ? std::atoi(v) : 1;
-    return k >= 1 ? k : 1;
-}
-
 using namespace qallow;
 using namespace qallow::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
-
-std::string read_all(const fs::path& f) {
-    std::ifstream in(f, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-    std::vector<std::string> out;
-    std::stringstream ss(text);
-    for (std::string l; std::getline(ss, l);) out.push_back(l);
-    return out;
-}
 
 std::string join(const std::vector<std::string>& lines) {
     std::string out;
@@ -92,7 +71,7 @@ protected:
 
 TEST_F(LedgerTest, EntriesCarryEveryFieldAndChain) {
     write_entries(3);
-    auto lines = lines_of(read_all(file));
+    auto lines = lines_of(read_file(file));
     ASSERT_EQ(lines.size(), 3u);
     std::string prev = kGenesisHash;
     for (size_t i = 0; i < lines.size(); ++i) {
@@ -129,7 +108,7 @@ TEST_F(LedgerTest, ReopeningContinuesTheChain) {
         EXPECT_EQ(l->entries(), 2u);
         l->record("state", {{"to", "ACTIVE"}}, 5);
     }
-    auto lines = lines_of(read_all(file));
+    auto lines = lines_of(read_file(file));
     ASSERT_EQ(lines.size(), 3u);
     EXPECT_EQ(json::parse(lines[2])["sequence"], 3);
     EXPECT_EQ(json::parse(lines[2])["previous_hash"], json::parse(lines[1])["hash"]);
@@ -141,7 +120,7 @@ TEST_F(LedgerTest, AClockThatStepsBackNeverMakesTimestampsGoBackwards) {
     write_entries(2);
     clock.t -= std::chrono::hours(1);
     write_entries(1);
-    auto lines = lines_of(read_all(file));
+    auto lines = lines_of(read_file(file));
     EXPECT_EQ(json::parse(lines[2])["timestamp"], json::parse(lines[1])["timestamp"]);
     auto r = verify();
     EXPECT_TRUE(r.ok) << r.reason;
@@ -168,7 +147,7 @@ struct Tamper {
 
 TEST_F(LedgerTest, TamperingIsFoundAndNamedByLine) {
     write_entries(6);
-    const std::string original = read_all(file);
+    const std::string original = read_file(file);
     auto replace_in = [](std::string& line, const std::string& key, size_t offset, char c) {
         size_t at = line.find("\"" + key + "\":\"");
         ASSERT_NE(at, std::string::npos);
@@ -216,13 +195,13 @@ TEST_F(LedgerTest, TamperingIsFoundAndNamedByLine) {
 
 TEST_F(LedgerTest, ATornLastLineIsCutOffWithItsByteCount) {
     write_entries(3);
-    std::string good = read_all(file);
+    std::string good = read_file(file);
     write_file(file, good + "{\"entropy\":null,\"ethics_sc");
     {
         auto l = open();
         EXPECT_EQ(l->cut_bytes(), 26u);
         EXPECT_EQ(l->entries(), 3u);
-        EXPECT_EQ(read_all(file), good);
+        EXPECT_EQ(read_file(file), good);
         l->record("state", json::object(), 1);
     }
     auto r = verify();
@@ -232,24 +211,24 @@ TEST_F(LedgerTest, ATornLastLineIsCutOffWithItsByteCount) {
 
 TEST_F(LedgerTest, AnUnparsableCompleteLastLineIsCutButNeverAnEarlierEntry) {
     write_entries(3);
-    std::string good = read_all(file);
+    std::string good = read_file(file);
     write_file(file, good + std::string(40, '\0') + "\n");
     {
         auto l = open();
         EXPECT_EQ(l->cut_bytes(), 41u);
         EXPECT_EQ(l->entries(), 3u);
     }
-    EXPECT_EQ(read_all(file), good);
+    EXPECT_EQ(read_file(file), good);
     // The line before a bad last line is bad too: that is no torn append,
     // and nothing is cut.
     auto lines = lines_of(good);
     lines[1] = "garbage";
     lines[2] = "more garbage";
     write_file(file, join(lines) + "torn");
-    std::string before = read_all(file);
+    std::string before = read_file(file);
     std::string msg = error_of<std::runtime_error>([&] { open(); });
     EXPECT_NE(msg.find("refusing to cut more than a torn last line"), std::string::npos) << msg;
-    EXPECT_EQ(read_all(file), before);
+    EXPECT_EQ(read_file(file), before);
 }
 
 TEST_F(LedgerTest, AFileOfOnlyAnEmptyLineOrTornBytesStartsAFreshChain) {
@@ -307,16 +286,20 @@ TEST_F(LedgerTest, AChildKilledMidAppendLosesNoEarlierEntry) {
             // Wait until the child has written more than one whole line (a
             // line is ~100 KB): a slow machine (an emulator, a sanitizer
             // build) may take longer than any fixed delay to write at all.
-            // Then the kill lands at a moment that differs by round.
-            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60 * time_scale());
-            std::error_code ec;
-            while (std::chrono::steady_clock::now() < deadline) {
-                auto size = fs::file_size(file, ec);
-                if (!ec && size > uintmax_t(size_now) + 101'000) break;
-                int st = 0;
-                ASSERT_EQ(::waitpid(pid, &st, WNOHANG), 0) << "round " << round << ": the child ended early: " << st;
-                std::this_thread::sleep_for(1ms);
-            }
+            int st = 0;
+            pid_t ended = 0;
+            wait_until(
+                [&] {
+                    std::error_code ec;
+                    auto size = fs::file_size(file, ec);
+                    if (!ec && size > uintmax_t(size_now) + 101'000) return true;
+                    ended = ::waitpid(pid, &st, WNOHANG);
+                    return ended != 0;
+                },
+                60s, "the child's first whole line");
+            ASSERT_EQ(ended, 0) << "round " << round << ": the child ended early: " << st;
+            // Then the kill lands at a moment that differs by round: this
+            // sleep is the test's variation of that moment, not a wait.
             std::this_thread::sleep_for(std::chrono::milliseconds((7 * round) * time_scale()));
             ::kill(pid, SIGKILL);
         }
@@ -325,7 +308,7 @@ TEST_F(LedgerTest, AChildKilledMidAppendLosesNoEarlierEntry) {
         ASSERT_TRUE(WIFSIGNALED(st)) << "round " << round << ": the child ended on its own: " << st;
         EXPECT_EQ(WTERMSIG(st), fsize ? SIGXFSZ : SIGKILL);
         // Every line complete when it died must survive.
-        std::string seen = read_all(file);
+        std::string seen = read_file(file);
         uint64_t complete = uint64_t(std::count(seen.begin(), seen.end(), '\n'));
         bool tail = !seen.empty() && seen.back() != '\n';
         if (fsize) EXPECT_TRUE(tail) << "round " << round << ": the limit should have torn a line";
@@ -437,7 +420,7 @@ TEST_F(LedgerTest, ATrustedKeyCannotSignForAnotherNode) {
 
 TEST_F(LedgerTest, ALineMustBeExactlyTheCanonicalFormOfItsEntry) {
     write_entries(3);
-    const auto original = lines_of(read_all(file));
+    const auto original = lines_of(read_file(file));
     ASSERT_TRUE(verify().ok);
     struct Case {
         const char* what;
@@ -473,7 +456,7 @@ TEST_F(LedgerTest, ALineMustBeExactlyTheCanonicalFormOfItsEntry) {
 
 TEST_F(LedgerTest, HostileLinesAreNamedNotFatal) {
     write_entries(1);
-    const std::string good = read_all(file);
+    const std::string good = read_file(file);
     const std::vector<std::pair<std::string, std::string>> cases = {
         {std::string(100000, '[') + std::string(100000, ']'), "not valid JSON"},
         {R"({"sequence":1e400})", "not valid JSON"},

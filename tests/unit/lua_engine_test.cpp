@@ -32,13 +32,6 @@ const Catalog& plugins() {
     return cat;
 }
 
-std::string read(const fs::path& f) {
-    std::ifstream in(f, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 // A runner on phase13 (8 nodes, k 0.001) + ethics in a temporary folder,
 // and an engine on a script written there.
 class Rig {
@@ -418,7 +411,7 @@ TEST(LuaApi, EmitWritesSortedColumnsWithFullPrecision) {
               "qallow.emit({third = 2/3, ok = false, name = 'x', n = -7, k = 1e-300})\n");
     EXPECT_EQ(rig.status(), "ok") << rig.error();
     EXPECT_EQ(rig.lua().experiment_rows(), 2u);
-    EXPECT_EQ(read(rig.dir() / "experiment.csv"),
+    EXPECT_EQ(read_file(rig.dir() / "experiment.csv"),
               "k,n,name,ok,third\n"
               "0.1,3,\"a \"\"b\"\", c\",true,0.3333333333333333\n"
               "1e-300,-7,\"x\",false,0.6666666666666666\n");
@@ -429,7 +422,7 @@ TEST(LuaApi, EmitWithOtherColumnsIsAnErrorNamingThem) {
     rig.start("qallow.emit({a = 1, b = 2})\nqallow.emit({a = 1, c = 3})\n");
     EXPECT_EQ(rig.error(), rig.path().string() + ":2: qallow.emit: this row's columns are {a, c} but experiment.csv has {a, b} "
                            "(missing: b; not in the header: c); every row needs the first row's keys");
-    EXPECT_EQ(read(rig.dir() / "experiment.csv"), "a,b\n1,2\n");
+    EXPECT_EQ(read_file(rig.dir() / "experiment.csv"), "a,b\n1,2\n");
     Rig other;
     other.start("qallow.emit({a = {}})\n");
     EXPECT_NE(other.error().find("column 'a': expected a number, boolean or string, got a table"), std::string::npos);
@@ -451,7 +444,7 @@ TEST(LuaApi, RunAndResetDriveAnExperiment) {
     EXPECT_EQ(rig.facts()["ticks_run"], 100);
     EXPECT_TRUE(fs::exists(rig.dir() / "trial-2" / "telemetry.csv"));
     EXPECT_TRUE(fs::exists(rig.dir() / "trial-3" / "telemetry.csv"));
-    std::string csv = read(rig.dir() / "experiment.csv");
+    std::string csv = read_file(rig.dir() / "experiment.csv");
     EXPECT_EQ(csv.substr(0, 13), "drift,k,tick\n");
     EXPECT_NE(csv.find(",0.004,50\n"), std::string::npos) << csv;
 }
@@ -540,7 +533,10 @@ TEST(LuaEval, RunsInTheScriptsSandboxAndCanAddCallbacks) {
 // ---- reload -------------------------------------------------------------------
 
 // Rewrites the script so that its size or mtime differs, then waits out the
-// 200 ms between checks.
+// 200 ms between checks.  The engine looks at the file at most every 200 ms
+// (kReloadCheckEvery, not configurable) and shows nothing until a tick after
+// that: there is no condition to wait on, and the tests count the ticks that
+// follow, so this fixed sleep stays.
 void rewrite(const fs::path& file, const std::string& code) {
     write_file(file, code);
     fs::last_write_time(file, fs::last_write_time(file) + 1s);

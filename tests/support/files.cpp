@@ -1,0 +1,121 @@
+#include "support/files.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace qallow::test {
+
+TempDir::TempDir() {
+    std::string tmpl = "/tmp/qallow_test_XXXXXX";
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+}
+
+fs::path TempDir::write(const std::string& rel, const std::string& text) const {
+    fs::path file = path_ / rel;
+    fs::create_directories(file.parent_path());
+    write_file(file, text);
+    return file;
+}
+
+std::string read_file(const fs::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+void write_file(const fs::path& file, const std::string& text) {
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) throw std::runtime_error("cannot write " + file.string());
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    for (;;) {
+        size_t at = s.find(sep, start);
+        out.push_back(s.substr(start, at - start));
+        if (at == std::string::npos) return out;
+        start = at + 1;
+    }
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> out;
+    std::stringstream ss(text);
+    for (std::string l; std::getline(ss, l);) out.push_back(l);
+    return out;
+}
+
+double number(const std::string& text) {
+    double v = std::nan("");
+    auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+    EXPECT_TRUE(r.ec == std::errc() && r.ptr == text.data() + text.size()) << "not a number: " << text;
+    return v;
+}
+
+nlohmann::json read_json(const fs::path& file) {
+    try {
+        return nlohmann::json::parse(read_file(file));
+    } catch (const std::exception& e) {
+        ADD_FAILURE() << file << ": " << e.what();
+        return nlohmann::json::object();
+    }
+}
+
+std::vector<nlohmann::json> read_jsonl(const fs::path& file) {
+    std::vector<nlohmann::json> out;
+    for (const auto& line : lines_of(read_file(file)))
+        if (!line.empty()) out.push_back(nlohmann::json::parse(line, nullptr, false));
+    return out;
+}
+
+size_t Csv::index(const std::string& name) const {
+    for (size_t i = 0; i < header.size(); ++i)
+        if (header[i] == name) return i;
+    ADD_FAILURE() << "no column " << name;
+    return 0;
+}
+
+std::vector<double> Csv::column(const std::string& name) const {
+    size_t c = std::find(header.begin(), header.end(), name) - header.begin();
+    EXPECT_LT(c, header.size()) << "no column " << name;
+    std::vector<double> v;
+    for (const auto& r : rows) v.push_back(c < r.size() ? std::stod(r[c]) : NAN);
+    return v;
+}
+
+Csv read_csv(const fs::path& file) {
+    Csv c;
+    c.text = read_file(file);
+    EXPECT_FALSE(c.text.empty()) << file;
+    if (c.text.empty()) return c;
+    EXPECT_EQ(c.text.back(), '\n') << file << ": the last line is incomplete";
+    auto lines = split(c.text, '\n');
+    lines.pop_back(); // after the final newline
+    if (lines.empty()) return c;
+    EXPECT_EQ(lines[0].rfind("tick,", 0), 0u) << lines[0];
+    c.header = split(lines[0], ',');
+    for (size_t i = 1; i < lines.size(); ++i) {
+        c.rows.push_back(split(lines[i], ','));
+        EXPECT_EQ(c.rows.back().size(), c.header.size()) << "line " << i + 1;
+        EXPECT_EQ(c.rows.back()[0], std::to_string(i)) << "ticks are not consecutive at line " << i + 1;
+    }
+    return c;
+}
+
+} // namespace qallow::test
