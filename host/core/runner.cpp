@@ -284,7 +284,7 @@ void Watchdog::run() {
                                 {"policy", to_string(opt_.policy)}};
         if (events_.size() < 100) events_.push_back(event);
         try {
-            runner_.record("tick_overdue", event);
+            runner_.record(AuditKind::tick_overdue, event);
         } catch (const std::exception& e) {
             spdlog::error("watchdog: the ledger could not record it: {}", e.what());
         }
@@ -304,7 +304,7 @@ void Watchdog::end_process(StopReason by, const std::string& error) {
     spdlog::error("watchdog: ending the process (exit {}): {}", kExitStatus, error);
     if (events_.size() < 100) events_.push_back({{"event", "ended"}, {"by", to_string(by)}, {"error", error}});
     try {
-        runner_.record("watchdog_stop", {{"by", to_string(by)}, {"error", error}});
+        runner_.record(AuditKind::watchdog_stop, {{"by", to_string(by)}, {"error", error}});
     } catch (const std::exception& e) {
         spdlog::error("watchdog: the ledger could not record it: {}", e.what());
     }
@@ -345,7 +345,7 @@ void Watchdog::returned(Runner& runner) {
         std::lock_guard<std::mutex> lk(hold_);
         if (events_.size() < 100) events_.push_back(event);
     }
-    runner.record("tick_returned", event);
+    runner.record(AuditKind::tick_returned, event);
 }
 
 } // namespace qallow

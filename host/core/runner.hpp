@@ -128,8 +128,8 @@ public:
     // Where audit events go (the ledger); none by default.  record() is a
     // no-op without a sink.
     void set_events(EventSink* sink) { events_ = sink; }
-    void record(const std::string& kind, const nlohmann::json& payload) {
-        if (kind == "checkpoint") last_checkpoint_ = std::chrono::steady_clock::now();
+    void record(AuditKind kind, const nlohmann::json& payload) {
+        if (kind == AuditKind::checkpoint) last_checkpoint_ = std::chrono::steady_clock::now();
         if (!events_) return;
         events_->record(kind, payload, sim_->tick());
         ++recorded_;

@@ -47,7 +47,7 @@ void StateMachine::transition(NodeState to, const std::string& reason, Runner* r
         log_.push_back({{"tick", tick}, {"from", to_string(from)}, {"to", to_string(to)}, {"reason", reason}});
     if (runner) {
         runner->sim().pause_batch(to == NodeState::safe_mode);
-        runner->record("state", {{"from", to_string(from)}, {"to", to_string(to)}, {"reason", reason}});
+        runner->record(AuditKind::state, {{"from", to_string(from)}, {"to", to_string(to)}, {"reason", reason}});
     }
 }
 
@@ -110,7 +110,7 @@ void StateMachine::restore(Runner& runner, const std::string& why) {
         spdlog::error("safe mode: could not restore a checkpoint: {}; going on from the current state", e.what());
         return;
     }
-    runner.record("restore", what); // a ledger that cannot record it stops the run, as for transitions
+    runner.record(AuditKind::restore, what); // a ledger that cannot record it stops the run, as for transitions
 }
 
 nlohmann::json StateMachine::summary() const {

@@ -12,15 +12,6 @@ namespace qallow {
 namespace fs = std::filesystem;
 namespace {
 
-// A hot reload event's ledger kind (ReloadHook's "event" field).
-std::string reload_kind(const std::string& event) {
-    if (event == "loaded") return "plugin_load";
-    if (event == "reloaded" || event == "reloaded_fresh") return "plugin_reload";
-    if (event == "rolled_back") return "plugin_rollback";
-    if (event == "refused") return "plugin_refused";
-    return "plugin_" + event; // confirmed, unloaded, kept_required
-}
-
 void init_facts(const RunPlan& plan, const Services& s, RunFacts& facts) {
     facts.config_file = plan.opt.config.string();
     facts.plugin_dir = plan.plugin_dir.string();
@@ -146,11 +137,11 @@ void attach_ledger(const RunPlan& plan, Services& s, Node& node) {
     node.ledger_hook = std::make_unique<LedgerHook>(ledger);
     try {
         uint64_t t = runner.sim().tick();
-        for (const auto& q : s.quarantined_lines) ledger.record("plugin_quarantine", {{"detail", q}}, t);
+        for (const auto& q : s.quarantined_lines) ledger.record(AuditKind::plugin_quarantine, {{"detail", q}}, t);
         for (const auto& r : s.catalog.refused)
-            ledger.record("plugin_refused", {{"file", r.file.string()}, {"detail", r.reason}}, t);
+            ledger.record(AuditKind::plugin_refused, {{"file", r.file.string()}, {"detail", r.reason}}, t);
         for (const auto& in : runner.sim().instances())
-            ledger.record("plugin_load", {{"instance", in.name}, {"plugin", in.plugin->name},
+            ledger.record(AuditKind::plugin_load, {{"instance", in.name}, {"plugin", in.plugin->name},
                                           {"version", in.plugin->version}, {"sha256", in.plugin->sha256},
                                           {"file", in.plugin->file.string()}}, t);
     } catch (const std::exception& e) {
@@ -175,9 +166,8 @@ void attach_reload(const RunPlan& plan, Services& s, Node& node) {
     setup.quarantine = &*s.quarantine;
     setup.quarantined_at_start = s.quarantined_now;
     if (node.ledger_hook || node.federation)
-        setup.on_event = [&node](const nlohmann::json& e) {
-            if (node.ledger_hook)
-                node.ledger_hook->queue(reload_kind(e.value("event", "")), e, e.value("after_tick", uint64_t(0)));
+        setup.on_event = [&node](const ReloadEvent& e) {
+            if (node.ledger_hook) node.ledger_hook->queue(audit_kind(e.kind), e.detail, e.after_tick);
             // Deployments over the cluster wait for these (docs/federation.md).
             if (node.federation) node.federation->on_reload_event(e);
         };

@@ -66,7 +66,7 @@ int run_to_end(RunPlan& plan, Node& node) {
     Runner& runner = *node.runner;
     plan.lua->start(runner);
     if (plan.resume) // recorded once every sink is in place
-        runner.record("resume", {{"path", plan.resume->file.string()}, {"tick", plan.resume->tick()},
+        runner.record(AuditKind::resume, {{"path", plan.resume->file.string()}, {"tick", plan.resume->tick()},
                                  {"digest", plan.resume->digest}, {"forced", node.resume_forced}});
     // When the script drove the run with qallow.run (an experiment), the host runs no ticks of its own.
     if (!plan.lua->drove_run()) runner.advance(plan.config.ticks - runner.sim().tick());

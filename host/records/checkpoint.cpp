@@ -724,7 +724,7 @@ bool CheckpointHook::write(Runner& runner) {
         last_trial_ = runner.trial();
         mine_.push_back(file);
         last_ = {{"path", file.string()}, {"tick", sim.tick()}, {"digest", digest}};
-        runner.record("checkpoint", last_);
+        runner.record(AuditKind::checkpoint, last_);
         return true;
     } catch (const std::exception& e) {
         ++failed_;

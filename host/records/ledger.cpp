@@ -388,8 +388,8 @@ VerifyReport verify_ledger(const fs::path& file, const std::optional<fs::path>& 
 
 // ---------------------------------------------------------------- the hook
 
-void LedgerHook::queue(std::string kind, json payload, uint64_t tick) {
-    queued_.push_back({std::move(kind), std::move(payload), tick});
+void LedgerHook::queue(AuditKind kind, json payload, uint64_t tick) {
+    queued_.push_back({kind, std::move(payload), tick});
 }
 
 void LedgerHook::record_queued() {
@@ -407,7 +407,7 @@ void LedgerHook::record_changes(const Simulation& sim) {
     const auto& changes = sim.changes();
     while (changes_seen_ < changes.size()) {
         const ParamChange& c = changes[changes_seen_++];
-        ledger_.record("param_change",
+        ledger_.record(AuditKind::param_change,
                        {{"name", c.instance + "." + c.param},
                         {"old", value_to_json(c.old_value)},
                         {"new", value_to_json(c.new_value)},
@@ -421,7 +421,7 @@ void LedgerHook::after_tick(Runner& runner, const TickResult& r) {
     record_queued();
     record_changes(runner.sim());
     if (runner.sim().ethics_count() && !r.ethics_pass && !r.stopped)
-        ledger_.record("ethics_failure",
+        ledger_.record(AuditKind::ethics_failure,
                        {{"policy", runner.facts().ethics_policy}, {"failures_so_far", runner.facts().ethics_fail}},
                        runner.sim().tick());
     ledger_.tick_done();

@@ -76,9 +76,13 @@ public:
     Ledger(const Ledger&) = delete;
     Ledger& operator=(const Ledger&) = delete;
 
-    // EventSink: an entry with the context's ethics_score and entropy.
+    // An entry of any kind with the context's ethics_score and entropy.
     // Throws std::runtime_error when the entry cannot be written.
-    void record(const std::string& kind, const nlohmann::json& payload, uint64_t tick) override;
+    void record(const std::string& kind, const nlohmann::json& payload, uint64_t tick);
+    // EventSink: the same, for the process's own audit events.
+    void record(AuditKind kind, const nlohmann::json& payload, uint64_t tick) override {
+        record(std::string(to_string(kind)), payload, tick);
+    }
     void append(const std::string& kind, const nlohmann::json& payload, uint64_t tick, const LedgerContext& ctx);
     void set_context(std::function<LedgerContext()> context) { context_ = std::move(context); }
     // Called with each entry once it is written (and synced per the policy):
@@ -137,7 +141,7 @@ public:
     explicit LedgerHook(Ledger& ledger) : ledger_(ledger) {}
     void after_tick(Runner& runner, const TickResult& r) override;
     // Recorded at the next tick boundary (or drain()), in order.
-    void queue(std::string kind, nlohmann::json payload, uint64_t tick);
+    void queue(AuditKind kind, nlohmann::json payload, uint64_t tick);
     // Records what is pending (end of run) and syncs.
     void drain(Runner& runner);
 
@@ -149,7 +153,7 @@ private:
     const Simulation* sim_ = nullptr;
     size_t changes_seen_ = 0;
     struct Pending {
-        std::string kind;
+        AuditKind kind;
         nlohmann::json payload;
         uint64_t tick;
     };

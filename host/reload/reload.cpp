@@ -52,12 +52,12 @@ ReloadHook::ReloadHook(Setup setup, Catalog& catalog, const Simulation& sim)
 
 ReloadHook::~ReloadHook() = default;
 
-void ReloadHook::event(const Simulation& sim, const std::string& what, const std::string& instance,
+void ReloadHook::event(const Simulation& sim, ReloadEvent::Kind what, const std::string& instance,
                        const LoadedPlugin* old_build, const LoadedPlugin* new_build, const fs::path& file,
                        const std::string& sha256, const std::string& detail) {
     dirty_ = true;
     if (events_.size() >= kMaxEvents && !s_.on_event) return;
-    nlohmann::json e = {{"after_tick", sim.tick()}, {"event", what}};
+    nlohmann::json e = {{"after_tick", sim.tick()}, {"event", to_string(what)}};
     if (!instance.empty()) e["instance"] = instance;
     const LoadedPlugin* named = new_build ? new_build : old_build;
     if (named) e["plugin"] = named->name;
@@ -69,7 +69,7 @@ void ReloadHook::event(const Simulation& sim, const std::string& what, const std
     if (!sha256.empty()) e["sha256"] = sha256;
     if (!file.empty()) e["file"] = file.string();
     if (!detail.empty()) e["detail"] = detail;
-    if (s_.on_event) s_.on_event(e);
+    if (s_.on_event) s_.on_event(ReloadEvent{what, sim.tick(), e});
     if (events_.size() < kMaxEvents) events_.push_back(std::move(e));
 }
 
@@ -124,7 +124,7 @@ bool ReloadHook::check(Simulation& sim) {
         } catch (const std::exception& x) { // never the loop's problem: the running builds are untouched
             ++counts_.refused;
             spdlog::error("reload: {}: {}; ignored, the running builds are untouched", e.path.string(), x.what());
-            event(sim, "refused", "", nullptr, nullptr, e.path, "", x.what());
+            event(sim, ReloadEvent::Kind::refused, "", nullptr, nullptr, e.path, "", x.what());
         }
     }
     return !events.empty();
@@ -143,7 +143,7 @@ void ReloadHook::ticked(Simulation& sim, const TickResult& r) {
         sim.confirm(it->instance);
         spdlog::info("reload: {} passed its probation of {} ticks on instance '{}'; {} is let go", build(*in.plugin),
                      s_.config.probation_ticks, in.name, previous);
-        event(sim, "confirmed", in.name, nullptr, in.plugin.get(), in.plugin->file, in.plugin->sha256, "");
+        event(sim, ReloadEvent::Kind::confirmed, in.name, nullptr, in.plugin.get(), in.plugin->file, in.plugin->sha256, "");
         std::string sha = it->sha256;
         it = probation_.erase(it);
         end_marker_if_unused(sha);
@@ -217,7 +217,7 @@ void ReloadHook::refuse_load(const Simulation& sim, const fs::path& file, const 
     const LoadedPlugin* old = nullptr;
     for (const auto& in : sim.instances())
         if (!in.disabled && in.plugin->file == file) old = in.plugin.get();
-    event(sim, "refused", "", old, nullptr, file, sha, why);
+    event(sim, ReloadEvent::Kind::refused, "", old, nullptr, file, sha, why);
 }
 
 void ReloadHook::put_in_catalog(const std::shared_ptr<LoadedPlugin>& next) {
@@ -268,7 +268,7 @@ bool ReloadHook::swap_in(Simulation& sim, size_t i, const std::shared_ptr<Loaded
         auto level = o.fresh ? spdlog::level::warn : spdlog::level::info;
         spdlog::log(level, "reload: instance '{}' runs {} instead of {} from tick {} on; {}; on probation for {} ticks",
                     in.name, build(*next), build(*old), sim.tick() + 1, o.state, s_.config.probation_ticks);
-        event(sim, o.fresh ? "reloaded_fresh" : "reloaded", in.name, old.get(), next.get(), file, next->sha256,
+        event(sim, o.fresh ? ReloadEvent::Kind::reloaded_fresh : ReloadEvent::Kind::reloaded, in.name, old.get(), next.get(), file, next->sha256,
               o.state);
         return true;
     } catch (const SwapError& e) {
@@ -276,7 +276,7 @@ bool ReloadHook::swap_in(Simulation& sim, size_t i, const std::shared_ptr<Loaded
                      file.string(), in.name, e.what(),
                      e.kind == SwapError::Kind::state ? " (policy reload.on_state_mismatch keep_old)" : "",
                      build(*old));
-        event(sim, "refused", in.name, old.get(), next.get(), file, next->sha256, e.what());
+        event(sim, ReloadEvent::Kind::refused, in.name, old.get(), next.get(), file, next->sha256, e.what());
         return false;
     }
 }
@@ -290,7 +290,7 @@ void ReloadHook::on_complete(Simulation& sim, const fs::path& file) {
     ++counts_.loaded;
     spdlog::info("reload: loaded {} from {} (ABI {}.{}, state v{})", build(*next), file.string(), next->abi_major,
                  next->abi_minor, next->state_version);
-    event(sim, "loaded", "", nullptr, next.get(), file, next->sha256, "");
+    event(sim, ReloadEvent::Kind::loaded, "", nullptr, next.get(), file, next->sha256, "");
 
     std::vector<size_t> targets;
     for (size_t i = 0; i < sim.instances().size(); ++i)
@@ -323,7 +323,7 @@ void ReloadHook::on_removed(Simulation& sim, const fs::path& file) {
             spdlog::warn("reload: {} was removed, but instance '{}' is required (config {}/required): it keeps "
                          "running {} from its private copy",
                          file.string(), in.name, req->second, build(*in.plugin));
-            event(sim, "kept_required", in.name, in.plugin.get(), nullptr, file, in.plugin->sha256, "");
+            event(sim, ReloadEvent::Kind::kept_required, in.name, in.plugin.get(), nullptr, file, in.plugin->sha256, "");
             continue;
         }
         std::vector<std::string> shas;
@@ -339,7 +339,7 @@ void ReloadHook::on_removed(Simulation& sim, const fs::path& file) {
         spdlog::warn("reload: {} was removed: instance '{}' ({}) is unloaded after tick {}; its signals read as absent "
                      "(NaN, ops 0) from now on",
                      file.string(), in.name, build(*in.plugin), sim.tick());
-        event(sim, "unloaded", in.name, in.plugin.get(), nullptr, file, in.plugin->sha256, "");
+        event(sim, ReloadEvent::Kind::unloaded, in.name, in.plugin.get(), nullptr, file, in.plugin->sha256, "");
         for (const auto& sha : shas) end_marker_if_unused(sha);
     }
     if (!kept)
@@ -356,7 +356,7 @@ void ReloadHook::on_rollback(Simulation& sim, const Rollback& rb) {
     spdlog::error("reload: rolled back instance '{}' from {} to {}: {}; it resumed from its state after tick {} "
                   "(the {} tick(s) the new build computed are not replayed)",
                   in.name, build(*rb.from), build(*rb.to), rb.reason, rb.swap_tick, lost);
-    event(sim, "rolled_back", in.name, rb.from.get(), rb.to.get(), rb.from->file, rb.from->sha256, rb.reason);
+    event(sim, ReloadEvent::Kind::rolled_back, in.name, rb.from.get(), rb.to.get(), rb.from->file, rb.from->sha256, rb.reason);
     rejected_[rb.from->sha256] = "rolled back";
     probation_.erase(std::remove_if(probation_.begin(), probation_.end(),
                                     [&](const Probation& p) { return p.instance == rb.instance; }),
@@ -372,7 +372,7 @@ void ReloadHook::on_rollback(Simulation& sim, const Rollback& rb) {
         const Instance& other = sim.instances()[sib.instance];
         spdlog::error("reload: rolled back instance '{}' from {} to {}: {}; it resumes from its state after tick {}",
                       other.name, build(*sib.from), build(*sib.to), sib.reason, sib.swap_tick);
-        event(sim, "rolled_back", other.name, sib.from.get(), sib.to.get(), sib.from->file, sib.from->sha256,
+        event(sim, ReloadEvent::Kind::rolled_back, other.name, sib.from.get(), sib.to.get(), sib.from->file, sib.from->sha256,
               sib.reason);
         it = probation_.erase(it);
     }

@@ -85,7 +85,7 @@ public:
         uint64_t quarantined_at_start = 0;
         // Called with every event (the summary keeps only the first 1000):
         // the ledger records them all.  Must not throw.
-        std::function<void(const nlohmann::json&)> on_event;
+        std::function<void(const ReloadEvent&)> on_event;
     };
 
     // `catalog` is the run's (the factory builds resets from it); the hook
@@ -127,7 +127,7 @@ private:
     void on_removed(Simulation& sim, const std::filesystem::path& file);
     void on_rollback(Simulation& sim, const Rollback& rb);
     void end_marker_if_unused(const std::string& sha256);
-    void event(const Simulation& sim, const std::string& what, const std::string& instance,
+    void event(const Simulation& sim, ReloadEvent::Kind what, const std::string& instance,
                const LoadedPlugin* old_build, const LoadedPlugin* new_build, const std::filesystem::path& file,
                const std::string& sha256, const std::string& detail);
     void sync(Runner& runner);

@@ -77,9 +77,9 @@ protected:
         e.payload = {{"rid", rid}, {"body", e.payload}};
         return e;
     }
-    static std::vector<std::string> kinds_of(const std::vector<std::pair<std::string, json>>& events) {
+    static std::vector<std::string> kinds_of(const std::vector<std::pair<AuditKind, json>>& events) {
         std::vector<std::string> k;
-        for (const auto& e : events) k.push_back(e.first);
+        for (const auto& e : events) k.push_back(to_string(e.first));
         return k;
     }
 
@@ -275,7 +275,7 @@ TEST_F(FedCluster, QuorumOfThreeOfFourApprovesThenSends) {
     for (const auto& o : out) sets += o.kind == "cmd" && o.payload["op"] == "set";
     EXPECT_EQ(sets, 4);
     auto events = c.take_events();
-    auto decision = std::find_if(events.begin(), events.end(), [](const auto& e) { return e.first == "quorum_decision"; });
+    auto decision = std::find_if(events.begin(), events.end(), [](const auto& e) { return e.first == AuditKind::quorum_decision; });
     ASSERT_NE(decision, events.end());
     EXPECT_EQ(decision->second["outcome"], "approved");
     EXPECT_EQ(decision->second["approvals"], 3);

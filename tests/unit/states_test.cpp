@@ -27,7 +27,7 @@ using nlohmann::json;
 
 struct Recorded : EventSink {
     std::vector<std::pair<std::string, json>> events;
-    void record(const std::string& kind, const json& payload, uint64_t) override { events.emplace_back(kind, payload); }
+    void record(AuditKind kind, const json& payload, uint64_t) override { events.emplace_back(to_string(kind), payload); }
 };
 
 // phase13 (fails the ethics minimum for its first ~110 ticks, then passes)

@@ -111,9 +111,9 @@ Cluster::~Cluster() {
     if (rids_dirty_) save_rids();
 }
 
-void Cluster::event(std::string kind, json payload) { events_.emplace_back(std::move(kind), std::move(payload)); }
+void Cluster::event(AuditKind kind, json payload) { events_.emplace_back(kind, std::move(payload)); }
 
-std::vector<std::pair<std::string, json>> Cluster::take_events() {
+std::vector<std::pair<AuditKind, json>> Cluster::take_events() {
     std::lock_guard lk(mu_);
     return std::exchange(events_, {});
 }
@@ -138,18 +138,18 @@ std::optional<Rejection> Cluster::on_message(const Envelope& e, const std::optio
         std::string epoch = e.payload.value("rid_epoch", "");
         auto known = epochs_.find(e.node);
         if (known != epochs_.end() && known->second != epoch && rids_.erase(e.node)) {
-            event("node_outbox_reset", {{"node", e.node}, {"old_epoch", known->second}, {"new_epoch", epoch}});
+            event(AuditKind::node_outbox_reset, {{"node", e.node}, {"old_epoch", known->second}, {"new_epoch", epoch}});
         }
         epochs_[e.node] = epoch;
         rids_dirty_ = true;
-        event("node_birth", {{"node", e.node}, {"session", e.session}, {"role", n.role}, {"plugins", n.plugins},
+        event(AuditKind::node_birth, {{"node", e.node}, {"session", e.session}, {"role", n.role}, {"plugins", n.plugins},
                              {"rebirth", was}});
         receipt_due_ = true; // tells it at once which reliable messages need not come again
         return std::nullopt;
     }
     if (e.kind == "death") {
         if (e.session != n.session) return std::nullopt; // an older connection's will: that session is over already
-        if (n.online) event("node_death", {{"node", e.node}, {"session", e.session},
+        if (n.online) event(AuditKind::node_death, {{"node", e.node}, {"session", e.session},
                                            {"clean", e.payload.value("clean", false)}});
         n.online = false;
         return std::nullopt;
@@ -201,7 +201,7 @@ std::optional<Rejection> Cluster::on_message(const Envelope& e, const std::optio
 std::optional<Rejection> Cluster::accept_ledger(const Envelope& e, const json& entry, const std::optional<std::string>& problem) {
     auto bad = [&](const std::string& why) {
         std::string seq = entry.is_object() && entry.contains("sequence") ? entry["sequence"].dump() : "?";
-        event("ledger_rejected", {{"node", e.node}, {"sequence", entry.is_object() ? entry.value("sequence", json()) : json()},
+        event(AuditKind::ledger_rejected, {{"node", e.node}, {"sequence", entry.is_object() ? entry.value("sequence", json()) : json()},
                                   {"reason", why}});
         return Rejection{Reject::bad_signature, "ledger entry " + seq + " of " + e.node + ": " + why};
     };
@@ -211,7 +211,7 @@ std::optional<Rejection> Cluster::accept_ledger(const Envelope& e, const json& e
     uint64_t seq = entry["sequence"].get<uint64_t>();
     if (n.ledger_seq && seq == 1 && entry["previous_hash"] == kGenesisHash) {
         // The node started a new ledger file: a new chain from here on.
-        event("ledger_restarted", {{"node", e.node}, {"previous_last_sequence", n.ledger_seq}});
+        event(AuditKind::ledger_restarted, {{"node", e.node}, {"previous_last_sequence", n.ledger_seq}});
         n.ledger_seq = 0;
         n.ledger_hash.clear();
     }
@@ -219,7 +219,7 @@ std::optional<Rejection> Cluster::accept_ledger(const Envelope& e, const json& e
     if (n.ledger_seq && seq == n.ledger_seq + 1 && entry["previous_hash"] != n.ledger_hash)
         return bad("previous_hash does not match entry " + std::to_string(n.ledger_seq) + " (the chain is broken)");
     if (n.ledger_seq && seq > n.ledger_seq + 1)
-        event("ledger_gap", {{"node", e.node}, {"missing_from", n.ledger_seq + 1}, {"missing_to", seq - 1}});
+        event(AuditKind::ledger_gap, {{"node", e.node}, {"missing_from", n.ledger_seq + 1}, {"missing_to", seq - 1}});
     append_line(canonical(entry) + "\n");
     n.ledger_seq = seq;
     n.ledger_hash = hash;
@@ -245,7 +245,7 @@ void Cluster::accept_ack(const Envelope& e, const json& body) {
     Command& c = it->second;
     if (body.value("op", "") == "vote") {
         c.votes[e.node] = {{"vote", body.value("vote", "deny")}, {"reason", body.value("reason", "")}};
-        event("quorum_vote", {{"id", c.id}, {"node", e.node}, {"vote", body.value("vote", "deny")},
+        event(AuditKind::quorum_vote, {{"id", c.id}, {"node", e.node}, {"vote", body.value("vote", "deny")},
                               {"reason", body.value("reason", "")}});
         decide(c, std::chrono::steady_clock::now());
         return;
@@ -262,10 +262,10 @@ void Cluster::accept_ack(const Envelope& e, const json& body) {
 void Cluster::finish(Command& c) {
     c.state = "done";
     if (c.op == "deploy") {
-        event("deploy_result", {{"id", c.id}, {"file", c.name}, {"sha256", c.value["sha256"]}, {"results", c.results}});
+        event(AuditKind::deploy_result, {{"id", c.id}, {"file", c.name}, {"sha256", c.value["sha256"]}, {"results", c.results}});
         c.data.clear();
     } else {
-        event("remote_result", {{"id", c.id}, {"name", c.name}, {"value", c.value}, {"results", c.results}});
+        event(AuditKind::remote_result, {{"id", c.id}, {"name", c.name}, {"value", c.value}, {"results", c.results}});
     }
 }
 
@@ -290,7 +290,7 @@ void Cluster::decide(Command& c, std::chrono::steady_clock::time_point now) {
     } else {
         return;
     }
-    event("quorum_decision", {{"id", c.id}, {"name", c.name}, {"value", c.value}, {"outcome", outcome},
+    event(AuditKind::quorum_decision, {{"id", c.id}, {"name", c.name}, {"value", c.value}, {"outcome", outcome},
                               {"approvals", yes}, {"denials", no}, {"needed", need}, {"votes", c.votes},
                               {"reason", c.reason}});
 }
@@ -437,7 +437,7 @@ json Cluster::remote(const std::string& target, const std::string& name, const j
                  (quorum ? std::chrono::milliseconds(s_.quorum.timeout_ms) : s_.ack_timeout);
     send_queue_.push_back(c.id);
     active_.insert(c.id);
-    event("remote_command", {{"id", c.id}, {"name", name}, {"value", value}, {"targets", targets}, {"by", by},
+    event(AuditKind::remote_command, {{"id", c.id}, {"name", name}, {"value", value}, {"targets", targets}, {"by", by},
                              {"quorum", quorum}});
     json r = {{"id", c.id}, {"targets", targets}, {"quorum", quorum}};
     commands_.emplace(c.id, std::move(c));
@@ -466,7 +466,7 @@ json Cluster::deploy(const std::string& target, const std::string& file, const s
     c.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60) + std::chrono::milliseconds(20 * chunks);
     send_queue_.push_back(c.id);
     active_.insert(c.id);
-    event("deploy_command", {{"id", c.id}, {"file", file}, {"arch", arch}, {"size", size}, {"sha256", sha256},
+    event(AuditKind::deploy_command, {{"id", c.id}, {"file", file}, {"arch", arch}, {"size", size}, {"sha256", sha256},
                              {"chunks", chunks}, {"plugin", plugin}, {"version", version}, {"targets", targets}, {"by", by}});
     json r = {{"id", c.id}, {"targets", targets}, {"chunks", chunks}, {"plugin", plugin}, {"version", version}};
     commands_.emplace(c.id, std::move(c));

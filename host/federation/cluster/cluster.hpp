@@ -7,6 +7,7 @@
 #pragma once
 
 #include "core/config.hpp"
+#include "core/events.hpp"
 #include "federation/wire/deploy.hpp"
 #include "federation/wire/envelope.hpp"
 
@@ -59,7 +60,7 @@ public:
     // null: checked here.
     std::optional<Rejection> on_message(const Envelope& e, const std::optional<std::string>* entry_problem = nullptr);
     // Births, deaths, commands' outcomes: for the datacentre's own ledger.
-    std::vector<std::pair<std::string, nlohmann::json>> take_events();
+    std::vector<std::pair<AuditKind, nlohmann::json>> take_events();
     // Receipts, pace, commands and votes due now.
     std::vector<Outgoing> poll(std::chrono::steady_clock::time_point now);
 
@@ -117,7 +118,7 @@ private:
     void save_rids();
     std::vector<std::string> pick_targets(const std::string& target, const std::string& what) const; // mu_ held
     std::pair<double, uint64_t> pace_locked() const; // (pace, nodes counted); mu_ held
-    void event(std::string kind, nlohmann::json payload);
+    void event(AuditKind kind, nlohmann::json payload);
     void finish(Command& c); // done: its result event (deploy or remote)
     void decide(Command& c, std::chrono::steady_clock::time_point now);
 
@@ -137,7 +138,7 @@ private:
     uint64_t next_command_ = 1;
     int ledger_fd_ = -1;
     bool ledger_unsynced_ = false;
-    std::vector<std::pair<std::string, nlohmann::json>> events_;
+    std::vector<std::pair<AuditKind, nlohmann::json>> events_;
     std::chrono::steady_clock::time_point next_receipt_{}, next_pace_{};
     nlohmann::json rejections_ = nlohmann::json::object();
     uint64_t duplicates_ = 0, gaps_ = 0;

@@ -478,14 +478,14 @@ void FederationNode::handle_edge(const Envelope& e) {
     commands_.push_back(std::move(c));
 }
 
-void FederationNode::queue_event(std::string kind, json payload) {
+void FederationNode::queue_event(AuditKind kind, json payload) {
     std::lock_guard lk(mu_);
-    events_.emplace_back(std::move(kind), std::move(payload));
+    events_.emplace_back(kind, std::move(payload));
 }
 
 void FederationNode::apply_commands(Runner& runner) {
     std::vector<Command> cmds;
-    std::vector<std::pair<std::string, json>> events;
+    std::vector<std::pair<AuditKind, json>> events;
     {
         std::lock_guard lk(mu_);
         cmds.swap(commands_);
@@ -767,7 +767,7 @@ void FederationNode::handle_deploy(const std::string& from, const json& p) {
         json ev = o.meta;
         ev["from"] = from;
         ev["reason"] = o.error;
-        queue_event("deploy_refused", ev);
+        queue_event(AuditKind::deploy_refused, ev);
         if (!o.meta.value("id", "").empty())
             deploy_ack({{"id", o.meta["id"]}, {"op", "deploy"}, {"ok", false}, {"file", o.meta.value("file", "")},
                         {"outcome", "refused"}, {"error", o.error}});
@@ -780,10 +780,20 @@ void FederationNode::handle_deploy(const std::string& from, const json& p) {
     deploy_ready_.push_back({o.meta, o.part});
 }
 
-void FederationNode::on_reload_event(const json& e) {
+void FederationNode::on_reload_event(const ReloadEvent& e) {
     reload_events_.push_back(e);
-    std::string ev = e.value("event", "");
-    if (ev != "refused") plugins_changed_ = true;
+    if (e.kind != ReloadEvent::Kind::refused) plugins_changed_ = true;
+}
+
+const char* FederationNode::outcome_name(DeployOutcome o) {
+    switch (o) {
+    case DeployOutcome::none: return "";
+    case DeployOutcome::loaded: return "loaded";
+    case DeployOutcome::reloaded: return "reloaded";
+    case DeployOutcome::refused: return "refused";
+    case DeployOutcome::rolled_back: return "rolled_back";
+    }
+    return "";
 }
 
 // ---- deploy_tick()'s steps ----------------------------------------------------------
@@ -796,7 +806,7 @@ void FederationNode::refuse_install(Runner& runner, const json& meta, const std:
     }
     json ev = meta;
     ev["reason"] = why;
-    runner.record("deploy_refused", ev);
+    runner.record(AuditKind::deploy_refused, ev);
     deploy_ack({{"id", meta["id"]}, {"op", "deploy"}, {"ok", false}, {"file", meta.value("file", "")},
                 {"outcome", "refused"}, {"error", why}, {"tick", runner.sim().tick()}});
 }
@@ -830,35 +840,36 @@ void FederationNode::install(Runner& runner, DeployReady& r, std::chrono::steady
 }
 
 // What the reload's events say of the deployment; true when it is settled.
-bool FederationNode::follow_reload(PendingDeploy& pd, const std::vector<json>& events,
+bool FederationNode::follow_reload(PendingDeploy& pd, const std::vector<ReloadEvent>& events,
                                    std::chrono::steady_clock::time_point now) {
+    using K = ReloadEvent::Kind;
     const std::string sha = pd.meta.value("sha256", "");
     bool done = false;
-    for (const auto& e : events) {
+    for (const auto& re : events) {
+        const json& e = re.detail;
         if (done || e.value("sha256", "") != sha) continue;
-        std::string ev = e.value("event", "");
-        if (ev == "loaded") {
-            pd.state = "loaded";
+        if (re.kind == K::loaded) {
+            pd.state = DeployState::loaded;
             pd.version = e.value("new_version", "");
-            pd.outcome = "loaded";
-        } else if (ev == "reloaded" || ev == "reloaded_fresh") {
-            pd.state = "reloaded";
+            pd.outcome = DeployOutcome::loaded;
+        } else if (re.kind == K::reloaded || re.kind == K::reloaded_fresh) {
+            pd.state = DeployState::reloaded;
             pd.version = e.value("new_version", pd.version);
-            pd.outcome = "reloaded";
+            pd.outcome = DeployOutcome::reloaded;
             // On probation: acked when it passes or is rolled back.
             pd.deadline = now + std::chrono::seconds(10) +
                           std::chrono::milliseconds(int64_t(setup_.probation_ticks) *
                                                     std::max<int64_t>(1, int64_t(setup_.config.tick_ms)) * 2);
-        } else if (ev == "confirmed") {
+        } else if (re.kind == K::confirmed) {
             done = true;
-            pd.outcome = "reloaded";
+            pd.outcome = DeployOutcome::reloaded;
             pd.version = e.value("new_version", pd.version);
-        } else if (ev == "refused" || ev == "rolled_back") {
+        } else if (re.kind == K::refused || re.kind == K::rolled_back) {
             done = true;
-            pd.outcome = ev;
+            pd.outcome = re.kind == K::rolled_back ? DeployOutcome::rolled_back : DeployOutcome::refused;
             pd.reason = e.value("detail", "");
             // What runs now: the build kept, or the one rolled back to.
-            pd.version = ev == "rolled_back" ? e.value("new_version", "") : e.value("old_version", "");
+            pd.version = re.kind == K::rolled_back ? e.value("new_version", "") : e.value("old_version", "");
         }
     }
     return done;
@@ -866,15 +877,16 @@ bool FederationNode::follow_reload(PendingDeploy& pd, const std::vector<json>& e
 
 void FederationNode::report_deploy(Runner& runner, PendingDeploy& pd, bool ok) {
     json ack = {{"id", pd.meta["id"]}, {"op", "deploy"}, {"ok", ok},       {"file", pd.meta["file"]},
-                {"version", pd.version}, {"outcome", pd.outcome}, {"reason", pd.reason}, {"tick", runner.sim().tick()}};
-    if (!ok) ack["error"] = pd.reason.empty() ? pd.outcome : pd.outcome + ": " + pd.reason;
+                {"version", pd.version}, {"outcome", outcome_name(pd.outcome)}, {"reason", pd.reason}, {"tick", runner.sim().tick()}};
+    std::string outcome = outcome_name(pd.outcome);
+    if (!ok) ack["error"] = pd.reason.empty() ? outcome : outcome + ": " + pd.reason;
     json ev = pd.meta;
     ev["ok"] = ok;
     ev["deployed_version"] = pd.meta.value("version", json()); // what the build said it is (null: it said nothing)
     ev["version"] = pd.version;                                // what runs now
-    ev["outcome"] = pd.outcome;
+    ev["outcome"] = outcome;
     ev["reason"] = pd.reason;
-    runner.record("deploy_installed", ev);
+    runner.record(AuditKind::deploy_installed, ev);
     if (ok) ++deploy_installed_;
     else ++deploy_refused_;
     deploy_ack(std::move(ack));
@@ -908,22 +920,22 @@ void FederationNode::deploy_tick(Runner& runner) {
     auto now = std::chrono::steady_clock::now();
     for (auto& r : ready) install(runner, r, now);
     // The reload's events since the last boundary.
-    std::vector<json> events;
+    std::vector<ReloadEvent> events;
     events.swap(reload_events_);
     std::vector<PendingDeploy> still;
     for (auto& pd : pending_deploys_) {
         bool done = follow_reload(pd, events, now);
         // Loaded, and no instance of it swapped at that boundary: it is
         // in the catalog, nothing runs it.
-        if (!done && pd.state == "loaded") done = true;
-        bool ok = done && (pd.outcome == "loaded" || pd.outcome == "reloaded");
+        if (!done && pd.state == DeployState::loaded) done = true;
+        bool ok = done && (pd.outcome == DeployOutcome::loaded || pd.outcome == DeployOutcome::reloaded);
         if (!done && now >= pd.deadline) {
             done = true;
-            if (pd.state == "reloaded") {
+            if (pd.state == DeployState::reloaded) {
                 ok = true;
                 pd.reason = "still on probation";
             } else {
-                pd.outcome = "refused";
+                pd.outcome = DeployOutcome::refused;
                 pd.reason = "not loaded within 10 s";
             }
         }

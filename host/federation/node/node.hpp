@@ -81,7 +81,7 @@ public:
     // Every hot reload event (reload.hpp), on the loop's thread: acks the
     // deployments it concerns and republishes the birth with the plugins
     // now running.
-    void on_reload_event(const nlohmann::json& e);
+    void on_reload_event(const ReloadEvent& e);
     // Called, about every millisecond, while a tick waits for its pace (the
     // wait is a tick boundary: the ctl socket is served there).
     void set_idle(std::function<void(Runner&)> f) { idle_ = std::move(f); }
@@ -100,7 +100,7 @@ private:
     void save_forwarded(uint64_t sequence);
     void catch_up_ledger();
     void flush_batch();
-    void queue_event(std::string kind, nlohmann::json payload);
+    void queue_event(AuditKind kind, nlohmann::json payload);
     void handle_deploy(const std::string& from, const nlohmann::json& p); // federation thread
     void deploy_tick(Runner& runner);                                     // loop thread
     void apply_commands(Runner& runner);                                  // loop thread, at a tick boundary
@@ -152,7 +152,7 @@ private:
         nlohmann::json value;
     };
     std::vector<Command> commands_;           // to apply at the next tick boundary
-    std::vector<std::pair<std::string, nlohmann::json>> events_; // for the ledger, on the loop's thread
+    std::vector<std::pair<AuditKind, nlohmann::json>> events_; // for the ledger, on the loop's thread
     struct DeployReady {
         nlohmann::json meta; // {id, file, arch, size, sha256, chunks}
         std::filesystem::path part;
@@ -172,21 +172,27 @@ private:
     // tick thread, read by the federation thread for a birth message.
     std::atomic<double> cycle_ms_{0};
     std::chrono::steady_clock::time_point last_tick_start_{};
+    // A deployment installed in the plugin directory, waiting for hot reload.
+    enum class DeployState { installed, loaded, reloaded /* on probation */ };
+    // What its ack says happened ("outcome"); none until reload has spoken.
+    enum class DeployOutcome { none, loaded, reloaded, refused, rolled_back };
+    static const char* outcome_name(DeployOutcome o);
     struct PendingDeploy {
         nlohmann::json meta;
-        std::string state = "installed"; // loaded, reloaded (on probation)
-        std::string version, outcome, reason;
+        DeployState state = DeployState::installed;
+        DeployOutcome outcome = DeployOutcome::none;
+        std::string version, reason;
         std::chrono::steady_clock::time_point deadline;
     };
     std::vector<PendingDeploy> pending_deploys_;
     // deploy_tick's steps (loop thread).
     void refuse_install(Runner& runner, const nlohmann::json& meta, const std::string& why);
     void install(Runner& runner, DeployReady& r, std::chrono::steady_clock::time_point now);
-    bool follow_reload(PendingDeploy& pd, const std::vector<nlohmann::json>& events,
+    bool follow_reload(PendingDeploy& pd, const std::vector<ReloadEvent>& events,
                        std::chrono::steady_clock::time_point now);
     void report_deploy(Runner& runner, PendingDeploy& pd, bool ok);
     void publish_plugins(Runner& runner);
-    std::vector<nlohmann::json> reload_events_;
+    std::vector<ReloadEvent> reload_events_;
     bool plugins_changed_ = false;
     bool holding_ledger_ = false;            // applying commands: entries wait for their acks
     std::vector<nlohmann::json> held_ledger_;
