@@ -7,10 +7,10 @@
 #include "energy/price.hpp"
 #include "energy/rapl.hpp"
 #include "energy/sysfs.hpp"
+#include "model_support.hpp"
 
 #include <qallow/plugin.hpp>
 
-#include <cstdio>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -72,11 +72,7 @@ inline std::string cpufreq_path(const std::string& cpufreq_root) {
     return cpufreq_root + "/cpu0/cpufreq/scaling_cur_freq";
 }
 
-inline std::string format_number(double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.9g", v);
-    return buf;
-}
+inline std::string format_number(double v) { return model::num(v, 9); }
 
 } // namespace qallow::energy
 

@@ -7,6 +7,7 @@
 #include <qallow/plugin.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <string>
 
@@ -25,6 +26,9 @@ struct State {
 struct Signals {
     double coherence, entropy, decoherence, sustainability, compassion, harmony, ops;
 };
+// The plugin's outputs: Signals' fields, in their order.
+inline constexpr std::array<const char*, 7> kSignalNames = {
+    "coherence", "entropy", "decoherence", "sustainability", "compassion", "harmony", "ops"};
 
 QALLOW_MODEL_FN double stretch_of(double eps) { return std::min(kStretchMax, std::max(0.0, eps)); }
 

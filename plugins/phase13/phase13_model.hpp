@@ -11,6 +11,7 @@
 #include <qallow/plugin.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdint>
@@ -38,6 +39,9 @@ struct Params {
 struct Signals {
     double coherence = 0, drift = 0, energy = 0, sustainability = 0, compassion = 0, harmony = 0, ops = 0;
 };
+// The plugin's outputs: Signals' fields, in their order.
+inline constexpr std::array<const char*, 7> kSignalNames = {
+    "coherence", "drift", "energy", "sustainability", "compassion", "harmony", "ops"};
 
 QALLOW_MODEL_FN double clamp01(double x) { return std::min(1.0, std::max(0.0, x)); }
 
@@ -139,13 +143,7 @@ QALLOW_MODEL_FN void totals_thread(const double* partial, uint64_t tiles, uint64
         for (int s = 0; s < kSums; ++s) acc[s] += partial[s * tiles + t];
 }
 
-// Runs body(b) for each block in order: the executor for tests and benchmarks.
-struct Serial {
-    template <class F>
-    void operator()(uint64_t n, F&& body) const {
-        for (uint64_t b = 0; b < n; ++b) body(b);
-    }
-};
+using model::Serial;
 
 class Phase13Model {
 public:
@@ -254,10 +252,7 @@ private:
         return k;
     }
     static Params checked(Params p) {
-        if (p.nodes < kMinNodes || p.nodes > kMaxNodes)
-            throw Error(QALLOW_ERR_INVALID_ARGUMENT, "phase13: parameter 'nodes' = " + std::to_string(p.nodes) +
-                                                         " is outside [" + std::to_string(kMinNodes) + ", " +
-                                                         std::to_string(kMaxNodes) + "]");
+        model::check_count("phase13", "nodes", p.nodes, kMinNodes, kMaxNodes);
         checked_k(p.k);
         return p;
     }

@@ -15,6 +15,7 @@
 #include <qallow/random.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdint>
@@ -44,6 +45,10 @@ struct Signals {
     double stability[kOverlays] = {0, 0, 0};
     double sustainability = 0, compassion = 0, harmony = 0, ops = 0;
 };
+// The plugin's outputs: Signals' fields, in their order.
+inline constexpr std::array<const char*, 9> kSignalNames = {
+    "coherence",      "decoherence", "stability_orbital", "stability_river", "stability_mycelial",
+    "sustainability", "compassion",  "harmony",           "ops"};
 
 QALLOW_MODEL_FN double init_node(uint64_t key0, uint64_t node) {
     return 0.5 + 0.1 * qallow_random_uniform(key0, node);
@@ -266,13 +271,7 @@ inline BlockKernel block_kernel(Kernel k) {
     return update_block;
 }
 
-// Runs body(b) for each block in order: the executor for tests and benchmarks.
-struct Serial {
-    template <class F>
-    void operator()(uint64_t n, F&& body) const {
-        for (uint64_t b = 0; b < n; ++b) body(b);
-    }
-};
+using model::Serial;
 
 class VmModel {
 public:
@@ -391,10 +390,7 @@ private:
         return v;
     }
     static Params checked(Params p) {
-        if (p.nodes < kMinNodes || p.nodes > kMaxNodes)
-            throw Error(QALLOW_ERR_INVALID_ARGUMENT, "vm: parameter 'nodes' = " + std::to_string(p.nodes) +
-                                                         " is outside [" + std::to_string(kMinNodes) + ", " +
-                                                         std::to_string(kMaxNodes) + "]");
+        model::check_count("vm", "nodes", p.nodes, kMinNodes, kMaxNodes);
         rate("kappa", p.kappa);
         rate("gamma", p.gamma);
         rate("sigma", p.sigma);

@@ -380,17 +380,96 @@ constexpr uint32_t state_version_of() {
         return 1;
 }
 
-// The schema lives in a function-local static so that the lambdas below can
-// reach it without captures (they must convert to C function pointers).
+// The schema lives in a function-local static so that the entry points below
+// can reach it: they are plain functions (the host calls them through C
+// function pointers), with nowhere to carry it.
 template <class T, size_t N>
 const std::array<qallow_param_def, N>*& defs_storage() {
     static const std::array<qallow_param_def, N>* p = nullptr;
     return p;
 }
 
+// The descriptor's entry points for class T with N parameters: each turns
+// the C call into the C++ one, and any exception into a status code and
+// message (guarded), so nothing C++ crosses the ABI.
 template <class T, size_t N>
-qallow_plugin describe(qallow_kind kind, const char* name, const char* version, const char* description,
-                       const std::array<qallow_param_def, N>& defs) {
+struct Entries {
+    static T& plugin(qallow_instance* self) { return *reinterpret_cast<Holder<T>*>(self)->obj; }
+    static const qallow_param_def* defs() { return N ? defs_storage<T, N>()->data() : nullptr; }
+
+    static qallow_status create(const qallow_host_api* api, qallow_host* host, const qallow_value* values,
+                                uint32_t count, uint64_t seed, qallow_instance** out, qallow_error* err) {
+        Holder<T>* h = nullptr;
+        qallow_status s = guarded(err, [&] {
+            h = new Holder<T>{Context(api, host, defs(), sizeof(qallow_param_def), values, count, seed), {}};
+            try {
+                h->obj.emplace(h->ctx);
+            } catch (...) {
+                delete h;
+                h = nullptr;
+                throw;
+            }
+            h->ctx.forget_values();
+        });
+        *out = reinterpret_cast<qallow_instance*>(h);
+        return s;
+    }
+    static void destroy(qallow_instance* self) { delete reinterpret_cast<Holder<T>*>(self); }
+    static qallow_status bind(qallow_instance* self, qallow_error* err) {
+        return guarded(err, [&] { plugin(self).bind(); });
+    }
+    static qallow_status step(qallow_instance* self, const qallow_tick* t, qallow_error* err) {
+        return guarded(err, [&] {
+            Tick tick(t);
+            plugin(self).step(tick);
+        });
+    }
+    static qallow_status set_param(qallow_instance* self, uint32_t index, const qallow_value* v, qallow_error* err) {
+        return guarded(err, [&] {
+            if (index >= N) throw Error(QALLOW_ERR_INVALID_ARGUMENT, "no parameter at index " + std::to_string(index));
+            plugin(self).set_param((*defs_storage<T, N>())[index].name, *v);
+        });
+    }
+    // The host asks for the size first (buf == NULL), then passes a buffer of
+    // that size: the state is serialised twice, once counted and once
+    // straight into the host's buffer, so nothing is held in between.
+    static qallow_status save_state(qallow_instance* self, void* buf, size_t* size, qallow_error* err) {
+        return guarded(err, [&] {
+            StateWriter w = buf ? StateWriter(buf, *size) : StateWriter::counter();
+            plugin(self).save_state(w);
+            *size = w.size();
+        });
+    }
+    static qallow_status load_state(qallow_instance* self, const void* buf, size_t size, uint32_t state_version,
+                                    qallow_error* err) {
+        return guarded(err, [&] {
+            if constexpr (!requires { T::reads_other_state_versions; }) refuse_other(state_version);
+            StateReader r(buf, size);
+            plugin(self).load_state(r, state_version);
+        });
+    }
+    static qallow_status finish(qallow_instance* self, qallow_error* err) {
+        return guarded(err, [&] { plugin(self).finish(); });
+    }
+    static qallow_status memory_bytes(const qallow_value* values, uint32_t count, uint64_t* bytes, qallow_error* err) {
+        return guarded(err, [&] {
+            *bytes = T::memory_bytes(ParamValues(defs(), sizeof(qallow_param_def), values, count));
+        });
+    }
+
+private:
+    static void refuse_other(uint32_t state_version) {
+        if (state_version != state_version_of<T>())
+            throw Error(QALLOW_ERR_STATE, "state version " + std::to_string(state_version) +
+                                              " cannot be read: this build reads state version " +
+                                              std::to_string(state_version_of<T>()));
+    }
+};
+
+// The descriptor's data: what the host reads before it creates anything.
+template <class T, size_t N>
+qallow_plugin descriptor_head(qallow_kind kind, const char* name, const char* version, const char* description,
+                              const std::array<qallow_param_def, N>& defs) {
     qallow_plugin d{};
     d.struct_size = sizeof(qallow_plugin);
     d.abi_major = QALLOW_ABI_MAJOR;
@@ -403,76 +482,26 @@ qallow_plugin describe(qallow_kind kind, const char* name, const char* version, 
     d.param_count = static_cast<uint32_t>(N);
     d.param_def_size = sizeof(qallow_param_def);
     d.state_version = state_version_of<T>();
-    d.create = [](const qallow_host_api* api, qallow_host* host, const qallow_value* values, uint32_t count,
-                  uint64_t seed, qallow_instance** out, qallow_error* err) -> qallow_status {
-        Holder<T>* h = nullptr;
-        qallow_status s = guarded(err, [&] {
-            const qallow_param_def* defs_ptr = N ? defs_storage<T, N>()->data() : nullptr;
-            h = new Holder<T>{Context(api, host, defs_ptr, sizeof(qallow_param_def), values, count, seed), {}};
-            try {
-                h->obj.emplace(h->ctx);
-            } catch (...) {
-                delete h;
-                h = nullptr;
-                throw;
-            }
-            h->ctx.forget_values();
-        });
-        *out = reinterpret_cast<qallow_instance*>(h);
-        return s;
-    };
-    d.destroy = [](qallow_instance* self) { delete reinterpret_cast<Holder<T>*>(self); };
-    d.bind = [](qallow_instance* self, qallow_error* err) -> qallow_status {
-        return guarded(err, [&] { reinterpret_cast<Holder<T>*>(self)->obj->bind(); });
-    };
-    d.step = [](qallow_instance* self, const qallow_tick* t, qallow_error* err) -> qallow_status {
-        return guarded(err, [&] {
-            Tick tick(t);
-            reinterpret_cast<Holder<T>*>(self)->obj->step(tick);
-        });
-    };
-    d.set_param = [](qallow_instance* self, uint32_t index, const qallow_value* v, qallow_error* err) -> qallow_status {
-        return guarded(err, [&] {
-            if (index >= N) throw Error(QALLOW_ERR_INVALID_ARGUMENT, "no parameter at index " + std::to_string(index));
-            reinterpret_cast<Holder<T>*>(self)->obj->set_param((*defs_storage<T, N>())[index].name, *v);
-        });
-    };
-    // The host asks for the size first (buf == NULL), then passes a buffer of
-    // that size: the state is serialised twice, once counted and once
-    // straight into the host's buffer, so nothing is held in between.
-    d.save_state = [](qallow_instance* self, void* buf, size_t* size, qallow_error* err) -> qallow_status {
-        return guarded(err, [&] {
-            auto* h = reinterpret_cast<Holder<T>*>(self);
-            StateWriter w = buf ? StateWriter(buf, *size) : StateWriter::counter();
-            h->obj->save_state(w);
-            *size = w.size();
-        });
-    };
-    d.load_state = [](qallow_instance* self, const void* buf, size_t size, uint32_t state_version,
-                      qallow_error* err) -> qallow_status {
-        return guarded(err, [&] {
-            if constexpr (!requires { T::reads_other_state_versions; }) {
-                if (state_version != state_version_of<T>())
-                    throw Error(QALLOW_ERR_STATE, "state version " + std::to_string(state_version) +
-                                                      " cannot be read: this build reads state version " +
-                                                      std::to_string(state_version_of<T>()));
-            }
-            StateReader r(buf, size);
-            reinterpret_cast<Holder<T>*>(self)->obj->load_state(r, state_version);
-        });
-    };
-    d.finish = [](qallow_instance* self, qallow_error* err) -> qallow_status {
-        return guarded(err, [&] { reinterpret_cast<Holder<T>*>(self)->obj->finish(); });
-    };
-    if constexpr (requires(const ParamValues& p) { { T::memory_bytes(p) } -> std::convertible_to<uint64_t>; }) {
-        d.memory_bytes = [](const qallow_value* values, uint32_t count, uint64_t* bytes,
-                            qallow_error* err) -> qallow_status {
-            return guarded(err, [&] {
-                const qallow_param_def* defs_ptr = N ? defs_storage<T, N>()->data() : nullptr;
-                *bytes = T::memory_bytes(ParamValues(defs_ptr, sizeof(qallow_param_def), values, count));
-            });
-        };
-    }
+    return d;
+}
+
+template <class T, size_t N>
+qallow_plugin describe(qallow_kind kind, const char* name, const char* version, const char* description,
+                       const std::array<qallow_param_def, N>& defs) {
+    using E = Entries<T, N>;
+    qallow_plugin d = descriptor_head<T>(kind, name, version, description, defs);
+    d.create = E::create;
+    d.destroy = E::destroy;
+    d.bind = E::bind;
+    d.step = E::step;
+    d.set_param = E::set_param;
+    d.save_state = E::save_state;
+    d.load_state = E::load_state;
+    d.finish = E::finish;
+    // Optional (ABI 1.1): a class that states its memory has
+    //     static uint64_t memory_bytes(const qallow::ParamValues& p);
+    if constexpr (requires(const ParamValues& p) { { T::memory_bytes(p) } -> std::convertible_to<uint64_t>; })
+        d.memory_bytes = E::memory_bytes;
     return d;
 }
 
