@@ -60,19 +60,15 @@ LedgerContext ledger_context(const Simulation& sim) {
         if (slot < 0 || !std::isfinite(v[slot])) return std::nullopt;
         return v[slot];
     };
+    // What the first ethics instance reports (plugin.h, the signal and
+    // report contract): its "total", and the signal it names as entropy.
     for (const auto& in : sim.instances())
         if (in.plugin->kind == QALLOW_KIND_ETHICS) {
             c.ethics_score = finite(sim.signals().find(in.name + ".total"));
+            if (auto e = in.reports.find("entropy_signal"); e != in.reports.end())
+                c.entropy = finite(sim.signals().find(e->second));
             break;
         }
-    const std::string suffix = ".entropy";
-    for (size_t s = 0; s < sim.signals().size(); ++s) {
-        const std::string& n = sim.signals().name(s);
-        if (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0) {
-            c.entropy = finite(int32_t(s));
-            break;
-        }
-    }
     return c;
 }
 

@@ -89,6 +89,16 @@ inline std::vector<std::string> discover_inputs(const std::vector<std::string>& 
     return out;
 }
 
+// The signal the ledger records as each entry's entropy (plugin.h,
+// "entropy_signal"): the first one named "<instance>.entropy", in the order
+// declared; empty when there is none.
+inline std::string entropy_signal(const std::vector<std::string>& signal_names) {
+    const std::string suffix = ".entropy";
+    for (const auto& n : signal_names)
+        if (n.size() > suffix.size() && n.ends_with(suffix)) return n;
+    return {};
+}
+
 } // namespace qallow::ethics
 
 #endif // QALLOW_ETHICS_MODEL_HPP

@@ -35,6 +35,8 @@ public:
             in.name = std::move(n);
             inputs_.push_back(std::move(in));
         }
+        // The phases' signals are declared by now (see above).
+        if (auto e = qallow::ethics::entropy_signal(ctx.signal_names()); !e.empty()) ctx.report("entropy_signal", e);
     }
 
     void bind() override {

@@ -162,4 +162,42 @@ TEST(Ledger, AKeyReadableByOthersStopsTheRunBeforeItStarts) {
     EXPECT_FALSE(fs::exists(dir / "out" / "telemetry.csv"));
 }
 
+// plugin.h's contract: the ledger's entropy is the signal the ethics plugin
+// names ("entropy_signal"), here phase12's; without an ethics instance the
+// ledger records none, whatever the phases publish.
+TEST(Ledger, EntropyIsTheSignalTheEthicsPluginNames) {
+    for (bool with_ethics : {true, false}) {
+        TempDir dir;
+        Result k = run_qallow(dir, {"keys", "gen", "--out", (dir / "keys").string(), "--node-id", "n1"});
+        ASSERT_EQ(k.status, 0) << k.err;
+        write_file(dir / "node.json", std::string(R"({"seed": 7, "ticks": 40, "instances": [{"plugin": "phase12"}, )") +
+                                          (with_ethics ? R"({"plugin": "ethics"}, )" : "") + R"({"plugin": "energy"}],
+          "reload": {"watch": false},
+          "ledger": {"path": "ledger.jsonl", "node_id": "n1", "key": "keys/n1.key"}})");
+        std::vector<std::string> args = run_args(dir);
+        args.erase(args.begin()); // run_qallow names the binary itself
+        Result r = run_qallow(dir, args);
+        ASSERT_EQ(r.status, 0) << r.err;
+        json s = read_json(dir / "out" / "summary.json");
+        json reports;
+        for (const auto& p : s["plugins"])
+            if (p["instance"] == "ethics") reports = p["reports"];
+        auto list = read_jsonl(dir / "ledger.jsonl");
+        ASSERT_FALSE(list.empty());
+        const json& last = list.back(); // STOPPING, after tick 40
+        ASSERT_EQ(last["kind"], "state") << last.dump();
+        ASSERT_EQ(last["tick"], 40);
+        if (with_ethics) {
+            EXPECT_EQ(reports["entropy_signal"], "phase12.entropy") << s.dump(2);
+            Csv csv = read_csv(dir / "out" / "telemetry.csv");
+            ASSERT_TRUE(last["entropy"].is_number()) << last.dump();
+            EXPECT_EQ(last["entropy"].get<double>(), number(csv.at(40, "phase12.entropy")));
+            EXPECT_EQ(last["ethics_score"].get<double>(), number(csv.at(40, "ethics.total")));
+        } else {
+            EXPECT_TRUE(last["entropy"].is_null()) << last.dump();
+            EXPECT_TRUE(last["ethics_score"].is_null()) << last.dump();
+        }
+    }
+}
+
 } // namespace

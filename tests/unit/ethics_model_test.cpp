@@ -114,3 +114,10 @@ TEST(EthicsModel, DiscoverInputsNeedsAllThree) {
     EXPECT_EQ(discover_inputs(names), (std::vector<std::string>{"vm", "p13"}));
     EXPECT_TRUE(discover_inputs({}).empty());
 }
+
+TEST(EthicsModel, EntropySignalIsTheFirstDeclaredEntropy) {
+    using qallow::ethics::entropy_signal;
+    EXPECT_EQ(entropy_signal({"vm.coherence", "phase12.entropy", "b.entropy"}), "phase12.entropy");
+    EXPECT_EQ(entropy_signal({"vm.coherence", "phase13.harmony"}), "");
+    EXPECT_EQ(entropy_signal({".entropy", "entropy", "x.entropyy"}), ""); // no instance, no dot, another name
+}

@@ -87,7 +87,43 @@ typedef struct qallow_error {
 /* ---- what a plugin is -------------------------------------------------- */
 
 /* The host runs, each tick: every phase in config order, then ethics, then
-** energy.  Ethics plugins must publish a signal named "pass" (1 or 0). */
+** energy.
+**
+** The signal and report contract.  What the host reads from a plugin is
+** named here, by kind, and nothing else: it knows no phase by name, and a
+** signal or report key not listed below means nothing to it (it still goes
+** to telemetry and summary.json).  Signal names are the instance's own
+** ("pass"); the host sees them as "<instance>.pass".
+**
+** Every kind:
+**   signal "ops"      optional.  The units of work this instance did this
+**                     tick; the energy plugin sums every "*.ops" into J/op.
+**                     When the host takes an instance out of the loop (a
+**                     fault under policy disable) its "ops" reads 0 and its
+**                     other signals NaN.
+**   report "device"   optional.  Where the instance computes ("cpu",
+**                     "cuda:0 ..."); shown in summary.json and in the
+**                     federation's birth message (docs/cuda.md).
+**
+** QALLOW_KIND_ETHICS:
+**   signal "pass"     required.  1 when the tick passes, 0 when it fails:
+**                     the ethics policy (warn, halt, safe_mode) acts on it.
+**   signal "total"    optional.  The tick's score: every ledger entry records
+**                     the first ethics instance's "total" as ethics_score.
+**   report "entropy_signal"  optional.  The full name of the signal
+**                     ("<instance>.<signal>") each ledger entry records as
+**                     entropy; reported at create.  Without it the ledger
+**                     records no entropy.
+**
+** QALLOW_KIND_ENERGY:
+**   signal "batch_ok" required when the config has a batch phase
+**                     (instances[].batch): 1 on ticks when power is cheap
+**                     enough for batch phases to step, else 0.
+**   reports "source", "joules_total", "ops_total", "j_per_op", "cost",
+**                     "cpufreq_khz", "dvfs_request"  optional.  Copied into
+**                     summary.json's "energy" section and the run's summary
+**                     line (joules_total, j_per_op, source).
+*/
 typedef enum qallow_kind {
     QALLOW_KIND_PHASE = 1,
     QALLOW_KIND_ETHICS = 2,
