@@ -1,9 +1,9 @@
 // `qallow cluster status`: the datacentre's table of nodes.  `qallow cluster
 // seal`: one signed envelope on stdout, for publishing by hand with
-// mosquitto_pub (federation/wire/seal_cmd.hpp).
+// mosquitto_pub (cli/seal_cmd.hpp).
 #include "cli/command.hpp"
 #include "cli/ctl_client.hpp"
-#include "federation/wire/seal_cmd.hpp"
+#include "cli/seal_cmd.hpp"
 #include "ops/ctl.hpp"
 
 #include <cstdio>
@@ -44,7 +44,7 @@ int cluster_status_command(const fs::path& socket, bool as_json) {
 }
 
 void add_seal(CLI::App& cluster, Commands& out) {
-    auto o = std::make_shared<fed::SealOptions>();
+    auto o = std::make_shared<SealOptions>();
     auto* seal = cluster.add_subcommand("seal", "print a signed envelope (for mosquitto_pub: by-hand commands, tests of receivers)");
     seal->add_option("--key", o->key, "the signer's private key (PEM, mode 0600)")->required();
     seal->add_option("--node", o->node, "the signer's node id")->required();
@@ -53,7 +53,7 @@ void add_seal(CLI::App& cluster, Commands& out) {
     seal->add_option("--session", o->session, "session number (>= 1)")->capture_default_str();
     seal->add_option("--seq", o->seq, "sequence number")->capture_default_str();
     seal->add_option("--ts", o->ts, "timestamp YYYY-MM-DDTHH:MM:SS.mmmZ (default: now)");
-    out.push_back({seal, [o] { return fed::seal_command(*o); }});
+    out.push_back({seal, [o] { return seal_command(*o); }});
 }
 
 } // namespace

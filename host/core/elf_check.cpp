@@ -14,41 +14,47 @@
 namespace qallow {
 namespace {
 
-#if UINTPTR_MAX == 0xffffffffffffffffu
-using Ehdr = Elf64_Ehdr;
-using Phdr = Elf64_Phdr;
-using Shdr = Elf64_Shdr;
-using Dyn = Elf64_Dyn;
-constexpr unsigned char kClass = ELFCLASS64;
-constexpr const char* kClassName = "64-bit";
-#else
-using Ehdr = Elf32_Ehdr;
-using Phdr = Elf32_Phdr;
-using Shdr = Elf32_Shdr;
-using Dyn = Elf32_Dyn;
-constexpr unsigned char kClass = ELFCLASS32;
-constexpr const char* kClassName = "32-bit";
-#endif
+// The ELF types of this host's word size: a plugin must match them.
+template <int Bits> struct ElfTypes;
+template <> struct ElfTypes<64> {
+    using Ehdr = Elf64_Ehdr; using Phdr = Elf64_Phdr; using Shdr = Elf64_Shdr; using Dyn = Elf64_Dyn;
+    static constexpr unsigned char kClass = ELFCLASS64;
+    static constexpr const char* kName = "64-bit";
+};
+template <> struct ElfTypes<32> {
+    using Ehdr = Elf32_Ehdr; using Phdr = Elf32_Phdr; using Shdr = Elf32_Shdr; using Dyn = Elf32_Dyn;
+    static constexpr unsigned char kClass = ELFCLASS32;
+    static constexpr const char* kName = "32-bit";
+};
+using Native = ElfTypes<UINTPTR_MAX == 0xffffffffffffffffu ? 64 : 32>;
+using Ehdr = Native::Ehdr;
+using Phdr = Native::Phdr;
+using Shdr = Native::Shdr;
+using Dyn = Native::Dyn;
+constexpr unsigned char kClass = Native::kClass;
+constexpr const char* kClassName = Native::kName;
 constexpr unsigned char kData = std::endian::native == std::endian::little ? ELFDATA2LSB : ELFDATA2MSB;
 
+// This host's e_machine and its name, for "built for X, this host is Y".
+struct Machine {
+    unsigned id;
+    const char* name;
+};
 #if defined(__x86_64__)
-constexpr unsigned kMachine = EM_X86_64;
-constexpr const char* kMachineName = "x86-64";
+constexpr Machine kHost{EM_X86_64, "x86-64"};
 #elif defined(__aarch64__)
-constexpr unsigned kMachine = EM_AARCH64;
-constexpr const char* kMachineName = "AArch64";
+constexpr Machine kHost{EM_AARCH64, "AArch64"};
 #elif defined(__i386__)
-constexpr unsigned kMachine = EM_386;
-constexpr const char* kMachineName = "i386";
+constexpr Machine kHost{EM_386, "i386"};
 #elif defined(__arm__)
-constexpr unsigned kMachine = EM_ARM;
-constexpr const char* kMachineName = "ARM";
+constexpr Machine kHost{EM_ARM, "ARM"};
 #elif defined(__riscv)
-constexpr unsigned kMachine = EM_RISCV;
-constexpr const char* kMachineName = "RISC-V";
+constexpr Machine kHost{EM_RISCV, "RISC-V"};
 #else
 #error "elf_check.cpp: name this architecture's e_machine"
 #endif
+constexpr unsigned kMachine = kHost.id;
+constexpr const char* kMachineName = kHost.name;
 
 // Plugins are a few megabytes; bounding the tables keeps a forged count
 // from walking the check through billions of entries.

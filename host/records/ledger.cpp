@@ -113,6 +113,8 @@ std::string shape_problem(const json& e) {
 
 } // namespace
 
+std::string ledger_shape_problem(const nlohmann::json& e) { return shape_problem(e); }
+
 std::string entry_hash(json e) {
     e.erase("hash");
     e.erase("signature");
@@ -427,88 +429,6 @@ void LedgerHook::drain(Runner& runner) {
     record_queued();
     record_changes(runner.sim());
     ledger_.sync();
-}
-
-// ---------------------------------------------------------------- commands
-
-int keys_gen_command(const fs::path& out_dir, const std::string& node_id) {
-    if (!crypto::is_node_id(node_id) || node_id[0] == '.') {
-        std::fprintf(stderr, "qallow: error: --node-id: \"%s\" is not allowed; allowed: [A-Za-z0-9_.-], 1 to 64 "
-                             "characters, not starting with '.'\n", node_id.c_str());
-        return 2;
-    }
-    try {
-        std::error_code ec;
-        fs::create_directories(out_dir, ec);
-        if (ec) throw std::runtime_error(out_dir.string() + ": cannot create: " + ec.message());
-        auto key = crypto::PrivateKey::generate();
-        fs::path priv = out_dir / (node_id + ".key"), pub = out_dir / (node_id + ".pub");
-        key.save(priv, pub);
-        std::printf("key id %s\n  private: %s (mode 0600)\n  public:  %s\n", key.key_id().c_str(), priv.c_str(),
-                    pub.c_str());
-        return 0;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "qallow: error: %s\n", e.what());
-        return 2;
-    }
-}
-
-int ledger_verify_command(const fs::path& file, const std::optional<fs::path>& trust_dir, bool cluster) {
-    VerifyReport rep;
-    try {
-        rep = verify_ledger(file, trust_dir, cluster);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "qallow: error: %s\n", e.what());
-        return 2;
-    }
-    if (!rep.ok) {
-        std::fprintf(stderr, "%s:%llu: %s\n", file.c_str(), static_cast<unsigned long long>(rep.line), rep.reason.c_str());
-        std::fprintf(stderr, "qallow: ledger NOT verified: %llu entries good before line %llu\n",
-                     static_cast<unsigned long long>(rep.entries), static_cast<unsigned long long>(rep.line));
-        return 1;
-    }
-    std::printf("%llu entries verified%s\n", static_cast<unsigned long long>(rep.entries),
-                rep.signatures_checked ? "" : " (chain and hashes only: no --trust, signatures not checked)");
-    if (cluster)
-        for (const auto& [node, n] : rep.per_node) std::printf("  %s: %llu\n", node.c_str(), static_cast<unsigned long long>(n));
-    return 0;
-}
-
-int ledger_show_command(const fs::path& file, const std::optional<std::string>& kind,
-                        const std::optional<std::string>& since) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-        std::fprintf(stderr, "qallow: error: %s: cannot read: %s\n", file.c_str(), std::strerror(errno));
-        return 2;
-    }
-    auto num = [](const json& j) {
-        if (!j.is_number()) return std::string("-");
-        char b[32];
-        std::snprintf(b, sizeof b, "%.4g", j.get<double>());
-        return std::string(b);
-    };
-    std::printf("%-6s %-24s %-18s %-10s %-8s %-8s %s\n", "seq", "timestamp", "kind", "tick", "ethics", "entropy", "payload");
-    std::string line;
-    uint64_t n = 0;
-    while (std::getline(in, line)) {
-        ++n;
-        json e = parse_json_or_discarded(line);
-        if (e.is_discarded() || !shape_problem(e).empty()) {
-            std::printf("%-6s line %llu is not a ledger entry (qallow ledger verify says why)\n", "?",
-                        static_cast<unsigned long long>(n));
-            continue;
-        }
-        if (kind && e["kind"] != *kind) continue;
-        // Fixed-width UTC timestamps compare as text; a prefix ("2026-11-27") works too.
-        if (since && e["timestamp"].get<std::string>() < *since) continue;
-        std::string payload = canonical(e["payload"]);
-        if (payload.size() > 100) payload = payload.substr(0, 97) + "...";
-        std::printf("%-6llu %-24s %-18s %-10llu %-8s %-8s %s\n", static_cast<unsigned long long>(e["sequence"].get<uint64_t>()),
-                    e["timestamp"].get<std::string>().c_str(), e["kind"].get<std::string>().c_str(),
-                    static_cast<unsigned long long>(e["tick"].get<uint64_t>()), num(e["ethics_score"]).c_str(),
-                    num(e["entropy"]).c_str(), payload.c_str());
-    }
-    return 0;
 }
 
 } // namespace qallow

@@ -160,11 +160,8 @@ private:
     std::vector<Pending> queued_;
 };
 
-// `qallow keys gen`, `qallow ledger verify`, `qallow ledger show`.
-int keys_gen_command(const std::filesystem::path& out_dir, const std::string& node_id);
-int ledger_verify_command(const std::filesystem::path& file, const std::optional<std::filesystem::path>& trust_dir,
-                          bool cluster = false);
-int ledger_show_command(const std::filesystem::path& file, const std::optional<std::string>& kind,
-                        const std::optional<std::string>& since);
+// Empty when `e` has the shape of a ledger entry (every field, its type);
+// else what is wrong, naming the field.
+std::string ledger_shape_problem(const nlohmann::json& e);
 
 } // namespace qallow

@@ -6,6 +6,7 @@
 // nothing.
 #include "fuzz_support.hpp"
 
+#include "cli/ledger_cmd.hpp"
 #include "records/ledger.hpp"
 
 #include <cstdlib>
@@ -27,7 +28,7 @@ QALLOW_FUZZ_TARGET(ledger)(const uint8_t* data, size_t size) {
         } catch (const std::runtime_error&) {
         }
     }
-    (void)qallow::ledger_show_command(file, std::nullopt, std::nullopt);
-    (void)qallow::ledger_show_command(file, std::string("param_change"), std::string("2026"));
+    (void)qallow::cli::ledger_show_command(file, std::nullopt, std::nullopt);
+    (void)qallow::cli::ledger_show_command(file, std::string("param_change"), std::string("2026"));
     return 0;
 }

@@ -1,4 +1,4 @@
-#include "federation/wire/seal_cmd.hpp"
+#include "cli/seal_cmd.hpp"
 
 #include "util/crypto.hpp"
 #include "federation/wire/envelope.hpp"
@@ -8,7 +8,7 @@
 
 #include <cstdio>
 
-namespace qallow::fed {
+namespace qallow::cli {
 
 int seal_command(const SealOptions& o) {
     try {
@@ -16,12 +16,12 @@ int seal_command(const SealOptions& o) {
         if (payload.is_discarded()) throw std::invalid_argument("--payload: not JSON: " + o.payload);
         auto ts = std::chrono::system_clock::now();
         if (o.ts) {
-            auto t = parse_ts(*o.ts);
+            auto t = fed::parse_ts(*o.ts);
             if (!t) throw std::invalid_argument("--ts: \"" + *o.ts + "\" is not allowed; allowed: YYYY-MM-DDTHH:MM:SS.mmmZ");
             ts = *t;
         }
         crypto::PrivateKey key = crypto::PrivateKey::load(o.key);
-        std::printf("%s\n", seal(o.node, o.session, o.seq, ts, o.kind, payload, key).c_str());
+        std::printf("%s\n", fed::seal(o.node, o.session, o.seq, ts, o.kind, payload, key).c_str());
         return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "qallow: error: %s\n", e.what());
@@ -29,4 +29,4 @@ int seal_command(const SealOptions& o) {
     }
 }
 
-} // namespace qallow::fed
+} // namespace qallow::cli

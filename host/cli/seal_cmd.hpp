@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-namespace qallow::fed {
+namespace qallow::cli {
 
 struct SealOptions {
     std::filesystem::path key;
@@ -19,4 +19,4 @@ struct SealOptions {
 // 0: printed; 2: bad input (named).
 int seal_command(const SealOptions& o);
 
-} // namespace qallow::fed
+} // namespace qallow::cli
