@@ -36,13 +36,7 @@ using nlohmann::json;
 
 namespace {
 
-std::string now_utc(std::time_t t = std::time(nullptr)) {
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
+std::string now_utc(std::time_t t = std::time(nullptr)) { return utc_timestamp(t); }
 
 std::string errno_text() { return std::strerror(errno); }
 

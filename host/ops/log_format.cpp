@@ -1,5 +1,7 @@
 #include "ops/log_format.hpp"
 
+#include "util/text.hpp"
+
 #include <nlohmann/json.hpp>
 #include <spdlog/details/log_msg.h>
 
@@ -18,11 +20,7 @@ public:
         auto since = msg.time.time_since_epoch();
         std::time_t secs = duration_cast<seconds>(since).count();
         long micros = long(duration_cast<microseconds>(since).count() % 1'000'000);
-        std::tm tm{};
-        ::gmtime_r(&secs, &tm);
-        char time[64];
-        std::snprintf(time, sizeof time, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
+        std::string time = utc_timestamp(secs, micros, 6);
         auto level = spdlog::level::to_string_view(msg.level);
         nlohmann::json j = {{"time", time},
                             {"level", std::string(level.data(), level.size())},

@@ -1,4 +1,5 @@
 #include "records/ledger.hpp"
+#include "util/text.hpp"
 
 #include "util/errors.hpp"
 #include "core/params.hpp"
@@ -34,12 +35,7 @@ std::string iso8601_ms(std::chrono::system_clock::time_point t) {
         frac += 1000;
         --secs;
     }
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                  tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-    return buf;
+    return utc_timestamp(secs, frac, 3);
 }
 
 bool is_iso8601_ms(const std::string& s) {

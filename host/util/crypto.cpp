@@ -47,13 +47,7 @@ public:
     std::string hex() {
         std::array<unsigned char, 32> digest{};
         mbedtls_sha256_finish_ret(&ctx_, digest.data());
-        static const char* digits = "0123456789abcdef";
-        std::string out(64, '0');
-        for (size_t i = 0; i < digest.size(); ++i) {
-            out[2 * i] = digits[digest[i] >> 4];
-            out[2 * i + 1] = digits[digest[i] & 0xf];
-        }
-        return out;
+        return to_hex(std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));
     }
 
 private:

@@ -1,5 +1,7 @@
 #include "util/text.hpp"
 
+#include <cstdio>
+
 namespace qallow {
 
 std::string printable(std::string_view s) {
@@ -46,6 +48,17 @@ std::string printable(std::string_view s) {
         i += good;
     }
     return out;
+}
+
+std::string utc_timestamp(std::time_t seconds, long fraction, int digits) {
+    std::tm tm{};
+    gmtime_r(&seconds, &tm);
+    char buf[64];
+    int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                          tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (digits > 0) n += std::snprintf(buf + n, sizeof buf - size_t(n), ".%0*ld", digits, fraction);
+    std::snprintf(buf + n, sizeof buf - size_t(n), "Z");
+    return buf;
 }
 
 } // namespace qallow

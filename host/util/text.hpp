@@ -2,6 +2,7 @@
 // values) goes to a terminal and into JSON: make it safe for both first.
 #pragma once
 
+#include <ctime>
 #include <string>
 #include <string_view>
 
@@ -13,5 +14,10 @@ namespace qallow {
 // point above U+10FFFF) replaced by '?': one '?' per maximal invalid subpart,
 // as Unicode recommends.  Valid multi-byte UTF-8 is kept as is.
 std::string printable(std::string_view s);
+
+// UTC as ISO 8601: "2026-11-27T07:10:37Z", or with `digits` digits of
+// `fraction` after the seconds (3: milliseconds, 6: microseconds)
+// "2026-11-27T07:10:37.123Z".  The one way the host writes a time.
+std::string utc_timestamp(std::time_t seconds, long fraction = 0, int digits = 0);
 
 } // namespace qallow

@@ -892,15 +892,24 @@ void FederationNode::report_deploy(Runner& runner, PendingDeploy& pd, bool ok) {
     deploy_ack(std::move(ack));
 }
 
-// The instances' builds for the next birth message.
-void FederationNode::publish_plugins(Runner& runner) {
+json birth_plugins(const Simulation& sim, bool* gpu) {
     json plugins = json::array();
-    for (const auto& in : runner.sim().instances()) {
+    for (const auto& in : sim.instances()) {
         if (!in.plugin) continue;
         plugins.push_back({{"instance", in.name}, {"plugin", in.plugin->name}, {"version", in.plugin->version},
                            {"sha256", in.plugin->sha256}});
-        if (auto d = in.reports.find("device"); d != in.reports.end()) plugins.back()["device"] = d->second;
+        // GPU presence, as the instances found it (docs/cuda.md).
+        if (auto d = in.reports.find("device"); d != in.reports.end()) {
+            plugins.back()["device"] = d->second;
+            if (gpu && d->second.rfind("cuda", 0) == 0) *gpu = true;
+        }
     }
+    return plugins;
+}
+
+// The instances' builds for the next birth message.
+void FederationNode::publish_plugins(Runner& runner) {
+    json plugins = birth_plugins(runner.sim());
     {
         std::lock_guard lk(plugins_mu_);
         setup_.plugins = std::move(plugins);

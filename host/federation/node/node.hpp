@@ -41,6 +41,10 @@ namespace qallow::fed {
 // "qallow/v1/<cluster>/<node>/<kind>"
 std::string topic(const std::string& cluster, const std::string& node, const std::string& kind);
 
+// The birth message's "plugins": [{instance, plugin, version, sha256,
+// device?}]; `gpu` (when given) is set when an instance runs on a GPU.
+nlohmann::json birth_plugins(const Simulation& sim, bool* gpu = nullptr);
+
 struct NodeSetup {
     FederationConfig config;
     std::string node_id;

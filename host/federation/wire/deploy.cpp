@@ -80,12 +80,8 @@ std::string this_arch() {
 
 namespace {
 
-bool safe_id(const std::string& s) {
-    if (s.empty() || s.size() > 64) return false;
-    for (char c : s)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
-    return s[0] != '.';
-}
+// A node id that is also a safe file name (no hidden file, no "..").
+bool safe_id(const std::string& s) { return crypto::is_node_id(s) && s[0] != '.'; }
 
 bool safe_file(const std::string& s) {
     return safe_id(s) && s.size() > 3 && s.compare(s.size() - 3, 3, ".so") == 0;
