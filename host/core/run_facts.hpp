@@ -36,6 +36,33 @@ constexpr const char* to_string(StopReason r) {
     return "?";
 }
 
+// How `qallow run` ends, as a process exit status: the one table of them.
+enum class ExitStatus : int {
+    ok = 0,          // completed, or stopped by SIGINT/SIGTERM
+    failed = 1,      // a plugin fault or an output write error stopped the run; a plugin failed to start
+    bad_input = 2,   // nothing was run: config, flags, keys, directories
+    ethics_halt = 3, // policy.ethics halt
+    lua_halt = 4,    // a Lua script failed under lua.policy halt
+    watchdog = 5     // the tick watchdog ended the process
+};
+
+// The exit status of a run that stopped this way.  (The watchdog ending a
+// step still stuck after SIGINT/SIGTERM exits with ExitStatus::watchdog and
+// stopped_by the signal: Runner::finish_stuck.)
+constexpr ExitStatus exit_status(StopReason r) {
+    switch (r) {
+    case StopReason::completed:
+    case StopReason::sigint:
+    case StopReason::sigterm: return ExitStatus::ok;
+    case StopReason::fault:
+    case StopReason::write_error: return ExitStatus::failed;
+    case StopReason::ethics_halt: return ExitStatus::ethics_halt;
+    case StopReason::lua: return ExitStatus::lua_halt;
+    case StopReason::watchdog: return ExitStatus::watchdog;
+    }
+    return ExitStatus::failed;
+}
+
 // A run that ends this way ends on a whole tick (a final checkpoint may be written).
 constexpr bool ends_on_whole_tick(StopReason r) {
     return r == StopReason::completed || r == StopReason::sigint || r == StopReason::sigterm;

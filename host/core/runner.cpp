@@ -35,12 +35,12 @@ Runner::Runner(const Config& config, Factory factory, const fs::path& out_dir, R
     start_ = last_flush_ = std::chrono::steady_clock::now();
 }
 
-void Runner::request_stop(StopReason by, const std::string& error, int status) {
+void Runner::request_stop(StopReason by, const std::string& error) {
     if (stopped_) return;
     stopped_ = true;
     facts_.stopped_by = by;
     facts_.error = error;
-    if (!status_) status_ = status;
+    if (!status_) status_ = int(exit_status(by));
 }
 
 void Runner::add_hook(TickHook* hook, HookOrder order) {
@@ -63,7 +63,7 @@ uint64_t Runner::advance(uint64_t n) {
         while (done < n && !stopped_) {
             if (int sig = stop_requested()) {
                 spdlog::info("{} received: stopping after tick {}", signal_name(sig), sim_->tick());
-                request_stop(stop_reason(sig), "", 0);
+                request_stop(stop_reason(sig), "");
                 break;
             }
             for (size_t h = 0; h < hooks_.size() && !stopped_; ++h) hooks_[h]->before_tick(*this);
@@ -75,7 +75,7 @@ uint64_t Runner::advance(uint64_t n) {
                 facts_.faults.push_back(r.fault_message);
                 if (r.stopped) {
                     spdlog::error("{}; stopping (policy fault=stop)", r.fault_message);
-                    request_stop(StopReason::fault, r.fault_message, 1);
+                    request_stop(StopReason::fault, r.fault_message);
                     break;
                 }
                 spdlog::error("{}; instance disabled (policy fault={})", r.fault_message, to_string(config_.fault_policy));
@@ -99,7 +99,7 @@ uint64_t Runner::advance(uint64_t n) {
         throw; // a hook's bad input (a Lua call, say) is the caller's to report
     } catch (const std::exception& e) { // an output write failed: keep what is on disk
         spdlog::error("{}", e.what());
-        request_stop(StopReason::write_error, e.what(), 1);
+        request_stop(StopReason::write_error, e.what());
     }
     return done;
 }
@@ -117,7 +117,7 @@ void Runner::count_ethics(const TickResult& r) {
     if (config_.ethics_policy == EthicsPolicy::halt) {
         std::string error = "tick " + std::to_string(sim_->tick()) + ": ethics check failed (policy halt)";
         spdlog::error("{}", error);
-        request_stop(StopReason::ethics_halt, error, 3);
+        request_stop(StopReason::ethics_halt, error);
     }
 }
 
@@ -128,7 +128,7 @@ void Runner::rewind_outputs(uint64_t tick) {
     try {
         outputs_ = records_.open_trial(dir, sim_->signals(), tick);
     } catch (const std::exception& e) { // no rows can follow: the run ends here
-        request_stop(StopReason::write_error, e.what(), 1);
+        request_stop(StopReason::write_error, e.what());
         throw;
     }
 }
@@ -159,18 +159,18 @@ nlohmann::json Runner::finish() {
         spdlog::error("{}", e.what());
         facts_.stopped_by = StopReason::write_error;
         facts_.error = e.what();
-        if (!status_) status_ = 1;
+        if (!status_) status_ = int(ExitStatus::failed);
     }
     facts_.trials = trial_;
     return records_.write_summary(out_dir_, *sim_, facts_, true);
 }
 
-nlohmann::json Runner::finish_stuck(StopReason by, const std::string& error, int status) {
+nlohmann::json Runner::finish_stuck(StopReason by, const std::string& error, ExitStatus status) {
     stopped_ = true;
     facts_.stopped_by = by;
     facts_.error = error;
     facts_.tick_incomplete = true;
-    status_ = status;
+    status_ = int(status);
     facts_.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     try {
         flush_outputs();
@@ -310,7 +310,7 @@ void Watchdog::end_process(StopReason by, const std::string& error) {
     }
     runner_.facts().watchdog = summary();
     try {
-        if (hooks_.stop) hooks_.stop(runner_, by, error, kExitStatus);
+        if (hooks_.stop) hooks_.stop(runner_, by, error, ExitStatus::watchdog);
     } catch (const std::exception& e) {
         spdlog::error("watchdog: the summary could not be written: {}", e.what());
     }

@@ -109,7 +109,7 @@ public:
     uint64_t advance(uint64_t n);
     bool stopped() const { return stopped_; }
     // Asks the loop to end at the next tick boundary (a hook's way to stop).
-    void request_stop(StopReason by, const std::string& error, int status);
+    void request_stop(StopReason by, const std::string& error); // the status: exit_status(by)
     int status() const { return status_; }
 
     // Starts trial k+1: a fresh simulation (tick 0) from the config plus
@@ -157,7 +157,7 @@ public:
     // the watchdog's thread, holding the loop's place): no plugin is called
     // (its instance is busy), the rows written so far are flushed and the
     // summary written, with no state digest.  Returns the summary written.
-    nlohmann::json finish_stuck(StopReason by, const std::string& error, int status);
+    nlohmann::json finish_stuck(StopReason by, const std::string& error, ExitStatus status);
 
 private:
     void count_ethics(const TickResult& r);
@@ -215,9 +215,9 @@ public:
         std::function<void(Runner&, const std::string& why)> safe_mode; // enter SAFE_MODE
         // End the run: write the summary (Runner::finish_stuck) and say so;
         // the watchdog then _exit()s with `status`.
-        std::function<void(Runner&, StopReason by, const std::string& error, int status)> stop;
+        std::function<void(Runner&, StopReason by, const std::string& error, ExitStatus status)> stop;
     };
-    static constexpr int kExitStatus = 5;
+    static constexpr int kExitStatus = int(ExitStatus::watchdog);
 
     Watchdog(Runner& runner, Options options, Hooks hooks);
     ~Watchdog(); // stops and joins the thread (call between ticks)

@@ -83,21 +83,6 @@ void make_runner(RunPlan& plan, Services& s, Node& node) {
     }
 }
 
-// What the birth message says of each instance (docs/federation.md).
-nlohmann::json birth_plugins(const Simulation& sim, bool& gpu) {
-    auto plugins = nlohmann::json::array();
-    for (const auto& in : sim.instances()) {
-        plugins.push_back({{"instance", in.name}, {"plugin", in.plugin->name}, {"version", in.plugin->version},
-                           {"sha256", in.plugin->sha256}});
-        // GPU presence, as the instances found it (docs/cuda.md).
-        if (auto d = in.reports.find("device"); d != in.reports.end()) {
-            plugins.back()["device"] = d->second;
-            if (d->second.rfind("cuda", 0) == 0) gpu = true;
-        }
-    }
-    return plugins;
-}
-
 // Federation (docs/federation.md): this node in a cluster over MQTT.  The
 // broker may be down: the node ticks on and its outbox keeps what is to be
 // sent.  Keys or trust directories that do not work are bad input.
@@ -114,7 +99,7 @@ void attach_federation(const RunPlan& plan, Services& s, Node& node) {
     ns.ledger_sequence = s.ledger->entries();
     ns.plugin_dir = plan.plugin_dir;
     ns.probation_ticks = config.reload.probation_ticks;
-    ns.plugins = birth_plugins(node.runner->sim(), ns.gpu);
+    ns.plugins = fed::birth_plugins(node.runner->sim(), &ns.gpu);
     try {
         node.federation = std::make_unique<fed::FederationNode>(std::move(ns));
     } catch (const InputError& e) {
@@ -298,7 +283,7 @@ void start_watchdog(const RunPlan& plan, Node& node) {
         if (node.http) node.http->serve_overdue(r);
     };
     hooks.safe_mode = [&node](Runner& r, const std::string& why) { node.states->transition(NodeState::safe_mode, why, &r); };
-    hooks.stop = [&plan, &node](Runner& r, StopReason by, const std::string& error, int status) {
+    hooks.stop = [&plan, &node](Runner& r, StopReason by, const std::string& error, ExitStatus status) {
         try {
             node.states->transition(NodeState::stopping, "the watchdog ended the run (" + std::string(to_string(by)) + ")", &r);
         } catch (const std::exception& e) {

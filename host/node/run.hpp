@@ -29,11 +29,8 @@ struct RunOptions {
     std::optional<std::string> http_port; // --http-port N: serve HTTP (http.hpp) on it; 0 = a free port
 };
 
-// Exit status: 0 completed or stopped by SIGINT/SIGTERM, 1 a plugin fault or
-// an output write error stopped the run, 2 bad input (nothing was run), 3
-// ethics policy halt, 4 a Lua script failed under lua.policy halt, 5 the tick
-// watchdog ended the process while a plugin step was stuck (watchdog.policy
-// stop, or SIGINT/SIGTERM past watchdog.stop_grace_ms; runner.hpp).
+// Plans, opens, builds and runs one node (node/plan, services, assembly);
+// returns its exit status (core/run_facts.hpp, ExitStatus).
 int run_command(const RunOptions& options);
 
 } // namespace qallow

@@ -798,7 +798,7 @@ void LuaEngine::Impl::failed(Sandbox& sb, const std::string& err, const char* wh
     if (config.policy == LuaPolicy::halt) {
         spdlog::error("lua: {}; stopping the run (lua.policy halt)", err);
         status = "halted";
-        if (runner) runner->request_stop(StopReason::lua, err, LuaEngine::kHaltStatus);
+        if (runner) runner->request_stop(StopReason::lua, err);
     } else {
         spdlog::error("lua: {}; script disabled, the run goes on without it (lua.policy disable)", err);
         status = "disabled";

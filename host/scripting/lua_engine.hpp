@@ -32,7 +32,7 @@ namespace qallow {
 class LuaEngine : public TickHook {
 public:
     // Exit status of a run that lua.policy `halt` stopped.
-    static constexpr int kHaltStatus = 4;
+    static constexpr int kHaltStatus = int(ExitStatus::lua_halt);
 
     // With a script: reads and compiles it now (nothing runs yet), so a
     // missing file, a syntax error or a binary chunk is bad input.  Throws

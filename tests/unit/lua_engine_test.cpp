@@ -482,7 +482,7 @@ TEST(LuaApi, RunIsRefusedInCallbacksAndEval) {
 
 TEST(LuaApi, RunAfterTheRunStoppedEndsTheScriptQuietly) {
     Rig rig;
-    rig.runner().request_stop(StopReason::sigint, "", 0);
+    rig.runner().request_stop(StopReason::sigint, "");
     rig.start("qallow.emit({a = 1})\nqallow.run(5)\nqallow.emit({a = 2})\n");
     EXPECT_EQ(rig.status(), "stopped"); // not a script error: no policy, no error
     EXPECT_EQ(rig.error(), "");
