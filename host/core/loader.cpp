@@ -2,6 +2,7 @@
 
 #include "util/crypto.hpp"
 #include "core/elf_check.hpp"
+#include "core/plugin_calls.hpp"
 #include "util/errors.hpp"
 #include "core/quarantine.hpp"
 #include "util/text.hpp"
@@ -223,27 +224,78 @@ PrivateCopy copy_to_private(const fs::path& file, const fs::path& dir) {
     return out;
 }
 
-std::shared_ptr<LoadedPlugin> load_plugin(const fs::path& file, const LoadOptions& options) {
-    require_elf(file);
-    auto p = std::make_shared<LoadedPlugin>();
-    p->file = file;
-    p->loaded_from = file;
+namespace {
+
+// The digest of what will run (its private copy when there is one), then
+// the checks before a single byte of it is mapped.
+void prepare_file(LoadedPlugin& p, const fs::path& file, const LoadOptions& options) {
+    p.loaded_from = file;
     if (!options.private_dir.empty()) {
         PrivateCopy copy = copy_to_private(file, options.private_dir);
-        p->loaded_from = copy.path;
-        p->sha256 = copy.sha256;
+        p.loaded_from = copy.path;
+        p.sha256 = copy.sha256;
     } else {
         try {
-            p->sha256 = crypto::sha256_file_hex(file);
+            p.sha256 = crypto::sha256_file_hex(file);
         } catch (const std::exception& e) {
             throw InputError(e.what());
         }
     }
     if (options.before_open)
-        if (std::string reason = options.before_open(p->sha256, file); !reason.empty()) throw InputError(reason);
+        if (std::string reason = options.before_open(p.sha256, file); !reason.empty()) throw InputError(reason);
     // The file dlopen maps, checked last before it does: the private copy,
     // which nothing else writes, so the check still holds when dlopen reads it.
-    if (auto problem = elf_file_problem(p->loaded_from)) throw InputError(*problem);
+    if (auto problem = elf_file_problem(p.loaded_from)) throw InputError(*problem);
+}
+
+// Every field of the descriptor `d`, checked before the host trusts it.
+void read_descriptor(LoadedPlugin& p, const qallow_plugin* d) {
+    if (!d) throw InputError(QALLOW_ENTRY_SYMBOL " returned no descriptor");
+    // Check the version fields before trusting the size: they sit at the same
+    // offsets in every major, so a foreign major is named as such.
+    if (d->struct_size < offsetof(qallow_plugin, kind))
+        throw InputError("descriptor is " + std::to_string(d->struct_size) + " bytes, ABI 1.0 needs at least " +
+                         std::to_string(QALLOW_PLUGIN_SIZE_V1_0));
+    p.abi_major = d->abi_major;
+    p.abi_minor = d->abi_minor;
+    std::string plugin_abi = std::to_string(d->abi_major) + "." + std::to_string(d->abi_minor);
+    if (d->abi_major != QALLOW_ABI_MAJOR)
+        throw InputError("built for plugin ABI " + plugin_abi + ", this host speaks ABI " + host_abi() +
+                         " (majors must match)");
+    if (d->abi_minor > QALLOW_ABI_MINOR)
+        throw InputError("needs plugin ABI " + plugin_abi + ", this host provides only " + host_abi());
+    if (d->struct_size < QALLOW_PLUGIN_SIZE_V1_0)
+        throw InputError("descriptor is " + std::to_string(d->struct_size) + " bytes, ABI 1.0 needs at least " +
+                         std::to_string(QALLOW_PLUGIN_SIZE_V1_0));
+    if (!valid_identifier(d->name)) throw InputError("plugin name must match [a-z0-9_]{1,64}");
+    p.name = d->name;
+    if (!valid_semver(d->version))
+        throw InputError("plugin '" + p.name + "': version \"" + printable(d->version ? d->version : "") +
+                         "\" is not semver (MAJOR.MINOR.PATCH)");
+    p.version = d->version; // semver: printable already
+    p.description = d->description ? printable(d->description) : "";
+    if (d->kind != QALLOW_KIND_PHASE && d->kind != QALLOW_KIND_ETHICS && d->kind != QALLOW_KIND_ENERGY)
+        throw InputError("plugin '" + p.name + "': unknown kind " + std::to_string(d->kind) +
+                         " (allowed: 1 phase, 2 ethics, 3 energy)");
+    p.kind = static_cast<qallow_kind>(d->kind);
+    if (!d->create || !d->destroy || !d->step)
+        throw InputError("plugin '" + p.name + "': create, destroy and step are required");
+    p.state_version = d->state_version;
+    try {
+        validate_params(p, d);
+    } catch (const InputError& e) {
+        throw InputError("plugin '" + p.name + "': " + e.what());
+    }
+    p.desc = d;
+}
+
+} // namespace
+
+std::shared_ptr<LoadedPlugin> load_plugin(const fs::path& file, const LoadOptions& options) {
+    require_elf(file);
+    auto p = std::make_shared<LoadedPlugin>();
+    p->file = file;
+    prepare_file(*p, file, options);
 
     // From here until the descriptor is checked, a crash on this thread
     // outside the host's own code is this build's (quarantine.hpp, rule 5).
@@ -256,46 +308,8 @@ std::shared_ptr<LoadedPlugin> load_plugin(const fs::path& file, const LoadOption
     p->code_ranges = register_plugin_code(p->library.native(), p->sha256);
     if (!p->library.has(QALLOW_ENTRY_SYMBOL))
         throw InputError("not a Qallow plugin: no symbol " QALLOW_ENTRY_SYMBOL);
-
-    auto entry = p->library.get<const qallow_plugin*(uint32_t, uint32_t)>(QALLOW_ENTRY_SYMBOL);
-    const qallow_plugin* d = entry(QALLOW_ABI_MAJOR, QALLOW_ABI_MINOR);
-    if (!d) throw InputError(QALLOW_ENTRY_SYMBOL " returned no descriptor");
-    // Check the version fields before trusting the size: they sit at the same
-    // offsets in every major, so a foreign major is named as such.
-    if (d->struct_size < offsetof(qallow_plugin, kind))
-        throw InputError("descriptor is " + std::to_string(d->struct_size) + " bytes, ABI 1.0 needs at least " +
-                         std::to_string(QALLOW_PLUGIN_SIZE_V1_0));
-    p->abi_major = d->abi_major;
-    p->abi_minor = d->abi_minor;
-    std::string plugin_abi = std::to_string(d->abi_major) + "." + std::to_string(d->abi_minor);
-    if (d->abi_major != QALLOW_ABI_MAJOR)
-        throw InputError("built for plugin ABI " + plugin_abi + ", this host speaks ABI " + host_abi() +
-                         " (majors must match)");
-    if (d->abi_minor > QALLOW_ABI_MINOR)
-        throw InputError("needs plugin ABI " + plugin_abi + ", this host provides only " + host_abi());
-    if (d->struct_size < QALLOW_PLUGIN_SIZE_V1_0)
-        throw InputError("descriptor is " + std::to_string(d->struct_size) + " bytes, ABI 1.0 needs at least " +
-                         std::to_string(QALLOW_PLUGIN_SIZE_V1_0));
-    if (!valid_identifier(d->name)) throw InputError("plugin name must match [a-z0-9_]{1,64}");
-    p->name = d->name;
-    if (!valid_semver(d->version))
-        throw InputError("plugin '" + p->name + "': version \"" + printable(d->version ? d->version : "") +
-                         "\" is not semver (MAJOR.MINOR.PATCH)");
-    p->version = d->version; // semver: printable already
-    p->description = d->description ? printable(d->description) : "";
-    if (d->kind != QALLOW_KIND_PHASE && d->kind != QALLOW_KIND_ETHICS && d->kind != QALLOW_KIND_ENERGY)
-        throw InputError("plugin '" + p->name + "': unknown kind " + std::to_string(d->kind) +
-                         " (allowed: 1 phase, 2 ethics, 3 energy)");
-    p->kind = static_cast<qallow_kind>(d->kind);
-    if (!d->create || !d->destroy || !d->step)
-        throw InputError("plugin '" + p->name + "': create, destroy and step are required");
-    p->state_version = d->state_version;
-    try {
-        validate_params(*p, d);
-    } catch (const InputError& e) {
-        throw InputError("plugin '" + p->name + "': " + e.what());
-    }
-    p->desc = d;
+    auto& entry = p->library.get<const qallow_plugin*(uint32_t, uint32_t)>(QALLOW_ENTRY_SYMBOL);
+    read_descriptor(*p, PluginCalls::entry(&entry));
     return p;
 }
 

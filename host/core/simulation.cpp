@@ -1,5 +1,7 @@
 #include "core/simulation.hpp"
 
+#include "core/plugin_calls.hpp"
+
 #include "util/errors.hpp"
 #include "util/text.hpp"
 
@@ -11,6 +13,7 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -25,26 +28,6 @@ struct qallow_host {
 
 namespace qallow {
 namespace {
-
-const char* status_name(qallow_status s) {
-    switch (s) {
-    case QALLOW_OK: return "ok";
-    case QALLOW_ERR_INVALID_ARGUMENT: return "invalid argument";
-    case QALLOW_ERR_NO_MEMORY: return "out of memory";
-    case QALLOW_ERR_STATE: return "bad state";
-    case QALLOW_ERR_NUMERIC: return "numeric error";
-    case QALLOW_ERR_UNSUPPORTED: return "unsupported";
-    case QALLOW_ERR_INTERNAL: return "internal error";
-    }
-    return "unknown status";
-}
-
-std::string plugin_message(qallow_status s, const qallow_error& err) {
-    // The plugin owns the buffer's content: never trust it to be terminated.
-    std::string msg = printable(std::string_view(err.message, strnlen(err.message, sizeof err.message)));
-    if (msg.empty()) msg = "(no message)";
-    return msg + " [" + status_name(s) + "]";
-}
 
 int kind_rank(qallow_kind k) { return k == QALLOW_KIND_PHASE ? 0 : k == QALLOW_KIND_ETHICS ? 1 : 2; }
 
@@ -120,16 +103,12 @@ std::optional<uint64_t> whole_number(std::string_view text) {
 // states it (ABI 1.1 memory_bytes); none when it does not say.
 std::optional<uint64_t> memory_need(const LoadedPlugin& p, const std::string& instance,
                                     const std::vector<ParamValue>& values, const std::string& where) {
-    qallow_memory_bytes_fn fn = qallow_plugin_memory_fn(p.desc);
-    if (!fn) return std::nullopt;
-    std::vector<qallow_value> cvalues;
-    for (size_t i = 0; i < values.size(); ++i) cvalues.push_back(to_c_value(p.params[i], values[i]));
+    if (!PluginCalls::states_memory(p)) return std::nullopt;
     uint64_t bytes = 0;
-    qallow_error err{};
-    qallow_status st = fn(cvalues.data(), static_cast<uint32_t>(cvalues.size()), &bytes, &err);
-    if (st != QALLOW_OK)
+    PluginResult r = PluginCalls::memory_bytes(p, values, bytes);
+    if (!r.ok())
         throw InputError(where + ": plugin '" + p.name + "' could not state the memory of instance '" + instance +
-                         "': " + plugin_message(st, err));
+                         "': " + r.message());
     return bytes;
 }
 
@@ -389,18 +368,15 @@ Simulation::Simulation(const Config& config, const Catalog& catalog, WorkerPool&
 // plugin's bind, then the slots the host itself reads.
 void Simulation::bind_instance(size_t index, const InstanceConfig& ic) {
     Instance& in = instances_[index];
-    if (in.plugin->desc->bind) {
-        qallow_error err{};
-        qallow_status st = in.plugin->desc->bind(in.handle, &err);
-        // As in create(): a plugin refusing what its parameters name
-        // (an input no instance publishes) is bad input, exit 2.
-        if (st == QALLOW_ERR_INVALID_ARGUMENT)
-            throw InputError(config_source_ + ": " + ic.pointer + ": plugin '" + in.plugin->name +
-                             "' refused the parameters of instance '" + in.name + "': " + plugin_message(st, err));
-        if (st != QALLOW_OK)
-            throw std::runtime_error("instance '" + in.name + "' (plugin " + in.plugin->name + " " +
-                                     in.plugin->version + "): bind failed: " + plugin_message(st, err));
-    }
+    PluginResult r = PluginCalls::bind(*in.plugin, in.handle);
+    // As in create(): a plugin refusing what its parameters name
+    // (an input no instance publishes) is bad input, exit 2.
+    if (r.status == QALLOW_ERR_INVALID_ARGUMENT)
+        throw InputError(config_source_ + ": " + ic.pointer + ": plugin '" + in.plugin->name +
+                         "' refused the parameters of instance '" + in.name + "': " + r.message());
+    if (!r.ok())
+        throw std::runtime_error("instance '" + in.name + "' (plugin " + in.plugin->name + " " +
+                                 in.plugin->version + "): bind failed: " + r.message());
     if (in.plugin->kind == QALLOW_KIND_ENERGY && batch_gate_ < 0) batch_gate_ = signals_.find(in.name + ".batch_ok");
     if (in.plugin->kind == QALLOW_KIND_ETHICS) {
         in.pass_slot = signals_.find(in.name + ".pass");
@@ -431,11 +407,11 @@ Simulation::~Simulation() { destroy_all(); }
 void Simulation::destroy_all() {
     for (auto it = instances_.rbegin(); it != instances_.rend(); ++it) {
         if (it->standby && it->standby->handle) {
-            it->standby->plugin->desc->destroy(it->standby->handle);
+            PluginCalls::destroy(*it->standby->plugin, it->standby->handle);
             it->standby.reset();
         }
         if (it->handle) {
-            it->plugin->desc->destroy(it->handle);
+            PluginCalls::destroy(*it->plugin, it->handle);
             it->handle = nullptr;
         }
     }
@@ -443,25 +419,21 @@ void Simulation::destroy_all() {
 
 void Simulation::create(size_t index, const InstanceConfig& ic) {
     Instance& in = instances_[index];
-    std::vector<qallow_value> cvalues;
-    for (size_t p = 0; p < in.values.size(); ++p) cvalues.push_back(to_c_value(in.plugin->params[p], in.values[p]));
     in.seed = instance_seed(seed_, in.name);
     in.first_slot = signals_.size();
-    qallow_error err{};
     qallow_instance* handle = nullptr;
     creating_ = static_cast<long>(index);
-    qallow_status st = in.plugin->desc->create(&kHostApi, in.host.get(), cvalues.data(),
-                                               static_cast<uint32_t>(cvalues.size()), in.seed, &handle, &err);
+    PluginResult r = PluginCalls::create(*in.plugin, kHostApi, in.host.get(), in.values, in.seed, handle);
     creating_ = -1;
     in.slot_count = signals_.size() - in.first_slot;
-    if (st != QALLOW_OK) {
-        if (handle) in.plugin->desc->destroy(handle);
+    if (!r.ok()) {
+        if (handle) PluginCalls::destroy(*in.plugin, handle);
         // A plugin refusing its parameters is bad input like any other.
-        if (st == QALLOW_ERR_INVALID_ARGUMENT)
+        if (r.status == QALLOW_ERR_INVALID_ARGUMENT)
             throw InputError(config_source_ + ": " + ic.pointer + ": plugin '" + in.plugin->name +
-                             "' refused the parameters of instance '" + in.name + "': " + plugin_message(st, err));
+                             "' refused the parameters of instance '" + in.name + "': " + r.message());
         throw std::runtime_error(ic.pointer + ": plugin '" + in.plugin->name + "' could not create instance '" +
-                                 in.name + "': " + plugin_message(st, err));
+                                 in.name + "': " + r.message());
     }
     if (!handle)
         throw std::runtime_error(ic.pointer + ": plugin '" + in.plugin->name + "' returned no instance for '" +
@@ -493,7 +465,7 @@ void Simulation::report(size_t instance, const char* key, const char* value) {
 // What went wrong with a step, in words; off the per-call path.
 [[gnu::cold, gnu::noinline]] std::string Simulation::problem_of(const Instance& in, qallow_status st,
                                                                const qallow_error& err) const {
-    if (st != QALLOW_OK) return "step failed: " + plugin_message(st, err);
+    if (st != QALLOW_OK) return "step failed: " + PluginCalls::describe(st, err);
     const double* values = signals_.values();
     for (size_t s = in.first_slot; s < in.first_slot + in.slot_count; ++s)
         if (!std::isfinite(values[s]))
@@ -517,7 +489,7 @@ inline qallow_status Simulation::watched_step(size_t index, Instance& in, const 
     w.instance.store(static_cast<uint32_t>(index), std::memory_order_relaxed);
     step_seq_ += StepWatch::kSeq;
     w.word.store(step_seq_ | StepWatch::kInStep, std::memory_order_release);
-    qallow_status st = in.plugin->desc->step(in.handle, &t, &err);
+    qallow_status st = PluginCalls::step(*in.plugin, in.handle, t, err);
     if (w.word.exchange(step_seq_, std::memory_order_acq_rel) & StepWatch::kDeclared) [[unlikely]]
         returned_late(r);
     return st;
@@ -610,6 +582,61 @@ void Simulation::disable(size_t instance) {
     }
 }
 
+// ---- snapshots ------------------------------------------------------------------
+
+namespace {
+
+[[noreturn]] void save_failed(const Instance& in, const PluginResult& r) {
+    throw std::runtime_error("instance '" + in.name + "' (plugin " + in.plugin->name +
+                             "): save_state failed: " + r.raw_message());
+}
+
+} // namespace
+
+size_t Simulation::state_size(size_t instance) const {
+    const Instance& in = instances_.at(instance);
+    size_t size = 0;
+    if (in.disabled) return 0;
+    if (PluginResult r = PluginCalls::state_size(*in.plugin, in.handle, size); !r.ok()) save_failed(in, r);
+    return size;
+}
+
+size_t Simulation::copy_state(size_t instance, void* into, size_t size) const {
+    const Instance& in = instances_.at(instance);
+    if (size == 0 || in.disabled) return 0;
+    if (PluginResult r = PluginCalls::copy_state(*in.plugin, in.handle, into, size); !r.ok()) save_failed(in, r);
+    return size;
+}
+
+std::vector<uint8_t> Simulation::saved_state(size_t instance) const {
+    const Instance& in = instances_.at(instance);
+    std::vector<uint8_t> blob;
+    if (in.disabled) return blob;
+    if (PluginResult r = PluginCalls::save_state(*in.plugin, in.handle, blob); !r.ok()) save_failed(in, r);
+    return blob;
+}
+
+void Simulation::restore_signals(std::string_view table) {
+    if (table.size() != signals_.size() * sizeof(double))
+        throw std::invalid_argument("restore_signals: " + std::to_string(table.size()) + " bytes for " +
+                                    std::to_string(signals_.size()) + " signals");
+    std::memcpy(signals_.values(), table.data(), table.size());
+}
+
+void Simulation::restore_batch(size_t instance, const BatchCounts& counts) {
+    Instance& in = instances_.at(instance);
+    if (!in.batch) return;
+    in.batch_done = counts.done;
+    in.batch_deferred = counts.deferred;
+    in.batch_forced = counts.forced;
+    in.batch_paused = counts.paused;
+}
+
+PluginResult Simulation::restore_state(size_t instance, std::string_view bytes, uint32_t state_version) {
+    Instance& in = instances_.at(instance);
+    return PluginCalls::load_state(*in.plugin, in.handle, bytes.data(), bytes.size(), state_version);
+}
+
 // ---- hot swap -----------------------------------------------------------------
 
 int32_t Simulation::redeclare_signal(size_t instance, const char* name, uint32_t flags) {
@@ -637,21 +664,17 @@ int32_t Simulation::redeclare_signal(size_t instance, const char* name, uint32_t
 qallow_instance* Simulation::create_replacement(size_t index, const LoadedPlugin& p,
                                                 const std::vector<ParamValue>& values) {
     Instance& in = instances_[index];
-    std::vector<qallow_value> cvalues;
-    for (size_t i = 0; i < values.size(); ++i) cvalues.push_back(to_c_value(p.params[i], values[i]));
-    qallow_error err{};
     qallow_instance* handle = nullptr;
     replacing_ = static_cast<long>(index);
     redeclared_.assign(in.slot_count, 0);
     redeclare_error_.clear();
-    qallow_status st = p.desc->create(&kHostApi, in.host.get(), cvalues.data(), static_cast<uint32_t>(cvalues.size()),
-                                      in.seed, &handle, &err);
+    PluginResult r = PluginCalls::create(p, kHostApi, in.host.get(), values, in.seed, handle);
     replacing_ = -1;
     std::string problem;
     if (!redeclare_error_.empty())
         problem = redeclare_error_;
-    else if (st != QALLOW_OK)
-        problem = "create failed: " + plugin_message(st, err);
+    else if (!r.ok())
+        problem = "create failed: " + r.message();
     else if (!handle)
         problem = "create returned no instance";
     else
@@ -662,18 +685,13 @@ qallow_instance* Simulation::create_replacement(size_t index, const LoadedPlugin
                 break;
             }
     if (!problem.empty()) {
-        if (handle) p.desc->destroy(handle);
-        throw SwapError(redeclare_error_.empty() && st != QALLOW_OK ? SwapError::Kind::create
-                                                                    : SwapError::Kind::incompatible,
+        if (handle) PluginCalls::destroy(p, handle);
+        throw SwapError(redeclare_error_.empty() && !r.ok() ? SwapError::Kind::create : SwapError::Kind::incompatible,
                         problem);
     }
-    if (p.desc->bind) {
-        qallow_error berr{};
-        qallow_status bst = p.desc->bind(handle, &berr);
-        if (bst != QALLOW_OK) {
-            p.desc->destroy(handle);
-            throw SwapError(SwapError::Kind::bind, "bind failed: " + plugin_message(bst, berr));
-        }
+    if (PluginResult b = PluginCalls::bind(p, handle); !b.ok()) {
+        PluginCalls::destroy(p, handle);
+        throw SwapError(SwapError::Kind::bind, "bind failed: " + b.message());
     }
     return handle;
 }
@@ -721,26 +739,13 @@ void check_swap_memory(const Instance& in, const LoadedPlugin& next, const std::
 // `handle`; what went wrong, empty when nothing did.  `cur` keeps state.
 std::string move_state(const Instance& in, const LoadedPlugin& cur, const LoadedPlugin& next, qallow_instance* handle,
                        std::vector<uint8_t>& blob) {
-    std::string problem;
-    qallow_error err{};
-    size_t size = 0;
-    qallow_status st = cur.desc->save_state(in.handle, nullptr, &size, &err);
-    if (st == QALLOW_OK) {
-        blob.resize(size);
-        st = cur.desc->save_state(in.handle, blob.data(), &size, &err);
-        blob.resize(std::min(size, blob.size()));
-    }
-    if (st != QALLOW_OK) problem = "the running build could not save its state: " + plugin_message(st, err);
-    if (problem.empty() && !next.desc->load_state)
-        problem = "the new build cannot load state (it has no load_state)";
-    if (problem.empty()) {
-        qallow_error lerr{};
-        st = next.desc->load_state(handle, blob.data(), blob.size(), cur.state_version, &lerr);
-        if (st != QALLOW_OK)
-            problem = "it refused the running build's state (state v" + std::to_string(cur.state_version) +
-                      ", its own is v" + std::to_string(next.state_version) + "): " + plugin_message(st, lerr);
-    }
-    return problem;
+    if (PluginResult r = PluginCalls::save_state(cur, in.handle, blob); !r.ok())
+        return "the running build could not save its state: " + r.message();
+    if (!PluginCalls::loads_state(next)) return "the new build cannot load state (it has no load_state)";
+    if (PluginResult r = PluginCalls::load_state(next, handle, blob.data(), blob.size(), cur.state_version); !r.ok())
+        return "it refused the running build's state (state v" + std::to_string(cur.state_version) + ", its own is v" +
+               std::to_string(next.state_version) + "): " + r.message();
+    return {};
 }
 
 std::string moved_state_text(const LoadedPlugin& cur, const LoadedPlugin& next, size_t bytes) {
@@ -768,14 +773,15 @@ SwapOutcome Simulation::swap(size_t index, std::shared_ptr<LoadedPlugin> next, c
     qallow_instance* handle = create_replacement(index, *next, values);
     SwapOutcome out;
     std::vector<uint8_t> blob;
-    std::string problem = cur.desc->save_state ? move_state(in, cur, *next, handle, blob) : std::string();
+    const bool keeps_state = PluginCalls::keeps_state(cur);
+    std::string problem = keeps_state ? move_state(in, cur, *next, handle, blob) : std::string();
     if (!problem.empty()) {
-        next->desc->destroy(handle); // may hold half a state: never run it
+        PluginCalls::destroy(*next, handle); // may hold half a state: never run it
         if (!options.fresh_on_state_mismatch) throw SwapError(K::state, problem);
         handle = create_replacement(index, *next, values);
         out.fresh = true;
         out.state = "started from its initial state (policy fresh): " + problem;
-    } else if (cur.desc->save_state) {
+    } else if (keeps_state) {
         out.state_bytes = blob.size();
         out.state = moved_state_text(cur, *next, blob.size());
     } else {
@@ -791,7 +797,7 @@ void Simulation::commit_swap(Instance& in, std::shared_ptr<LoadedPlugin> next, q
                              std::vector<ParamValue> values, std::vector<uint8_t> blob) {
     if (in.standby) {
         // Already on probation: the build that last passed it stays the fallback.
-        in.plugin->desc->destroy(in.handle);
+        PluginCalls::destroy(*in.plugin, in.handle);
     } else {
         auto sb = std::make_unique<Standby>();
         sb->plugin = in.plugin;
@@ -813,7 +819,7 @@ void Simulation::commit_swap(Instance& in, std::shared_ptr<LoadedPlugin> next, q
 void Simulation::confirm(size_t instance) {
     Instance& in = instances_.at(instance);
     if (!in.standby) return;
-    if (in.standby->handle) in.standby->plugin->desc->destroy(in.standby->handle);
+    if (in.standby->handle) PluginCalls::destroy(*in.standby->plugin, in.standby->handle);
     in.standby.reset();
 }
 
@@ -823,7 +829,7 @@ Rollback Simulation::rollback(size_t instance, const std::string& reason) {
     std::unique_ptr<Standby> sb = std::move(in.standby);
     Rollback rb{instance, reason, in.plugin, sb->plugin, sb->swap_tick};
     std::vector<ParamValue> probation_values = std::move(in.values);
-    in.plugin->desc->destroy(in.handle);
+    PluginCalls::destroy(*in.plugin, in.handle);
     in.plugin = sb->plugin;
     in.handle = sb->handle;
     in.values = std::move(sb->values);
@@ -840,10 +846,8 @@ Rollback Simulation::rollback(size_t instance, const std::string& reason) {
         try {
             ParamValue v = value_from_json(spec, value_to_json(probation_values[size_t(q - from.begin())]),
                                            in.name + "." + spec.name);
-            if (v == in.values[p] || !spec.live() || !old.desc->set_param) continue;
-            qallow_value c = to_c_value(spec, v);
-            qallow_error err{};
-            if (old.desc->set_param(in.handle, static_cast<uint32_t>(p), &c, &err) == QALLOW_OK) in.values[p] = std::move(v);
+            if (v == in.values[p] || !spec.live() || !PluginCalls::sets_params(old)) continue;
+            if (PluginCalls::set_param(old, in.handle, p, v).ok()) in.values[p] = std::move(v);
         } catch (const InputError&) {
             // outside the old build's schema: it keeps the value it had
         }
@@ -881,7 +885,7 @@ ParamValue Simulation::check_param(const std::string& name, const nlohmann::json
     const Instance& in = instances_[i];
     const ParamSpec& spec = in.plugin->params[p];
     ParamValue v = value_from_json(spec, value, name);
-    if (!spec.live() || !in.plugin->desc->set_param)
+    if (!spec.live() || !PluginCalls::sets_params(*in.plugin))
         throw InputError(name + ": cannot change while running (plugin " + in.plugin->name +
                          " does not mark it live); set it in the config or with --set");
     if (in.disabled) throw InputError(name + ": instance '" + in.name + "' is disabled after a fault");
@@ -893,11 +897,8 @@ const ParamChange& Simulation::set_param(const std::string& name, const nlohmann
     auto [i, p] = find_param(name);
     Instance& in = instances_[i];
     const ParamSpec& spec = in.plugin->params[p];
-    qallow_value c = to_c_value(spec, v);
-    qallow_error err{};
-    qallow_status st = in.plugin->desc->set_param(in.handle, static_cast<uint32_t>(p), &c, &err);
-    if (st != QALLOW_OK) throw InputError(name + ": plugin " + in.plugin->name + " refused " +
-                                          value_to_text(v) + ": " + plugin_message(st, err));
+    if (PluginResult r = PluginCalls::set_param(*in.plugin, in.handle, p, v); !r.ok())
+        throw InputError(name + ": plugin " + in.plugin->name + " refused " + value_to_text(v) + ": " + r.message());
     changes_.push_back({tick_, in.name, spec.name, who, in.values[p], v});
     in.values[p] = std::move(v);
     const ParamChange& c2 = changes_.back();
@@ -908,10 +909,9 @@ const ParamChange& Simulation::set_param(const std::string& name, const nlohmann
 
 void Simulation::finish() {
     for (auto& in : instances_) {
-        if (in.disabled || !in.plugin->desc->finish) continue;
-        qallow_error err{};
-        qallow_status st = in.plugin->desc->finish(in.handle, &err);
-        if (st != QALLOW_OK) spdlog::warn("instance '{}': finish failed: {}", in.name, plugin_message(st, err));
+        if (in.disabled) continue;
+        if (PluginResult r = PluginCalls::finish(*in.plugin, in.handle); !r.ok())
+            spdlog::warn("instance '{}': finish failed: {}", in.name, r.message());
     }
 }
 

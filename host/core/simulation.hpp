@@ -1,12 +1,14 @@
 // The plugin instances of one run and the tick that drives them: phases in
 // config order, then ethics, then energy.  This is where the host side of the
-// plugin ABI lives (qallow_host_api).  It never names a phase: it knows
+// plugin ABI lives (qallow_host_api, the callbacks); its calls into plugins go
+// through PluginCalls (plugin_calls.hpp).  It never names a phase: it knows
 // plugins only by their kind and the signals they declare.
 #pragma once
 
 #include "core/config.hpp"
 #include "core/loader.hpp"
 #include "core/params.hpp"
+#include "core/plugin_calls.hpp"
 #include "core/signals.hpp"
 #include "core/worker_pool.hpp"
 
@@ -17,6 +19,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 struct qallow_host; // defined in simulation.cpp: one per instance
@@ -52,6 +55,12 @@ struct Instance {
     uint64_t batch_done = 0, batch_deferred = 0, batch_forced = 0;
     uint64_t batch_paused = 0; // ticks it did not step because the node was in SAFE_MODE
     std::unique_ptr<Standby> standby; // set while a swapped-in build is on probation
+};
+
+// A batch phase's counters (Instance::batch_done and the others), as a
+// checkpoint holds them.
+struct BatchCounts {
+    uint64_t done = 0, deferred = 0, forced = 0, paused = 0;
 };
 
 // "--set inst.param=value" after parsing.
@@ -148,7 +157,6 @@ std::string memory_refusal(const std::vector<MemoryNeed>& needs, const MemoryAva
 std::string bytes_text(uint64_t bytes);
 
 class Simulation {
-    friend struct CheckpointAccess; // checkpoint.cpp: restores tick, signal table and counters
 public:
     // Resolves parameters (config, then overrides) against each plugin's
     // schema, creates the instances in tick order and binds them.
@@ -237,6 +245,40 @@ public:
     // own set_param may still refuse a value its schema allows.
     ParamValue check_param(const std::string& name, const nlohmann::json& value) const;
     const std::vector<ParamChange>& changes() const { return changes_; }
+
+    // ---- Snapshots: what a checkpoint holds (records/checkpoint.hpp) --------
+    // Between ticks only, on the loop's thread: never while step() runs.
+    // Reading: tick(), signals(), instances() (builds, parameter values,
+    // batch counters, disabled) and each instance's plugin state, through the
+    // protocol of PluginCalls (the size, then the copy).  Each throws
+    // std::runtime_error naming the instance when its plugin fails.
+    //
+    // The bytes instance `i`'s state takes now; 0 when its plugin keeps none
+    // or it is disabled.
+    size_t state_size(size_t instance) const;
+    // Instance `i`'s state into `into`, which has room for `size` bytes (its
+    // state_size()); returns the bytes written.  Writes nothing for a size of 0.
+    size_t copy_state(size_t instance, void* into, size_t size) const;
+    // Both: instance `i`'s whole state (empty as for state_size).
+    std::vector<uint8_t> saved_state(size_t instance) const;
+
+    // Putting back, into a simulation built from the checkpoint's config
+    // (checkpoint_differences) before its first tick, or between ticks of a
+    // running one (SAFE_MODE's restore).  Parameters go back through
+    // set_param (who "resume"), disabled instances through disable().
+    //
+    // The tick the next step() follows.
+    void restore_tick(uint64_t tick) { tick_ = tick; }
+    // Every signal's value: `table` holds signals().size() doubles in slot
+    // order, as signals().values() does.  Throws std::invalid_argument when
+    // its size is not that.
+    void restore_signals(std::string_view table);
+    // A batch phase's counters; ignored for an instance that is not one.
+    void restore_batch(size_t instance, const BatchCounts& counts);
+    // Instance `i`'s plugin loads `bytes`, written by a build of
+    // `state_version`: what the plugin said (ok() when it took them).
+    // Only for a plugin that loads state (PluginCalls::loads_state).
+    PluginResult restore_state(size_t instance, std::string_view bytes, uint32_t state_version);
 
     // Used by the C callbacks.
     int32_t declare_signal(size_t instance, const char* name, uint32_t flags);

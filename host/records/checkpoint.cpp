@@ -4,6 +4,7 @@
 #include "util/errors.hpp"
 #include "util/json_input.hpp"
 #include "core/params.hpp"
+#include "core/plugin_calls.hpp"
 
 #include <qallow/plugin.h>
 
@@ -24,15 +25,6 @@
 namespace qallow {
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-// The one place that reaches into a Simulation's private state: restoring
-// a checkpoint sets what no tick-boundary API may (the tick, the signal
-// table, per-instance counters).
-struct CheckpointAccess {
-    static std::vector<Instance>& instances(Simulation& s) { return s.instances_; }
-    static double* values(Simulation& s) { return s.signals_.values(); }
-    static void set_tick(Simulation& s, uint64_t t) { s.tick_ = t; }
-};
 
 namespace {
 
@@ -60,31 +52,6 @@ uint32_t get_u32(const std::string& b, size_t at) {
     uint32_t v = 0;
     for (int i = 3; i >= 0; --i) v = (v << 8) | uint8_t(b[at + i]);
     return v;
-}
-
-std::string plugin_error(const qallow_error& err) {
-    return std::string(err.message, strnlen(err.message, sizeof err.message));
-}
-
-// Asks instance `in` for its state; appends nothing for a stateless plugin.
-// With `into` null only the size is returned (the SDK keeps the bytes
-// between the two calls, so the second call is a copy).
-size_t save_blob(const Instance& in, char* into, size_t size) {
-    if (!in.plugin->desc->save_state || in.disabled) return 0;
-    qallow_error err{};
-    size_t n = size;
-    qallow_status st = in.plugin->desc->save_state(in.handle, into, &n, &err);
-    if (st != QALLOW_OK)
-        throw std::runtime_error("instance '" + in.name + "' (plugin " + in.plugin->name +
-                                 "): save_state failed: " + plugin_error(err));
-    return n;
-}
-
-std::vector<char> save_whole(const Instance& in) {
-    size_t n = save_blob(in, nullptr, 0);
-    std::vector<char> b(n);
-    if (n) b.resize(save_blob(in, b.data(), n));
-    return b;
 }
 
 void write_all(int fd, const char* p, size_t n, const fs::path& file) {
@@ -272,7 +239,7 @@ json instance_entries(const std::vector<Instance>& instances, const std::vector<
                      {"version", in.plugin->version},
                      {"sha256", in.plugin->sha256},
                      {"state_version", in.plugin->state_version},
-                     {"stateless", in.plugin->desc->save_state == nullptr},
+                     {"stateless", !PluginCalls::keeps_state(*in.plugin)},
                      {"disabled", in.disabled},
                      {"params", params},
                      {"offset", offset},
@@ -349,7 +316,7 @@ std::unique_ptr<char[]> lay_out(const Simulation& sim, const std::string& text, 
     std::memcpy(payload, sig.values(), sig.size() * sizeof(double));
     size_t at = sig.size() * sizeof(double);
     for (size_t i = 0; i < instances.size(); ++i) {
-        if (sizes[i] && save_blob(instances[i], payload + at, sizes[i]) != sizes[i])
+        if (sizes[i] && sim.copy_state(i, payload + at, sizes[i]) != sizes[i])
             throw std::runtime_error("instance '" + instances[i].name + "': save_state changed size between calls");
         at += sizes[i];
     }
@@ -431,7 +398,7 @@ fs::path write_checkpoint(Simulation& sim, const RunFacts& facts, uint64_t trial
     // Sizes first, so that the header (with every offset) can precede the blobs
     // and each blob is copied once, straight into the file's buffer.
     std::vector<size_t> sizes;
-    for (const auto& in : sim.instances()) sizes.push_back(save_blob(in, nullptr, 0));
+    for (size_t i = 0; i < sim.instances().size(); ++i) sizes.push_back(sim.state_size(i));
     size_t payload = 0;
     json h = checkpoint_header(sim, facts, trial, origin, sizes, payload);
     std::string text = sized_header_text(h);
@@ -610,74 +577,86 @@ std::vector<std::string> checkpoint_differences(const Checkpoint& cp, const Simu
     return diffs;
 }
 
+namespace {
+
+// Instance `i`'s parameters as the checkpoint holds them (live changes
+// included), each through set_param; one that cannot change live keeps its
+// value now, with a warning.
+void restore_params(const Checkpoint& cp, Simulation& sim, size_t i, const json& c) {
+    const Instance& in = sim.instances()[i];
+    for (const auto& [name, value] : c.at("params").items()) {
+        const ParamSpec* spec = in.plugin->param(name);
+        if (!spec) {
+            spdlog::warn("resume: instance '{}': this build has no parameter '{}'; ignored", in.name, name);
+            continue;
+        }
+        ParamValue v;
+        try {
+            v = value_from_json(*spec, value, in.name + "." + name);
+        } catch (const InputError& e) {
+            throw CheckpointError(cp.file.string() + ": " + e.what());
+        }
+        size_t p = size_t(spec - in.plugin->params.data());
+        if (v == in.values[p]) continue;
+        if (!spec->live() || !PluginCalls::sets_params(*in.plugin)) {
+            spdlog::warn("resume: {}.{} was {} at the checkpoint, {} now, and cannot change live; kept {}", in.name,
+                         name, value_to_text(v), value_to_text(in.values[p]), value_to_text(in.values[p]));
+            continue;
+        }
+        sim.set_param(in.name + "." + name, value, "resume");
+    }
+}
+
+// Instance `i`'s state blob back into its plugin.
+void restore_state(const Checkpoint& cp, Simulation& sim, size_t i, const json& c) {
+    const Instance& in = sim.instances()[i];
+    std::string_view blob = cp.blob(i);
+    if (!PluginCalls::loads_state(*in.plugin)) {
+        if (!blob.empty())
+            throw CheckpointError(cp.file.string() + ": instance '" + in.name + "' has " +
+                                  std::to_string(blob.size()) + " bytes of state and this build of " +
+                                  in.plugin->name + " cannot load state");
+        return;
+    }
+    if (c.at("stateless").get<bool>()) return; // written by a build without save_state
+    uint32_t version = c.at("state_version").get<uint32_t>();
+    if (PluginResult r = sim.restore_state(i, blob, version); !r.ok())
+        throw CheckpointError(cp.file.string() + ": instance '" + in.name + "' (plugin " + in.plugin->name + " " +
+                              in.plugin->version + ") refused its state (state v" + std::to_string(version) + ", " +
+                              std::to_string(blob.size()) + " bytes): " + r.raw_message());
+}
+
+} // namespace
+
 void restore_checkpoint(const Checkpoint& cp, Simulation& sim, RunFacts& facts) {
     const json& h = cp.header;
-    auto& instances = CheckpointAccess::instances(sim);
-    CheckpointAccess::set_tick(sim, h.at("tick").get<uint64_t>());
+    // The tick first: a parameter put back is recorded at the checkpoint's tick.
+    sim.restore_tick(h.at("tick").get<uint64_t>());
     const auto& list = h.at("instances");
     // Taken out of the loop since (a SAFE_MODE restore, after a fault): they
     // stay out, their signals NaN; a fresh simulation has none.
     std::vector<size_t> out_now;
-    for (size_t i = 0; i < instances.size(); ++i) {
-        Instance& in = instances[i];
+    for (size_t i = 0; i < sim.instances().size(); ++i) {
         const json& c = list[i];
-        if (in.disabled) {
+        if (sim.instances()[i].disabled) {
             out_now.push_back(i);
             continue;
         }
-        // Parameters first (live changes included), then the state, which
-        // wins where a plugin keeps a parameter's effect in its state.
-        for (const auto& [name, value] : c.at("params").items()) {
-            const ParamSpec* spec = in.plugin->param(name);
-            if (!spec) {
-                spdlog::warn("resume: instance '{}': this build has no parameter '{}'; ignored", in.name, name);
-                continue;
-            }
-            ParamValue v;
-            try {
-                v = value_from_json(*spec, value, in.name + "." + name);
-            } catch (const InputError& e) {
-                throw CheckpointError(cp.file.string() + ": " + e.what());
-            }
-            size_t p = size_t(spec - in.plugin->params.data());
-            if (v == in.values[p]) continue;
-            if (!spec->live() || !in.plugin->desc->set_param) {
-                spdlog::warn("resume: {}.{} was {} at the checkpoint, {} now, and cannot change live; kept {}",
-                             in.name, name, value_to_text(v), value_to_text(in.values[p]), value_to_text(in.values[p]));
-                continue;
-            }
-            sim.set_param(in.name + "." + name, value, "resume");
-        }
-        if (c.contains("batch") && in.batch) {
-            in.batch_done = c["batch"].at("done").get<uint64_t>();
-            in.batch_deferred = c["batch"].at("deferred").get<uint64_t>();
-            in.batch_forced = c["batch"].at("forced").get<uint64_t>();
-            in.batch_paused = c["batch"].value("paused", uint64_t(0));
+        // Parameters first, then the state, which wins where a plugin keeps
+        // a parameter's effect in its state.
+        restore_params(cp, sim, i, c);
+        if (c.contains("batch")) {
+            const json& b = c.at("batch");
+            sim.restore_batch(i, {b.at("done").get<uint64_t>(), b.at("deferred").get<uint64_t>(),
+                                  b.at("forced").get<uint64_t>(), b.value("paused", uint64_t(0))});
         }
         if (c.at("disabled").get<bool>()) {
             sim.disable(i);
             continue;
         }
-        std::string_view blob = cp.blob(i);
-        if (!in.plugin->desc->load_state) {
-            if (!blob.empty())
-                throw CheckpointError(cp.file.string() + ": instance '" + in.name + "' has " +
-                                      std::to_string(blob.size()) + " bytes of state and this build of " +
-                                      in.plugin->name + " cannot load state");
-            continue;
-        }
-        if (c.at("stateless").get<bool>()) continue; // written by a build without save_state
-        qallow_error err{};
-        qallow_status st = in.plugin->desc->load_state(in.handle, blob.data(), blob.size(),
-                                                       c.at("state_version").get<uint32_t>(), &err);
-        if (st != QALLOW_OK)
-            throw CheckpointError(cp.file.string() + ": instance '" + in.name + "' (plugin " + in.plugin->name + " " +
-                                  in.plugin->version + ") refused its state (state v" +
-                                  std::to_string(c.at("state_version").get<uint32_t>()) + ", " +
-                                  std::to_string(blob.size()) + " bytes): " + plugin_error(err));
+        restore_state(cp, sim, i, c);
     }
-    std::string_view table = cp.signal_table();
-    std::memcpy(CheckpointAccess::values(sim), table.data(), table.size());
+    sim.restore_signals(cp.signal_table());
     for (size_t i : out_now) sim.disable(i);
     const json& f = h.at("facts");
     facts.ethics_pass = f.at("ethics_pass").get<uint64_t>();
@@ -688,9 +667,10 @@ void restore_checkpoint(const Checkpoint& cp, Simulation& sim, RunFacts& facts) 
 
 std::string state_digest(const Simulation& sim) {
     std::string text;
-    for (const auto& in : sim.instances()) {
-        std::vector<char> blob = save_whole(in);
-        text += in.name + "\n" + crypto::sha256_hex(std::string_view(blob.data(), blob.size())) + "\n";
+    for (size_t i = 0; i < sim.instances().size(); ++i) {
+        std::vector<uint8_t> blob = sim.saved_state(i);
+        text += sim.instances()[i].name + "\n" +
+                crypto::sha256_hex(std::string_view(reinterpret_cast<const char*>(blob.data()), blob.size())) + "\n";
     }
     text += "signals\n";
     const Signals& s = sim.signals();
