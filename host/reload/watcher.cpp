@@ -80,7 +80,7 @@ struct FileWatcher::Impl {
 
     // inotify
     std::unique_ptr<boost::asio::io_context> io;
-    std::unique_ptr<boost::asio::posix::stream_descriptor> desc;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> inotify_stream;
     std::set<std::string> present; // to report removals after an overflow
     Clock::time_point last_read{};
     alignas(inotify_event) char buffer[64 * 1024];
@@ -122,10 +122,10 @@ struct FileWatcher::Impl {
         }
         try {
             io = std::make_unique<boost::asio::io_context>(1);
-            desc = std::make_unique<boost::asio::posix::stream_descriptor>(*io, fd);
-            desc->non_blocking(true);
+            inotify_stream = std::make_unique<boost::asio::posix::stream_descriptor>(*io, fd);
+            inotify_stream->non_blocking(true);
         } catch (const std::exception& e) {
-            desc.reset();
+            inotify_stream.reset();
             io.reset();
             ::close(fd);
             return std::string("asio: ") + e.what();
@@ -189,7 +189,7 @@ struct FileWatcher::Impl {
         last_read = now;
         for (;;) {
             boost::system::error_code ec;
-            size_t n = desc->read_some(boost::asio::buffer(buffer, sizeof buffer), ec);
+            size_t n = inotify_stream->read_some(boost::asio::buffer(buffer, sizeof buffer), ec);
             if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) return;
             if (ec == boost::asio::error::interrupted) continue;
             if (ec) {
@@ -202,14 +202,14 @@ struct FileWatcher::Impl {
             for (size_t off = 0; off + sizeof(inotify_event) <= n;) {
                 const auto* ev = reinterpret_cast<const inotify_event*>(buffer + off);
                 on_inotify(*ev);
-                if (!desc) return; // switched to polling
+                if (!inotify_stream) return; // switched to polling
                 off += sizeof(inotify_event) + ev->len;
             }
         }
     }
 
     void stop_inotify(const std::string& why) {
-        desc.reset(); // closes the descriptor
+        inotify_stream.reset(); // closes the descriptor
         io.reset();
         mode = "polling every " + std::to_string(opt.poll_interval.count()) + " ms (" + why + ")";
     }
@@ -306,7 +306,7 @@ std::function<bool(const std::string&)> FileWatcher::suffix(const std::string& s
 }
 
 std::vector<FileEvent> FileWatcher::poll() {
-    if (impl_->desc)
+    if (impl_->inotify_stream)
         impl_->read_inotify();
     else
         impl_->scan();
@@ -315,7 +315,7 @@ std::vector<FileEvent> FileWatcher::poll() {
     return out;
 }
 
-bool FileWatcher::inotify() const { return impl_->desc != nullptr; }
+bool FileWatcher::inotify() const { return impl_->inotify_stream != nullptr; }
 const std::string& FileWatcher::mode() const { return impl_->mode; }
 const fs::path& FileWatcher::dir() const { return impl_->dir; }
 
