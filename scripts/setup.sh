@@ -8,8 +8,10 @@ packages=(
   libboost-dev libboost-filesystem-dev libboost-system-dev   # Boost.DLL (header-only) and its filesystem
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libmbedtls-dev                                             # SHA-256 now, signatures for the ledger/federation
+  libssl-dev                                                 # OpenSSL libcrypto: verifying signatures (docs/DECISIONS.md)
   liblua5.4-dev                                              # Lua experiments
   libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto mosquitto-clients  # federation
+  libsqlite3-dev libpq-dev postgresql                        # the fleet store; the server for its tests
   openssl                                                    # test certificates for the TLS broker test
   python3                                                    # edge/*.sh and scripts/bench.sh read JSON with it
   curl                                                       # the HTTP tests scrape with a real client

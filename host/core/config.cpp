@@ -204,6 +204,32 @@ QuorumConfig read_quorum(const Reader& r, const json& f, const std::string& P, F
     return qc;
 }
 
+void read_store(const Reader& r, const json& f, const std::string& P, const fs::path& base_dir, FederationConfig& fc) {
+    const std::string S = P + "/store";
+    if (fc.role != FederationRole::datacentre) r.fail(S, "only a datacentre keeps a fleet store; allowed on role \"datacentre\"");
+    const json& s = r.object(f["store"], S);
+    r.only_keys(s, S, {"sqlite", "postgres", "password_file", "retention"});
+    if (s.contains("sqlite") && s.contains("postgres")) r.fail(S, "give \"sqlite\" or \"postgres\", not both");
+    FleetStoreConfig& st = fc.store;
+    if (s.contains("sqlite")) st.sqlite = federation_path(r, s["sqlite"], S + "/sqlite", base_dir);
+    if (s.contains("postgres")) {
+        st.postgres = r.text(s["postgres"], S + "/postgres", "a libpq connection string (host=... dbname=...)");
+        if (st.postgres.empty()) r.fail(S + "/postgres", "empty; allowed: a libpq connection string (host=... dbname=...)");
+        if (st.postgres.find("password") != std::string::npos)
+            r.fail(S + "/postgres", "holds a password; put it in a file named by \"password_file\" (mode 0600) instead");
+    }
+    if (s.contains("password_file")) {
+        if (st.postgres.empty()) r.fail(S + "/password_file", "only with \"postgres\"");
+        st.password_file = federation_path(r, s["password_file"], S + "/password_file", base_dir);
+    }
+    if (s.contains("retention")) {
+        const json& k = r.object(s["retention"], S + "/retention");
+        r.only_keys(k, S + "/retention", {"max_age_s", "max_rows"});
+        if (k.contains("max_age_s")) st.max_age_s = r.whole(k["max_age_s"], S + "/retention/max_age_s", 0, UINT64_MAX / 1000, "seconds (0: keep)");
+        if (k.contains("max_rows")) st.max_rows = r.whole(k["max_rows"], S + "/retention/max_rows", 0, UINT64_MAX, "rows (0: keep)");
+    }
+}
+
 void read_tls(const Reader& r, const json& f, const std::string& P, const fs::path& base_dir, FederationConfig& fc) {
     const json& t = r.object(f["tls"], P + "/tls");
     r.only_keys(t, P + "/tls", {"ca", "cert", "key"});
@@ -240,7 +266,7 @@ FederationConfig read_federation(const Reader& r, const json& j, const fs::path&
     const json& f = r.object(j, P);
     r.only_keys(f, P, {"role", "broker", "cluster", "trust", "controllers", "telemetry_every", "max_skew_ms",
                        "replay_window", "tick_ms", "keep_alive_s", "follow_pace", "validator", "outbox", "cluster_ledger", "quorum", "username",
-                       "password_file", "tls"});
+                       "password_file", "tls", "store", "ingest_group", "telemetry_receipt_ms"});
     if (!has_ledger)
         r.fail(P, "a federated node needs a \"ledger\" section (its node_id and key sign every message); add one");
     for (const char* k : {"role", "broker", "cluster", "trust"})
@@ -254,6 +280,14 @@ FederationConfig read_federation(const Reader& r, const json& j, const fs::path&
     if (f.contains("outbox")) read_outbox(r, f, P, base_dir, fc);
     if (f.contains("cluster_ledger")) fc.cluster_ledger = federation_path(r, f["cluster_ledger"], P + "/cluster_ledger", base_dir);
     if (f.contains("quorum")) fc.quorum = read_quorum(r, f, P, fc.role);
+    if (f.contains("store")) read_store(r, f, P, base_dir, fc);
+    if (f.contains("ingest_group")) {
+        if (fc.role != FederationRole::datacentre) r.fail(P + "/ingest_group", "only datacentre processes share ingest; allowed on role \"datacentre\"");
+        fc.ingest_group = r.text(f["ingest_group"], P + "/ingest_group", "a group name");
+        if (!node_id_ok(fc.ingest_group)) r.fail(P + "/ingest_group", "\"" + fc.ingest_group + "\" is not allowed; allowed: [A-Za-z0-9_.-], 1 to 64 characters");
+    }
+    if (f.contains("telemetry_receipt_ms"))
+        fc.telemetry_receipt_ms = r.whole(f["telemetry_receipt_ms"], P + "/telemetry_receipt_ms", 100, 3'600'000, "milliseconds before an unreceipted batch is sent again");
     if (f.contains("username")) fc.username = r.text(f["username"], P + "/username", "a user name");
     if (f.contains("password_file")) fc.password_file = federation_path(r, f["password_file"], P + "/password_file", base_dir);
     if (f.contains("tls")) read_tls(r, f, P, base_dir, fc);

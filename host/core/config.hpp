@@ -102,6 +102,15 @@ struct QuorumConfig {
     uint64_t timeout_ms = 2000;
     std::vector<std::string> params;      // "instance.param" changes that need the quorum
 };
+// The datacentre's fleet store (docs/fleet.md): SQLite unless `postgres`
+// holds a libpq connection string.
+struct FleetStoreConfig {
+    std::optional<std::filesystem::path> sqlite;         // default <out>/fleet.db
+    std::string postgres;                                // libpq connection string, no password in it
+    std::optional<std::filesystem::path> password_file;  // postgres: the password, first line
+    uint64_t max_age_s = 0, max_rows = 0;                // retention; 0: keep
+};
+
 struct FederationConfig {
     FederationRole role = FederationRole::edge;
     std::string broker;                   // tcp://host:port or ssl://host:port
@@ -120,6 +129,11 @@ struct FederationConfig {
     uint64_t outbox_max_bytes = 64ull << 20;
     std::optional<std::filesystem::path> cluster_ledger; // datacentre; default <out>/cluster-ledger.jsonl
     QuorumConfig quorum;                  // datacentre
+    FleetStoreConfig store;               // datacentre: where verified records are kept (docs/fleet.md)
+    // datacentre: share telemetry with the other datacentre processes of
+    // this group (MQTT shared subscription $share/<group>/...); empty: not shared.
+    std::string ingest_group;
+    uint64_t telemetry_receipt_ms = 5'000; // edge: resend a batch no receipt covered after this long
     // Broker access (optional).
     std::string username;
     std::optional<std::filesystem::path> password_file;

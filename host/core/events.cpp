@@ -32,6 +32,8 @@ const char* to_string(AuditKind k) {
     case AuditKind::node_birth: return "node_birth";
     case AuditKind::node_death: return "node_death";
     case AuditKind::node_outbox_reset: return "node_outbox_reset";
+    case AuditKind::primary_taken: return "primary_taken";
+    case AuditKind::primary_lost: return "primary_lost";
     case AuditKind::ledger_rejected: return "ledger_rejected";
     case AuditKind::ledger_restarted: return "ledger_restarted";
     case AuditKind::ledger_gap: return "ledger_gap";

@@ -41,6 +41,8 @@ enum class AuditKind {
     node_birth,           // a node came online (datacentre)
     node_death,           // a node went offline (datacentre)
     node_outbox_reset,    // a node's outbox started a new epoch (datacentre)
+    primary_taken,        // this datacentre became the cluster's primary (fleet store lock)
+    primary_lost,         // this datacentre stopped being primary (lost the lock)
     ledger_rejected,      // a node's forwarded ledger entry failed verification (datacentre)
     ledger_restarted,     // a node's ledger started over (datacentre)
     ledger_gap            // a node's forwarded ledger skipped entries (datacentre)

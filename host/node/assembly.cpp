@@ -1,5 +1,6 @@
 #include "node/assembly.hpp"
 
+#include "fleet/query_http.hpp"
 #include "node/exit_status.hpp"
 #include "util/errors.hpp"
 
@@ -182,6 +183,26 @@ void attach_states(const RunPlan& plan, Node& node) {
     if (node.ctl) node.ctl->set_states(node.states.get());
 }
 
+// A datacentre's HTTP also answers fleet queries (fleet/query_http.hpp),
+// through a store connection of its own: a FleetStore serves one thread,
+// and ingest has the other.
+void add_fleet_routes(const RunPlan& plan, HttpServer& http) {
+    const FleetStoreConfig& c = plan.config.federation->store;
+    fleet::StoreConfig sc;
+    if (!c.postgres.empty()) {
+        sc.engine = fleet::StoreConfig::Engine::postgres;
+        sc.postgres = c.postgres;
+        if (c.password_file) sc.password_file = *c.password_file;
+    } else {
+        sc.sqlite_file = c.sqlite ? *c.sqlite : plan.out_dir / "fleet.db"; // as federation/node/node.cpp
+    }
+    auto queries = std::make_shared<fleet::QueryHttp>([sc] { return fleet::open_store(sc); });
+    http.add_route(fleet::QueryHttp::kPrefix, [queries](const std::string& method, const std::string& target) {
+        fleet::HttpAnswer a = queries->respond(method, target);
+        return HttpServer::Reply{a.status, std::move(a.content_type), std::move(a.body)};
+    });
+}
+
 // HTTP (/healthz, /readyz, /metrics): asked for, it must work.
 void attach_http(const RunPlan& plan, Services& s, Node& node) {
     if (!plan.config.http.port) return;
@@ -194,8 +215,10 @@ void attach_http(const RunPlan& plan, Services& s, Node& node) {
     http.set_states(node.states.get());
     http.set_reload_counts(&node.reload->counts());
     if (s.ledger) http.set_ledger_length([&s] { return uint64_t(s.ledger->entries()); });
+    if (node.federation && node.federation->is_datacentre()) add_fleet_routes(plan, http);
     node.runner->add_hook(&http, HookOrder::http);
-    spdlog::info("http serving /healthz /readyz /metrics on http://{}:{}/",
+    spdlog::info("http serving /healthz /readyz /metrics{} on http://{}:{}/",
+                 node.federation && node.federation->is_datacentre() ? " /fleet/nodes /fleet/rows" : "",
                  http.address().find(':') != std::string::npos ? "[" + http.address() + "]" : http.address(), http.port());
 }
 

@@ -171,8 +171,12 @@ HttpServer::Reply HttpServer::respond(Runner& runner, const std::string& method,
     Reply r;
     std::string path = target.substr(0, target.find('?'));
     if (path != "/healthz" && path != "/readyz" && path != "/metrics") {
+        for (const auto& [prefix, handler] : routes_)
+            if (path.compare(0, prefix.size(), prefix) == 0) return handler(method, target);
         r.status = 404;
-        r.body = "not found: " + path + "; try /healthz, /readyz, /metrics\n";
+        r.body = "not found: " + path + "; try /healthz, /readyz, /metrics";
+        for (const auto& route : routes_) r.body += ", " + route.first;
+        r.body += "\n";
         return r;
     }
     if (method != "GET" && method != "HEAD") {

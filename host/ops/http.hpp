@@ -32,6 +32,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace qallow {
@@ -66,6 +67,12 @@ public:
         std::string body;
     };
     Reply respond(Runner& runner, const std::string& method, const std::string& target);
+
+    // More paths, served on the same thread: a request whose path starts
+    // with `prefix` (and is none of the three above) gets the handler's
+    // answer.  Checked in the order added, before the 404.
+    using Route = std::function<Reply(const std::string& method, const std::string& target)>;
+    void add_route(std::string prefix, Route handler) { routes_.push_back({std::move(prefix), std::move(handler)}); }
     std::string metrics(Runner& runner) const;
 
     // Upper bounds (seconds) of the tick duration histogram, +Inf apart.
@@ -86,6 +93,7 @@ private:
     const ReloadCounts* reload_ = nullptr;
     const Watchdog* watchdog_ = nullptr;
     std::function<uint64_t()> ledger_length_;
+    std::vector<std::pair<std::string, Route>> routes_;
     std::chrono::steady_clock::time_point last_poll_{};
     uint64_t ticks_ = 0;
     std::array<uint64_t, kBuckets.size() + 1> bucket_counts_{}; // not cumulative; last: +Inf

@@ -1,7 +1,5 @@
 #include "util/crypto.hpp"
 
-#include "util/ecdsa_fixed_key.hpp"
-
 #include <mbedtls/base64.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/ecdsa.h>
@@ -11,6 +9,9 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/sha256.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -227,9 +228,8 @@ std::string base64_decode(std::string_view text) {
 // lifetime.  mbedtls_pk_sign on an ECKEY copies the key into a fresh ECDSA
 // context, group included, on every call, and so rebuilds the generator's
 // precomputed table each time: signing took 0.67 ms that way, 0.27 ms on a
-// kept context (verifying, 1.45 ms, has the same cause; see
-// ecdsa_fixed_key.hpp).  The table is built here, at load, so that later
-// calls only read it.
+// kept context.  The table is built here, at load, so that later calls only
+// read it.  (Verifying is OpenSSL's; see PublicKey::Impl.)
 struct Ecdsa {
     mbedtls_ecdsa_context ctx;
     Ecdsa() { mbedtls_ecdsa_init(&ctx); }
@@ -255,9 +255,23 @@ struct PrivateKey::Impl {
     Ecdsa ecdsa;
     std::string id;
 };
+// Verification is OpenSSL's (docs/DECISIONS.md, "Signature verification"):
+// libcrypto 3.0 made about 11 times as many P-256 verifies/s as mbedTLS
+// 2.28 with both of its tables kept (bench_verify), and Paho's TLS already
+// brings it.  The key is parsed once, at load, into a const EVP_PKEY.
+struct EvpPkeyFree {
+    void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+struct EvpPkeyCtxFree {
+    void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); }
+};
+
 struct PublicKey::Impl {
-    Pk pk;
-    std::unique_ptr<FixedKeyVerifier> verifier; // tables for G and this key's point
+    // Never changed after load.  OpenSSL 3 lets several threads use one
+    // EVP_PKEY at once as long as none modifies it (openssl-threads(7));
+    // each verify_base64 call makes its own EVP_PKEY_CTX, which is the
+    // per-thread state, so verifying is safe from any number of threads.
+    std::unique_ptr<EVP_PKEY, EvpPkeyFree> pkey;
     std::string id;
 };
 
@@ -345,33 +359,65 @@ PublicKey PrivateKey::public_key() const { return PublicKey::from_pem(public_pem
 
 std::string PrivateKey::key_id() const { return impl_->id; }
 
+namespace {
+
+// The SubjectPublicKeyInfo DER as an OpenSSL key, checked to be P-256.
+// Leaves the thread's OpenSSL error queue as it found it (see verify_base64).
+std::unique_ptr<EVP_PKEY, EvpPkeyFree> evp_public_key(const std::string& der, const std::string& source) {
+    ERR_set_mark();
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
+    std::unique_ptr<EVP_PKEY, EvpPkeyFree> key(d2i_PUBKEY(nullptr, &p, long(der.size())));
+    char group[32] = "";
+    const bool p256 = key && EVP_PKEY_is_a(key.get(), "EC") &&
+                      EVP_PKEY_get_group_name(key.get(), group, sizeof group, nullptr) == 1 &&
+                      std::strcmp(group, "prime256v1") == 0;
+    ERR_pop_to_mark();
+    if (!key) throw std::runtime_error(source + ": OpenSSL cannot read the public key");
+    if (!p256) throw std::runtime_error(source + ": OpenSSL does not read the key as ECDSA P-256");
+    return key;
+}
+
+} // namespace
+
 PublicKey PublicKey::from_pem(const std::string& pem, const std::string& source) {
-    auto impl = std::make_unique<PublicKey::Impl>();
-    int rc = mbedtls_pk_parse_public_key(&impl->pk.ctx, reinterpret_cast<const unsigned char*>(pem.c_str()),
-                                         pem.size() + 1);
+    // mbedTLS parses the PEM, as it always has (same errors, same key id);
+    // OpenSSL gets the DER it writes.
+    Pk pk;
+    int rc = mbedtls_pk_parse_public_key(&pk.ctx, reinterpret_cast<const unsigned char*>(pem.c_str()), pem.size() + 1);
     if (rc) throw std::runtime_error(source + ": not a PEM public key: " + mbedtls_error_text(rc));
-    if (!is_p256(impl->pk.ctx)) throw std::runtime_error(source + ": not an ECDSA P-256 key");
-    try {
-        impl->verifier = std::make_unique<FixedKeyVerifier>(*mbedtls_pk_ec(impl->pk.ctx));
-    } catch (const std::exception& e) {
-        throw std::runtime_error(source + ": " + e.what());
-    }
-    impl->id = id_of_der(pubkey_der(impl->pk.ctx));
+    if (!is_p256(pk.ctx)) throw std::runtime_error(source + ": not an ECDSA P-256 key");
+    const std::string der = pubkey_der(pk.ctx);
+    auto impl = std::make_unique<PublicKey::Impl>();
+    impl->pkey = evp_public_key(der, source);
+    impl->id = id_of_der(der);
     return PublicKey(std::move(impl));
 }
 
 PublicKey PublicKey::load(const std::filesystem::path& file) { return from_pem(slurp(file), file.string()); }
 
 bool PublicKey::verify_base64(std::string_view hash32, std::string_view signature_base64) const {
-    if (hash32.size() != 32) return false;
+    // A P-256 DER signature is at most 72 bytes (96 base64 characters):
+    // anything far longer is refused before it is decoded.
+    if (hash32.size() != 32 || signature_base64.empty() || signature_base64.size() > 256) return false;
     std::string der;
     try {
         der = base64_decode(signature_base64);
     } catch (const std::exception&) {
         return false;
     }
-    return impl_->verifier->verify(reinterpret_cast<const unsigned char*>(hash32.data()), 32,
-                                   reinterpret_cast<const unsigned char*>(der.data()), der.size());
+    if (der.empty()) return false;
+    // A failed verify may leave errors on the calling thread's OpenSSL queue
+    // (3.0.19 leaves none, others may); that thread may be Paho's, whose TLS reads the queue after its own
+    // calls, so the queue is put back exactly as it was.
+    ERR_set_mark();
+    std::unique_ptr<EVP_PKEY_CTX, EvpPkeyCtxFree> ctx(EVP_PKEY_CTX_new(impl_->pkey.get(), nullptr));
+    // 1 is a good signature; 0 a wrong one, negative a malformed DER (OpenSSL
+    // also refuses bytes after the DER and non-minimal encodings).
+    const bool ok = ctx && EVP_PKEY_verify_init(ctx.get()) == 1 &&
+                    EVP_PKEY_verify(ctx.get(), reinterpret_cast<const unsigned char*>(der.data()), der.size(),
+                                    reinterpret_cast<const unsigned char*>(hash32.data()), 32) == 1;
+    ERR_pop_to_mark();
+    return ok;
 }
 
 const std::string& PublicKey::key_id() const { return impl_->id; }

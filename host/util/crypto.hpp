@@ -1,5 +1,8 @@
-// Digests, keys and signatures.  The only part of the host that
-// includes mbedTLS, so that a change of crypto library touches one file.
+// Digests, keys and signatures.  The only part of the host that includes
+// mbedTLS or OpenSSL's libcrypto, so that a change of crypto library touches
+// one file.  Hashing, base64, keys and signing are mbedTLS's (the edges sign
+// with it); verifying is OpenSSL's, about 11 times faster on the datacentre's
+// hot path (docs/DECISIONS.md, "Signature verification").
 #pragma once
 
 #include <filesystem>
@@ -70,7 +73,13 @@ public:
     static PublicKey from_pem(const std::string& pem, const std::string& source);
     static PublicKey load(const std::filesystem::path& file);
 
-    // False for a wrong signature, bad base64 or a malformed DER.
+    // True only for a valid ECDSA P-256 signature by this key over `hash32`
+    // (exactly 32 bytes): base64 of a DER SEQUENCE { INTEGER r, INTEGER s },
+    // minimally encoded, nothing after it.  False, never a throw or a crash,
+    // for a wrong signature, a hash of another length, bad or empty base64,
+    // a truncated, over-long or otherwise malformed DER.  Safe to call from
+    // several threads at once on one key; leaves OpenSSL's per-thread error
+    // queue as it found it.
     bool verify_base64(std::string_view hash32, std::string_view signature_base64) const;
     const std::string& key_id() const;
 

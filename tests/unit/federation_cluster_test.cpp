@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -39,7 +40,6 @@ protected:
         s.cluster = "lab";
         s.self = "dc-1";
         s.ledger_file = tmp / "cluster-ledger.jsonl";
-        s.rid_file = tmp / "receipts.json";
         s.quorum.validators = {"edge-1", "edge-2", "edge-3", "edge-4"};
         s.quorum.faults = 1;
         s.quorum.timeout_ms = timeout_ms;
@@ -165,21 +165,47 @@ TEST_F(FedCluster, TamperedOrForeignEntriesAreRejectedAndNamed) {
 
 TEST_F(FedCluster, ARestartedDatacentreContinuesChainsAndReceipts) {
     auto entries = ledger_entries("edge-1", 3);
+    std::vector<fleet::Event> events;
+    std::vector<fleet::RidState> rids;
     {
         Cluster c(setup(), trust);
         c.on_message(birth("edge-1"));
         c.on_message(reliable(env("edge-1", "ledger", entries[0]), 1));
         c.on_message(reliable(env("edge-1", "ledger", entries[1]), 2));
-        c.poll(std::chrono::steady_clock::now()); // the receipt saves the rids
+        // No receipt before the store holds what it covers.
+        auto none = c.poll(std::chrono::steady_clock::now(), false);
+        EXPECT_TRUE(std::none_of(none.begin(), none.end(), [](const Outgoing& o) { return o.kind == "receipt"; }));
+        c.take_records(events, rids);
+        auto out = c.poll(std::chrono::steady_clock::now(), true);
+        ASSERT_TRUE(std::any_of(out.begin(), out.end(), [](const Outgoing& o) { return o.kind == "receipt"; }));
     }
+    ASSERT_EQ(events.size(), 3u); // the birth and two ledger entries
+    EXPECT_EQ(events[0].kind, fleet::EventKind::birth);
+    EXPECT_EQ(events[2].kind, fleet::EventKind::ledger);
+    EXPECT_EQ(json::parse(events[2].body), entries[1]);
+    ASSERT_EQ(rids.size(), 1u);
+    EXPECT_EQ(rids[0].node, "edge-1");
+    EXPECT_EQ(rids[0].rid, 2u);
+    // Through a real store, as a restarted (or a standby) datacentre reads them.
+    fleet::StoreConfig sc;
+    sc.sqlite_file = tmp / "fleet.db";
+    auto store = fleet::open_store(sc);
+    store->commit({}, events, rids);
+    fs::remove(tmp / "cluster-ledger.jsonl"); // a standby's own file never saw these
     Cluster c(setup(), trust);
+    c.load(store->rid_states(), store->last_ledger_entries());
     c.on_message(birth("edge-1", 2));
     // The edge had not seen the receipt for rid 2: it sends it again.
     EXPECT_FALSE(c.on_message(reliable(env("edge-1", "ledger", entries[1], 2), 2)));
     EXPECT_FALSE(c.on_message(reliable(env("edge-1", "ledger", entries[2], 2), 3)));
     EXPECT_EQ(c.status()["duplicates"], 1);
-    EXPECT_EQ(read_jsonl(tmp / "cluster-ledger.jsonl").size(), 3u);
-    EXPECT_TRUE(verify_ledger(tmp / "cluster-ledger.jsonl", tmp / "trust", true).ok);
+    // Entry 3 continues the chain the store held (no gap, no broken chain).
+    auto kinds = kinds_of(c.take_events());
+    EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "ledger_gap"), 0);
+    EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "ledger_rejected"), 0);
+    auto file = read_jsonl(tmp / "cluster-ledger.jsonl");
+    ASSERT_EQ(file.size(), 1u);
+    EXPECT_EQ(file[0], entries[2]);
 }
 
 TEST_F(FedCluster, ANewOutboxEpochOrANewLedgerFileStartsAfresh) {
@@ -312,14 +338,14 @@ TEST_F(FedCluster, PaceIsTheHarmonicMeanOfOnlineCycleTimes) {
     c.on_message(birth("edge-1"));
     c.on_message(birth("edge-2"));
     c.on_message(birth("edge-3"));
-    c.on_message(env("edge-1", "telemetry", {{"rows", json::array({json::array({10, 1.0})})}, {"cycle_ms", 10.0}}));
-    c.on_message(env("edge-2", "telemetry", {{"rows", json::array({json::array({12, 1.0})})}, {"cycle_ms", 40.0}}));
-    c.on_message(env("edge-3", "telemetry", {{"rows", json::array()}, {"cycle_ms", 1.0}}));
+    c.on_message(env("edge-1", "telemetry", {{"ticks", json::array({10})}, {"cycle_ms", 10.0}}));
+    c.on_message(env("edge-2", "telemetry", {{"ticks", json::array({12})}, {"cycle_ms", 40.0}}));
+    c.on_message(env("edge-3", "telemetry", {{"ticks", json::array()}, {"cycle_ms", 1.0}}));
     c.on_message(env("edge-3", "death", {{"clean", true}})); // offline: not in the pace
     Envelope follower = birth("edge-4");
     follower.payload["follows_pace"] = true; // its cycle is the pace itself: not counted
     c.on_message(follower);
-    c.on_message(env("edge-4", "telemetry", {{"rows", json::array()}, {"cycle_ms", 2.0}}));
+    c.on_message(env("edge-4", "telemetry", {{"ticks", json::array()}, {"cycle_ms", 2.0}}));
     auto out = c.poll(std::chrono::steady_clock::now());
     auto pace = std::find_if(out.begin(), out.end(), [](const Outgoing& o) { return o.kind == "pace"; });
     ASSERT_NE(pace, out.end());

@@ -50,7 +50,10 @@ TEST_F(FedOutbox, KeepsOrderAndContents) {
     EXPECT_EQ(box.push(MsgClass::telemetry, "telemetry", {{"tick", 2}}), 3u);
     EXPECT_EQ(box.size(), 3u);
     EXPECT_EQ(read_file(tmp.path() / "outbox" / "00000000000000000002.msg"),
-              R"({"class":"reliable","id":2,"kind":"alert","payload":{"level":"high"},"rid":1})");
+              R"({"batch":null,"class":"reliable","id":2,"kind":"alert","payload":{"level":"high"},"rid":1})");
+    EXPECT_EQ(read_file(tmp.path() / "outbox" / "00000000000000000003.msg"),
+              R"({"batch":2,"class":"telemetry","id":3,"kind":"telemetry","payload":{"tick":2},"rid":null})");
+    EXPECT_EQ(read_file(tmp.path() / "outbox" / "batches"), "1024\n"); // batch numbers 1-1024 reserved
     // A publish that fails (no sent()) is offered again.
     EXPECT_EQ(box.next_unsent()->id, 1u);
     std::vector<OutMsg> got;
@@ -63,16 +66,21 @@ TEST_F(FedOutbox, KeepsOrderAndContents) {
     EXPECT_EQ(got[2].payload, (json{{"tick", 2}}));
 }
 
-TEST_F(FedOutbox, DeliveredRemovesTelemetryReliableWaitsForReceipt) {
+TEST_F(FedOutbox, ReceiptsRemoveTelemetryByBatchAndReliableByRid) {
     Outbox box(opts());
     box.push(MsgClass::telemetry, "telemetry", 1);
     box.push(MsgClass::reliable, "alert", 2);
-    send_all(box);
-    box.delivered(1);
-    box.delivered(2);
-    box.delivered(99); // unknown: ignored
+    std::vector<OutMsg> got;
+    send_all(box, &got);
+    EXPECT_EQ(got[0].batch, 1u);
+    EXPECT_EQ(got[1].batch, 0u); // reliable: no batch number
+    EXPECT_EQ(box.confirm_batches({{2, 99}}), 0u); // no such batch: ignored
+    EXPECT_EQ(box.size(), 2u);
+    EXPECT_EQ(box.confirm_batches({{1, 1}}), 1u);
+    EXPECT_EQ(box.confirm_batches({{1, 1}}), 0u); // a receipt that came twice
+    EXPECT_EQ(box.telemetry_receipted(), 1u);
     EXPECT_EQ(box.size(), 1u);
-    EXPECT_EQ(names_in(tmp.path() / "outbox"), (std::vector<std::string>{"00000000000000000002.msg"}));
+    EXPECT_EQ(names_in(tmp.path() / "outbox"), (std::vector<std::string>{"00000000000000000002.msg", "batches"}));
     EXPECT_EQ(box.confirm_through(1), 1u);
     EXPECT_EQ(box.size(), 0u);
     EXPECT_EQ(box.bytes(), 0u);
@@ -161,9 +169,9 @@ TEST_F(FedOutbox, MessageBoundDropsOldestTelemetryNeverReliable) {
 }
 
 TEST_F(FedOutbox, ByteBoundDropsOldestTelemetry) {
-    // Every message below is {"class":"telemetry","id":N,"kind":"t","payload":"xxxxxxxxxx","rid":null}.
+    // Every message below is {"batch":N,"class":"telemetry","id":N,"kind":"t","payload":"xxxxxxxxxx","rid":null}.
     const auto size_of = [](uint64_t id) {
-        return json({{"class", "telemetry"}, {"id", id}, {"kind", "t"}, {"payload", "xxxxxxxxxx"}, {"rid", nullptr}})
+        return json({{"batch", id}, {"class", "telemetry"}, {"id", id}, {"kind", "t"}, {"payload", "xxxxxxxxxx"}, {"rid", nullptr}})
             .dump()
             .size();
     };
@@ -237,7 +245,7 @@ TEST_F(FedOutbox, ResendUnconfirmedGoesBeforeNewer) {
     box.push(MsgClass::telemetry, "t", 2); // id 2
     box.push(MsgClass::reliable, "r", 3);  // id 3, rid 2
     EXPECT_EQ(send_all(box), (std::vector<uint64_t>{1, 2, 3}));
-    box.delivered(2);
+    box.confirm_batches({{1, 1}});         // id 2 is batch 1
     box.push(MsgClass::telemetry, "t", 4); // id 4
     box.resend_unconfirmed();              // e.g. the receipt timed out
     std::vector<OutMsg> got;
@@ -255,9 +263,60 @@ TEST_F(FedOutbox, RequeueInflightResendsTelemetryOnly) {
     box.push(MsgClass::reliable, "r", 2);
     box.push(MsgClass::telemetry, "t", 3);
     send_all(box);
-    box.delivered(1);
-    box.requeue_inflight(); // connection lost before the PUBACK of id 3
+    box.confirm_batches({{1, 1}}); // id 1 stored and receipted
+    box.requeue_inflight();        // reconnect: id 3 may never have arrived
     EXPECT_EQ(send_all(box), (std::vector<uint64_t>{3}));
+}
+
+TEST_F(FedOutbox, UnreceiptedTelemetryGoesAgainAfterTheTimeout) {
+    Outbox box(opts());
+    box.push(MsgClass::telemetry, "t", 1);
+    box.push(MsgClass::reliable, "r", 2);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto m = box.next_unsent(); m; m = box.next_unsent()) box.sent(m->id, t0);
+    EXPECT_EQ(box.resend_unreceipted(t0 + std::chrono::milliseconds(4999), std::chrono::seconds(5)), 0u);
+    EXPECT_FALSE(box.next_unsent());
+    EXPECT_EQ(box.resend_unreceipted(t0 + std::chrono::seconds(5), std::chrono::seconds(5)), 1u);
+    auto m = box.next_unsent();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->id, 1u);
+    EXPECT_EQ(m->batch, 1u); // the same batch number: the store keeps it once
+    EXPECT_EQ(box.telemetry_resent(), 1u);
+}
+
+TEST_F(FedOutbox, BatchNumbersAreNeverReusedAcrossReopens) {
+    uint64_t last = 0;
+    {
+        Outbox box(opts());
+        for (int i = 0; i < 3; ++i) box.push(MsgClass::telemetry, "t", i);
+        std::vector<OutMsg> got;
+        send_all(box, &got);
+        last = got.back().batch;
+        EXPECT_EQ(last, 3u);
+        EXPECT_EQ(box.confirm_batches({{1, 3}}), 3u);
+    }
+    Outbox box(opts()); // empty now: nothing on disk says 3 was used but the reservation
+    box.push(MsgClass::telemetry, "t", 4);
+    auto m = box.next_unsent();
+    ASSERT_TRUE(m);
+    EXPECT_GT(m->batch, last);
+    test::write_file(tmp.path() / "outbox" / "batches", "lots\n");
+    std::string msg = test::error_of<std::runtime_error>([&] { Outbox again(opts()); });
+    EXPECT_NE(msg.find((tmp.path() / "outbox" / "batches").string() + ": must hold the highest telemetry batch number"),
+              std::string::npos) << msg;
+}
+
+TEST_F(FedOutbox, TelemetryFromBeforeBatchNumbersGetsOne) {
+    const fs::path dir = tmp.path() / "outbox";
+    fs::create_directories(dir);
+    test::write_file(dir / "00000000000000000007.msg",
+                     R"({"id":7,"class":"telemetry","rid":null,"kind":"telemetry","payload":{"x":1}})");
+    Outbox box(opts());
+    auto m = box.next_unsent();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->id, 7u);
+    EXPECT_GE(m->batch, 1u);
+    EXPECT_EQ(box.confirm_batches({{m->batch, m->batch}}), 1u);
 }
 
 TEST_F(FedOutbox, SurvivesReopenWithExactContents) {
@@ -309,13 +368,13 @@ TEST_F(FedOutbox, PushAndSendFromTwoThreads) {
         if (auto m = box.next_unsent()) {
             seen.push_back(m->payload.get<uint64_t>());
             box.sent(m->id);
-            box.delivered(m->id);
         } else {
             std::this_thread::yield();
         }
     }
     producer.join();
     for (uint64_t i = 0; i < kN; ++i) ASSERT_EQ(seen[i], i);
+    EXPECT_EQ(box.confirm_batches({{1, kN}}), kN - kN / 3); // every telemetry batch receipted
     EXPECT_EQ(box.size(), kN / 3); // reliable, awaiting receipts
     EXPECT_EQ(box.confirm_through(kN / 3), kN / 3);
     EXPECT_EQ(box.size(), 0u);

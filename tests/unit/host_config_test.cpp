@@ -301,3 +301,34 @@ TEST(HostConfig, FederationErrorsNameThePointerAndWhatIsAllowed) {
     EXPECT_EQ(parse_error(with_federation(R"({"role": "edge", "telemetry_every": 0, )" + edge + "}")),
               "c.json: /federation/telemetry_every: 0 is out of range; allowed: ticks per telemetry batch: a whole number in [1, 1000000]");
 }
+
+TEST(HostConfig, FleetStoreAndIngestSettings) {
+    const std::string dc = R"("role": "datacentre", "broker": "tcp://127.0.0.1:1883", "cluster": "lab", "trust": "t")";
+    Config c = parse_config(with_federation("{" + dc + R"(, "ingest_group": "ingest",
+        "store": {"postgres": "host=/run/pg dbname=qallow", "password_file": "pw", "retention": {"max_age_s": 60, "max_rows": 1000}}})"),
+                            "c.json", "/base");
+    const FederationConfig& f = *c.federation;
+    EXPECT_EQ(f.ingest_group, "ingest");
+    EXPECT_EQ(f.store.postgres, "host=/run/pg dbname=qallow");
+    EXPECT_EQ(*f.store.password_file, fs::path("/base/pw"));
+    EXPECT_FALSE(f.store.sqlite);
+    EXPECT_EQ(f.store.max_age_s, 60u);
+    EXPECT_EQ(f.store.max_rows, 1000u);
+    Config s = parse_config(with_federation("{" + dc + R"(, "store": {"sqlite": "fleet.db"}})"), "c.json", "/base");
+    EXPECT_EQ(*s.federation->store.sqlite, fs::path("/base/fleet.db"));
+    EXPECT_EQ(s.federation->telemetry_receipt_ms, 5000u); // the default
+
+    const std::string edge = R"("role": "edge", "broker": "tcp://x:1", "cluster": "lab", "trust": "t", "controllers": "c")";
+    EXPECT_EQ(parse_error(with_federation("{" + edge + R"(, "store": {}})")),
+              "c.json: /federation/store: only a datacentre keeps a fleet store; allowed on role \"datacentre\"");
+    EXPECT_EQ(parse_error(with_federation("{" + dc + R"(, "store": {"sqlite": "a", "postgres": "b"}})")),
+              "c.json: /federation/store: give \"sqlite\" or \"postgres\", not both");
+    EXPECT_EQ(parse_error(with_federation("{" + dc + R"(, "store": {"postgres": "host=x password=hunter2"}})")),
+              "c.json: /federation/store/postgres: holds a password; put it in a file named by \"password_file\" (mode 0600) instead");
+    EXPECT_EQ(parse_error(with_federation("{" + dc + R"(, "store": {"sqlite": "a", "password_file": "p"}})")),
+              "c.json: /federation/store/password_file: only with \"postgres\"");
+    EXPECT_EQ(parse_error(with_federation("{" + dc + R"(, "ingest_group": "a/b"})")),
+              "c.json: /federation/ingest_group: \"a/b\" is not allowed; allowed: [A-Za-z0-9_.-], 1 to 64 characters");
+    EXPECT_EQ(parse_error(with_federation("{" + edge + R"(, "telemetry_receipt_ms": 5})")),
+              "c.json: /federation/telemetry_receipt_ms: 5 is out of range; allowed: milliseconds before an unreceipted batch is sent again: a whole number in [100, 3600000]");
+}

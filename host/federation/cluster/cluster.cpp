@@ -84,21 +84,6 @@ Cluster::Cluster(Setup setup, const Trust& trust) : s_(std::move(setup)), trust_
     ledger_fd_ = ::open(s_.ledger_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (ledger_fd_ < 0)
         throw std::runtime_error(s_.ledger_file.string() + ": cannot open the cluster ledger: " + std::strerror(errno));
-    std::ifstream r(s_.rid_file);
-    if (r) {
-        std::stringstream ss;
-        ss << r.rdbuf();
-        json j = parse_json_or_discarded(ss.str());
-        if (!j.is_object())
-            throw std::runtime_error(s_.rid_file.string() + ": not a JSON object {rids, epochs}; remove it "
-                                     "to start the receipts afresh");
-        if (j.contains("rids") && j["rids"].is_object())
-            for (auto& [k, v] : j["rids"].items())
-                if (v.is_number_unsigned()) rids_[k] = v.get<uint64_t>();
-        if (j.contains("epochs") && j["epochs"].is_object())
-            for (auto& [k, v] : j["epochs"].items())
-                if (v.is_string()) epochs_[k] = v.get<std::string>();
-    }
     for (auto& [id, node] : nodes_) node.role = "?";
 }
 
@@ -107,8 +92,45 @@ Cluster::~Cluster() {
         ::fsync(ledger_fd_);
         ::close(ledger_fd_);
     }
+}
+
+void Cluster::load(const std::vector<fleet::RidState>& rids, const std::vector<std::pair<std::string, std::string>>& heads) {
     std::lock_guard lk(mu_);
-    if (rids_dirty_) save_rids();
+    rids_.clear();
+    epochs_.clear();
+    for (const auto& r : rids) {
+        rids_[r.node] = r.rid;
+        epochs_[r.node] = r.epoch;
+    }
+    for (const auto& [node, text] : heads) {
+        json e = parse_json_or_discarded(text);
+        if (!e.is_object() || !e.contains("sequence") || !e["sequence"].is_number_unsigned()) continue;
+        Node& n = nodes_[node];
+        if (n.role.empty()) n.role = "?";
+        // The store's head is newer when another primary kept the ledger meanwhile.
+        if (e["sequence"].get<uint64_t>() > n.ledger_seq) {
+            n.ledger_seq = e["sequence"].get<uint64_t>();
+            n.ledger_hash = e.value("hash", std::string());
+        }
+    }
+    receipt_due_ = true;
+}
+
+void Cluster::record(const Envelope& e, fleet::EventKind kind, const json& body) {
+    int64_t ms = 0;
+    if (auto t = parse_ts(e.ts)) ms = std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
+    records_.push_back({e.node, kind, e.session, ms, body.dump(-1, ' ', false, json::error_handler_t::replace)});
+}
+
+void Cluster::take_records(std::vector<fleet::Event>& events, std::vector<fleet::RidState>& rids) {
+    std::lock_guard lk(mu_);
+    for (auto& r : records_) events.push_back(std::move(r));
+    records_.clear();
+    for (const auto& node : rids_changed_) {
+        auto r = rids_.find(node);
+        rids.push_back({node, epochs_.count(node) ? epochs_[node] : std::string(), r == rids_.end() ? 0 : r->second});
+    }
+    rids_changed_.clear();
 }
 
 void Cluster::event(AuditKind kind, json payload) { events_.emplace_back(kind, std::move(payload)); }
@@ -141,7 +163,8 @@ std::optional<Rejection> Cluster::on_message(const Envelope& e, const std::optio
             event(AuditKind::node_outbox_reset, {{"node", e.node}, {"old_epoch", known->second}, {"new_epoch", epoch}});
         }
         epochs_[e.node] = epoch;
-        rids_dirty_ = true;
+        rids_changed_.insert(e.node);
+        record(e, fleet::EventKind::birth, e.payload);
         event(AuditKind::node_birth, {{"node", e.node}, {"session", e.session}, {"role", n.role}, {"plugins", n.plugins},
                              {"rebirth", was}});
         receipt_due_ = true; // tells it at once which reliable messages need not come again
@@ -149,6 +172,7 @@ std::optional<Rejection> Cluster::on_message(const Envelope& e, const std::optio
     }
     if (e.kind == "death") {
         if (e.session != n.session) return std::nullopt; // an older connection's will: that session is over already
+        record(e, fleet::EventKind::death, e.payload);
         if (n.online) event(AuditKind::node_death, {{"node", e.node}, {"session", e.session},
                                            {"clean", e.payload.value("clean", false)}});
         n.online = false;
@@ -166,11 +190,10 @@ std::optional<Rejection> Cluster::on_message(const Envelope& e, const std::optio
     if (e.kind == "telemetry") {
         const json& p = e.payload;
         if (p.contains("cycle_ms") && p["cycle_ms"].is_number()) n.cycle_ms = p["cycle_ms"];
-        if (p.contains("rows") && p["rows"].is_array()) {
-            n.telemetry_records += p["rows"].size();
-            if (!p["rows"].empty() && p["rows"].back().is_array() && !p["rows"].back().empty() &&
-                p["rows"].back()[0].is_number_integer() && p["rows"].back()[0].get<int64_t>() >= 0)
-                n.last_tick = p["rows"].back()[0].get<uint64_t>();
+        auto t = p.find("ticks");
+        if (t != p.end() && t->is_array() && !t->empty()) {
+            n.telemetry_records += t->size();
+            if (t->back().is_number_integer() && t->back().get<int64_t>() >= 0) n.last_tick = t->back().get<uint64_t>();
         }
         return std::nullopt;
     }
@@ -190,8 +213,14 @@ std::optional<Rejection> Cluster::on_message(const Envelope& e, const std::optio
             return std::nullopt;
         }
         rids_[e.node] = rid;
-        rids_dirty_ = receipt_due_ = true;
-        if (e.kind == "ledger") return accept_ledger(e, body, entry_problem ? *entry_problem : ledger_entry_problem(trust_, e.node, body));
+        rids_changed_.insert(e.node);
+        receipt_due_ = true;
+        if (e.kind == "ledger") {
+            auto r = accept_ledger(e, body, entry_problem ? *entry_problem : ledger_entry_problem(trust_, e.node, body));
+            if (!r) record(e, fleet::EventKind::ledger, body);
+            return r;
+        }
+        record(e, fleet::EventKind::ack, body);
         accept_ack(e, body);
         return std::nullopt;
     }
@@ -295,7 +324,7 @@ void Cluster::decide(Command& c, std::chrono::steady_clock::time_point now) {
                               {"reason", c.reason}});
 }
 
-std::vector<Outgoing> Cluster::poll(std::chrono::steady_clock::time_point now) {
+std::vector<Outgoing> Cluster::poll(std::chrono::steady_clock::time_point now, bool stored) {
     std::lock_guard lk(mu_);
     std::vector<Outgoing> out;
     if (ledger_unsynced_) {
@@ -354,11 +383,11 @@ std::vector<Outgoing> Cluster::poll(std::chrono::steady_clock::time_point now) {
     }
     for (const auto& node : std::exchange(rebirths_, {}))
         out.push_back({node, "cmd", {{"id", "rebirth"}, {"target", node}, {"op", "rebirth"}}});
-    if ((receipt_due_ && now >= next_receipt_) || (now >= next_receipt_ + std::chrono::seconds(1) && !rids_.empty())) {
+    // A receipt tells an edge to forget: only for what the store holds.
+    if (stored && ((receipt_due_ && now >= next_receipt_) || (now >= next_receipt_ + std::chrono::seconds(1) && !rids_.empty()))) {
         out.push_back({s_.self, "receipt", {{"nodes", rids_}}});
         receipt_due_ = false;
         next_receipt_ = now + std::chrono::milliseconds(50);
-        if (rids_dirty_) save_rids();
     }
     if (now >= next_pace_) {
         next_pace_ = now + std::chrono::seconds(1);
@@ -382,22 +411,6 @@ std::pair<double, uint64_t> Cluster::pace_locked() const {
     return {count ? double(count) / inv : 0.0, count};
 }
 
-void Cluster::save_rids() {
-    fs::path tmp = s_.rid_file;
-    tmp += ".tmp";
-    {
-        std::ofstream o(tmp, std::ios::trunc);
-        o << json{{"rids", rids_}, {"epochs", epochs_}}.dump() << "\n";
-        if (!o) {
-            spdlog::warn("{}: cannot write: {}", tmp.string(), std::strerror(errno));
-            return;
-        }
-    }
-    std::error_code ec;
-    fs::rename(tmp, s_.rid_file, ec);
-    if (ec) spdlog::warn("{}: cannot replace: {}", s_.rid_file.string(), ec.message());
-    rids_dirty_ = false;
-}
 
 std::vector<std::string> Cluster::pick_targets(const std::string& target, const std::string& what) const {
     std::vector<std::string> targets;

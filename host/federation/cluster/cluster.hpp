@@ -10,6 +10,7 @@
 #include "core/events.hpp"
 #include "federation/wire/deploy.hpp"
 #include "federation/wire/envelope.hpp"
+#include "fleet/store.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -43,13 +44,16 @@ public:
     struct Setup {
         std::string cluster, self;
         std::filesystem::path ledger_file; // the cluster ledger (JSON Lines)
-        std::filesystem::path rid_file;    // last rid accepted per node, kept across restarts
         QuorumConfig quorum;
         std::chrono::milliseconds ack_timeout{10'000};
     };
     // Opens the cluster ledger (continuing each node's chain from its last
-    // entry) and the rid file.  Throws std::runtime_error naming the file.
+    // entry).  Throws std::runtime_error naming the file.
     Cluster(Setup setup, const Trust& trust);
+    // The receipt state and each node's newest ledger entry as the fleet
+    // store holds them: at start, and when this process becomes primary
+    // (another primary may have moved both on).
+    void load(const std::vector<fleet::RidState>& rids, const std::vector<std::pair<std::string, std::string>>& heads);
     ~Cluster();
 
     // A verified envelope from another node (replay and clock checked).
@@ -61,8 +65,12 @@ public:
     std::optional<Rejection> on_message(const Envelope& e, const std::optional<std::string>* entry_problem = nullptr);
     // Births, deaths, commands' outcomes: for the datacentre's own ledger.
     std::vector<std::pair<AuditKind, nlohmann::json>> take_events();
-    // Receipts, pace, commands and votes due now.
-    std::vector<Outgoing> poll(std::chrono::steady_clock::time_point now);
+    // What was accepted since the last call, for the fleet store: births,
+    // deaths, acks and ledger entries, and the nodes' changed receipt states.
+    void take_records(std::vector<fleet::Event>& events, std::vector<fleet::RidState>& rids);
+    // Receipts, pace, commands and votes due now.  `stored`: every record
+    // taken is committed to the store, so a receipt may say so.
+    std::vector<Outgoing> poll(std::chrono::steady_clock::time_point now, bool stored = true);
 
     // ctl: "remote" starts a command and returns {"id", "targets", "quorum"};
     // throws InputError naming the target or value.  "remote_result" reads
@@ -115,7 +123,7 @@ private:
                                            const std::optional<std::string>& problem);
     void accept_ack(const Envelope& e, const nlohmann::json& body);
     void append_line(const std::string& line);
-    void save_rids();
+    void record(const Envelope& e, fleet::EventKind kind, const nlohmann::json& body);
     std::vector<std::string> pick_targets(const std::string& target, const std::string& what) const; // mu_ held
     std::pair<double, uint64_t> pace_locked() const; // (pace, nodes counted); mu_ held
     void event(AuditKind kind, nlohmann::json payload);
@@ -128,7 +136,9 @@ private:
     std::map<std::string, Node> nodes_;
     std::map<std::string, uint64_t> rids_; // last reliable id accepted per node
     std::map<std::string, std::string> epochs_; // the outbox epoch each node's rids belong to
-    bool rids_dirty_ = false, receipt_due_ = false;
+    bool receipt_due_ = false;
+    std::set<std::string> rids_changed_;
+    std::vector<fleet::Event> records_;
     std::map<std::string, Command> commands_;
     std::set<std::string> active_;        // voting or sent: looked at by poll()
     std::deque<std::string> finished_;    // oldest first, pruned past kKeepFinished

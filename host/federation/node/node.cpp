@@ -6,6 +6,7 @@
 #include "core/params.hpp"
 #include "core/simulation.hpp"
 #include "util/json_input.hpp"
+#include "federation/wire/telemetry.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -49,7 +50,6 @@ bool split_topic(const std::string& t, const std::string& cluster, std::string& 
     return true;
 }
 
-json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
 // Names this outbox's run of reliable ids: a node whose outbox was wiped
 // (reinstalled, new state directory) starts again at rid 1 under a new
@@ -110,9 +110,11 @@ FederationNode::FederationNode(NodeSetup setup) : setup_(std::move(setup)), repl
     LinkSettings ls;
     ls.broker = c.broker;
     ls.client_id = "qallow-" + c.cluster + "-" + setup_.node_id;
-    // The datacentre keeps its session at the broker, so messages sent
-    // while it restarts wait there for it.
-    ls.clean_session = !is_datacentre();
+    // A lone datacentre keeps its session at the broker, so messages sent
+    // while it restarts wait there for it.  One of an ingest group does not:
+    // a dead member's persistent session would keep taking its share of the
+    // group's telemetry into a queue nobody reads until edges send it again.
+    ls.clean_session = !is_datacentre() || !c.ingest_group.empty();
     ls.keep_alive = std::chrono::seconds(c.keep_alive_s);
     ls.username = c.username;
     if (c.password_file) ls.password = read_text(*c.password_file, "/federation/password_file");
@@ -125,15 +127,7 @@ FederationNode::FederationNode(NodeSetup setup) : setup_(std::move(setup)), repl
     } catch (const std::exception& e) {
         throw InputError("/federation/broker: \"" + c.broker + "\": " + e.what());
     }
-    if (is_datacentre()) {
-        Cluster::Setup cs;
-        cs.cluster = c.cluster;
-        cs.self = setup_.node_id;
-        cs.ledger_file = c.cluster_ledger ? *c.cluster_ledger : setup_.out_dir / "cluster-ledger.jsonl";
-        cs.rid_file = setup_.state_dir / "receipts.json";
-        cs.quorum = c.quorum;
-        cluster_ = std::make_unique<Cluster>(cs, trust_);
-    }
+    if (is_datacentre()) open_datacentre();
     spdlog::info("federation: {} {} in cluster {} via {} (key {}, {} trusted keys, outbox {} messages waiting)",
                  to_string(c.role), setup_.node_id, c.cluster, c.broker, key_id_, trust_.size(), outbox_->size());
     assembler_ = std::make_unique<DeployAssembler>(setup_.state_dir / "deploy");
@@ -142,6 +136,39 @@ FederationNode::FederationNode(NodeSetup setup) : setup_(std::move(setup)), repl
         ::pthread_setname_np(::pthread_self(), "qallow-fed"); // as top -H and gdb show it
         thread_main();
     });
+}
+
+// The cluster table and the fleet store.  The store must open: a datacentre
+// that cannot keep what it verifies would receipt nothing and help no one.
+void FederationNode::open_datacentre() {
+    const FederationConfig& c = setup_.config;
+    fleet::StoreConfig sc;
+    if (!c.store.postgres.empty()) {
+        sc.engine = fleet::StoreConfig::Engine::postgres;
+        sc.postgres = c.store.postgres;
+        if (c.store.password_file) sc.password_file = *c.store.password_file;
+    } else {
+        sc.sqlite_file = c.store.sqlite ? *c.store.sqlite : setup_.out_dir / "fleet.db";
+    }
+    sc.max_age_s = c.store.max_age_s;
+    sc.max_rows = c.store.max_rows;
+    std::unique_ptr<fleet::FleetStore> store;
+    try {
+        store = fleet::open_store(sc);
+    } catch (const std::exception& e) {
+        throw InputError(std::string("/federation/store: ") + e.what());
+    }
+    Cluster::Setup cs;
+    cs.cluster = c.cluster;
+    cs.self = setup_.node_id;
+    cs.ledger_file = c.cluster_ledger ? *c.cluster_ledger : setup_.out_dir / "cluster-ledger.jsonl";
+    cs.quorum = c.quorum;
+    cluster_ = std::make_unique<Cluster>(cs, trust_);
+    cluster_->load(store->rid_states(), store->last_ledger_entries());
+    ingest_ = std::make_unique<Ingest>(Ingest::Setup{setup_.node_id, c.cluster}, std::move(store));
+    primary_ = ingest_->primary(std::chrono::steady_clock::now());
+    spdlog::info("federation: fleet store {}; {}", ingest_->store().describe(),
+                 primary_ ? "primary of the cluster" : "standby (another datacentre holds the primary lock)");
 }
 
 FederationNode::~FederationNode() {
@@ -250,14 +277,19 @@ void FederationNode::try_connect() {
                             {{"clean", false}, {"session", session_}}, *key_);
     link_->connect(topic(c.cluster, setup_.node_id, "death"), will, 3000ms);
     std::vector<std::string> subs;
+    control_subscribed_ = false;
     if (is_datacentre()) {
-        subs.push_back("qallow/v1/" + c.cluster + "/+/+");
+        // Telemetry is shared among the group's datacentres (each message
+        // to one of them); the rest goes to the primary alone.
+        std::string t = "qallow/v1/" + c.cluster + "/+/telemetry";
+        subs.push_back(c.ingest_group.empty() ? t : "$share/" + c.ingest_group + "/" + t);
     } else {
         subs.push_back(topic(c.cluster, setup_.node_id, "cmd"));
         subs.push_back("qallow/v1/" + c.cluster + "/+/pace");
         subs.push_back("qallow/v1/" + c.cluster + "/+/receipt");
     }
     link_->subscribe(subs, 3000ms);
+    if (is_datacentre() && primary_) subscribe_control();
     publish_now("birth", birth_payload());
     pending_session_ = 0;
     outbox_->requeue_inflight();
@@ -309,22 +341,7 @@ void FederationNode::thread_main() {
         opened.clear();
         verifier_->take(opened);
         for (auto& o : opened) handle(o);
-        if (cluster_) {
-            if (uint64_t n = rejects_.total(); n != rejections_shown_) {
-                rejections_shown_ = n;
-                cluster_->set_rejections(rejects_.by_sender());
-            }
-            try {
-                for (auto& o : cluster_->poll(now)) {
-                    std::string text = seal(setup_.node_id, session_, ++seq_, std::chrono::system_clock::now(), o.kind,
-                                            o.payload, *key_);
-                    link_->publish(topic(setup_.config.cluster, o.node, o.kind), text);
-                    ++published_;
-                }
-            } catch (const std::exception& e) {
-                spdlog::warn("federation: {}", e.what());
-            }
-        }
+        if (ingest_) datacentre_poll(now);
         if (rebirth_due_ && link_->connected() && session_) {
             rebirth_due_ = false;
             try {
@@ -334,6 +351,10 @@ void FederationNode::thread_main() {
             }
         }
         send_outbox();
+        if (!is_datacentre() && now >= next_resend_) {
+            outbox_->resend_unreceipted(now, std::chrono::milliseconds(setup_.config.telemetry_receipt_ms));
+            next_resend_ = now + 1s;
+        }
         // No receipt progress for 3 s with reliable messages out: one was
         // lost (a broker restart between its PUBACK and delivery): go back.
         if (!is_datacentre() && sent_rid_ > outbox_->last_confirmed() && now - receipt_progress_ > 3s) {
@@ -345,16 +366,84 @@ void FederationNode::thread_main() {
     }
 }
 
-void FederationNode::send_outbox() {
-    while (!inflight_.empty() && (inflight_.front().d->done() || inflight_.front().d->failed())) {
-        const InFlight& f = inflight_.front();
-        if (f.d->done() && !f.reliable) outbox_->delivered(f.id);
-        inflight_.pop_front();
+void FederationNode::subscribe_control() {
+    std::vector<std::string> subs;
+    for (const char* kind : {"birth", "death", "ledger", "ack"})
+        subs.push_back("qallow/v1/" + setup_.config.cluster + "/+/" + kind);
+    link_->subscribe(subs, 3000ms);
+    control_subscribed_ = true;
+}
+
+// Primary or standby, as the store's lock says: a standby that takes over
+// continues the receipts and the ledger chains from the store.
+void FederationNode::follow_primary_lock(std::chrono::steady_clock::time_point now) {
+    bool held = ingest_->primary(now);
+    if (held && !primary_) {
+        try {
+            cluster_->load(ingest_->store().rid_states(), ingest_->store().last_ledger_entries());
+        } catch (const fleet::StoreUnavailable& e) {
+            return; // taken at the next check
+        }
+        primary_ = true;
+        spdlog::warn("federation: {} is the cluster's primary now (it holds the lock in {})", setup_.node_id,
+                     ingest_->store().describe());
+        queue_event(AuditKind::primary_taken, {{"node", setup_.node_id}, {"store", ingest_->store().describe()}});
+    } else if (!held && primary_) {
+        primary_ = false;
+        spdlog::warn("federation: {} lost the primary lock in {}; standing by", setup_.node_id, ingest_->store().describe());
+        queue_event(AuditKind::primary_lost, {{"node", setup_.node_id}});
     }
+    if (primary_ && !control_subscribed_ && link_->connected()) {
+        try {
+            subscribe_control();
+        } catch (const std::exception& e) {
+            spdlog::debug("federation: subscribe: {}", e.what());
+        }
+    }
+}
+
+void FederationNode::datacentre_poll(std::chrono::steady_clock::time_point now) {
+    follow_primary_lock(now);
+    std::vector<Outgoing> out;
+    if (primary_) {
+        if (uint64_t n = rejects_.total(); n != rejections_shown_) {
+            rejections_shown_ = n;
+            cluster_->set_rejections(rejects_.by_sender());
+        }
+        std::vector<fleet::Event> events;
+        std::vector<fleet::RidState> rids;
+        cluster_->take_records(events, rids);
+        ingest_->add(std::move(events), std::move(rids));
+    }
+    ingest_->poll(now, out);
+    if (primary_)
+        for (auto& o : cluster_->poll(now, ingest_->records_stored())) out.push_back(std::move(o));
+    for (auto& o : out) {
+        try {
+            std::string text = seal(setup_.node_id, session_, ++seq_, std::chrono::system_clock::now(), o.kind, o.payload, *key_);
+            link_->publish(topic(setup_.config.cluster, o.node, o.kind), text);
+            ++published_;
+        } catch (const std::exception& e) {
+            spdlog::warn("federation: {}", e.what());
+        }
+    }
+    if (now >= next_status_) {
+        next_status_ = now + 1s;
+        std::lock_guard lk(mu_);
+        ingest_status_ = ingest_->status();
+    }
+}
+
+void FederationNode::send_outbox() {
+    while (!inflight_.empty() && (inflight_.front().d->done() || inflight_.front().d->failed())) inflight_.pop_front();
     while (inflight_.size() < 64 && link_->connected()) {
         auto m = outbox_->next_unsent();
         if (!m) break;
-        json payload = m->cls == MsgClass::reliable ? json{{"rid", *m->rid}, {"body", m->payload}} : m->payload;
+        json payload = m->cls == MsgClass::reliable ? json{{"rid", *m->rid}, {"body", m->payload}} : std::move(m->payload);
+        if (m->cls == MsgClass::telemetry) { // the store's key for it: stored once however often it is sent
+            payload["batch"] = m->batch;
+            payload["epoch"] = rid_epoch_;
+        }
         try {
             // Telemetry counts in a sequence of its own (see handle()).
             uint64_t seq = m->kind == "telemetry" ? ++telemetry_seq_ : ++seq_;
@@ -415,6 +504,14 @@ void FederationNode::handle(Opened& o) {
     }
     if (cluster_) {
         if (e.kind == "cmd" || e.kind == "pace" || e.kind == "receipt") return; // another datacentre's, or ours
+        if (e.kind == "telemetry")
+            if (auto r = ingest_->add(e)) {
+                rejects_.reject(*r, m.topic, sender);
+                return;
+            }
+        // A standby's persistent session may still hold control messages
+        // from when it was primary: the primary acts on them, not this one.
+        if (!primary_) return;
         try {
             if (auto r = cluster_->on_message(e, o.entry_checked ? &o.entry_problem : nullptr))
                 rejects_.reject(*r, m.topic, sender);
@@ -444,12 +541,7 @@ void FederationNode::handle_edge(const Envelope& e) {
         return;
     }
     if (e.kind == "receipt") {
-        if (p.contains("nodes") && p["nodes"].is_object() && p["nodes"].contains(setup_.node_id) &&
-            p["nodes"][setup_.node_id].is_number_unsigned()) {
-            uint64_t through = p["nodes"][setup_.node_id].get<uint64_t>();
-            if (through > outbox_->last_confirmed()) receipt_progress_ = std::chrono::steady_clock::now();
-            outbox_->confirm_through(through);
-        }
+        handle_receipt(p);
         return;
     }
     // cmd
@@ -476,6 +568,25 @@ void FederationNode::handle_edge(const Envelope& e) {
     }
     std::lock_guard lk(mu_);
     commands_.push_back(std::move(c));
+}
+
+// A receipt: reliable ids up to a number (from the primary), telemetry
+// batches by number (from whichever datacentre stored them).
+void FederationNode::handle_receipt(const json& p) {
+    const std::string& me = setup_.node_id;
+    if (p.contains("nodes") && p["nodes"].is_object() && p["nodes"].contains(me) && p["nodes"][me].is_number_unsigned()) {
+        uint64_t through = p["nodes"][me].get<uint64_t>();
+        if (through > outbox_->last_confirmed()) receipt_progress_ = std::chrono::steady_clock::now();
+        outbox_->confirm_through(through);
+    }
+    if (!p.contains("telemetry") || !p["telemetry"].is_object() || !p["telemetry"].contains(me)) return;
+    const json& t = p["telemetry"][me];
+    if (!t.is_object() || t.value("epoch", json()) != rid_epoch_ || !t.contains("batches") || !t["batches"].is_array()) return;
+    std::vector<std::pair<uint64_t, uint64_t>> ranges;
+    for (const json& r : t["batches"])
+        if (r.is_array() && r.size() == 2 && r[0].is_number_unsigned() && r[1].is_number_unsigned())
+            ranges.emplace_back(r[0].get<uint64_t>(), r[1].get<uint64_t>());
+    outbox_->confirm_batches(ranges);
 }
 
 void FederationNode::queue_event(AuditKind kind, json payload) {
@@ -591,17 +702,12 @@ void FederationNode::after_tick(Runner& runner, const TickResult& r) {
 
 void FederationNode::flush_batch() {
     if (batch_ticks_.empty()) return;
-    size_t width = batch_signals_.size();
-    json rows = json::array();
-    for (size_t r = 0; r < batch_ticks_.size(); ++r) {
-        json row = json::array({batch_ticks_[r]});
-        for (size_t i = 0; i < width; ++i) row.push_back(finite_or_null(batch_values_[r * width + i]));
-        rows.push_back(std::move(row));
-    }
     telemetry_records_ += batch_ticks_.size();
+    const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch()).count();
+    json p = telemetry_payload(batch_signals_, batch_ticks_, batch_values_, cycle_ms_.load(), now_ms);
     batch_ticks_.clear();
     batch_values_.clear();
-    json p = {{"signals", batch_signals_}, {"rows", std::move(rows)}, {"cycle_ms", cycle_ms_.load()}};
     try {
         outbox_->push(MsgClass::telemetry, "telemetry", std::move(p));
     } catch (const std::exception& e) {
@@ -625,6 +731,10 @@ void FederationNode::forward_ledger_entry(const json& entry) {
 void FederationNode::stop(Runner& runner, std::chrono::milliseconds drain) {
     flush_batch();
     before_tick(runner); // commands and events that arrived during the last tick
+    // Telemetry sent and not yet receipted goes again now rather than after
+    // telemetry_receipt_ms: its datacentre may be gone, another may store it.
+    outbox_->requeue_inflight();
+    link_->wake();
     auto until = std::chrono::steady_clock::now() + drain;
     // Wait until the outbox is empty (reliable ones confirmed) or time is up.
     // Offline, or with nothing leaving for a second (no datacentre to
@@ -641,6 +751,12 @@ void FederationNode::stop(Runner& runner, std::chrono::milliseconds drain) {
     }
     stopping_ = true;
     if (thread_.joinable()) thread_.join();
+    if (ingest_) {
+        // What waits is committed and receipted now: edges need not send it again.
+        if (link_ && link_->connected()) datacentre_poll(std::chrono::steady_clock::now());
+        std::lock_guard lk(mu_); // the summary's figures as of the end, not the last second's
+        ingest_status_ = ingest_->status();
+    }
     if (link_ && link_->connected()) {
         try {
             auto d = publish_now("death", {{"clean", true}, {"session", session_}});
@@ -656,6 +772,9 @@ void FederationNode::stop(Runner& runner, std::chrono::milliseconds drain) {
 std::optional<json> FederationNode::ctl(const json& req) {
     std::string cmd = req.value("cmd", "");
     if (cmd == "federation") return summary();
+    if (cluster_ && !primary_ && (cmd == "deploy" || cmd == "remote" || cmd == "remote_result"))
+        throw InputError(cmd + ": this datacentre is a standby; ask the primary (the datacentre holding the lock "
+                         "in the fleet store)");
     if (cmd == "deploy") {
         if (!cluster_) throw InputError("deploy: this node is an edge; ask the datacentre");
         json r = deploy_ctl(req);
@@ -688,14 +807,20 @@ json FederationNode::summary() const {
               {"published", published_.load()},
               {"received", received_.load()},
               {"telemetry_records", telemetry_records_.load()},
-              {"outbox", {{"waiting", outbox_->size()}, {"dropped_telemetry", outbox_->dropped_telemetry()}}},
+              {"outbox", {{"waiting", outbox_->size()}, {"dropped_telemetry", outbox_->dropped_telemetry()},
+                          {"telemetry_receipted", outbox_->telemetry_receipted()}, {"telemetry_resent", outbox_->telemetry_resent()}}},
               {"rejected", {{"total", rejects_.total()}, {"by_reason", rejects_.by_reason()}}}};
     {
         std::lock_guard lk(mu_);
         s["deploy"] = {{"installed", deploy_installed_.load()}, {"refused", deploy_refused_.load()},
                        {"last_error", last_deploy_error_}};
     }
-    if (cluster_) s["cluster_status"] = cluster_->status();
+    if (cluster_) {
+        s["cluster_status"] = cluster_->status();
+        s["primary"] = primary_.load();
+        std::lock_guard lk(mu_);
+        s["store"] = ingest_status_;
+    }
     return s;
 }
 

@@ -12,6 +12,7 @@
 #include "federation/wire/deploy.hpp"
 #include "federation/wire/envelope.hpp"
 #include "federation/transport/mqtt_link.hpp"
+#include "federation/node/ingest.hpp"
 #include "federation/node/outbox.hpp"
 #include "federation/wire/replay.hpp"
 #include "federation/node/verifier.hpp"
@@ -97,6 +98,11 @@ private:
     void arrive(Inbound m);  // topic checks, then to the verifier
     void handle(Opened& o);  // what the verifier opened: clock, replay, then act
     void handle_edge(const Envelope& e);
+    void handle_receipt(const nlohmann::json& p);
+    void subscribe_control();
+    void datacentre_poll(std::chrono::steady_clock::time_point now); // store, primary lock, receipts
+    void follow_primary_lock(std::chrono::steady_clock::time_point now);
+    void open_datacentre();
     void send_outbox();
     std::shared_ptr<Delivery> publish_now(const std::string& kind, const nlohmann::json& payload);
     nlohmann::json birth_payload() const;
@@ -118,7 +124,12 @@ private:
     Trust trust_;        // messages from these keys are read
     Trust controllers_;  // commands, pace and receipts only from these
     std::unique_ptr<Outbox> outbox_;
-    std::unique_ptr<Cluster> cluster_; // datacentre only
+    std::unique_ptr<Cluster> cluster_; // datacentre only; acts only while primary_
+    std::unique_ptr<Ingest> ingest_;   // datacentre only (federation thread)
+    std::atomic<bool> primary_{false}; // datacentre: holds the cluster's primary lock
+    bool control_subscribed_ = false;
+    nlohmann::json ingest_status_;     // mu_: ingest_->status(), refreshed each second
+    std::chrono::steady_clock::time_point next_status_{}, next_resend_{};
     ReplayGuard replay_;
     RejectCounter rejects_;
 

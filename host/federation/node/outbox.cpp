@@ -15,6 +15,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <system_error>
+#include <tuple>
 #include <vector>
 
 namespace qallow::fed {
@@ -107,6 +108,15 @@ std::optional<OutMsg> parse_msg(const std::string& text, uint64_t id, std::strin
         return std::nullopt;
     }
     if (m.cls == MsgClass::reliable) m.rid = rid.get<uint64_t>();
+    // An outbox written before batch numbers existed has none: open() numbers it.
+    const json batch = j.value("batch", json(nullptr));
+    if (m.cls == MsgClass::telemetry && !batch.is_null()) {
+        if (!whole(batch) || batch.get<uint64_t>() < 1) {
+            why = "field \"batch\": telemetry needs a whole number >= 1";
+            return std::nullopt;
+        }
+        m.batch = batch.get<uint64_t>();
+    }
     if (!j.contains("kind") || !j["kind"].is_string()) {
         why = "field \"kind\": must be a string";
         return std::nullopt;
@@ -148,19 +158,7 @@ Outbox::Outbox(OutboxOptions options) : o_(std::move(options)) {
     if (::access(o_.dir.c_str(), R_OK | W_OK | X_OK) != 0)
         throw std::runtime_error(d + ": the outbox folder is not readable and writable: " + errno_text());
 
-    const fs::path conf = o_.dir / "confirmed";
-    if (fs::exists(conf, ec)) {
-        std::string text;
-        if (!read_file(conf, text)) throw std::runtime_error(conf.string() + ": cannot read: " + errno_text());
-        while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-        // Guessing here could reuse a rid the datacentre already confirmed,
-        // so a damaged file stops the node with a message instead.
-        auto v = parse_whole(text);
-        if (!v)
-            throw std::runtime_error(conf.string() + ": must hold the last confirmed rid, a whole number; found \"" +
-                                     text.substr(0, 40) + "\"");
-        confirmed_ = *v;
-    }
+    read_counters();
 
     std::vector<fs::path> files;
     try {
@@ -169,7 +167,8 @@ Outbox::Outbox(OutboxOptions options) : o_(std::move(options)) {
     } catch (const fs::filesystem_error& e) {
         throw std::runtime_error(d + ": cannot list the outbox: " + e.what());
     }
-    uint64_t max_id = 0, max_rid = 0;
+    uint64_t max_id = 0, max_rid = 0, max_batch = 0;
+    std::vector<uint64_t> unnumbered;
     for (const auto& f : files) {
         if (f.extension() == ".tmp") { // a write that never reached its rename
             fs::remove(f, ec);
@@ -191,7 +190,10 @@ Outbox::Outbox(OutboxOptions options) : o_(std::move(options)) {
         }
         max_id = std::max(max_id, m->id);
         if (m->rid) max_rid = std::max(max_rid, *m->rid);
-        Meta meta{m->cls, m->rid, uint64_t(text.size())};
+        max_batch = std::max(max_batch, m->batch);
+        Meta meta{m->cls, m->rid, uint64_t(text.size()), m->batch};
+        if (meta.cls == MsgClass::telemetry && !meta.batch) unnumbered.push_back(m->id);
+        if (meta.batch) batch_ids_[meta.batch] = m->id;
         index_.emplace(m->id, meta);
         unsent_.insert(m->id);
         bytes_ += meta.bytes;
@@ -199,6 +201,42 @@ Outbox::Outbox(OutboxOptions options) : o_(std::move(options)) {
     }
     next_id_ = max_id + 1;
     next_rid_ = std::max(max_rid, confirmed_) + 1;
+    next_batch_ = std::max(max_batch, reserved_batch_) + 1;
+    for (uint64_t id : unnumbered) {
+        Meta& meta = index_.at(id);
+        meta.batch = take_batch();
+        batch_ids_[meta.batch] = id;
+    }
+}
+
+// <dir>/confirmed (the last confirmed rid) and <dir>/batches (the highest
+// batch number handed out).  Guessing either could reuse a number the
+// datacentre already holds, so a damaged file stops the node with a message.
+void Outbox::read_counters() {
+    std::error_code ec;
+    for (auto [name, what, out] : {std::tuple{"confirmed", "the last confirmed rid", &confirmed_},
+                                   std::tuple{"batches", "the highest telemetry batch number handed out", &reserved_batch_}}) {
+        const fs::path f = o_.dir / name;
+        if (!fs::exists(f, ec)) continue;
+        std::string text;
+        if (!read_file(f, text)) throw std::runtime_error(f.string() + ": cannot read: " + errno_text());
+        while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+        auto v = parse_whole(text);
+        if (!v)
+            throw std::runtime_error(f.string() + ": must hold " + what + ", a whole number; found \"" +
+                                     text.substr(0, 40) + "\"");
+        *out = *v;
+    }
+}
+
+// Batch numbers are reserved 1024 at a time (one fsynced write per block),
+// so a crash skips numbers rather than reusing one the store already holds.
+uint64_t Outbox::take_batch() {
+    if (next_batch_ > reserved_batch_) {
+        write_atomic(o_.dir / "batches", std::to_string(next_batch_ + 1023) + "\n", true);
+        reserved_batch_ = next_batch_ + 1023;
+    }
+    return next_batch_++;
 }
 
 fs::path Outbox::file_of(uint64_t id) const {
@@ -233,6 +271,7 @@ void Outbox::remove_locked(uint64_t id) {
         spdlog::warn("outbox: {}: cannot remove: {}", f.string(), errno_text());
     bytes_ -= it->second.bytes;
     if (it->second.cls == MsgClass::reliable) --reliable_count_, reliable_bytes_ -= it->second.bytes;
+    if (it->second.batch) batch_ids_.erase(it->second.batch);
     index_.erase(it);
     unsent_.erase(id);
     if (fits(index_.size(), bytes_)) over_ = false;
@@ -242,9 +281,11 @@ uint64_t Outbox::push(MsgClass cls, const std::string& kind, json payload) {
     std::lock_guard lock(mu_);
     const uint64_t id = next_id_;
     const bool reliable = cls == MsgClass::reliable;
+    const uint64_t batch = reliable ? 0 : take_batch();
     json j = {{"id", id},
               {"class", reliable ? "reliable" : "telemetry"},
               {"rid", reliable ? json(next_rid_) : json(nullptr)},
+              {"batch", reliable ? json(nullptr) : json(batch)},
               {"kind", kind},
               {"payload", std::move(payload)}};
     // replace: a payload string with invalid UTF-8 must not throw here.
@@ -271,8 +312,9 @@ uint64_t Outbox::push(MsgClass cls, const std::string& kind, json payload) {
         over_ = true;
     }
     write_atomic(file_of(id), text, reliable);
-    Meta meta{cls, reliable ? std::optional<uint64_t>(next_rid_) : std::nullopt, size};
+    Meta meta{cls, reliable ? std::optional<uint64_t>(next_rid_) : std::nullopt, size, batch};
     index_.emplace(id, meta);
+    if (batch) batch_ids_[batch] = id;
     unsent_.insert(id);
     bytes_ += size;
     if (reliable) ++reliable_count_, reliable_bytes_ += size, ++next_rid_;
@@ -289,7 +331,10 @@ std::optional<OutMsg> Outbox::next_unsent() {
         std::optional<OutMsg> m;
         if (!read_file(f, text)) why = "cannot read: " + errno_text();
         else m = parse_msg(text, id, why);
-        if (m) return m;
+        if (m) {
+            m->batch = index_.at(id).batch;
+            return m;
+        }
         std::error_code ec;
         if (fs::exists(f, ec)) move_to_corrupt(f, why);
         else spdlog::warn("outbox: {}: vanished before it was sent", f.string());
@@ -298,18 +343,37 @@ std::optional<OutMsg> Outbox::next_unsent() {
     return std::nullopt;
 }
 
-void Outbox::sent(uint64_t id) {
+void Outbox::sent(uint64_t id, std::chrono::steady_clock::time_point now) {
     std::lock_guard lock(mu_);
     if (auto it = index_.find(id); it != index_.end()) {
         it->second.sent = true;
+        it->second.sent_at = now;
         unsent_.erase(id);
     }
 }
 
-void Outbox::delivered(uint64_t id) {
+size_t Outbox::confirm_batches(const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
     std::lock_guard lock(mu_);
-    auto it = index_.find(id); // gone: dropped while in flight
-    if (it != index_.end() && it->second.cls == MsgClass::telemetry) remove_locked(id);
+    std::vector<uint64_t> done;
+    for (auto [from, to] : ranges)
+        for (auto it = batch_ids_.lower_bound(from); it != batch_ids_.end() && it->first <= to; ++it)
+            done.push_back(it->second);
+    for (uint64_t id : done) remove_locked(id);
+    receipted_ += done.size();
+    return done.size();
+}
+
+size_t Outbox::resend_unreceipted(std::chrono::steady_clock::time_point now, std::chrono::milliseconds timeout) {
+    std::lock_guard lock(mu_);
+    size_t n = 0;
+    for (auto& [id, m] : index_)
+        if (m.cls == MsgClass::telemetry && m.sent && now - m.sent_at >= timeout) {
+            m.sent = false;
+            unsent_.insert(id);
+            ++n;
+        }
+    resent_ += n;
+    return n;
 }
 
 void Outbox::persist_confirmed(uint64_t rid) { write_atomic(o_.dir / "confirmed", std::to_string(rid) + "\n", true); }
@@ -364,6 +428,14 @@ uint64_t Outbox::over_limit() const {
 uint64_t Outbox::last_confirmed() const {
     std::lock_guard lock(mu_);
     return confirmed_;
+}
+uint64_t Outbox::telemetry_receipted() const {
+    std::lock_guard lock(mu_);
+    return receipted_;
+}
+uint64_t Outbox::telemetry_resent() const {
+    std::lock_guard lock(mu_);
+    return resent_;
 }
 uint64_t Outbox::corrupt() const {
     std::lock_guard lock(mu_);
