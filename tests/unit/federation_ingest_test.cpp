@@ -86,7 +86,8 @@ TEST(FedIngest, AMalformedPayloadIsRejectedNamingTheField) {
     EXPECT_EQ(detail(with("epoch", "")), "telemetry payload field \"epoch\": expected the outbox epoch, a string of 1 to 64 characters");
     EXPECT_EQ(detail(with("time_ms", "now")), "telemetry payload field \"time_ms\": expected milliseconds since the Unix epoch");
     EXPECT_EQ(detail(with("signals", json::array())), "telemetry payload field \"signals\": expected an array of 1 to 4096 signal names");
-    EXPECT_EQ(detail(with("signals", {"a", 5})), "telemetry payload field \"signals\": every name must be a string of 1 to 128 characters");
+    EXPECT_EQ(detail(with("signals", {"a", 5})), "telemetry payload field \"signals\": every name must be 1 to 128 of [A-Za-z0-9_.:-]");
+    EXPECT_EQ(detail(with("signals", {"a", "b,c"})), "telemetry payload field \"signals\": every name must be 1 to 128 of [A-Za-z0-9_.:-]");
     EXPECT_EQ(detail(with("ticks", {1, -2})), "telemetry payload field \"ticks\": every tick must be a whole number");
     EXPECT_EQ(detail(without("ticks")), "telemetry payload field \"ticks\": expected an array of 1 to 1000000 tick numbers");
     EXPECT_EQ(detail(with("values", "***")), "telemetry payload field \"values\": not valid base64");

@@ -146,28 +146,7 @@ std::optional<Rejection> Cluster::on_message(const Envelope& e, const std::optio
     n.last_seen = e.ts;
     n.seen_at = std::chrono::steady_clock::now();
     if (e.kind == "birth") {
-        bool was = n.online;
-        n.online = true;
-        n.session = e.session;
-        n.role = e.payload.value("role", "?");
-        n.plugins = e.payload.value("plugins", json::array());
-        n.gpu = e.payload.value("gpu", false);
-        n.key = e.key;
-        if (e.payload.contains("cycle_ms") && e.payload["cycle_ms"].is_number()) n.cycle_ms = e.payload["cycle_ms"];
-        n.follows_pace = e.payload.value("follows_pace", false);
-        // A new outbox (the node lost its state directory) numbers its
-        // reliable messages from 1 again: forget the old ones' receipt.
-        std::string epoch = e.payload.value("rid_epoch", "");
-        auto known = epochs_.find(e.node);
-        if (known != epochs_.end() && known->second != epoch && rids_.erase(e.node)) {
-            event(AuditKind::node_outbox_reset, {{"node", e.node}, {"old_epoch", known->second}, {"new_epoch", epoch}});
-        }
-        epochs_[e.node] = epoch;
-        rids_changed_.insert(e.node);
-        record(e, fleet::EventKind::birth, e.payload);
-        event(AuditKind::node_birth, {{"node", e.node}, {"session", e.session}, {"role", n.role}, {"plugins", n.plugins},
-                             {"rebirth", was}});
-        receipt_due_ = true; // tells it at once which reliable messages need not come again
+        accept_birth(e, n);
         return std::nullopt;
     }
     if (e.kind == "death") {
@@ -197,34 +176,62 @@ std::optional<Rejection> Cluster::on_message(const Envelope& e, const std::optio
         }
         return std::nullopt;
     }
-    if (e.kind == "ledger" || e.kind == "ack") {
-        uint64_t rid = 0;
-        json body;
-        if (!unwrap(e.payload, rid, body))
-            return Rejection{Reject::malformed, "payload: expected {\"rid\": N >= 1, \"body\": ...}"};
-        auto known = rids_.find(e.node);
-        if (known != rids_.end() && rid <= known->second) {
-            ++duplicates_; // sent again before our receipt reached it
-            receipt_due_ = true;
-            return std::nullopt;
-        }
-        if (known != rids_.end() && rid > known->second + 1) {
-            ++gaps_; // one before it was lost (broker restart): it resends from the gap
-            return std::nullopt;
-        }
-        rids_[e.node] = rid;
-        rids_changed_.insert(e.node);
+    if (e.kind == "ledger" || e.kind == "ack") return accept_reliable(e, entry_problem);
+    return Rejection{Reject::unexpected, "kind \"" + e.kind + "\" is not one a datacentre reads"};
+}
+
+void Cluster::accept_birth(const Envelope& e, Node& n) {
+    bool was = n.online;
+    n.online = true;
+    n.session = e.session;
+    n.role = e.payload.value("role", "?");
+    n.plugins = e.payload.value("plugins", json::array());
+    n.gpu = e.payload.value("gpu", false);
+    n.key = e.key;
+    if (e.payload.contains("cycle_ms") && e.payload["cycle_ms"].is_number()) n.cycle_ms = e.payload["cycle_ms"];
+    n.follows_pace = e.payload.value("follows_pace", false);
+    // A new outbox (the node lost its state directory) numbers its
+    // reliable messages from 1 again: forget the old ones' receipt.
+    std::string epoch = e.payload.value("rid_epoch", "");
+    auto known = epochs_.find(e.node);
+    if (known != epochs_.end() && known->second != epoch && rids_.erase(e.node)) {
+        event(AuditKind::node_outbox_reset, {{"node", e.node}, {"old_epoch", known->second}, {"new_epoch", epoch}});
+    }
+    epochs_[e.node] = epoch;
+    rids_changed_.insert(e.node);
+    record(e, fleet::EventKind::birth, e.payload);
+    event(AuditKind::node_birth, {{"node", e.node}, {"session", e.session}, {"role", n.role}, {"plugins", n.plugins},
+                         {"rebirth", was}});
+    receipt_due_ = true; // tells it at once which reliable messages need not come again
+}
+
+// A ledger entry or ack: taken in rid order, once.
+std::optional<Rejection> Cluster::accept_reliable(const Envelope& e, const std::optional<std::string>* entry_problem) {
+    uint64_t rid = 0;
+    json body;
+    if (!unwrap(e.payload, rid, body))
+        return Rejection{Reject::malformed, "payload: expected {\"rid\": N >= 1, \"body\": ...}"};
+    auto known = rids_.find(e.node);
+    if (known != rids_.end() && rid <= known->second) {
+        ++duplicates_; // sent again before our receipt reached it
         receipt_due_ = true;
-        if (e.kind == "ledger") {
-            auto r = accept_ledger(e, body, entry_problem ? *entry_problem : ledger_entry_problem(trust_, e.node, body));
-            if (!r) record(e, fleet::EventKind::ledger, body);
-            return r;
-        }
-        record(e, fleet::EventKind::ack, body);
-        accept_ack(e, body);
         return std::nullopt;
     }
-    return Rejection{Reject::unexpected, "kind \"" + e.kind + "\" is not one a datacentre reads"};
+    if (known != rids_.end() && rid > known->second + 1) {
+        ++gaps_; // one before it was lost (broker restart): it resends from the gap
+        return std::nullopt;
+    }
+    rids_[e.node] = rid;
+    rids_changed_.insert(e.node);
+    receipt_due_ = true;
+    if (e.kind == "ledger") {
+        auto r = accept_ledger(e, body, entry_problem ? *entry_problem : ledger_entry_problem(trust_, e.node, body));
+        if (!r) record(e, fleet::EventKind::ledger, body);
+        return r;
+    }
+    record(e, fleet::EventKind::ack, body);
+    accept_ack(e, body);
+    return std::nullopt;
 }
 
 std::optional<Rejection> Cluster::accept_ledger(const Envelope& e, const json& entry, const std::optional<std::string>& problem) {

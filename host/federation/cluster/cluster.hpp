@@ -119,6 +119,8 @@ private:
         bool sent = false;
     };
 
+    void accept_birth(const Envelope& e, Node& n);
+    std::optional<Rejection> accept_reliable(const Envelope& e, const std::optional<std::string>* entry_problem);
     std::optional<Rejection> accept_ledger(const Envelope& e, const nlohmann::json& entry,
                                            const std::optional<std::string>& problem);
     void accept_ack(const Envelope& e, const nlohmann::json& body);

@@ -17,6 +17,15 @@ namespace {
 
 bool whole(const json& v) { return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0); }
 
+// What plugins name signals with (instance.signal); the store joins a
+// row's names with ',' and so must never see one inside a name.
+bool signal_name_ok(const std::string& s) {
+    return !s.empty() && s.size() <= 128 && std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+               c == ':' || c == '-';
+    });
+}
+
 Rejection bad(const std::string& field, const std::string& what) {
     return {Reject::malformed, "telemetry payload field \"" + field + "\": " + what};
 }
@@ -67,8 +76,8 @@ std::variant<fleet::Batch, Rejection> telemetry_batch(const Envelope& e) {
     if (!p.contains("signals") || !p["signals"].is_array() || p["signals"].empty() || p["signals"].size() > 4096)
         return bad("signals", "expected an array of 1 to 4096 signal names");
     for (const json& s : p["signals"]) {
-        if (!s.is_string() || s.get<std::string>().empty() || s.get<std::string>().size() > 128)
-            return bad("signals", "every name must be a string of 1 to 128 characters");
+        if (!s.is_string() || !signal_name_ok(s.get_ref<const std::string&>()))
+            return bad("signals", "every name must be 1 to 128 of [A-Za-z0-9_.:-]");
         b.signals.push_back(s.get<std::string>());
     }
     if (auto r = read_rows(p, b)) return *r;
@@ -126,6 +135,15 @@ void Ingest::commit(std::chrono::steady_clock::time_point now) {
     } catch (const fleet::StoreUnavailable& e) {
         for (auto it = batches.rbegin(); it != batches.rend(); ++it) waiting_.push_front(std::move(*it));
         failed(e.what(), now);
+    } catch (const std::exception& e) {
+        // Refused, not unreachable: retrying the same batches would refuse
+        // again.  They go unreceipted (their edges keep them); the records
+        // stay to be committed with the next batches.
+        let_go_ += batches.size();
+        ++failures_;
+        last_error_ = e.what();
+        spdlog::error("fleet store: {} refused {} batches: {}", store_->describe(), batches.size(), e.what());
+        next_try_ = now + backoff_;
     }
 }
 
@@ -170,7 +188,8 @@ void Ingest::expire(std::chrono::steady_clock::time_point now) {
         fleet::Expired x = store_->expire(kLimit, now_ms);
         expired_ += x.rows;
         next_expire_ = now + (x.rows >= kLimit ? 0ms : 1000ms);
-    } catch (const fleet::StoreUnavailable& e) {
+    } catch (const std::exception& e) {
+        spdlog::warn("fleet store: retention: {}", e.what());
         next_expire_ = now + 5s;
     }
 }
@@ -180,7 +199,7 @@ bool Ingest::primary(std::chrono::steady_clock::time_point now) {
     next_lock_ = now + 500ms;
     try {
         primary_ = store_->hold_primary(s_.cluster);
-    } catch (const fleet::StoreUnavailable&) {
+    } catch (const std::exception&) { // unreachable: whoever holds the lock now, it is not us
         primary_ = false;
     }
     return primary_;

@@ -341,7 +341,13 @@ void FederationNode::thread_main() {
         opened.clear();
         verifier_->take(opened);
         for (auto& o : opened) handle(o);
-        if (ingest_) datacentre_poll(now);
+        if (ingest_) {
+            try {
+                datacentre_poll(now);
+            } catch (const std::exception& e) { // a store's surprise must not end the federation thread
+                spdlog::error("federation: datacentre: {}", e.what());
+            }
+        }
         if (rebirth_due_ && link_->connected() && session_) {
             rebirth_due_ = false;
             try {
