@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -140,11 +141,11 @@ int emit(const std::optional<fs::path>& out, const std::string& text) {
     return 1;
 }
 
-int query_command(const QueryArgs& a) {
-    fleet::Query q;
+// Opens the store the flags name and writes what `produce` makes of it:
+// 2 for bad flags, 1 when the store cannot be opened or read or --out written.
+int with_store(const QueryArgs& a, const char* doing, const std::function<std::string(fleet::FleetStore&)>& produce) {
     fleet::StoreConfig sc;
     try {
-        q = query_of(a);
         sc = store_config(a.store);
     } catch (const Usage& e) {
         std::fprintf(stderr, "qallow: error: %s\n", e.what());
@@ -152,16 +153,31 @@ int query_command(const QueryArgs& a) {
     }
     auto store = open_existing(sc);
     if (!store) return 1;
-    std::ostringstream text;
+    std::string text;
     try {
-        fleet::QueryResult r = store->query(q);
-        if (a.format == "jsonl") fleet::write_jsonl(text, r);
-        else fleet::write_csv(text, r, fleet::csv_needs_node_column(q, r));
+        text = produce(*store);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "qallow: error: %s: query failed: %s\n", store->describe().c_str(), e.what());
+        std::fprintf(stderr, "qallow: error: %s: %s failed: %s\n", store->describe().c_str(), doing, e.what());
         return 1;
     }
-    return emit(a.out, text.str());
+    return emit(a.out, text);
+}
+
+int query_command(const QueryArgs& a) {
+    fleet::Query q;
+    try {
+        q = query_of(a);
+    } catch (const Usage& e) {
+        std::fprintf(stderr, "qallow: error: %s\n", e.what());
+        return 2;
+    }
+    return with_store(a, "query", [&](fleet::FleetStore& store) {
+        std::ostringstream text;
+        fleet::QueryResult r = store.query(q);
+        if (a.format == "jsonl") fleet::write_jsonl(text, r);
+        else fleet::write_csv(text, r, fleet::csv_needs_node_column(q, r));
+        return text.str();
+    });
 }
 
 std::string nodes_table(const std::vector<fleet::NodeInfo>& nodes) {
@@ -181,24 +197,10 @@ std::string nodes_table(const std::vector<fleet::NodeInfo>& nodes) {
 }
 
 int nodes_command(const QueryArgs& a) {
-    fleet::StoreConfig sc;
-    try {
-        sc = store_config(a.store);
-    } catch (const Usage& e) {
-        std::fprintf(stderr, "qallow: error: %s\n", e.what());
-        return 2;
-    }
-    auto store = open_existing(sc);
-    if (!store) return 1;
-    std::string text;
-    try {
-        auto nodes = store->nodes();
-        text = a.json ? fleet::nodes_json(nodes) + "\n" : nodes_table(nodes);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "qallow: error: %s: reading the nodes failed: %s\n", store->describe().c_str(), e.what());
-        return 1;
-    }
-    return emit(a.out, text);
+    return with_store(a, "reading the nodes", [&](fleet::FleetStore& store) {
+        auto nodes = store.nodes();
+        return a.json ? fleet::nodes_json(nodes) + "\n" : nodes_table(nodes);
+    });
 }
 
 void add_store_options(CLI::App& cmd, StoreArgs& s) {

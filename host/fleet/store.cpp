@@ -16,16 +16,6 @@
 
 namespace qallow::fleet {
 
-const char* to_string(EventKind k) {
-    switch (k) {
-    case EventKind::birth: return "birth";
-    case EventKind::death: return "death";
-    case EventKind::ack: return "ack";
-    case EventKind::ledger: return "ledger";
-    }
-    return "?";
-}
-
 std::unique_ptr<FleetStore> open_store(const StoreConfig& config) {
     if (config.engine == StoreConfig::Engine::postgres) return open_postgres_store(config);
     return open_sqlite_store(config);

@@ -67,7 +67,15 @@ struct Batch {
 };
 
 enum class EventKind { birth, death, ack, ledger };
-const char* to_string(EventKind k);
+constexpr const char* to_string(EventKind k) {
+    switch (k) {
+    case EventKind::birth: return "birth";
+    case EventKind::death: return "death";
+    case EventKind::ack: return "ack";
+    case EventKind::ledger: return "ledger";
+    }
+    return "?";
+}
 
 // A birth, death, ack or ledger entry the datacentre accepted.
 struct Event {

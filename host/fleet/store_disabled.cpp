@@ -4,16 +4,6 @@
 
 namespace qallow::fleet {
 
-const char* to_string(EventKind k) {
-    switch (k) {
-    case EventKind::birth: return "birth";
-    case EventKind::death: return "death";
-    case EventKind::ack: return "ack";
-    case EventKind::ledger: return "ledger";
-    }
-    return "?";
-}
-
 std::unique_ptr<FleetStore> open_store(const StoreConfig&) {
     throw StoreRefused("this build has no fleet store (QALLOW_FLEET_STORE=OFF): a datacentre needs one");
 }

@@ -47,6 +47,16 @@ protected:
     json sqlite_store() const { return {{"sqlite", (root / "fleet.db").string()}}; }
     std::vector<std::string> sqlite_args() const { return {"--sqlite", (root / "fleet.db").string()}; }
 
+    // Keys, the broker, dc-1 on a SQLite store, and `edges` edges.
+    void start_sqlite_cluster(int edges) {
+        std::vector<std::string> ids = {"dc-1"};
+        for (int i = 1; i <= edges; ++i) ids.push_back("edge-" + std::to_string(i));
+        ASSERT_NO_FATAL_FAILURE(make_keys(ids));
+        ASSERT_TRUE(broker->start()) << broker->log();
+        dc = std::make_unique<Node>(root, "dc-1", datacentre("dc-1", sqlite_store()));
+        ASSERT_TRUE(dc->start()) << dc->err();
+        ASSERT_NO_FATAL_FAILURE(start_edges(edges));
+    }
     static size_t telemetry_held(const Node& e) {
         auto msgs = e.outbox_messages();
         return size_t(std::count_if(msgs.begin(), msgs.end(), [](const std::string& m) { return contains(m, "\"class\":\"telemetry\""); }));
@@ -113,11 +123,7 @@ protected:
 };
 
 TEST_F(Fleet, AnEdgesRowsInTheStoreAreItsTelemetryCsv) {
-    ASSERT_NO_FATAL_FAILURE(make_keys({"dc-1", "edge-1", "edge-2"}));
-    ASSERT_TRUE(broker->start()) << broker->log();
-    dc = std::make_unique<Node>(root, "dc-1", datacentre("dc-1", sqlite_store()));
-    ASSERT_TRUE(dc->start()) << dc->err();
-    ASSERT_NO_FATAL_FAILURE(start_edges(2));
+    ASSERT_NO_FATAL_FAILURE(start_sqlite_cluster(2));
     ASSERT_TRUE(wait_stored(sqlite_args(), 200, 30s)) << dc->err();
     stop_edges_then({dc.get()});
     for (auto& e : edges) {
@@ -135,11 +141,7 @@ TEST_F(Fleet, AnEdgesRowsInTheStoreAreItsTelemetryCsv) {
 }
 
 TEST_F(Fleet, NothingIsLostWhenTheDatacentreIsKilled) {
-    ASSERT_NO_FATAL_FAILURE(make_keys({"dc-1", "edge-1"}));
-    ASSERT_TRUE(broker->start()) << broker->log();
-    dc = std::make_unique<Node>(root, "dc-1", datacentre("dc-1", sqlite_store()));
-    ASSERT_TRUE(dc->start()) << dc->err();
-    ASSERT_NO_FATAL_FAILURE(start_edges(1));
+    ASSERT_NO_FATAL_FAILURE(start_sqlite_cluster(1));
     ASSERT_TRUE(wait_stored(sqlite_args(), 100, 30s)) << dc->err();
     dc->kill(SIGKILL); // between a commit and its receipt, or anywhere
     // The edge keeps its batches while no receipt comes.
@@ -155,11 +157,7 @@ TEST_F(Fleet, NothingIsLostWhenTheDatacentreIsKilled) {
 }
 
 TEST_F(Fleet, NothingIsLostWhenTheBrokerRestarts) {
-    ASSERT_NO_FATAL_FAILURE(make_keys({"dc-1", "edge-1"}));
-    ASSERT_TRUE(broker->start()) << broker->log();
-    dc = std::make_unique<Node>(root, "dc-1", datacentre("dc-1", sqlite_store()));
-    ASSERT_TRUE(dc->start()) << dc->err();
-    ASSERT_NO_FATAL_FAILURE(start_edges(1));
+    ASSERT_NO_FATAL_FAILURE(start_sqlite_cluster(1));
     ASSERT_TRUE(wait_stored(sqlite_args(), 100, 30s)) << dc->err();
     broker->stop(SIGKILL); // no persistence: whatever it held is gone
     ASSERT_TRUE(wait_until([&] { return telemetry_held(edge(1)) >= 10; }, 20s, "10 batches held by the edge"));
