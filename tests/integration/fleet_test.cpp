@@ -6,6 +6,8 @@
 #include "federation_fixture.hpp"
 #include "support/postgres.hpp"
 
+#include <regex>
+
 namespace {
 
 using namespace qallow::itest;
@@ -138,6 +140,38 @@ TEST_F(Fleet, AnEdgesRowsInTheStoreAreItsTelemetryCsv) {
     EXPECT_GT(st["batches"].get<uint64_t>(), 20u) << st.dump(2);
     // Births and ledger entries are stored too, with the receipt state.
     EXPECT_EQ(dc->summary()["federation"]["primary"], true);
+}
+
+TEST_F(Fleet, TheDatacentresHttpServerAnswersFromTheStore) {
+    ASSERT_NO_FATAL_FAILURE(make_keys({"dc-1", "edge-1"}));
+    ASSERT_TRUE(broker->start()) << broker->log();
+    json c = datacentre("dc-1", sqlite_store());
+    c["http"] = {{"port", 0}};
+    dc = std::make_unique<Node>(root, "dc-1", c);
+    ASSERT_TRUE(dc->start()) << dc->err();
+    ASSERT_NO_FATAL_FAILURE(start_edges(1));
+    ASSERT_TRUE(wait_stored(sqlite_args(), 30, 30s)) << dc->err();
+    std::smatch m;
+    std::string log = dc->err();
+    ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(http serving .*/fleet/rows on http://127\.0\.0\.1:([0-9]+)/)"))) << log;
+    const uint16_t port = uint16_t(std::stoi(m[1]));
+    qallow::test::Http nodes = qallow::test::raw_get(port, "/fleet/nodes");
+    ASSERT_EQ(nodes.status, 200) << nodes.body;
+    json n = json::parse(nodes.body, nullptr, false);
+    ASSERT_TRUE(n.is_array() && n.size() == 1) << nodes.body;
+    EXPECT_EQ(n[0]["node"], "edge-1");
+    EXPECT_GE(n[0]["rows"].get<uint64_t>(), 30u);
+    qallow::test::Http rows = qallow::test::raw_get(port, "/fleet/rows?node=edge-1&ticks=1:10&signals=phase12.coherence");
+    ASSERT_EQ(rows.status, 200) << rows.body;
+    json r = json::parse(rows.body, nullptr, false);
+    ASSERT_TRUE(r.is_object()) << rows.body;
+    EXPECT_EQ(r["signals"], json({"phase12.coherence"}));
+    ASSERT_EQ(r["rows"].size(), 10u) << rows.body;
+    EXPECT_EQ(r["rows"][0]["tick"], 1);
+    EXPECT_EQ(r["rows"][9]["tick"], 10);
+    qallow::test::Http bad = qallow::test::raw_get(port, "/fleet/rows?ticks=5:x");
+    EXPECT_EQ(bad.status, 400);
+    EXPECT_TRUE(contains(bad.body, "ticks")) << bad.body;
 }
 
 TEST_F(Fleet, NothingIsLostWhenTheDatacentreIsKilled) {
