@@ -1,8 +1,9 @@
 // Digests, keys and signatures.  The only part of the host that includes
 // mbedTLS or OpenSSL's libcrypto, so that a change of crypto library touches
-// one file.  Hashing, base64, keys and signing are mbedTLS's (the edges sign
-// with it); verifying is OpenSSL's, about 11 times faster on the datacentre's
-// hot path (docs/DECISIONS.md, "Signature verification").
+// one file.  Keys, signing and base64 encoding are mbedTLS's (the edges sign
+// with it); verifying, SHA-256 and base64 decoding are OpenSSL's, several
+// times faster on the datacentre's hot path, where every received message is
+// hashed, verified and decoded (docs/DECISIONS.md, "Signature verification").
 #pragma once
 
 #include <filesystem>

@@ -91,4 +91,16 @@ TEST(Crypto, HexAndBase64RoundTrip) {
     EXPECT_THROW(crypto::from_hex("zz"), std::runtime_error);
 }
 
+TEST(Crypto, Base64DecodingIsStrictAndExact) {
+    for (size_t n = 0; n < 70; ++n) { // every padding case, bytes of every value
+        std::string bytes;
+        for (size_t i = 0; i < n; ++i) bytes += char((i * 37 + n) & 0xff);
+        EXPECT_EQ(crypto::base64_decode(crypto::base64_encode(bytes)), bytes) << n;
+    }
+    EXPECT_EQ(crypto::base64_decode(""), "");
+    EXPECT_EQ(crypto::sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"); // FIPS 180-2
+    for (const char* bad : {"QQ", "QQ=", "QQ===", "Q=Q=", "QUJD\n", " QUJD", "QU JD", "QUJ*", "====", "QUJDRA=\n"})
+        EXPECT_THROW(crypto::base64_decode(bad), std::runtime_error) << bad;
+}
+
 } // namespace
