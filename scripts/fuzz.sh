@@ -21,14 +21,15 @@ build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 seconds=${FUZZ_SECONDS:-20}
 cores=$(nproc)
 parallel=${FUZZ_PARALLEL:-$(( cores < 2 ? cores : 2 ))}
-all=(config ctl envelope ledger checkpoint elf deploy http quarantine outbox)
+all=(config ctl envelope ledger checkpoint elf deploy http quarantine outbox telemetry fleet_query)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 
 # Longest input per target: enough for every seed, small enough to stay fast.
 declare -A max_len=([config]=8192 [ctl]=4096 [envelope]=8192 [ledger]=16384 [checkpoint]=16384
-                    [elf]=16384 [deploy]=16384 [http]=4096 [quarantine]=4096 [outbox]=8192)
-declare -A dict=([http]=http.dict [elf]=elf.dict)
+                    [elf]=16384 [deploy]=16384 [http]=4096 [quarantine]=4096 [outbox]=8192
+                    [telemetry]=8192 [fleet_query]=1024)
+declare -A dict=([http]=http.dict [elf]=elf.dict [telemetry]=telemetry.dict [fleet_query]=fleet_query.dict)
 for t in "${targets[@]}"; do
   [ -n "${max_len[$t]:-}" ] || { echo "fuzz: unknown target '$t'; allowed: ${all[*]}" >&2; exit 2; }
 done

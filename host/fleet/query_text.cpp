@@ -42,19 +42,25 @@ std::vector<std::string> read_nodes(const std::string& value) {
     return nodes;
 }
 
+// Ticks are kept as signed 64-bit numbers in both engines: 2^63 and above
+// would compare as negative there, so they are refused here (and at ingest).
+bool tick(std::string_view text, uint64_t& v) { return whole(text, v) && v <= uint64_t(INT64_MAX); }
+
 void read_ticks(const std::string& value, Query& q) {
-    auto bad = [&] { return QueryError("ticks", "\"" + value + "\" is not A:B with whole numbers (A:, :B and A alone too)"); };
+    auto bad = [&] {
+        return QueryError("ticks", "\"" + value + "\" is not A:B with whole numbers up to 9223372036854775807 (A:, :B and A alone too)");
+    };
     size_t colon = value.find(':');
     uint64_t a = 0, b = 0;
     if (colon == std::string::npos) {
-        if (!whole(value, a)) throw bad();
+        if (!tick(value, a)) throw bad();
         q.tick_from = q.tick_to = a;
         return;
     }
     std::string_view left(value.data(), colon), right(value.data() + colon + 1, value.size() - colon - 1);
     if (left.empty() && right.empty()) throw bad();
-    if (!left.empty() && !whole(left, a)) throw bad();
-    if (!right.empty() && !whole(right, b)) throw bad();
+    if (!left.empty() && !tick(left, a)) throw bad();
+    if (!right.empty() && !tick(right, b)) throw bad();
     if (!left.empty()) q.tick_from = a;
     if (!right.empty()) q.tick_to = b;
     if (q.tick_from && q.tick_to && a > b)
@@ -122,7 +128,7 @@ Query query_from_params(const std::map<std::string, std::string>& params) {
     Query q;
     for (const auto& [key, value] : params) {
         if (std::find_if(std::begin(kQueryParameters), std::end(kQueryParameters),
-                         [&](const char* p) { return key == p; }) == std::end(kQueryParameters))
+                         [&k = key](const char* p) { return k == p; }) == std::end(kQueryParameters))
             throw QueryError(key, "unknown; allowed: " + allowed_parameters());
         if (value.empty()) throw QueryError(key, "empty; give a value or leave the parameter out");
         if (key == "node") q.nodes = read_nodes(value);

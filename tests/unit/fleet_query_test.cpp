@@ -123,10 +123,11 @@ TEST(FleetQueryParams, EveryErrorNamesItsParameter) {
         {{{"from", "2026-12-06T10:00:01Z"}, {"to", "2026-12-06T10:00:00Z"}}, "to"},
         {{{"limit", "0"}}, "limit"},          {{{"limit", "1000001"}}, "limit"},
         {{{"limit", "ten"}}, "limit"},
+        {{{"ticks", "9223372036854775808:"}}, "ticks"}, {{{"ticks", ":18446744073709551615"}}, "ticks"},
     };
     for (const auto& c : cases) EXPECT_EQ(error_parameter(c.params), c.parameter) << c.params.begin()->second;
     std::string msg = test::error_of<QueryError>([] { query_from_params({{"ticks", "5:x"}}); });
-    EXPECT_EQ(msg, "parameter \"ticks\": \"5:x\" is not A:B with whole numbers (A:, :B and A alone too)");
+    EXPECT_EQ(msg, "parameter \"ticks\": \"5:x\" is not A:B with whole numbers up to 9223372036854775807 (A:, :B and A alone too)");
     EXPECT_CONTAINS(test::error_of<QueryError>([] { query_from_params({{"sort", "x"}}); }),
                     "allowed: node, signals, ticks, from, to, limit");
 }
@@ -227,7 +228,7 @@ TEST_F(FleetQuery, HttpRefusesBadRequestsNamingTheParameter) {
     QueryHttp http([this] { return open_store(StoreConfig{.sqlite_file = file_}); });
     HttpAnswer bad = http.respond("GET", "/fleet/rows?ticks=5:x");
     EXPECT_EQ(bad.status, 400);
-    EXPECT_EQ(json::parse(bad.body)["error"], "parameter \"ticks\": \"5:x\" is not A:B with whole numbers (A:, :B and A alone too)");
+    EXPECT_EQ(json::parse(bad.body)["error"], "parameter \"ticks\": \"5:x\" is not A:B with whole numbers up to 9223372036854775807 (A:, :B and A alone too)");
     EXPECT_CONTAINS(http.respond("GET", "/fleet/rows?colour=red").body, "parameter \\\"colour\\\": unknown");
     EXPECT_CONTAINS(http.respond("GET", "/fleet/rows?limit=0").body, "parameter \\\"limit\\\"");
     EXPECT_EQ(http.respond("GET", "/fleet/nodes?node=a").status, 400);

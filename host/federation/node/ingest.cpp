@@ -16,6 +16,8 @@ using namespace std::chrono_literals;
 namespace {
 
 bool whole(const json& v) { return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0); }
+// The store keeps ticks, batch numbers and times as signed 64-bit numbers.
+bool whole63(const json& v) { return whole(v) && v.get<uint64_t>() <= uint64_t(INT64_MAX); }
 
 // What plugins name signals with (instance.signal); the store joins a
 // row's names with ',' and so must never see one inside a name.
@@ -37,7 +39,7 @@ std::optional<Rejection> read_rows(const json& p, fleet::Batch& b) {
         return bad("ticks", "expected an array of 1 to 1000000 tick numbers");
     b.ticks.reserve(t->size());
     for (const json& tick : *t) {
-        if (!whole(tick)) return bad("ticks", "every tick must be a whole number");
+        if (!whole63(tick)) return bad("ticks", "every tick must be a whole number up to 2^63-1");
         b.ticks.push_back(tick.get<uint64_t>());
     }
     auto v = p.find("values");
@@ -63,15 +65,15 @@ std::variant<fleet::Batch, Rejection> telemetry_batch(const Envelope& e) {
     fleet::Batch b;
     b.node = e.node;
     b.session = e.session;
-    if (!p.contains("batch") || !whole(p["batch"]) || p["batch"].get<uint64_t>() < 1)
-        return bad("batch", "expected a whole number >= 1");
+    if (!p.contains("batch") || !whole63(p["batch"]) || p["batch"].get<uint64_t>() < 1)
+        return bad("batch", "expected a whole number from 1 to 2^63-1");
     b.batch = p["batch"].get<uint64_t>();
     if (!p.contains("epoch") || !p["epoch"].is_string() || p["epoch"].get<std::string>().empty() ||
         p["epoch"].get<std::string>().size() > 64)
         return bad("epoch", "expected the outbox epoch, a string of 1 to 64 characters");
     b.epoch = p["epoch"].get<std::string>();
-    if (!p.contains("time_ms") || !p["time_ms"].is_number_integer())
-        return bad("time_ms", "expected milliseconds since the Unix epoch");
+    if (!p.contains("time_ms") || !whole63(p["time_ms"]))
+        return bad("time_ms", "expected milliseconds since the Unix epoch, a whole number");
     b.time_ms = p["time_ms"].get<int64_t>();
     if (!p.contains("signals") || !p["signals"].is_array() || p["signals"].empty() || p["signals"].size() > 4096)
         return bad("signals", "expected an array of 1 to 4096 signal names");
