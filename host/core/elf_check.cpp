@@ -18,13 +18,13 @@ namespace {
 template <int Bits> struct ElfTypes;
 template <> struct ElfTypes<64> {
     using Ehdr = Elf64_Ehdr; using Phdr = Elf64_Phdr; using Shdr = Elf64_Shdr; using Dyn = Elf64_Dyn;
-    static constexpr unsigned char kClass = ELFCLASS64;
-    static constexpr const char* kName = "64-bit";
+    [[maybe_unused]] static constexpr unsigned char kClass = ELFCLASS64;
+    [[maybe_unused]] static constexpr const char* kName = "64-bit";
 };
 template <> struct ElfTypes<32> {
     using Ehdr = Elf32_Ehdr; using Phdr = Elf32_Phdr; using Shdr = Elf32_Shdr; using Dyn = Elf32_Dyn;
-    static constexpr unsigned char kClass = ELFCLASS32;
-    static constexpr const char* kName = "32-bit";
+    [[maybe_unused]] static constexpr unsigned char kClass = ELFCLASS32;
+    [[maybe_unused]] static constexpr const char* kName = "32-bit";
 };
 using Native = ElfTypes<UINTPTR_MAX == 0xffffffffffffffffu ? 64 : 32>;
 using Ehdr = Native::Ehdr;
