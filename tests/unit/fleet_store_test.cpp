@@ -262,27 +262,6 @@ TEST_P(FleetStore_, OlderSchemaIsUpgradedNewerIsRefused) {
     }
 }
 
-TEST_P(FleetStore_, Throughput) {
-    auto store = open();
-    std::vector<std::string> signals;
-    for (int s = 0; s < 10; ++s) signals.push_back("signal_" + std::to_string(s));
-    // Each commit is one fsync, so the rate depends on how many batches a
-    // call carries: the ingest side groups what it has.
-    for (size_t per_call : {size_t(1), size_t(10), size_t(50)}) {
-        const size_t calls = 30000 / (per_call * 100) + 10;
-        uint64_t next = per_call * 100000;
-        auto t0 = std::chrono::steady_clock::now();
-        for (size_t c = 0; c < calls; ++c) {
-            std::vector<Batch> bs;
-            for (size_t k = 0; k < per_call; ++k, ++next) bs.push_back(make_batch("n" + std::to_string(next % 7), next, next * 100, 100, signals));
-            ASSERT_EQ(store->commit(bs, {}, {}), per_call);
-        }
-        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        std::printf("[ fleet    ] %s: %.0f rows/s committed (100 rows x 10 signals per batch, %zu batch(es) per commit)\n",
-                    store->describe().substr(0, 8).c_str(), double(calls * per_call * 100) / s, per_call);
-    }
-}
-
 INSTANTIATE_TEST_SUITE_P(Engines, FleetStore_, ::testing::Values(Engine::sqlite, Engine::postgres),
                          [](const auto& info) { return info.param == Engine::sqlite ? "sqlite" : "postgres"; });
 
