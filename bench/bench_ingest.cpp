@@ -10,6 +10,16 @@
 //                        work on 1 and 2 threads, each with its own
 //                        connection and its own edge's messages; wall-clock
 //                        rows/s of all threads together
+//   BM_IngestPipelined   one worker as the datacentre runs it: an opener
+//                        thread (Verifier) runs fed::open and hands
+//                        Envelopes over; the benchmark's thread (Ingest on
+//                        the federation thread) takes everything opened,
+//                        converts it and commits it in one commit(), while
+//                        the opener goes on.  Commit sizes are what waited,
+//                        not kGroup.  PostgreSQL also on 2 threads (= 2
+//                        workers, 4 threads).  /offered:N: the opener's
+//                        messages arrive at N rows/s instead of as fast
+//                        as it goes; the latency at that load
 //   BM_OpenOnly          fed::open + telemetry_batch without a store
 //   BM_OpenStep          open()'s parts alone, to see where its time goes:
 //                        parse (parse_json), hash (canonical dump and
@@ -26,7 +36,9 @@
 //
 // Latency (counters p50_ms, p99_ms): from a message's turn in the worker (its
 // open() starting) to its commit() returning, i.e. its rows durable and
-// visible to any query.  The edge's own wait (B ticks per batch) and the MQTT
+// visible to any query.  Pipelined, the opener takes the next message as
+// soon as it has handed one over, so a message's turn is when the opener
+// takes it; its wait for the committer is in the latency.  The edge's own wait (B ticks per batch) and the MQTT
 // hop (bench_federation) come on top.
 #include "federation/node/ingest.hpp"
 #include "federation/wire/telemetry.hpp"
@@ -45,6 +57,7 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,6 +65,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -310,6 +324,155 @@ void BM_IngestTwoWorkers(benchmark::State& state, size_t rows) {
     report(state, rows, latency);
 }
 
+// The opener's output, taken whole by the committer (Verifier::done_ and
+// take()): the committer sleeps only while nothing is opened.
+class Handoff {
+public:
+    struct Opened {
+        size_t index; // into the pool, for the message's turn
+        fed::Envelope envelope;
+    };
+
+    void put(Opened o) {
+        {
+            std::lock_guard lk(mu_);
+            done_.push_back(std::move(o));
+        }
+        cv_.notify_one();
+    }
+    // The opener has no more, or failed (`why` not empty).
+    void finish(std::string why = {}) {
+        {
+            std::lock_guard lk(mu_);
+            finished_ = true;
+            error_ = std::move(why);
+        }
+        cv_.notify_one();
+    }
+    // Waits for something opened; swaps it all into `out` (left empty once
+    // the opener finished and everything was taken).
+    void take(std::vector<Opened>& out) {
+        out.clear();
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [&] { return finished_ || !done_.empty(); });
+        if (!error_.empty()) throw std::runtime_error(error_);
+        out.swap(done_);
+    }
+    // The committer gave up: the opener stops at its next message.
+    void cancel() {
+        std::lock_guard lk(mu_);
+        cancelled_ = true;
+    }
+    bool cancelled() {
+        std::lock_guard lk(mu_);
+        return cancelled_;
+    }
+
+private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::vector<Opened> done_;
+    bool finished_ = false, cancelled_ = false;
+    std::string error_;
+};
+
+// The opener thread: every message of the pool in turn, as fast as it can
+// (`per_s` 0), or message i arriving at i / per_s seconds: then its turn is
+// its arrival, and a late opener's backlog counts in the latency.
+void open_all(const Pool& p, const fed::Trust& trust, double per_s, std::vector<Clock::time_point>& turn,
+              Handoff& out) {
+    const auto start = Clock::now();
+    try {
+        for (size_t i = 0; i < p.texts.size() && !out.cancelled(); ++i) {
+            // turn[] is read by the committer only after put() (the mutex orders it)
+            if (per_s > 0) {
+                turn[i] = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(double(i) / per_s));
+                std::this_thread::sleep_until(turn[i]);
+            } else {
+                turn[i] = Clock::now();
+            }
+            auto e = fed::open(p.node, "telemetry", p.texts[i], trust);
+            if (auto* r = std::get_if<fed::Rejection>(&e)) throw std::runtime_error("open: " + r->detail);
+            out.put({i, std::move(std::get<fed::Envelope>(e))});
+        }
+        out.finish();
+    } catch (const std::exception& e) {
+        out.finish(e.what());
+    }
+}
+
+struct PipelineResult {
+    size_t messages = 0, commits = 0;
+};
+
+// The committer (this thread): until the opener is done, converts and
+// commits in one call whatever it handed over meanwhile.
+PipelineResult commit_all(const Pool& p, fleet::FleetStore& store, const std::vector<Clock::time_point>& turn,
+                          Handoff& in, std::vector<double>& latency_ms) {
+    PipelineResult r;
+    std::vector<Handoff::Opened> opened;
+    std::vector<fleet::Batch> batches;
+    for (in.take(opened); !opened.empty(); in.take(opened)) {
+        batches.clear();
+        for (const auto& o : opened) {
+            auto b = fed::telemetry_batch(o.envelope);
+            if (auto* x = std::get_if<fed::Rejection>(&b)) throw std::runtime_error("telemetry_batch: " + x->detail);
+            batches.push_back(std::move(std::get<fleet::Batch>(b)));
+        }
+        if (store.commit(batches, {}, {}) != batches.size()) throw std::runtime_error("a batch was already stored");
+        const auto done = Clock::now();
+        for (const auto& o : opened) latency_ms.push_back(ms(done - turn[o.index]));
+        r.messages += opened.size();
+        ++r.commits;
+    }
+    if (r.messages != p.texts.size()) throw std::runtime_error("the opener stopped early");
+    return r;
+}
+
+PipelineResult pipelined_pass(const Pool& p, double per_s, fleet::FleetStore& store, std::vector<double>& latency_ms) {
+    std::vector<Clock::time_point> turn(p.texts.size());
+    Handoff handoff;
+    std::jthread opener([&] { open_all(p, Env::get().trust(), per_s, turn, handoff); });
+    try {
+        return commit_all(p, store, turn, handoff, latency_ms);
+    } catch (...) {
+        handoff.cancel();
+        throw;
+    }
+}
+
+// One iteration is one pass over the thread's pool (one edge's messages),
+// so nothing wraps and each repetition starts with an empty pipeline and
+// empty tables: the fill and the drain are one open and one commit of 2,000
+// or 8,000 messages.  `rows_per_s` 0: as fast as it goes (the rate); else
+// an offered load (the latency at that load).
+void BM_IngestPipelined(benchmark::State& state, Engine engine, size_t rows, double rows_per_s) {
+    Env& env = Env::get();
+    const Pool* p = nullptr;
+    std::unique_ptr<fleet::FleetStore> store;
+    guarded(state, [&] {
+        p = &env.pool(rows, state.thread_index());
+        store = env.open(engine);
+        if (state.thread_index() == 0) env.clear(engine, store);
+    });
+    std::vector<double> latency;
+    PipelineResult total;
+    for (auto _ : state) {
+        if (!guarded(state, [&] {
+                auto r = pipelined_pass(*p, rows_per_s / double(rows), *store, latency);
+                total.messages += r.messages;
+                total.commits += r.commits;
+            }))
+            break;
+    }
+    state.SetItemsProcessed(int64_t(total.messages * rows));
+    if (latency.empty()) return;
+    state.counters["p50_ms"] = benchmark::Counter(percentile(latency, 0.50), benchmark::Counter::kAvgThreads);
+    state.counters["p99_ms"] = benchmark::Counter(percentile(latency, 0.99), benchmark::Counter::kAvgThreads);
+    state.counters["msgs_per_commit"] =
+        benchmark::Counter(double(total.messages) / double(std::max<size_t>(total.commits, 1)), benchmark::Counter::kAvgThreads);
+}
+
 void BM_OpenOnly(benchmark::State& state, size_t rows) {
     const Pool* p = nullptr;
     guarded(state, [&] { p = &Env::get().pool(rows, 0); });
@@ -404,6 +567,21 @@ void BM_OpenStep(benchmark::State& state, Step s, size_t rows) {
             benchmark::RegisterBenchmark(("BM_IngestVerified" + tag).c_str(), BM_IngestVerified, e, rows)
                 ->UseRealTime()
                 ->Unit(benchmark::kMillisecond);
+        }
+        for (Engine e : {Engine::sqlite, Engine::postgres}) {
+            auto* bm = benchmark::RegisterBenchmark((std::string("BM_IngestPipelined/") + engine_name(e) + b).c_str(),
+                                                    BM_IngestPipelined, e, rows, 0.0);
+            bm->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+            if (e == Engine::postgres) bm->Threads(1)->Threads(2); // 2: two workers, 4 threads
+            // At B = 100, offered 100,000 and 150,000 rows/s (the goal) per worker.
+            for (double offered : {100e3, 150e3})
+                if (rows == 100)
+                    benchmark::RegisterBenchmark((std::string("BM_IngestPipelined/") + engine_name(e) + b + "/offered:" +
+                                                  std::to_string(int(offered / 1000)) + "k").c_str(),
+                                                 BM_IngestPipelined, e, rows, offered)
+                        ->Iterations(1)
+                        ->UseRealTime()
+                        ->Unit(benchmark::kMillisecond);
         }
         benchmark::RegisterBenchmark(("BM_IngestTwoWorkers/postgres" + b).c_str(), BM_IngestTwoWorkers, rows)
             ->Iterations(int64_t(pool_size(rows) / kGroup))

@@ -15,6 +15,7 @@
 // All four verifiers include the signature's base64 decoding, as on the wire.
 #define OPENSSL_SUPPRESS_DEPRECATED // BM_VerifyOpenSSLLegacy only
 #include "federation/wire/envelope.hpp"
+#include "federation/wire/telemetry.hpp"
 #include "records/ledger.hpp"
 #include "util/crypto.hpp"
 #include "util/ecdsa_fixed_key.hpp"
@@ -29,10 +30,12 @@
 #include <openssl/pem.h>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace {
 
@@ -99,17 +102,18 @@ void BM_VerifyOpenSSLLegacy(benchmark::State& state) {
 }
 BENCHMARK(BM_VerifyOpenSSLLegacy)->Unit(benchmark::kMicrosecond);
 
-// What an edge's telemetry message carries: 100 rows (ticks) of 10 signals.
+// What an edge's telemetry message carries: 100 rows (ticks) of 10 signals,
+// in the wire format (values as base64 of little-endian doubles).
 json telemetry_payload() {
-    json signals = json::array();
+    std::vector<std::string> signals;
     for (int i = 0; i < 10; ++i) signals.push_back("inst" + std::to_string(i / 4) + ".signal" + std::to_string(i));
-    json rows = json::array();
+    std::vector<uint64_t> ticks;
+    std::vector<double> values;
     for (int t = 0; t < 100; ++t) {
-        json row = json::array();
-        for (int i = 0; i < 10; ++i) row.push_back(0.123456789 * double(t + 1) + 1.0 / double(i + 3));
-        rows.push_back(std::move(row));
+        ticks.push_back(uint64_t(t + 1));
+        for (int i = 0; i < 10; ++i) values.push_back(0.123456789 * double(t + 1) + 1.0 / double(i + 3));
     }
-    return {{"signals", signals}, {"rows", rows}, {"cycle_ms", 1.0}};
+    return fed::telemetry_payload(signals, ticks, values, 1.0, 1765000000000);
 }
 
 struct Sealed {
