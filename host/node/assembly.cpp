@@ -216,6 +216,7 @@ void attach_http(const RunPlan& plan, Services& s, Node& node) {
     http.set_reload_counts(&node.reload->counts());
     if (s.ledger) http.set_ledger_length([&s] { return uint64_t(s.ledger->entries()); });
     if (node.federation && node.federation->is_datacentre()) add_fleet_routes(plan, http);
+    if (node.federation) http.add_metrics([&node] { return node.federation->metrics(); });
     node.runner->add_hook(&http, HookOrder::http);
     spdlog::info("http serving /healthz /readyz /metrics{} on http://{}:{}/",
                  node.federation && node.federation->is_datacentre() ? " /fleet/nodes /fleet/rows" : "",

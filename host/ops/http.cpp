@@ -270,6 +270,7 @@ std::string HttpServer::metrics(Runner& runner) const {
         o += fmt::format("qallow_watchdog_tick_deadline_seconds {}\n",
                          number(double(watchdog_->options().deadline.count()) * 1e-3));
     }
+    for (const auto& more : more_metrics_) o += more();
     return o;
 }
 

@@ -74,6 +74,9 @@ public:
     using Route = std::function<Reply(const std::string& method, const std::string& target)>;
     void add_route(std::string prefix, Route handler) { routes_.push_back({std::move(prefix), std::move(handler)}); }
     std::string metrics(Runner& runner) const;
+    // More families for /metrics, appended as they come: exposition text,
+    // each family with its HELP and TYPE lines.  Called on the loop's thread.
+    void add_metrics(std::function<std::string()> more) { more_metrics_.push_back(std::move(more)); }
 
     // Upper bounds (seconds) of the tick duration histogram, +Inf apart.
     static constexpr std::array<double, 10> kBuckets = {1e-6, 1e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1, 1, 10};
@@ -94,6 +97,7 @@ private:
     const Watchdog* watchdog_ = nullptr;
     std::function<uint64_t()> ledger_length_;
     std::vector<std::pair<std::string, Route>> routes_;
+    std::vector<std::function<std::string()>> more_metrics_;
     std::chrono::steady_clock::time_point last_poll_{};
     uint64_t ticks_ = 0;
     std::array<uint64_t, kBuckets.size() + 1> bucket_counts_{}; // not cumulative; last: +Inf

@@ -59,6 +59,20 @@ protected:
         ASSERT_TRUE(dc->start()) << dc->err();
         ASSERT_NO_FATAL_FAILURE(start_edges(edges));
     }
+    // The port a node with "http": {"port": 0} serves on, from its log; 0 if none.
+    static uint16_t http_port(const Node& n) {
+        std::smatch m;
+        std::string log = n.err();
+        if (!std::regex_search(log, m, std::regex(R"(http serving .* on http://127\.0\.0\.1:([0-9]+)/)"))) return 0;
+        return uint16_t(std::stoi(m[1]));
+    }
+    // The value of a sample in a /metrics scrape, or NaN.
+    static double sample(uint16_t port, const std::string& name) {
+        qallow::test::Http h = qallow::test::raw_get(port, "/metrics");
+        for (const auto& line : split(h.body, '\n'))
+            if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+        return std::nan("");
+    }
     static size_t telemetry_held(const Node& e) {
         auto msgs = e.outbox_messages();
         return size_t(std::count_if(msgs.begin(), msgs.end(), [](const std::string& m) { return contains(m, "\"class\":\"telemetry\""); }));
@@ -151,10 +165,8 @@ TEST_F(Fleet, TheDatacentresHttpServerAnswersFromTheStore) {
     ASSERT_TRUE(dc->start()) << dc->err();
     ASSERT_NO_FATAL_FAILURE(start_edges(1));
     ASSERT_TRUE(wait_stored(sqlite_args(), 30, 30s)) << dc->err();
-    std::smatch m;
-    std::string log = dc->err();
-    ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(http serving .*/fleet/rows on http://127\.0\.0\.1:([0-9]+)/)"))) << log;
-    const uint16_t port = uint16_t(std::stoi(m[1]));
+    const uint16_t port = http_port(*dc);
+    ASSERT_NE(port, 0) << dc->err();
     qallow::test::Http nodes = qallow::test::raw_get(port, "/fleet/nodes");
     ASSERT_EQ(nodes.status, 200) << nodes.body;
     json n = json::parse(nodes.body, nullptr, false);
@@ -295,18 +307,27 @@ TEST_F(FleetPostgres, AStandbyTakesOverWhenThePrimaryDies) {
 TEST_F(FleetPostgres, NothingIsLostWhileTheDatabaseIsDown) {
     ASSERT_NO_FATAL_FAILURE(make_keys({"dc-1", "edge-1"}));
     ASSERT_TRUE(broker->start()) << broker->log();
-    dc = std::make_unique<Node>(root, "dc-1", datacentre("dc-1", pg_store()));
+    json c = datacentre("dc-1", pg_store());
+    c["http"] = {{"port", 0}};
+    dc = std::make_unique<Node>(root, "dc-1", c);
     ASSERT_TRUE(dc->start()) << dc->err();
+    const uint16_t port = http_port(*dc);
+    ASSERT_NE(port, 0) << dc->err();
     ASSERT_NO_FATAL_FAILURE(start_edges(1));
     ASSERT_TRUE(wait_stored(pg_args(), 100, 30s)) << dc->err();
     pg->stop();
     ASSERT_TRUE(wait_until([&] { return contains(dc->err(), "fleet store: cannot commit"); }, 10s,
                            "the datacentre to say the store is down"))
         << dc->err();
+    // ... and its metrics (refreshed each second).
+    EXPECT_TRUE(wait_until([&] { return sample(port, "qallow_fleet_store_up") == 0 && sample(port, "qallow_fleet_commit_failures_total") > 0; },
+                           10s, "qallow_fleet_store_up 0 and commit failures in /metrics"));
+    EXPECT_GT(sample(port, "qallow_fleet_waiting_batches"), 0);
     ASSERT_TRUE(wait_until([&] { return telemetry_held(edge(1)) >= 20; }, 20s, "20 batches held by the edge"));
     pg->start();
     ASSERT_TRUE(wait_until([&] { return contains(dc->err(), "reachable again"); }, 20s, "the store to come back"))
         << dc->err();
+    EXPECT_TRUE(wait_until([&] { return sample(port, "qallow_fleet_store_up") == 1; }, 10s, "qallow_fleet_store_up 1"));
     stop_edges_then({dc.get()});
     expect_store_equals_telemetry(edge(1), pg_args());
     json st = dc->summary()["federation"]["store"];

@@ -8,6 +8,7 @@
 #include "util/json_input.hpp"
 #include "federation/wire/telemetry.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <cmath>
@@ -802,6 +803,45 @@ std::optional<json> FederationNode::ctl(const json& req) {
                               req.value("by", "ctl"));
     link_->wake(); // the federation thread sends it now, not at its next poll
     return r;
+}
+
+namespace {
+void metric(std::string& o, const char* name, const char* type, const char* help, double value) {
+    o += fmt::format("# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name, type, name, value);
+}
+} // namespace
+
+std::string FederationNode::metrics() const {
+    std::string o;
+    metric(o, "qallow_outbox_messages", "gauge", "Messages waiting in this node's outbox.", double(outbox_->size()));
+    metric(o, "qallow_outbox_dropped_telemetry_total", "counter", "Telemetry batches dropped because the outbox was full.",
+           double(outbox_->dropped_telemetry()));
+    metric(o, "qallow_outbox_telemetry_receipted_total", "counter", "Telemetry batches a datacentre's receipt said it stored.",
+           double(outbox_->telemetry_receipted()));
+    metric(o, "qallow_outbox_telemetry_resent_total", "counter", "Telemetry batches sent again for want of a receipt.",
+           double(outbox_->telemetry_resent()));
+    if (!ingest_) return o;
+    json st;
+    {
+        std::lock_guard lk(mu_);
+        st = ingest_status_;
+    }
+    if (!st.is_object()) return o;
+    auto n = [&](const char* k) { return st.contains(k) && st[k].is_number() ? st[k].get<double>() : 0.0; };
+    metric(o, "qallow_fleet_store_up", "gauge", "1 while the fleet store takes commits, 0 while it cannot.",
+           st.value("reachable", false) ? 1 : 0);
+    metric(o, "qallow_fleet_primary", "gauge", "1 while this datacentre holds the cluster's primary lock.", primary_ ? 1 : 0);
+    metric(o, "qallow_fleet_batches_total", "counter", "Telemetry batches stored (new).", n("batches"));
+    metric(o, "qallow_fleet_duplicate_batches_total", "counter", "Telemetry batches that came again, already stored.",
+           n("duplicate_batches"));
+    metric(o, "qallow_fleet_rows_committed_total", "counter", "Telemetry rows in committed batches.", n("rows"));
+    metric(o, "qallow_fleet_commit_failures_total", "counter", "Commits the store refused or could not take.",
+           n("commit_failures"));
+    metric(o, "qallow_fleet_let_go_batches_total", "counter", "Batches let go unreceipted (their edges send them again).",
+           n("let_go_batches"));
+    metric(o, "qallow_fleet_waiting_batches", "gauge", "Verified batches waiting to be committed.", n("waiting_batches"));
+    metric(o, "qallow_fleet_expired_rows_total", "counter", "Rows removed by retention.", n("expired_rows"));
+    return o;
 }
 
 json FederationNode::summary() const {

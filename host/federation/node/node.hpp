@@ -83,6 +83,9 @@ public:
     std::optional<nlohmann::json> ctl(const nlohmann::json& request);
 
     nlohmann::json summary() const;
+    // /metrics families (Prometheus exposition): the outbox, and on a
+    // datacentre the fleet store's ingest.  Any thread.
+    std::string metrics() const;
     // Every hot reload event (reload.hpp), on the loop's thread: acks the
     // deployments it concerns and republishes the birth with the plugins
     // now running.
