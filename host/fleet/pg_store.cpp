@@ -169,8 +169,14 @@ PgStore::PgStore(const StoreConfig& config) : config_(config) {
     check_conninfo(config.postgres);
     if (!config.password_file.empty()) password_ = read_password(config.password_file);
     connect();
-    open_schema();
-    prepare_all();
+    try {
+        open_schema();
+        prepare_all();
+    } catch (...) { // a refused schema: no destructor runs for a half-built store
+        PQfinish(conn_);
+        conn_ = nullptr;
+        throw;
+    }
 }
 
 void PgStore::connect() {
