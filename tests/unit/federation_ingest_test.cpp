@@ -3,6 +3,7 @@
 #include "federation/node/ingest.hpp"
 #include "federation/wire/telemetry.hpp"
 #include "host_test_support.hpp"
+#include "telemetry_payload.hpp"
 
 #include <gtest/gtest.h>
 
@@ -16,22 +17,8 @@ namespace {
 using nlohmann::json;
 using test::TempDir;
 
-Envelope telemetry(json payload, const std::string& node = "edge-1") {
-    Envelope e;
-    e.node = node;
-    e.session = 3;
-    e.seq = 1;
-    e.kind = "telemetry";
-    e.payload = std::move(payload);
-    return e;
-}
-
-json payload(uint64_t batch, std::vector<uint64_t> ticks = {1, 2}, std::vector<double> values = {0.5, 1.5, 2.5, 3.5}) {
-    json p = telemetry_payload({"a", "b"}, ticks, values, 10.0, 1'700'000'000'000);
-    p["batch"] = batch;
-    p["epoch"] = "00000000000000aa";
-    return p;
-}
+using test_telemetry::payload;
+using test_telemetry::telemetry;
 
 class FedIngestStore : public ::testing::Test {
 protected:
