@@ -121,4 +121,20 @@ Http raw_get(uint16_t port, const std::string& path) {
     return h;
 }
 
+// A port nobody listens on now: the kernel's pick for port 0.
+uint16_t free_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+        if (fd >= 0) ::close(fd);
+        throw std::runtime_error("no free TCP port");
+    }
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
 } // namespace qallow::test

@@ -64,4 +64,7 @@ struct Http {
 // shows as status 0 rather than a hung test.
 Http raw_get(uint16_t port, const std::string& path);
 
+// A loopback TCP port nobody listens on now (the kernel's pick for port 0).
+uint16_t free_port();
+
 } // namespace qallow::test
