@@ -42,7 +42,7 @@ if [ "${FUZZ_NO_BUILD:-0}" != 1 ]; then
   opt="-O1 -gline-tables-only -DNDEBUG"
   if ! grep -qs '^QALLOW_FUZZ:BOOL=ON' "$build/CMakeCache.txt"; then
     CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DQALLOW_FUZZ=ON -DQALLOW_CUDA=OFF -DQALLOW_BUILD_BENCH=OFF \
-      -DQALLOW_BUILD_TESTS=OFF -DQALLOW_HTTP=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DQALLOW_BUILD_TESTS=OFF -DQALLOW_HTTP=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQALLOW_UNITY_BUILD=${QALLOW_UNITY_BUILD:-ON} \
       "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=$opt" "-DCMAKE_C_FLAGS_RELWITHDEBINFO=$opt" >/dev/null
   fi
   cmake --build "$build" -j "${FUZZ_JOBS:-$cores}" --target $(printf 'fuzz_%s ' "${targets[@]}")

@@ -36,7 +36,7 @@ esac
 logs=$build/sanitizer-logs
 start=$SECONDS
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=$build_type -DQALLOW_SANITIZE="$sanitize" \
-  -DQALLOW_CUDA=OFF -DQALLOW_BUILD_BENCH=OFF -DQALLOW_BUILD_TESTS=ON >/dev/null
+  -DQALLOW_CUDA=OFF -DQALLOW_BUILD_BENCH=OFF -DQALLOW_BUILD_TESTS=ON -DQALLOW_UNITY_BUILD=${QALLOW_UNITY_BUILD:-ON} >/dev/null
 cmake --build "$build" -j "$jobs"
 echo "sanitize $kind: built in $((SECONDS - start)) s"
 

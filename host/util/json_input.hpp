@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,6 +46,12 @@ std::optional<JsonError> parse_json(std::string_view text, nlohmann::json& out,
 // The value, or a discarded value (is_discarded()) when `text` is not
 // acceptable JSON: nlohmann's parse(text, nullptr, false) with the limits.
 nlohmann::json parse_json_or_discarded(std::string_view text, int max_depth = kMaxJsonDepth);
+
+// A JSON number that is a whole number >= 0 (an id, a count, a tick):
+// unsigned, or a non-negative signed integer; never a float like 3.0.
+inline bool json_whole(const nlohmann::json& v) {
+    return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
+}
 
 // "L:C", the 1-based line and column of byte offset `byte` in `text`.
 std::string json_position(std::string_view text, size_t byte);

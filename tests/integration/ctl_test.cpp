@@ -17,9 +17,9 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 // A node that runs until told to stop, serving ctl on <dir>/ctl.sock.
-class Node {
+class CtlNode {
 public:
-    explicit Node(const TempDir& dir, std::vector<std::string> extra = {})
+    explicit CtlNode(const TempDir& dir, std::vector<std::string> extra = {})
         : dir_(dir), socket_(dir / "ctl.sock") {
         std::vector<std::string> args = {kBin.string(), "run", "--config", (kConfigs / "phase13.json").string(),
                                          "--plugins", kPlugins.string(), "--out", (dir / "out").string(),
@@ -32,7 +32,7 @@ public:
         ready_ = wait_until([&] { return serving() || proc_->exited(); }, 20s, "the node to serve ctl (or end)") &&
                  !proc_->exited();
     }
-    ~Node() {
+    ~CtlNode() {
         if (proc_ && !proc_->exited()) {
             proc_->signal(SIGTERM);
             proc_->wait(20s);
@@ -82,7 +82,7 @@ private:
 
 TEST(Ctl, StatusReportsTheRunningNode) {
     TempDir dir;
-    Node node(dir);
+    CtlNode node(dir);
     ASSERT_TRUE(node.ready()) << node.err();
     // The first request may be served before the first tick (tick 0).
     ASSERT_TRUE(wait_until([&] { return ctl_tick(node.socket(), dir.path()) > 0; }, 20s, "tick 1 over ctl"))
@@ -99,7 +99,7 @@ TEST(Ctl, StatusReportsTheRunningNode) {
 
 TEST(Ctl, SocketIsOwnerOnly) {
     TempDir dir;
-    Node node(dir);
+    CtlNode node(dir);
     ASSERT_TRUE(node.ready()) << node.err();
     struct stat st {};
     ASSERT_EQ(::stat(node.socket().c_str(), &st), 0);
@@ -109,7 +109,7 @@ TEST(Ctl, SocketIsOwnerOnly) {
 
 TEST(Ctl, SetChangesTheLiveRunAtATickBoundary) {
     TempDir dir;
-    Node node(dir);
+    CtlNode node(dir);
     ASSERT_TRUE(node.ready()) << node.err();
     Result r = ctl(dir, node.socket(), {"set", "phase13.k", "0.002"});
     ASSERT_EQ(r.status, 0) << r.err;
@@ -128,7 +128,7 @@ TEST(Ctl, SetChangesTheLiveRunAtATickBoundary) {
 
 TEST(Ctl, RefusalsNameTheParameterAndTheRunGoesOn) {
     TempDir dir;
-    Node node(dir);
+    CtlNode node(dir);
     ASSERT_TRUE(node.ready()) << node.err();
     Result r = ctl(dir, node.socket(), {"set", "phase13.k", "0.05"});
     EXPECT_EQ(r.status, 1);
@@ -146,7 +146,7 @@ TEST(Ctl, RefusalsNameTheParameterAndTheRunGoesOn) {
 
 TEST(Ctl, MalformedRequestsGetAnErrorAnswer) {
     TempDir dir;
-    Node node(dir);
+    CtlNode node(dir);
     ASSERT_TRUE(node.ready()) << node.err();
     RawCtl raw(node.socket());
     ASSERT_TRUE(raw.connected());
@@ -171,7 +171,7 @@ TEST(Ctl, NoNodeMeansExitStatus2) {
 
 TEST(Ctl, ALiveSocketIsNotStolenAndAStaleOneIsReplaced) {
     TempDir dir;
-    Node first(dir);
+    CtlNode first(dir);
     ASSERT_TRUE(first.ready()) << first.err();
     // A second node asking for the same socket is refused (bad input, status 2).
     Result second = run_qallow(dir, {"run", "--config", (kConfigs / "phase13.json").string(), "--plugins",
@@ -184,7 +184,7 @@ TEST(Ctl, ALiveSocketIsNotStolenAndAStaleOneIsReplaced) {
     first.process().signal(SIGKILL);
     first.process().wait(20s);
     ASSERT_TRUE(fs::exists(first.socket()));
-    Node third(dir);
+    CtlNode third(dir);
     ASSERT_TRUE(third.ready()) << third.err();
     EXPECT_EQ(ctl(dir, third.socket(), {"status"}).status, 0);
 }
@@ -194,7 +194,7 @@ TEST(Ctl, ALiveSocketIsNotStolenAndAStaleOneIsReplaced) {
 // and on the raw socket.
 TEST(Ctl, HostileValuesGetAnErrorAndTheNodeRunsOn) {
     TempDir dir;
-    Node node(dir);
+    CtlNode node(dir);
     ASSERT_TRUE(node.ready()) << node.err();
     Result r = ctl(dir, node.socket(), {"set", "phase13.k", "1e400"});
     EXPECT_EQ(r.status, 2) << r.err;

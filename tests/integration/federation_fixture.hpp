@@ -262,6 +262,11 @@ protected:
                 {"key", (root / "keys" / (id + ".key")).string()},
                 {"fsync", "per_tick"}};
     }
+    // One second, so a killed node's will comes within 1.5 s; stretched with
+    // the other deadlines on a slow machine (sanitizers, qemu), where a
+    // client starved of the CPU for 1.5 s would otherwise be dropped by the
+    // broker and reconnect in the middle of a test.
+    static int keep_alive_s() { return qallow::test::time_scale(); }
     json edge_config(const std::string& id) const {
         return {{"seed", 42},
                 {"ticks", 100000},
@@ -280,7 +285,7 @@ protected:
                   {"controllers", (root / "controllers").string()},
                   {"tick_ms", 10},
                   {"telemetry_every", 10},
-                  {"keep_alive_s", 1},
+                  {"keep_alive_s", keep_alive_s()},
                   {"max_skew_ms", 30000},
                   {"validator", true}}}};
     }
@@ -303,7 +308,7 @@ protected:
                     {"trust", (root / "trust").string()},
                     {"tick_ms", 10},
                     {"telemetry_every", 10},
-                    {"keep_alive_s", 1},
+                    {"keep_alive_s", keep_alive_s()},
                     {"max_skew_ms", 30000},
                     {"cluster_ledger", (root / "dc-1" / "cluster-ledger.jsonl").string()}}}};
         if (quorum)

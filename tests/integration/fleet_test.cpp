@@ -60,11 +60,20 @@ protected:
         ASSERT_NO_FATAL_FAILURE(start_edges(edges));
     }
     // The port a node with "http": {"port": 0} serves on, from its log; 0 if none.
+    // The HTTP port a node logs once it serves (a while after it is up: the
+    // server starts after the node's other stages), or 0 after 10 s.
     static uint16_t http_port(const Node& n) {
-        std::smatch m;
-        std::string log = n.err();
-        if (!std::regex_search(log, m, std::regex(R"(http serving .* on http://127\.0\.0\.1:([0-9]+)/)"))) return 0;
-        return uint16_t(std::stoi(m[1]));
+        uint16_t port = 0;
+        wait_until(
+            [&] {
+                std::smatch m;
+                std::string log = n.err();
+                if (!std::regex_search(log, m, std::regex(R"(http serving .* on http://127\.0\.0\.1:([0-9]+)/)"))) return false;
+                port = uint16_t(std::stoi(m[1]));
+                return true;
+            },
+            10s, "the node to log its HTTP port");
+        return port;
     }
     // The value of a sample in a /metrics scrape, or NaN.
     static double sample(uint16_t port, const std::string& name) {

@@ -50,7 +50,7 @@ Table read_table(const fs::path& file) {
     return t;
 }
 
-json summary(const fs::path& out) { return json::parse(read_file(out / "summary.json")); }
+json lua_run_summary(const fs::path& out) { return json::parse(read_file(out / "summary.json")); }
 
 TEST(LuaCli, KSweepFindsTheFastestCouplingAndIsDeterministic) {
     TempDir dir;
@@ -74,7 +74,7 @@ TEST(LuaCli, KSweepFindsTheFastestCouplingAndIsDeterministic) {
     // The middle of the range beats both ends (docs/lua.md: diffusion vs the drift floor).
     EXPECT_LT(number(t.rows[1]["ticks"]), number(t.rows[0]["ticks"]));
     EXPECT_LT(number(t.rows[1]["ticks"]), number(t.rows[3]["ticks"]));
-    json s = summary(dir / "a");
+    json s = lua_run_summary(dir / "a");
     EXPECT_EQ(s["trials"], 5);
     EXPECT_EQ(s["lua"]["drove_run"], true);
     EXPECT_EQ(s["lua"]["status"], "ok");
@@ -125,7 +125,7 @@ TEST(LuaCli, AdaptiveControllerFailsEthicsFarLessThanAFixedSigma) {
         EXPECT_EQ(t.rows[2]["tick"], "3000");
         EXPECT_EQ(t.rows[2]["mode"], mode[0] == '1' ? "\"fixed\"" : "\"adaptive\"");
         failures[mode] = number(t.rows[2]["failures"]);
-        json s = summary(out);
+        json s = lua_run_summary(out);
         EXPECT_EQ(s["ticks"], 3000);
         EXPECT_EQ(s["lua"]["drove_run"], false);
         EXPECT_EQ(s["ethics"]["fail"], failures[mode]);
@@ -140,7 +140,7 @@ TEST(LuaCli, ExperimentModeRunsNoTicksOfItsOwn) {
     write_file(dir / "s.lua", "qallow.run(10)\n");
     Result r = run_process(run_args(kConfigs / "phase13.json", dir / "o", dir / "s.lua"), dir.path());
     ASSERT_EQ(r.status, 0) << r.err;
-    json s = summary(dir / "o");
+    json s = lua_run_summary(dir / "o");
     EXPECT_EQ(s["ticks"], 10);
     EXPECT_EQ(s["ticks_requested"], 400);
     EXPECT_EQ(s["lua"]["ticks_run"], 10);
@@ -155,7 +155,7 @@ TEST(LuaCli, PolicyDisableGoesOnWithoutTheScriptHaltStopsWithStatus4) {
                            dir.path());
     EXPECT_EQ(d.status, 0) << d.err;
     EXPECT_NE(d.err.find(where + "; script disabled"), std::string::npos) << d.err;
-    json sd = summary(dir / "d");
+    json sd = lua_run_summary(dir / "d");
     EXPECT_EQ(sd["ticks"], 20);
     EXPECT_EQ(sd["stopped_by"], "completed");
     EXPECT_EQ(sd["lua"]["status"], "disabled");
@@ -167,7 +167,7 @@ TEST(LuaCli, PolicyDisableGoesOnWithoutTheScriptHaltStopsWithStatus4) {
     Result h = run_process(run_args(dir / "halt.json", dir / "h", dir / "s.lua", {"--ticks", "20"}), dir.path());
     EXPECT_EQ(h.status, 4) << h.err;
     EXPECT_NE(h.err.find(where + "; stopping the run (lua.policy halt)"), std::string::npos) << h.err;
-    json sh = summary(dir / "h");
+    json sh = lua_run_summary(dir / "h");
     EXPECT_EQ(sh["ticks"], 5);
     EXPECT_EQ(sh["stopped_by"], "lua");
     EXPECT_EQ(sh["error"], where);
@@ -182,7 +182,7 @@ TEST(LuaCli, RunawayScriptIsStoppedAndTheRunCompletes) {
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_NE(r.err.find((dir / "s.lua").string() + ":2: instruction budget of 10000000 exceeded"), std::string::npos)
         << r.err;
-    EXPECT_EQ(summary(dir / "o")["ticks"], 400);
+    EXPECT_EQ(lua_run_summary(dir / "o")["ticks"], 400);
 }
 
 TEST(LuaCli, BadScriptsAndLuaConfigsAreBadInput) {
@@ -256,7 +256,7 @@ TEST(LuaCli, EditingTheScriptReloadsItWhileTheRunGoesOn) {
         switches += t.rows[i]["version"] != t.rows[i - 1]["version"];
     }
     EXPECT_EQ(switches, 1);
-    json s = summary(dir / "o");
+    json s = lua_run_summary(dir / "o");
     EXPECT_EQ(s["stopped_by"], "SIGINT");
     EXPECT_EQ(s["lua"]["reloads"], 1);
     EXPECT_EQ(s["lua"]["reload_failures"], 1);

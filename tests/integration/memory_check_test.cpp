@@ -27,7 +27,7 @@ uint64_t mem_available() {
     return UINT64_MAX;
 }
 
-std::vector<std::string> run_args(const TempDir& dir, std::vector<std::string> extra) {
+std::vector<std::string> memory_run_args(const TempDir& dir, std::vector<std::string> extra) {
     std::vector<std::string> a = {kBin.string(), "run", "--out", (dir / "out").string(), "--state-dir",
                                   (dir / "state").string(), "--no-ctl", "--no-progress"};
     a.insert(a.end(), extra.begin(), extra.end());
@@ -40,7 +40,7 @@ TEST(MemoryCheck, VmNodesBeyondTheMachinesMemoryAreRefusedWithTheFigures) {
     if (mem_available() > need) GTEST_SKIP() << "this machine has more than 48 GB available";
     TempDir dir;
     auto t0 = std::chrono::steady_clock::now();
-    Result r = run_process(run_args(dir, {"--config", kDefault, "--plugins", kPlugins.string(), "--set",
+    Result r = run_process(memory_run_args(dir, {"--config", kDefault, "--plugins", kPlugins.string(), "--set",
                                           "vm.nodes=1000000000"}),
                            dir.path(), 60s);
     EXPECT_EQ(r.status, 2) << r.err;
@@ -63,7 +63,7 @@ TEST(MemoryCheck, AnAddressSpaceLimitIsNamedAsTheFiguresSource) {
     // 10^8 nodes: 4.8 GB, over a 4 GiB ulimit -v on any machine.
     TempDir dir;
     std::string cmd = "ulimit -v 4194304 && exec";
-    for (const auto& a : run_args(dir, {"--config", kDefault, "--plugins", kPlugins.string(), "--threads", "2",
+    for (const auto& a : memory_run_args(dir, {"--config", kDefault, "--plugins", kPlugins.string(), "--threads", "2",
                                         "--set", "vm.nodes=100000000"}))
         cmd += " '" + a + "'";
     Result r = run_process({"/bin/sh", "-c", cmd}, dir.path(), 60s);
@@ -76,7 +76,7 @@ TEST(MemoryCheck, AnAddressSpaceLimitIsNamedAsTheFiguresSource) {
 TEST(MemoryCheck, AnAbi11PluginsStatementIsChecked) {
     TempDir dir;
     write_file(dir / "c.json", R"({"seed": 1, "ticks": 3, "instances": [{"plugin": "hang", "params": {"claim_bytes": 1e18}}]})");
-    Result r = run_process(run_args(dir, {"--config", (dir / "c.json").string(), "--plugins",
+    Result r = run_process(memory_run_args(dir, {"--config", (dir / "c.json").string(), "--plugins",
                                           (kTestPlugins / "hang").string()}),
                            dir.path());
     EXPECT_EQ(r.status, 2) << r.err;
@@ -94,7 +94,7 @@ TEST(MemoryCheck, AnAbi10DescriptorStillLoadsAndItsMemoryIsUnknown) {
     // Its bytes past struct_size hold a memory_bytes that would claim 10^18
     // bytes: the host must not read them.
     write_file(dir / "c.json", R"({"seed": 1, "ticks": 3, "instances": [{"plugin": "hang", "params": {"claim_bytes": 1e18}}]})");
-    Result r = run_process(run_args(dir, {"--config", (dir / "c.json").string(), "--plugins", v10.string()}), dir.path());
+    Result r = run_process(memory_run_args(dir, {"--config", (dir / "c.json").string(), "--plugins", v10.string()}), dir.path());
     EXPECT_EQ(r.status, 0) << r.err;
     json s = json::parse(read_file(dir / "out" / "summary.json"));
     EXPECT_EQ(s["ticks"], 3u);
@@ -103,7 +103,7 @@ TEST(MemoryCheck, AnAbi10DescriptorStillLoadsAndItsMemoryIsUnknown) {
 
 TEST(MemoryCheck, DeviceCudaWithoutAGpuIsBadInputNamingWhy) {
     TempDir dir;
-    Result r = run_process(run_args(dir, {"--config", kDefault, "--plugins", kPlugins.string(), "--ticks", "5", "--set",
+    Result r = run_process(memory_run_args(dir, {"--config", kDefault, "--plugins", kPlugins.string(), "--ticks", "5", "--set",
                                           "vm.device=cuda"}),
                            dir.path());
     if (r.status == 0) GTEST_SKIP() << "this machine has a usable GPU";

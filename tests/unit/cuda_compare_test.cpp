@@ -25,7 +25,7 @@ using qallow::test::kPluginDir;
 using qallow::test::TempDir;
 using nlohmann::json;
 
-const Catalog& real_plugins() {
+const Catalog& cuda_compare_plugins() {
     static const Catalog cat = discover_plugins(kPluginDir);
     return cat;
 }
@@ -47,7 +47,7 @@ Config config_of(const std::string& device, int64_t nodes, uint64_t seed = 11) {
     return c;
 }
 
-std::vector<double> table(const Simulation& sim) {
+std::vector<double> signal_table(const Simulation& sim) {
     return {sim.signals().values(), sim.signals().values() + sim.signals().size()};
 }
 
@@ -57,7 +57,7 @@ const std::string& gpu_missing() {
     static const std::string why = [] {
         try {
             WorkerPool pool(1);
-            Simulation sim(config_of("cuda", 8), real_plugins(), pool, {});
+            Simulation sim(config_of("cuda", 8), cuda_compare_plugins(), pool, {});
             return std::string();
         } catch (const std::exception& e) {
             return std::string(e.what());
@@ -109,8 +109,8 @@ std::string device_of(const Simulation& sim, size_t instance) {
 TEST(CudaCompare, GpuMatchesCpuEveryTick) {
     SKIP_WITHOUT_GPU();
     WorkerPool pool(2);
-    Simulation cpu(config_of("cpu", 100000), real_plugins(), pool, {});
-    Simulation gpu(config_of("cuda", 100000), real_plugins(), pool, {});
+    Simulation cpu(config_of("cpu", 100000), cuda_compare_plugins(), pool, {});
+    Simulation gpu(config_of("cuda", 100000), cuda_compare_plugins(), pool, {});
     for (size_t i = 0; i < 2; ++i) EXPECT_EQ(device_of(gpu, i).rfind("cuda (", 0), 0u) << device_of(gpu, i);
     expect_same_ticks(cpu, gpu, 200, 1e-9, "cpu vs cuda");
 }
@@ -118,8 +118,8 @@ TEST(CudaCompare, GpuMatchesCpuEveryTick) {
 TEST(CudaCompare, TwoGpuRunsAreIdentical) {
     SKIP_WITHOUT_GPU();
     WorkerPool pool(2);
-    Simulation a(config_of("cuda", 100000), real_plugins(), pool, {});
-    Simulation b(config_of("cuda", 100000), real_plugins(), pool, {});
+    Simulation a(config_of("cuda", 100000), cuda_compare_plugins(), pool, {});
+    Simulation b(config_of("cuda", 100000), cuda_compare_plugins(), pool, {});
     expect_same_ticks(a, b, 200, 0, "cuda vs cuda");
 }
 
@@ -127,7 +127,7 @@ TEST(CudaCompare, GpuCheckpointRoundTripGoesOnUninterrupted) {
     SKIP_WITHOUT_GPU();
     TempDir dir;
     WorkerPool pool(2);
-    Simulation a(config_of("cuda", 100000), real_plugins(), pool, {});
+    Simulation a(config_of("cuda", 100000), cuda_compare_plugins(), pool, {});
     for (int i = 0; i < 30; ++i) ASSERT_FALSE(a.step().fault);
     RunFacts facts;
     facts.config_digest = "d";
@@ -135,7 +135,7 @@ TEST(CudaCompare, GpuCheckpointRoundTripGoesOnUninterrupted) {
     origin.resolved = a.resolved();
     std::string digest;
     const auto file = write_checkpoint(a, facts, 1, origin, dir.path(), digest); // save_state: download
-    Simulation b(config_of("cuda", 100000), real_plugins(), pool, {});
+    Simulation b(config_of("cuda", 100000), cuda_compare_plugins(), pool, {});
     RunFacts restored;
     restore_checkpoint(read_checkpoint(file), b, restored); // load_state: upload
     EXPECT_EQ(b.tick(), 30u);
@@ -145,8 +145,8 @@ TEST(CudaCompare, GpuCheckpointRoundTripGoesOnUninterrupted) {
 
 TEST(CudaCompare, AutoGivesTheCpuTelemetryAndCudaWithoutAGpuSaysWhy) {
     WorkerPool pool(2);
-    Simulation cpu(config_of("cpu", 20000), real_plugins(), pool, {});
-    Simulation autom(config_of("auto", 20000), real_plugins(), pool, {});
+    Simulation cpu(config_of("cpu", 20000), cuda_compare_plugins(), pool, {});
+    Simulation autom(config_of("auto", 20000), cuda_compare_plugins(), pool, {});
     for (size_t i = 0; i < 2; ++i) EXPECT_EQ(device_of(cpu, i), "cpu (device \"cpu\")");
     if (gpu_missing().empty()) {
         // auto took the GPU: vm still to the bit, phase13 within 1e-9.
@@ -163,7 +163,7 @@ TEST(CudaCompare, AutoGivesTheCpuTelemetryAndCudaWithoutAGpuSaysWhy) {
         c.instances.erase(c.instances.begin() + (std::string(plugin) == "vm" ? 1 : 0));
         std::string message;
         try {
-            Simulation sim(c, real_plugins(), pool, {});
+            Simulation sim(c, cuda_compare_plugins(), pool, {});
         } catch (const std::exception& e) {
             message = e.what();
         }

@@ -26,7 +26,7 @@ namespace fs = std::filesystem;
 using test::PostgresServer;
 using test::TempDir;
 using Engine = StoreConfig::Engine;
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kQuietNaN = std::numeric_limits<double>::quiet_NaN();
 
 // The suite's server, started on first use and stopped at exit.
 PostgresServer& shared_server() {
@@ -62,7 +62,7 @@ Batch make_batch(const std::string& node, uint64_t batch, uint64_t first_tick, s
     Batch b{node, "e1", batch, 7, time_ms, std::move(signals), {}, {}};
     for (size_t r = 0; r < rows; ++r) {
         b.ticks.push_back(first_tick + r);
-        for (size_t s = 0; s < b.signals.size(); ++s) b.values.push_back(r == 1 && s == 0 ? kNaN : double(first_tick + r) * 1000 + double(s) + 0.25);
+        for (size_t s = 0; s < b.signals.size(); ++s) b.values.push_back(r == 1 && s == 0 ? kQuietNaN : double(first_tick + r) * 1000 + double(s) + 0.25);
     }
     return b;
 }

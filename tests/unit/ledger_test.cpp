@@ -359,26 +359,26 @@ namespace {
 using namespace qallow;
 using namespace qallow::test;
 
-const char* kBase = R"({"seed": 1, "ticks": 5, "instances": [{"plugin": "ethics"}], "ledger": )";
+const char* kLedgerConfigHead = R"({"seed": 1, "ticks": 5, "instances": [{"plugin": "ethics"}], "ledger": )";
 
 TEST(LedgerConfig, PathsAreRelativeToTheConfigFileAndFsyncDefaultsToAlways) {
-    Config c = parse_config(std::string(kBase) + R"({"path": "l.jsonl", "node_id": "n-1.a", "key": "/k/n.key"}})", "x.json", "/cfg");
+    Config c = parse_config(std::string(kLedgerConfigHead) + R"({"path": "l.jsonl", "node_id": "n-1.a", "key": "/k/n.key"}})", "x.json", "/cfg");
     ASSERT_TRUE(c.ledger);
     EXPECT_EQ(c.ledger->path, fs::path("/cfg/l.jsonl"));
     EXPECT_EQ(c.ledger->key, fs::path("/k/n.key"));
     EXPECT_EQ(c.ledger->node_id, "n-1.a");
     EXPECT_EQ(c.ledger->fsync, FsyncMode::always);
-    c = parse_config(std::string(kBase) + R"({"path": "l", "node_id": "n", "key": "k", "fsync": {"every_ms": 50}}})", "x.json", "/cfg");
+    c = parse_config(std::string(kLedgerConfigHead) + R"({"path": "l", "node_id": "n", "key": "k", "fsync": {"every_ms": 50}}})", "x.json", "/cfg");
     EXPECT_EQ(c.ledger->fsync, FsyncMode::every_ms);
     EXPECT_EQ(c.ledger->fsync_every_ms, 50u);
-    c = parse_config(std::string(kBase) + R"({"path": "l", "node_id": "n", "key": "k", "fsync": "per_tick"}})", "x.json", "/cfg");
+    c = parse_config(std::string(kLedgerConfigHead) + R"({"path": "l", "node_id": "n", "key": "k", "fsync": "per_tick"}})", "x.json", "/cfg");
     EXPECT_EQ(c.ledger->fsync, FsyncMode::per_tick);
     EXPECT_FALSE(parse_config(R"({"seed": 1, "ticks": 5, "instances": [{"plugin": "ethics"}]})", "x.json", "/").ledger);
 }
 
 TEST(LedgerConfig, ErrorsNameFilePointerAndWhatIsAllowed) {
     auto err = [](const std::string& ledger) {
-        return error_of<InputError>([&] { parse_config(std::string(kBase) + ledger + "}", "x.json", "/cfg"); });
+        return error_of<InputError>([&] { parse_config(std::string(kLedgerConfigHead) + ledger + "}", "x.json", "/cfg"); });
     };
     EXPECT_EQ(err(R"({"path": "l", "node_id": "n", "key": "k", "fsync": "sometimes"})"),
               "x.json: /ledger/fsync: \"sometimes\" is not allowed; allowed: \"always\", \"per_tick\" or {\"every_ms\": N}");

@@ -13,7 +13,7 @@ using qallow::phase12::Phase12Model;
 // d_n = d0*a^n + b*(1 - a^n)/(1 - a): the decoherence recurrence unrolled.
 // 1000 ticks of two roundings (2^-53 each) separate it from the iterated
 // value: 2.2e-13 relative at worst, 1e-14 seen; allow 1e-13.
-double decoherence_after(int n, double stretch) {
+double phase12_decoherence_after(int n, double stretch) {
     const double a = 1 - 5e-4, b = stretch * 1e-7, an = std::pow(a, n);
     return 9e-6 * an + b * (1 - an) / (1 - a);
 }
@@ -42,7 +42,7 @@ TEST(Phase12Model, ClosedFormAfter1000Ticks) {
     }
     const auto s = m.signals();
     EXPECT_EQ(s.coherence, 1.0);
-    const double d = decoherence_after(1000, 1e-4); // about 5.4659e-6
+    const double d = phase12_decoherence_after(1000, 1e-4); // about 5.4659e-6
     EXPECT_NEAR(s.decoherence, d, 1e-13 * d);
     EXPECT_NEAR(d, 5.46599e-6, 1e-10);
     EXPECT_EQ(s.sustainability, 1.0);
@@ -62,10 +62,10 @@ TEST(Phase12Model, StretchIsClamped) {
         ASSERT_EQ(std::memcmp(&big.state(), &edge.state(), sizeof(big.state())), 0) << t;
         ASSERT_EQ(std::memcmp(&negative.state(), &zero.state(), sizeof(zero.state())), 0) << t;
     }
-    const double d = decoherence_after(1000, 1e-2);
+    const double d = phase12_decoherence_after(1000, 1e-2);
     EXPECT_NEAR(big.signals().decoherence, d, 1e-13 * d);
     EXPECT_EQ(big.signals().entropy, 0.0); // 0.0007 / (1e-6 - 2e-9) = 701.4 ticks
-    const double d0 = decoherence_after(1000, 0.0);
+    const double d0 = phase12_decoherence_after(1000, 0.0);
     EXPECT_NEAR(zero.signals().decoherence, d0, 1e-13 * d0);
 }
 

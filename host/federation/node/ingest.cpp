@@ -2,6 +2,7 @@
 
 #include "federation/wire/telemetry.hpp"
 #include "util/crypto.hpp"
+#include "util/json_input.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -15,9 +16,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-bool whole(const json& v) { return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0); }
 // The store keeps ticks, batch numbers and times as signed 64-bit numbers.
-bool whole63(const json& v) { return whole(v) && v.get<uint64_t>() <= uint64_t(INT64_MAX); }
+bool whole63(const json& v) { return json_whole(v) && v.get<uint64_t>() <= uint64_t(INT64_MAX); }
 
 // What plugins name signals with (instance.signal); the store joins a
 // row's names with ',' and so must never see one inside a name.

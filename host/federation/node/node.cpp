@@ -277,6 +277,21 @@ void FederationNode::try_connect() {
     std::string will = seal(setup_.node_id, session_, 0, std::chrono::system_clock::now(), "death",
                             {{"clean", false}, {"session", session_}}, *key_);
     link_->connect(topic(c.cluster, setup_.node_id, "death"), will, 3000ms);
+    try {
+        start_session();
+    } catch (...) {
+        // Connected but not subscribed or not born: drop the connection so
+        // the next attempt starts over, never a half-made session that
+        // looks connected and sends without a birth.
+        link_->disconnect(500ms);
+        throw;
+    }
+}
+
+// After the connection: the subscriptions, the birth, and the outbox
+// resent from its last confirmed message.
+void FederationNode::start_session() {
+    const FederationConfig& c = setup_.config;
     std::vector<std::string> subs;
     control_subscribed_ = false;
     if (is_datacentre()) {
@@ -744,12 +759,15 @@ void FederationNode::stop(Runner& runner, std::chrono::milliseconds drain) {
     link_->wake();
     auto until = std::chrono::steady_clock::now() + drain;
     // Wait until the outbox is empty (reliable ones confirmed) or time is up.
-    // Offline, or with nothing leaving for a second (no datacentre to
-    // confirm), there is nothing to wait for: the outbox keeps it all.
+    // Offline, or with nothing leaving for two seconds (no datacentre to
+    // confirm), there is nothing to wait for: the outbox keeps it all.  Two,
+    // not one: a datacentre that many edges stop at once (a fleet restart)
+    // verifies and commits each one's whole in-flight telemetry before the
+    // first receipt goes out.
     size_t left = outbox_->size();
     auto moved = std::chrono::steady_clock::now();
     while (online_ && left > 0 && std::chrono::steady_clock::now() < until &&
-           std::chrono::steady_clock::now() - moved < 1s) {
+           std::chrono::steady_clock::now() - moved < 2s) {
         std::this_thread::sleep_for(10ms);
         if (size_t now_left = outbox_->size(); now_left < left) {
             left = now_left;

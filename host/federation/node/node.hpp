@@ -98,6 +98,7 @@ public:
 private:
     void thread_main();
     void try_connect();
+    void start_session();
     void arrive(Inbound m);  // topic checks, then to the verifier
     void handle(Opened& o);  // what the verifier opened: clock, replay, then act
     void handle_edge(const Envelope& e);

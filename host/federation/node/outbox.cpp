@@ -75,7 +75,6 @@ void write_atomic(const fs::path& file, const std::string& text, bool sync) {
     if (sync) fsync_dir(file.parent_path());
 }
 
-bool whole(const json& v) { return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0); }
 
 // A stored message, checked against the id in its file name; nullopt and
 // `why` when it is not one.
@@ -86,7 +85,7 @@ std::optional<OutMsg> parse_msg(const std::string& text, uint64_t id, std::strin
         return std::nullopt;
     }
     OutMsg m;
-    if (!j.contains("id") || !whole(j["id"]) || j["id"].get<uint64_t>() != id) {
+    if (!j.contains("id") || !json_whole(j["id"]) || j["id"].get<uint64_t>() != id) {
         why = "field \"id\": must be " + std::to_string(id) + " (the file name)";
         return std::nullopt;
     }
@@ -99,7 +98,7 @@ std::optional<OutMsg> parse_msg(const std::string& text, uint64_t id, std::strin
         return std::nullopt;
     }
     const json rid = j.value("rid", json("missing"));
-    if (m.cls == MsgClass::reliable && (!whole(rid) || rid.get<uint64_t>() < 1)) {
+    if (m.cls == MsgClass::reliable && (!json_whole(rid) || rid.get<uint64_t>() < 1)) {
         why = "field \"rid\": a reliable message needs a whole number >= 1";
         return std::nullopt;
     }
@@ -111,7 +110,7 @@ std::optional<OutMsg> parse_msg(const std::string& text, uint64_t id, std::strin
     // An outbox written before batch numbers existed has none: open() numbers it.
     const json batch = j.value("batch", json(nullptr));
     if (m.cls == MsgClass::telemetry && !batch.is_null()) {
-        if (!whole(batch) || batch.get<uint64_t>() < 1) {
+        if (!json_whole(batch) || batch.get<uint64_t>() < 1) {
             why = "field \"batch\": telemetry needs a whole number >= 1";
             return std::nullopt;
         }

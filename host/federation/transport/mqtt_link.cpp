@@ -126,7 +126,13 @@ void MqttLink::connect(const std::string& will_topic, const std::string& will_pa
     }
     try {
         auto tok = impl_->client.connect(b.finalize());
-        if (!tok->wait_for(timeout)) throw std::runtime_error("no answer within " + std::to_string(timeout.count()) + " ms");
+        if (!tok->wait_for(timeout)) {
+            // Abandon the attempt before the next one: Paho keeps trying a
+            // connect nobody waits for, and two at once on one client
+            // corrupt its state (seen under TSan as a use after free).
+            abandon_connect();
+            throw std::runtime_error("no answer within " + std::to_string(timeout.count()) + " ms");
+        }
         {
             std::lock_guard lk(impl_->mu);
             impl_->lost.clear();
@@ -145,6 +151,14 @@ void MqttLink::connect(const std::string& will_topic, const std::string& will_pa
         if (rc >= 1 && rc <= 5) throw std::runtime_error(std::string("the broker refused the connection: ") + kConnack[rc]);
         throw std::runtime_error(e.what());
     }
+}
+
+void MqttLink::abandon_connect() {
+    try {
+        impl_->client.disconnect(0)->wait_for(std::chrono::milliseconds(1000));
+    } catch (const mqtt::exception&) { // not connecting after all
+    }
+    impl_->up = false;
 }
 
 void MqttLink::subscribe(const std::vector<std::string>& filters, std::chrono::milliseconds timeout) {

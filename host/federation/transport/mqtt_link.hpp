@@ -70,6 +70,9 @@ public:
     void wake();
 
 private:
+    // Ends a connect that did not answer in time (or is still going).
+    void abandon_connect();
+
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

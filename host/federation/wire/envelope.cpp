@@ -26,7 +26,6 @@ std::string quote(const json& v) {
 std::string quote(const std::string& s) { return quote(json(s)); }
 std::string quote(std::string_view s) { return quote(json(std::string(s))); }
 
-bool whole(const json& v) { return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0); }
 
 Rejection field_error(const char* field, const std::string& what) {
     return {Reject::malformed, std::string("field \"") + field + "\": " + what};
@@ -122,15 +121,15 @@ std::variant<Envelope, Rejection> open_checked(std::string_view topic_node, std:
 
     Envelope e;
     const json& v = j["v"];
-    if (!whole(v) || v.get<uint64_t>() != 1) return field_error("v", quote(v) + ": must be 1");
+    if (!json_whole(v) || v.get<uint64_t>() != 1) return field_error("v", quote(v) + ": must be 1");
     const json& node = j["node"];
     if (!node.is_string() || !is_node_id(node.get_ref<const std::string&>()))
         return field_error("node", quote(node) + ": must be a string matching [A-Za-z0-9_.-]{1,64}");
     const json& session = j["session"];
-    if (!whole(session) || session.get<uint64_t>() < 1)
+    if (!json_whole(session) || session.get<uint64_t>() < 1)
         return field_error("session", quote(session) + ": must be a whole number >= 1");
     const json& seq = j["seq"];
-    if (!whole(seq)) return field_error("seq", quote(seq) + ": must be a whole number >= 0");
+    if (!json_whole(seq)) return field_error("seq", quote(seq) + ": must be a whole number >= 0");
     const json& ts = j["ts"];
     if (!ts.is_string() || !parse_ts(ts.get_ref<const std::string&>()))
         return field_error("ts", quote(ts) + ": must be a UTC time \"YYYY-MM-DDTHH:MM:SS.mmmZ\"");
