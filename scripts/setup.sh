@@ -18,7 +18,15 @@ packages=(
   systemd                                                    # systemd-analyze verify of the edge unit
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev                                   # scripts/fuzz.sh: libFuzzer is in the runtime, only a Recommends
+  libjs-chart.js                                             # the dashboard's and the report's charts (docs/dashboard.md)
 )
+# Only for the tests (scripts/test.sh passes --tests): a node runs without them.
+if [ "${1:-}" = "--tests" ]; then
+  packages+=(
+    chromium chromium-driver                                 # the dashboard's browser tests (headless, WebDriver)
+    prometheus                                               # promtool: check metrics, config and rules
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -11,7 +11,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 stage() { echo "== test.sh: $1 ($(date -u +%H:%M:%S))"; }
 stage setup
-"$root/scripts/setup.sh"
+"$root/scripts/setup.sh" --tests
 stage "build (Release)"
 CMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE:-Release} "$root/scripts/build.sh" -DQALLOW_BUILD_TESTS=ON -DQALLOW_BUILD_BENCH=ON
 stage "tests"

@@ -1,6 +1,9 @@
 #include "ops/http.hpp"
 
 #include "util/errors.hpp"
+#include "util/prometheus.hpp"
+
+#include <qallow/plugin.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -16,32 +19,9 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
-namespace {
-
-// A label value: backslash, double quote and newline escaped.
-std::string label(const std::string& v) {
-    std::string out;
-    for (char c : v) {
-        if (c == '\\') out += "\\\\";
-        else if (c == '"') out += "\\\"";
-        else if (c == '\n') out += "\\n";
-        else out += c;
-    }
-    return out;
-}
-
-// Shortest text that reads back to the same double; +Inf, -Inf, NaN as Prometheus spells them.
-std::string number(double v) {
-    if (std::isnan(v)) return "NaN";
-    if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-    return fmt::format("{}", v);
-}
-
-void family(std::string& out, const char* name, const char* type, const char* help) {
-    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
-}
-
-} // namespace
+using prom::family;
+using prom::label;
+using prom::number;
 
 struct HttpServer::Impl {
     asio::io_context io;
@@ -151,6 +131,26 @@ void HttpServer::map_instances(Runner& runner) {
         plugin_times_[k].plugin = instances[i].plugin->name;
         slot_[i] = k;
     }
+    map_signals(runner.sim());
+}
+
+void HttpServer::map_signals(const Simulation& sim) {
+    const Signals& sig = sim.signals();
+    const auto& instances = sim.instances();
+    ethics_total_ = -1;
+    joules_slots_.clear();
+    ops_slots_.clear();
+    signal_labels_.assign(sig.size(), {});
+    for (size_t slot = 0; slot < sig.size(); ++slot) {
+        const std::string& full = sig.name(slot);
+        const std::string& instance = instances[sig.owner(slot)].name;
+        std::string own = full.substr(std::min(full.size(), instance.size() + 1));
+        signal_labels_[slot] = {instance, own};
+        auto kind = instances[sig.owner(slot)].plugin->kind;
+        if (own == "ops") ops_slots_.push_back(int32_t(slot));
+        if (own == "joules" && kind == QALLOW_KIND_ENERGY) joules_slots_.push_back(int32_t(slot));
+        if (own == "total" && kind == QALLOW_KIND_ETHICS && ethics_total_ < 0) ethics_total_ = int32_t(slot);
+    }
 }
 
 void HttpServer::after_tick(Runner& runner, const TickResult&) {
@@ -165,6 +165,11 @@ void HttpServer::after_tick(Runner& runner, const TickResult&) {
     ++bucket_counts_[b];
     const auto& ns = sim.step_ns();
     for (size_t i = 0; i < ns.size(); ++i) plugin_times_[slot_[i]].ns += ns[i];
+    const double* v = sim.signals().values();
+    for (int32_t s : joules_slots_)
+        if (std::isfinite(v[s])) joules_total_ += v[s];
+    for (int32_t s : ops_slots_)
+        if (std::isfinite(v[s])) ops_total_ += v[s];
 }
 
 HttpServer::Reply HttpServer::respond(Runner& runner, const std::string& method, const std::string& target) {
@@ -227,17 +232,35 @@ std::string HttpServer::metrics(Runner& runner) const {
         o += fmt::format("qallow_plugin_step_seconds_total{{instance=\"{}\",plugin=\"{}\"}} {}\n", label(p.instance),
                          label(p.plugin), number(double(p.ns) * 1e-9));
 
+    signal_metrics(o, runner.sim());
     const RunFacts& f = runner.facts();
     family(o, "qallow_ethics_checks_total", "counter", "Ticks the ethics instances judged.");
     o += fmt::format("qallow_ethics_checks_total {}\n", f.ethics_pass + f.ethics_fail);
+    family(o, "qallow_ethics_passes_total", "counter", "Ticks that passed the ethics check.");
+    o += fmt::format("qallow_ethics_passes_total {}\n", f.ethics_pass);
     family(o, "qallow_ethics_failures_total", "counter", "Ticks that failed the ethics check.");
     o += fmt::format("qallow_ethics_failures_total {}\n", f.ethics_fail);
+    if (ethics_total_ >= 0)
+        prom::metric(o, "qallow_ethics_score", "gauge", "The first ethics instance's score (its \"total\") at the last tick.",
+                     runner.sim().signals().values()[ethics_total_]);
+    if (!joules_slots_.empty()) {
+        prom::metric(o, "qallow_energy_joules_total", "counter", "Joules the energy instances measured (every trial).",
+                     joules_total_);
+        prom::metric(o, "qallow_energy_ops_total", "counter", "Units of work (every \"ops\" signal) over the same ticks.",
+                     ops_total_);
+        prom::metric(o, "qallow_energy_joules_per_op", "gauge", "qallow_energy_joules_total / qallow_energy_ops_total.",
+                     ops_total_ > 0 ? joules_total_ / ops_total_ : std::nan(""));
+    }
 
     if (reload_) {
         family(o, "qallow_reloads_total", "counter", "Hot swaps of a plugin build into a running instance.");
         o += fmt::format("qallow_reloads_total {}\n", reload_->reloaded);
         family(o, "qallow_rollbacks_total", "counter", "Instances rolled back to their previous build on probation.");
         o += fmt::format("qallow_rollbacks_total {}\n", reload_->rolled_back);
+        prom::metric(o, "qallow_quarantined_builds_total", "counter",
+                     "Plugin builds quarantined at start (a previous run crashed in them).", double(reload_->quarantined));
+        prom::metric(o, "qallow_refused_builds_total", "counter",
+                     "Plugin builds refused (load, validation, quarantine, create, bind, state).", double(reload_->refused));
     }
     if (auto last = runner.last_checkpoint()) {
         family(o, "qallow_checkpoint_age_seconds", "gauge", "Seconds since the last checkpoint was recorded.");
@@ -271,7 +294,21 @@ std::string HttpServer::metrics(Runner& runner) const {
                          number(double(watchdog_->options().deadline.count()) * 1e-3));
     }
     for (const auto& more : more_metrics_) o += more();
+    o += prom::process_metrics();
+    family(o, "qallow_build_info", "gauge", "This build: its version and plugin ABI; always 1.");
+    o += fmt::format("qallow_build_info{{version=\"{}\",abi=\"{}.{}\"}} 1\n", label(QALLOW_VERSION), QALLOW_ABI_MAJOR,
+                     QALLOW_ABI_MINOR);
     return o;
+}
+
+// One gauge per signal: a fixed set, declared when the plugins were created.
+void HttpServer::signal_metrics(std::string& o, const Simulation& sim) const {
+    if (signal_labels_.size() != sim.signals().size()) return; // not mapped yet: no tick since the start or a reset
+    family(o, "qallow_signal", "gauge", "Each model signal's value at the last tick (NaN: its instance is out of the loop).");
+    const double* v = sim.signals().values();
+    for (size_t s = 0; s < signal_labels_.size(); ++s)
+        o += fmt::format("qallow_signal{{instance=\"{}\",signal=\"{}\"}} {}\n", label(signal_labels_[s].first),
+                         label(signal_labels_[s].second), number(v[s]));
 }
 
 } // namespace qallow

@@ -88,6 +88,8 @@ private:
         uint64_t ns = 0;
     };
     void map_instances(Runner& runner);
+    void map_signals(const Simulation& sim);
+    void signal_metrics(std::string& out, const Simulation& sim) const;
 
     std::string bind_;
     uint16_t port_ = 0;
@@ -105,6 +107,14 @@ private:
     uint64_t mapped_trial_ = 0;          // the trial whose simulation slot_ maps (a Lua reset makes a new one)
     std::vector<size_t> slot_;           // instance index -> plugin_times_
     std::vector<PluginTime> plugin_times_;
+    // Read through the signal contract of sdk/include/qallow/plugin.h only:
+    // the first ethics instance's "total", every energy instance's "joules",
+    // every instance's "ops".  -1: the run has none.
+    int32_t ethics_total_ = -1;
+    std::vector<int32_t> joules_slots_, ops_slots_;
+    double joules_total_ = 0, ops_total_ = 0;
+    // Per signal slot: its instance and its own name (the labels of qallow_signal).
+    std::vector<std::pair<std::string, std::string>> signal_labels_;
 };
 
 } // namespace qallow

@@ -20,5 +20,7 @@ void HttpServer::poll(Runner&) {}
 HttpServer::Reply HttpServer::respond(Runner&, const std::string&, const std::string&) { return {404, {}, {}}; }
 std::string HttpServer::metrics(Runner&) const { return {}; }
 void HttpServer::map_instances(Runner&) {}
+void HttpServer::map_signals(const Simulation&) {}
+void HttpServer::signal_metrics(std::string&, const Simulation&) const {}
 
 } // namespace qallow

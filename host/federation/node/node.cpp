@@ -1,4 +1,5 @@
 #include "federation/node/node.hpp"
+#include "util/prometheus.hpp"
 
 #include "util/crypto.hpp"
 #include "util/errors.hpp"
@@ -261,6 +262,7 @@ std::shared_ptr<Delivery> FederationNode::publish_now(const std::string& kind, c
     std::string text = seal(setup_.node_id, session_, ++seq_, std::chrono::system_clock::now(), kind, payload, *key_);
     auto d = link_->publish(topic(setup_.config.cluster, setup_.node_id, kind), text);
     ++published_;
+    sent_kinds_.add(kind);
     return d;
 }
 
@@ -445,6 +447,7 @@ void FederationNode::datacentre_poll(std::chrono::steady_clock::time_point now) 
             std::string text = seal(setup_.node_id, session_, ++seq_, std::chrono::system_clock::now(), o.kind, o.payload, *key_);
             link_->publish(topic(setup_.config.cluster, o.node, o.kind), text);
             ++published_;
+            sent_kinds_.add(o.kind);
         } catch (const std::exception& e) {
             spdlog::warn("federation: {}", e.what());
         }
@@ -475,6 +478,7 @@ void FederationNode::send_outbox() {
             inflight_.push_back({m->id, m->cls == MsgClass::reliable, std::move(d)});
             if (m->rid) sent_rid_ = std::max(sent_rid_, *m->rid);
             ++published_;
+            sent_kinds_.add(m->kind);
         } catch (const std::exception& e) {
             spdlog::debug("federation: publish: {}", e.what());
             break;
@@ -524,6 +528,7 @@ void FederationNode::handle(Opened& o) {
             return;
         }
     }
+    received_kinds_.add(e.kind); // signed, in time, not a replay
     if (cluster_) {
         if (e.kind == "cmd" || e.kind == "pace" || e.kind == "receipt") return; // another datacentre's, or ours
         if (e.kind == "telemetry")
@@ -823,14 +828,48 @@ std::optional<json> FederationNode::ctl(const json& req) {
     return r;
 }
 
-namespace {
-void metric(std::string& o, const char* name, const char* type, const char* help, double value) {
-    o += fmt::format("# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name, type, name, value);
+void FederationNode::KindCounts::add(const std::string& kind) {
+    std::lock_guard lk(mu_);
+    auto it = n_.find(kind);
+    if (it != n_.end()) ++it->second;
+    else ++n_[n_.size() < kMaxKinds ? kind : "other"];
 }
+
+std::map<std::string, uint64_t> FederationNode::KindCounts::snapshot() const {
+    std::lock_guard lk(mu_);
+    return n_;
+}
+
+namespace {
+using prom::metric;
+
+void by_label(std::string& o, const char* name, const char* key, const std::map<std::string, uint64_t>& counts,
+              const char* extra = "") {
+    for (const auto& [k, n] : counts) o += fmt::format("{}{{{}{}=\"{}\"}} {}\n", name, extra, key, prom::label(k), n);
+}
+
+// Every reason, counted or not: a series that appears only on the first
+// rejection would hide the rise an alert looks for.
+void rejections(std::string& o, const std::map<std::string, uint64_t>& by_reason) {
+    prom::family(o, "qallow_federation_rejections_total", "counter", "Messages rejected, by reason (docs/federation.md).");
+    std::map<std::string, uint64_t> all = by_reason;
+    for (Reject r : {Reject::malformed, Reject::unsigned_, Reject::unknown_key, Reject::wrong_node, Reject::bad_signature,
+                     Reject::topic_mismatch, Reject::replayed, Reject::stale, Reject::future, Reject::not_controller,
+                     Reject::unexpected})
+        all.emplace(to_string(r), 0);
+    by_label(o, "qallow_federation_rejections_total", "reason", all);
+}
+
 } // namespace
 
 std::string FederationNode::metrics() const {
     std::string o;
+    metric(o, "qallow_federation_connected", "gauge", "1 while connected to the broker.", online_ ? 1 : 0);
+    prom::family(o, "qallow_federation_messages_total", "counter",
+                 "Messages by kind: sent (published) and received (signed, in time, not a replay).");
+    by_label(o, "qallow_federation_messages_total", "kind", sent_kinds_.snapshot(), "direction=\"sent\",");
+    by_label(o, "qallow_federation_messages_total", "kind", received_kinds_.snapshot(), "direction=\"received\",");
+    rejections(o, rejects_.by_reason());
     metric(o, "qallow_outbox_messages", "gauge", "Messages waiting in this node's outbox.", double(outbox_->size()));
     metric(o, "qallow_outbox_dropped_telemetry_total", "counter", "Telemetry batches dropped because the outbox was full.",
            double(outbox_->dropped_telemetry()));
@@ -859,7 +898,51 @@ std::string FederationNode::metrics() const {
            n("let_go_batches"));
     metric(o, "qallow_fleet_waiting_batches", "gauge", "Verified batches waiting to be committed.", n("waiting_batches"));
     metric(o, "qallow_fleet_expired_rows_total", "counter", "Rows removed by retention.", n("expired_rows"));
+    if (cluster_) fleet_metrics(o, cluster_->status());
     return o;
+}
+
+// The datacentre's table of nodes, one series per node it has heard from
+// (the trusted keys bound the set).
+void FederationNode::fleet_metrics(std::string& o, const json& status) const {
+    const json& nodes = status.at("nodes");
+    metric(o, "qallow_fleet_nodes", "gauge", "Nodes this datacentre has heard from.", double(nodes.size()));
+    metric(o, "qallow_fleet_gaps_total", "counter", "Reliable messages that arrived after a gap (resent from it).",
+           status.value("gaps", 0.0));
+    struct Column {
+        const char* name;
+        const char* type;
+        const char* help;
+        std::function<std::optional<double>(const json&)> value;
+    };
+    auto num = [](const char* key) {
+        return [key](const json& n) -> std::optional<double> {
+            if (n.contains(key) && n[key].is_number()) return n[key].get<double>();
+            return std::nullopt;
+        };
+    };
+    const Column columns[] = {
+        {"qallow_fleet_node_online", "gauge", "1 while the node is online (born, not dead or timed out).",
+         [](const json& n) -> std::optional<double> { return n.value("online", false) ? 1 : 0; }},
+        {"qallow_fleet_node_last_tick", "gauge", "The last tick the node reported.", num("last_tick")},
+        {"qallow_fleet_node_cycle_seconds", "gauge", "The node's tick period, as it reported it.",
+         [](const json& n) -> std::optional<double> {
+             if (!n.contains("cycle_ms") || !n["cycle_ms"].is_number()) return std::nullopt;
+             return n["cycle_ms"].get<double>() * 1e-3;
+         }},
+        {"qallow_fleet_node_last_seen_timestamp_seconds", "gauge", "When the node's last message was sent (its clock).",
+         [](const json& n) -> std::optional<double> {
+             auto t = n.contains("last_seen") && n["last_seen"].is_string() ? parse_ts(n["last_seen"].get<std::string>())
+                                                                            : std::nullopt;
+             if (!t) return std::nullopt;
+             return std::chrono::duration<double>(t->time_since_epoch()).count();
+         }},
+    };
+    for (const auto& c : columns) {
+        prom::family(o, c.name, c.type, c.help);
+        for (const auto& [id, n] : nodes.items())
+            if (auto v = c.value(n)) o += fmt::format("{}{{node=\"{}\"}} {}\n", c.name, prom::label(id), prom::number(*v));
+    }
 }
 
 json FederationNode::summary() const {

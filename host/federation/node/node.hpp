@@ -27,6 +27,7 @@
 #include <optional>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -108,6 +109,7 @@ private:
     void follow_primary_lock(std::chrono::steady_clock::time_point now);
     void open_datacentre();
     void send_outbox();
+    void fleet_metrics(std::string& out, const nlohmann::json& cluster_status) const;
     std::shared_ptr<Delivery> publish_now(const std::string& kind, const nlohmann::json& payload);
     nlohmann::json birth_payload() const;
     uint64_t next_session();
@@ -182,6 +184,19 @@ private:
     std::atomic<double> pace_ms_{0};
     std::atomic<bool> online_{false};
     std::atomic<uint64_t> connects_{0}, published_{0}, received_{0}, telemetry_records_{0};
+    // Messages by kind for /metrics.  Kinds come from the wire, so the set is
+    // bounded: past kMaxKinds, new kinds count as "other".
+    class KindCounts {
+    public:
+        void add(const std::string& kind);
+        std::map<std::string, uint64_t> snapshot() const;
+        static constexpr size_t kMaxKinds = 32;
+
+    private:
+        mutable std::mutex mu_;
+        std::map<std::string, uint64_t> n_;
+    };
+    KindCounts sent_kinds_, received_kinds_;
 
     // Loop side.
     std::vector<std::string> batch_signals_;
