@@ -385,18 +385,25 @@ void read_safe_mode(const Reader& r, const json& j, SafeModeConfig& out) {
     // (--checkpoint-every): check_safe_mode() says.
 }
 
-void read_http(const Reader& r, const json& j, HttpConfig& out) {
+void read_http(const Reader& r, const json& j, HttpConfig& out, const fs::path& base_dir) {
     const json& h = r.object(j, "/http");
-    r.only_keys(h, "/http", {"port", "bind"});
+    r.only_keys(h, "/http", {"port", "bind", "token_file"});
     out.port = uint16_t(h.contains("port") ? r.whole(h["port"], "/http/port", 0, 65535,
                                                      "a TCP port (0 = a free one, logged)")
                                            : 0);
+    if (h.contains("token_file"))
+        out.token_file = resolved_path(r, h["token_file"], "/http/token_file",
+                                       "a path (relative to this file) to the access token, mode 0600", base_dir);
     if (h.contains("bind")) {
-        out.bind = r.text(h["bind"], "/http/bind", "a loopback address (127.0.0.1, ::1)");
+        out.bind = r.text(h["bind"], "/http/bind", "an IP address (loopback, or any with /http/token_file)");
         boost::system::error_code ec;
         auto a = boost::asio::ip::make_address(out.bind, ec);
-        if (ec || !a.is_loopback())
-            r.fail("/http/bind", "\"" + out.bind + "\" is not allowed; allowed: a loopback address (127.0.0.1, ::1)");
+        if (ec)
+            r.fail("/http/bind", "\"" + out.bind + "\" is not an IP address; allowed: 127.0.0.1, ::1, or with "
+                                 "/http/token_file any address of this host (0.0.0.0 for all)");
+        if (!a.is_loopback() && !out.token_file)
+            r.fail("/http/bind", "\"" + out.bind + "\" is beyond loopback and needs /http/token_file (the access token "
+                                 "every request must carry); allowed without one: a loopback address (127.0.0.1, ::1)");
     }
 }
 
@@ -515,7 +522,7 @@ Config parse_config(const std::string& text, const std::string& source, const fs
         c.state_dir = resolved_path(r, root["state_dir"], "/state_dir", "a directory path (relative to this file)", base_dir);
     if (root.contains("reload")) read_reload(r, root["reload"], c.reload);
     if (root.contains("safe_mode")) read_safe_mode(r, root["safe_mode"], c.safe_mode);
-    if (root.contains("http")) read_http(r, root["http"], c.http);
+    if (root.contains("http")) read_http(r, root["http"], c.http, base_dir);
     if (root.contains("watchdog")) read_watchdog(r, root["watchdog"], c.watchdog);
     if (root.contains("ledger")) c.ledger = read_ledger(r, root["ledger"], base_dir);
     if (root.contains("federation")) c.federation = read_federation(r, root["federation"], base_dir, c.ledger.has_value());

@@ -71,7 +71,10 @@ const char* to_string(WatchdogPolicy p);
 // The "http" section and --http-port: /healthz, /readyz, /metrics (http.hpp).
 struct HttpConfig {
     std::optional<uint16_t> port; // none: no HTTP server; 0: a free port, logged
-    std::string bind = "127.0.0.1"; // a loopback address
+    std::string bind = "127.0.0.1"; // a loopback address, or any address with token_file
+    // The access token every request must carry (docs/dashboard.md, "Access"):
+    // a file of mode 0600, resolved against the config file's folder.
+    std::optional<std::filesystem::path> token_file;
 };
 
 // The "ledger" section: the signed, hash-chained audit trail (docs/ledger.md).

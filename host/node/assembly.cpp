@@ -1,4 +1,5 @@
 #include "node/assembly.hpp"
+#include "util/paths.hpp"
 
 #include "fleet/query_http.hpp"
 #include "node/exit_status.hpp"
@@ -214,13 +215,30 @@ void attach_http(const RunPlan& plan, Services& s, Node& node) {
     HttpServer& http = *node.http;
     http.set_states(node.states.get());
     http.set_reload_counts(&node.reload->counts());
-    if (s.ledger) http.set_ledger_length([&s] { return uint64_t(s.ledger->entries()); });
-    if (node.federation && node.federation->is_datacentre()) add_fleet_routes(plan, http);
-    if (node.federation) http.add_metrics([&node] { return node.federation->metrics(); });
+    http.set_reload(node.reload.get());
+    if (s.ledger) {
+        http.set_ledger_length([&s] { return uint64_t(s.ledger->entries()); });
+        http.set_ledger_file(plan.config.ledger->path);
+    }
+    bool datacentre = node.federation && node.federation->is_datacentre();
+    if (datacentre) add_fleet_routes(plan, http);
+    if (node.federation) {
+        http.add_metrics([&node] { return node.federation->metrics(); });
+        const FederationConfig& f = *plan.config.federation;
+        http.set_identity({{"id", node.federation->node_id()}, {"role", to_string(f.role)}, {"cluster", f.cluster}});
+    }
+    if (datacentre) // the dashboard's fleet table: the cluster's view, as `qallow cluster status` shows it
+        http.add_route("/api/fleet", [&node](const std::string&, const std::string&) {
+            return HttpServer::Reply{200, "application/json", node.federation->ctl({{"cmd", "cluster"}})->dump() + "\n"};
+        });
+    http.set_dashboard(dashboard_dir(), chartjs_file());
     node.runner->add_hook(&http, HookOrder::http);
-    spdlog::info("http serving /healthz /readyz /metrics{} on http://{}:{}/",
-                 node.federation && node.federation->is_datacentre() ? " /fleet/nodes /fleet/rows" : "",
-                 http.address().find(':') != std::string::npos ? "[" + http.address() + "]" : http.address(), http.port());
+    std::string host = http.address().find(':') != std::string::npos ? "[" + http.address() + "]" : http.address();
+    spdlog::info("http serving /healthz /readyz /metrics{} on http://{}:{}/", datacentre ? " /fleet/nodes /fleet/rows" : "",
+                 host, http.port());
+    // Printed, not only logged: scripts/run.sh's user opens it (docs/dashboard.md).
+    std::cout << "dashboard: http://" << host << ":" << http.port() << "/dashboard/"
+              << (http.has_token() ? "?token=<the token in http.token_file>" : "") << std::endl;
 }
 
 void enter_idle(Node& node) {

@@ -11,13 +11,68 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <fstream>
 
 namespace qallow {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
+
+namespace {
+
+// The access token: one line of at least 16 characters from a file no one
+// else may read (mode 0600 or stricter), as for the ledger's keys.
+std::string read_token(const std::filesystem::path& file) {
+    struct stat st{};
+    if (::stat(file.c_str(), &st) != 0)
+        throw InputError("http.token_file " + file.string() + ": " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) throw InputError("http.token_file " + file.string() + ": not a regular file");
+    if (st.st_mode & 077)
+        throw InputError(fmt::format("http.token_file {}: mode {:04o} lets others read it; allowed: 0600 or stricter "
+                                     "(chmod 600 {})",
+                                     file.string(), st.st_mode & 07777, file.string()));
+    std::ifstream in(file);
+    std::string token;
+    std::getline(in, token);
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ' || token.back() == '\t')) token.pop_back();
+    bool printable = std::all_of(token.begin(), token.end(), [](unsigned char c) { return c > 32 && c < 127; });
+    if (token.size() < 16 || !printable)
+        throw InputError("http.token_file " + file.string() +
+                         ": the first line must be the token: 16 or more printable characters, no spaces "
+                         "(e.g. openssl rand -hex 32)");
+    return token;
+}
+
+bool same(std::string_view a, std::string_view b) { // constant time in the length of a
+    unsigned char diff = a.size() == b.size() ? 0 : 1;
+    for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+    return diff == 0;
+}
+
+// The raw value of `key` in a target's query string (tokens are printable
+// ASCII without '&': no decoding needed to compare them).
+std::string_view query_value(std::string_view target, std::string_view key) {
+    auto q = target.find('?');
+    if (q == std::string_view::npos) return {};
+    for (std::string_view rest = target.substr(q + 1); !rest.empty();) {
+        auto amp = rest.find('&');
+        std::string_view pair = rest.substr(0, amp);
+        if (pair.size() > key.size() && pair.substr(0, key.size()) == key && pair[key.size()] == '=')
+            return pair.substr(key.size() + 1);
+        if (amp == std::string_view::npos) break;
+        rest.remove_prefix(amp + 1);
+    }
+    return {};
+}
+
+} // namespace
 
 using prom::family;
 using prom::label;
@@ -28,6 +83,43 @@ struct HttpServer::Impl {
     tcp::acceptor acceptor{io};
     Runner* runner = nullptr; // set while poll() runs: handlers only run then
     HttpServer* owner = nullptr;
+
+    // An open /api/stream (server-sent events): written to by broadcast(),
+    // never read again.  A client that falls kMaxQueued behind is dropped
+    // rather than buffered without bound.
+    struct Stream : std::enable_shared_from_this<Stream> {
+        explicit Stream(tcp::socket s) : socket(std::move(s)) {}
+        static constexpr size_t kMaxQueued = 256 * 1024;
+        tcp::socket socket;
+        std::string writing, queued;
+        bool busy = false, dead = false;
+
+        void send(const std::string& text) {
+            if (dead) return;
+            if (queued.size() + text.size() > kMaxQueued) return close();
+            queued += text;
+            if (!busy) flush();
+        }
+        void flush() {
+            if (queued.empty() || dead) return;
+            writing.swap(queued);
+            queued.clear();
+            busy = true;
+            auto self = shared_from_this();
+            asio::async_write(socket, asio::buffer(writing), [self](beast::error_code ec, size_t) {
+                self->busy = false;
+                if (ec) return self->close();
+                self->flush();
+            });
+        }
+        void close() {
+            dead = true;
+            beast::error_code ignored;
+            socket.shutdown(tcp::socket::shutdown_both, ignored);
+            socket.close(ignored);
+        }
+    };
+    std::vector<std::shared_ptr<Stream>> streams;
 
     struct Session : std::enable_shared_from_this<Session> {
         Session(Impl& impl, tcp::socket s) : impl(impl), socket(std::move(s)) {}
@@ -45,13 +137,33 @@ struct HttpServer::Impl {
                 self->answer();
             });
         }
+        Reply reply() {
+            std::string target(req.target());
+            auto access = impl.owner->access(std::string(req[bhttp::field::authorization]),
+                                             std::string(req[bhttp::field::cookie]), target);
+            if (access == Access::refused) {
+                Reply r{401, "text/plain; charset=utf-8",
+                        "unauthorized: this node's HTTP needs its access token (http.token_file): "
+                        "send \"Authorization: Bearer <token>\" or add ?token=<token>\n"};
+                r.headers.push_back({"WWW-Authenticate", "Bearer realm=\"qallow\""});
+                return r;
+            }
+            Reply r = impl.owner->respond(*impl.runner, std::string(req.method_string()), target);
+            if (access == Access::by_query)
+                r.headers.push_back({"Set-Cookie", std::string(kTokenCookie) + "=" +
+                                                       std::string(query_value(target, "token")) +
+                                                       "; Path=/; HttpOnly; SameSite=Strict"});
+            return r;
+        }
         void answer() {
-            Reply r = impl.owner->respond(*impl.runner, std::string(req.method_string()), std::string(req.target()));
+            Reply r = reply();
+            if (r.stream) return open_stream(r);
             res = {};
             res.version(req.version());
             res.result(static_cast<unsigned>(r.status));
             res.set(bhttp::field::server, "qallow");
             res.set(bhttp::field::content_type, r.content_type);
+            for (const auto& [k, v] : r.headers) res.set(k, v);
             res.keep_alive(req.keep_alive());
             bool head = req.method() == bhttp::verb::head;
             res.body() = std::move(r.body);
@@ -69,6 +181,15 @@ struct HttpServer::Impl {
                 self->read();
             });
         }
+        // The body runs until the connection closes: no length, no chunks,
+        // as HTTP/1.1 allows for a response (RFC 9112, 6.3).
+        void open_stream(const Reply& r) {
+            auto stream = std::make_shared<Stream>(std::move(socket));
+            stream->send("HTTP/1.1 200 OK\r\nServer: qallow\r\nContent-Type: text/event-stream\r\n"
+                         "Cache-Control: no-store\r\nConnection: close\r\n\r\n" +
+                         r.body);
+            impl.streams.push_back(std::move(stream));
+        }
     };
 
     void accept() {
@@ -84,8 +205,10 @@ HttpServer::HttpServer(const HttpConfig& config, uint16_t port) : bind_(config.b
     impl_->owner = this;
     boost::system::error_code ec;
     auto address = asio::ip::make_address(config.bind, ec);
-    if (ec || !address.is_loopback())
-        throw InputError("http bind " + config.bind + ": not allowed; allowed: a loopback address (127.0.0.1, ::1)");
+    if (config.token_file) token_ = read_token(*config.token_file);
+    if (ec || (!address.is_loopback() && token_.empty()))
+        throw InputError("http bind " + config.bind +
+                         ": not allowed; allowed: a loopback address (127.0.0.1, ::1), or any address with http.token_file");
     tcp::endpoint ep(address, port);
     auto& a = impl_->acceptor;
     a.open(ep.protocol(), ec);
@@ -108,6 +231,12 @@ void HttpServer::before_tick(Runner& runner) {
     // Timing costs one steady_clock read per instance per tick: only with a server.
     if (!runner.sim().step_timing()) runner.sim().enable_step_timing(true);
     auto now = std::chrono::steady_clock::now();
+    if (now - rate_at_ >= std::chrono::seconds(1)) {
+        if (rate_at_ != std::chrono::steady_clock::time_point{})
+            ticks_per_second_ = double(ticks_ - rate_ticks_) / std::chrono::duration<double>(now - rate_at_).count();
+        rate_at_ = now;
+        rate_ticks_ = ticks_;
+    }
     if (now - last_poll_ < std::chrono::milliseconds(1)) return;
     last_poll_ = now;
     poll(runner);
@@ -170,23 +299,58 @@ void HttpServer::after_tick(Runner& runner, const TickResult&) {
         if (std::isfinite(v[s])) joules_total_ += v[s];
     for (int32_t s : ops_slots_)
         if (std::isfinite(v[s])) ops_total_ += v[s];
+    if (!impl_->streams.empty()) stream_tick(runner);
+}
+
+HttpServer::Access HttpServer::access(const std::string& authorization, const std::string& cookie,
+                                      const std::string& target) const {
+    if (token_.empty()) return Access::open;
+    std::string_view a = authorization;
+    if (a.rfind("Bearer ", 0) == 0 && same(token_, a.substr(7))) return Access::by_header;
+    std::string_view q = query_value(target, "token");
+    if (!q.empty() && same(token_, q)) return Access::by_query;
+    // Cookie: a=b; qallow_token=...; c=d
+    std::string_view c = cookie;
+    const std::string key = std::string(kTokenCookie) + "=";
+    for (size_t at = 0; at < c.size();) {
+        while (at < c.size() && (c[at] == ' ' || c[at] == ';')) ++at;
+        size_t end = std::min(c.find(';', at), c.size());
+        std::string_view pair = c.substr(at, end - at);
+        if (pair.rfind(key, 0) == 0 && same(token_, pair.substr(key.size()))) return Access::by_cookie;
+        at = end;
+    }
+    return Access::refused;
+}
+
+size_t HttpServer::streams() const {
+    return size_t(std::count_if(impl_->streams.begin(), impl_->streams.end(), [](const auto& s) { return !s->dead; }));
+}
+
+void HttpServer::broadcast(const std::string& event) {
+    auto& v = impl_->streams;
+    v.erase(std::remove_if(v.begin(), v.end(), [](const auto& s) { return s->dead; }), v.end());
+    for (auto& s : v) s->send(event);
 }
 
 HttpServer::Reply HttpServer::respond(Runner& runner, const std::string& method, const std::string& target) {
     Reply r;
     std::string path = target.substr(0, target.find('?'));
-    if (path != "/healthz" && path != "/readyz" && path != "/metrics") {
+    bool own = path == "/healthz" || path == "/readyz" || path == "/metrics";
+    if (!own)
         for (const auto& [prefix, handler] : routes_)
             if (path.compare(0, prefix.size(), prefix) == 0) return handler(method, target);
-        r.status = 404;
-        r.body = "not found: " + path + "; try /healthz, /readyz, /metrics";
-        for (const auto& route : routes_) r.body += ", " + route.first;
-        r.body += "\n";
-        return r;
-    }
     if (method != "GET" && method != "HEAD") {
         r.status = 405;
         r.body = "method " + method + " not allowed; allowed: GET, HEAD\n";
+        return r;
+    }
+    if (!own) {
+        Reply d = dashboard(runner, target);
+        if (d.status != 404 || path.rfind("/dashboard/", 0) == 0) return d;
+        r.status = 404;
+        r.body = "not found: " + path + "; try /healthz, /readyz, /metrics, /dashboard/, /api/status, /api/stream";
+        for (const auto& route : routes_) r.body += ", " + route.first;
+        r.body += "\n";
         return r;
     }
     const char* state = states_ ? to_string(states_->state()) : "ACTIVE";

@@ -29,6 +29,7 @@
 
 #include <array>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -65,8 +66,33 @@ public:
         int status = 200;
         std::string content_type = "text/plain; charset=utf-8";
         std::string body;
+        std::vector<std::pair<std::string, std::string>> headers = {}; // more header fields
+        bool stream = false; // text/event-stream: the connection stays open for broadcast()
     };
     Reply respond(Runner& runner, const std::string& method, const std::string& target);
+    // Whether a request carries the access token (always, without one):
+    // "Authorization: Bearer <token>", the cookie below, or ?token=<token>
+    // for the address a person opens.  Constant time.
+    // A browser that opened ?token= gets it back as an HttpOnly cookie, so
+    // the page's own requests (scripts, styles, fetch) carry it too.
+    enum class Access { open, refused, by_header, by_cookie, by_query };
+    Access access(const std::string& authorization, const std::string& cookie, const std::string& target) const;
+    bool authorized(const std::string& authorization, const std::string& target) const {
+        return access(authorization, {}, target) != Access::refused;
+    }
+    static constexpr const char* kTokenCookie = "qallow_token";
+    bool has_token() const { return !token_.empty(); }
+
+    // The dashboard (docs/dashboard.md).  `files`: its static files; `chartjs`:
+    // Chart.js, served as /vendor/chart.min.js.
+    void set_dashboard(std::filesystem::path files, std::filesystem::path chartjs);
+    void set_reload(const ReloadHook* reload) { reload_hook_ = reload; }
+    void set_ledger_file(std::filesystem::path file) { ledger_file_ = std::move(file); }
+    void set_identity(nlohmann::json who) { identity_ = std::move(who); }
+    // /api/status: what the dashboard shows beside its charts.
+    nlohmann::json status(Runner& runner) const;
+    // Streams open on /api/stream.
+    size_t streams() const;
 
     // More paths, served on the same thread: a request whose path starts
     // with `prefix` (and is none of the three above) gets the handler's
@@ -80,6 +106,8 @@ public:
 
     // Upper bounds (seconds) of the tick duration histogram, +Inf apart.
     static constexpr std::array<double, 10> kBuckets = {1e-6, 1e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1, 1, 10};
+    // The tick stream sends at most one point per this period (the latest tick).
+    static constexpr std::chrono::milliseconds kStreamPeriod{100};
 
 private:
     struct Impl;
@@ -88,6 +116,9 @@ private:
         uint64_t ns = 0;
     };
     void map_instances(Runner& runner);
+    Reply dashboard(Runner& runner, const std::string& path) const;
+    void stream_tick(Runner& runner);
+    void broadcast(const std::string& event);
     void map_signals(const Simulation& sim);
     void signal_metrics(std::string& out, const Simulation& sim) const;
 
@@ -98,6 +129,15 @@ private:
     const ReloadCounts* reload_ = nullptr;
     const Watchdog* watchdog_ = nullptr;
     std::function<uint64_t()> ledger_length_;
+    std::string token_; // empty: no access token (loopback only)
+    std::filesystem::path dashboard_files_, chartjs_;
+    const ReloadHook* reload_hook_ = nullptr;
+    std::filesystem::path ledger_file_;
+    nlohmann::json identity_ = nlohmann::json::object();
+    std::chrono::steady_clock::time_point last_stream_{};
+    std::chrono::steady_clock::time_point rate_at_{}; // ticks/s over the last second or so
+    uint64_t rate_ticks_ = 0;
+    double ticks_per_second_ = 0;
     std::vector<std::pair<std::string, Route>> routes_;
     std::vector<std::function<std::string()>> more_metrics_;
     std::chrono::steady_clock::time_point last_poll_{};

@@ -20,6 +20,15 @@ void HttpServer::poll(Runner&) {}
 HttpServer::Reply HttpServer::respond(Runner&, const std::string&, const std::string&) { return {404, {}, {}}; }
 std::string HttpServer::metrics(Runner&) const { return {}; }
 void HttpServer::map_instances(Runner&) {}
+HttpServer::Access HttpServer::access(const std::string&, const std::string&, const std::string&) const {
+    return Access::refused;
+}
+size_t HttpServer::streams() const { return 0; }
+void HttpServer::broadcast(const std::string&) {}
+void HttpServer::set_dashboard(std::filesystem::path, std::filesystem::path) {}
+nlohmann::json HttpServer::status(Runner&) const { return {}; }
+HttpServer::Reply HttpServer::dashboard(Runner&, const std::string&) const { return {404, {}, {}}; }
+void HttpServer::stream_tick(Runner&) {}
 void HttpServer::map_signals(const Simulation&) {}
 void HttpServer::signal_metrics(std::string&, const Simulation&) const {}
 

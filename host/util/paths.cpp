@@ -30,4 +30,14 @@ fs::path resolve_plugin_dir(const std::optional<fs::path>& flag, const std::opti
     return (executable_dir() / QALLOW_PLUGIN_DIR_FROM_BIN).lexically_normal();
 }
 
+std::filesystem::path dashboard_dir() {
+    if (const char* env = std::getenv("QALLOW_DASHBOARD_DIR"); env && *env) return env;
+    return (executable_dir() / QALLOW_DASHBOARD_DIR_FROM_BIN).lexically_normal();
+}
+
+std::filesystem::path chartjs_file() {
+    if (const char* env = std::getenv("QALLOW_CHARTJS"); env && *env) return env;
+    return QALLOW_CHARTJS;
+}
+
 } // namespace qallow

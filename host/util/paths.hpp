@@ -16,4 +16,10 @@ std::filesystem::path resolve_plugin_dir(const std::optional<std::filesystem::pa
                                          const std::optional<std::filesystem::path>& from_config,
                                          std::string& how);
 
+// The dashboard's static files: $QALLOW_DASHBOARD_DIR, else
+// <exe dir>/../share/qallow/dashboard (the build tree has the same layout).
+std::filesystem::path dashboard_dir();
+// Chart.js: $QALLOW_CHARTJS, else the build's QALLOW_CHARTJS (Debian's libjs-chart.js).
+std::filesystem::path chartjs_file();
+
 } // namespace qallow

@@ -169,6 +169,8 @@ std::optional<Rejection> Cluster::on_message(const Envelope& e, const std::optio
     if (e.kind == "telemetry") {
         const json& p = e.payload;
         if (p.contains("cycle_ms") && p["cycle_ms"].is_number()) n.cycle_ms = p["cycle_ms"];
+        // The edge's outbox depth when it sent this batch (older edges: absent).
+        if (p.contains("outbox") && p["outbox"].is_number_unsigned()) n.outbox = p["outbox"].get<uint64_t>();
         auto t = p.find("ticks");
         if (t != p.end() && t->is_array() && !t->empty()) {
             n.telemetry_records += t->size();
@@ -520,6 +522,7 @@ json Cluster::status() const {
                      {"gpu", n.gpu},
                      {"key_id", n.key},
                      {"cycle_ms", n.cycle_ms},
+                     {"outbox", n.outbox ? json(*n.outbox) : json(nullptr)},
                      {"follows_pace", n.follows_pace},
                      {"last_tick", n.last_tick},
                      {"telemetry_records", n.telemetry_records},

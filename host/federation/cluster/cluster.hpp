@@ -100,6 +100,7 @@ private:
         bool gpu = false;
         std::string key;
         double cycle_ms = 0;
+        std::optional<uint64_t> outbox; // messages waiting in its outbox, as its last telemetry said
         bool follows_pace = false;
         uint64_t last_tick = 0, telemetry_records = 0, ledger_entries = 0;
         // the cluster ledger's chain of this node

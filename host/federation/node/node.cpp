@@ -468,6 +468,7 @@ void FederationNode::send_outbox() {
         if (m->cls == MsgClass::telemetry) { // the store's key for it: stored once however often it is sent
             payload["batch"] = m->batch;
             payload["epoch"] = rid_epoch_;
+            payload["outbox"] = outbox_->size(); // the datacentre shows each edge's backlog
         }
         try {
             // Telemetry counts in a sequence of its own (see handle()).
@@ -925,6 +926,8 @@ void FederationNode::fleet_metrics(std::string& o, const json& status) const {
         {"qallow_fleet_node_online", "gauge", "1 while the node is online (born, not dead or timed out).",
          [](const json& n) -> std::optional<double> { return n.value("online", false) ? 1 : 0; }},
         {"qallow_fleet_node_last_tick", "gauge", "The last tick the node reported.", num("last_tick")},
+        {"qallow_fleet_node_outbox_messages", "gauge", "Messages waiting in the node's outbox, as its last telemetry said.",
+         num("outbox")},
         {"qallow_fleet_node_cycle_seconds", "gauge", "The node's tick period, as it reported it.",
          [](const json& n) -> std::optional<double> {
              if (!n.contains("cycle_ms") || !n["cycle_ms"].is_number()) return std::nullopt;

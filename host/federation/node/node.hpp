@@ -95,6 +95,7 @@ public:
     // wait is a tick boundary: the ctl socket is served there).
     void set_idle(std::function<void(Runner&)> f) { idle_ = std::move(f); }
     bool is_datacentre() const { return setup_.config.role == FederationRole::datacentre; }
+    const std::string& node_id() const { return setup_.node_id; }
 
 private:
     void thread_main();
