@@ -43,7 +43,10 @@ void add_resume_options(CLI::App& cmd, RunArgs& a) {
     cmd.add_option("--checkpoint-every", a.checkpoint_every,
                    "write a checkpoint every N ticks (0 = only when the run ends or is stopped); overrides checkpoint.every");
     cmd.add_option("--http-port", a.http_port,
-                   "serve /healthz /readyz /metrics on this loopback port (0 = a free one, logged); overrides config http.port");
+                   "serve /healthz /readyz /metrics and the dashboard on this port (0 = a free one, logged); "
+                   "overrides config http.port");
+    cmd.add_flag("--linger", a.run.linger,
+                 "with HTTP: after the summary, keep serving the finished run (dashboard, /metrics) until SIGINT/SIGTERM");
 }
 
 } // namespace

@@ -75,6 +75,9 @@ void plan_config(RunPlan& plan) {
                          " and the run ends at tick " + std::to_string(config.ticks) +
                          ": nothing to run; give --ticks N with N > " + std::to_string(plan.resume->tick()));
     if (opt.http_port) config.http.port = uint16_t(parse_whole("--http-port", *opt.http_port, 0, 65535));
+    if (opt.linger && !config.http.port)
+        throw InputError("--linger keeps the HTTP server up after the run, and this run has none: "
+                         "add --http-port N (0 = a free one) or set http.port in " + config.source);
     for (const auto& s : opt.sets) plan.overrides.push_back(parse_override(s));
 }
 

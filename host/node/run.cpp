@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <thread>
 
 namespace qallow {
 namespace {
@@ -61,6 +62,19 @@ void wind_down(Node& node) {
     }
 }
 
+// --linger: the finished run stays on view (the dashboard's history, the
+// final /metrics) until SIGINT/SIGTERM; a signal that stopped the run ends
+// this too.
+void linger(const RunPlan& plan, Node& node) {
+    if (!plan.opt.linger || !node.http || stop_requested()) return;
+    std::cout << "dashboard: the run is over; still serving http://" << node.http->address() << ":" << node.http->port()
+              << "/dashboard/ until Ctrl-C (SIGINT) or SIGTERM" << std::endl;
+    while (!stop_requested()) {
+        node.http->poll(*node.runner);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+}
+
 // Stage 4: run to the end.  Returns the runner's status.
 int run_to_end(RunPlan& plan, Node& node) {
     Runner& runner = *node.runner;
@@ -78,6 +92,7 @@ int run_to_end(RunPlan& plan, Node& node) {
     } catch (const std::exception& e) {
         throw NodeError(runner.status() ? ExitStatus(runner.status()) : ExitStatus::failed, e.what());
     }
+    linger(plan, node);
     return runner.status();
 }
 

@@ -27,6 +27,7 @@ struct RunOptions {
     bool resume_fallback = false, force = false;
     std::optional<std::string> checkpoint_every;
     std::optional<std::string> http_port; // --http-port N: serve HTTP (http.hpp) on it; 0 = a free port
+    bool linger = false; // --linger: after the summary, HTTP (the dashboard) serves the finished run until SIGINT/SIGTERM
 };
 
 // Plans, opens, builds and runs one node (node/plan, services, assembly);

@@ -93,7 +93,7 @@ HttpServer::Reply HttpServer::dashboard(Runner& runner, const std::string& targe
         json names = json::array();
         for (size_t s = 0; s < runner.sim().signals().size(); ++s) names.push_back(runner.sim().signals().name(s));
         // A comment line first, so the browser sees the stream open before the first point.
-        r.body = ": qallow tick stream\n\nevent: signals\ndata: " + json{{"names", names}}.dump() + "\n\n";
+        r.body = ": qallow tick stream\n\nevent: signals\ndata: " + json{{"names", names}}.dump() + "\n\n" + history_event();
         return r;
     }
     return {404, "text/plain; charset=utf-8", "not found: " + path + "\n"};
@@ -130,6 +130,23 @@ json HttpServer::status(Runner& runner) const {
     }
     s["fleet"] = std::any_of(routes_.begin(), routes_.end(), [](const auto& r) { return r.first == "/api/fleet"; });
     return s;
+}
+
+// The trial so far: {"rows":[[tick, v...], ...]}, NaN as null.
+std::string HttpServer::history_event() const {
+    const size_t width = signal_labels_.size() + 1;
+    if (history_.size() != kHistory * width) return {};
+    std::string e = "event: history\ndata: {\"rows\":[";
+    for (size_t r = 0; r < history_rows_; ++r) {
+        e += r ? ",[" : "[";
+        for (size_t c = 0; c < width; ++c) {
+            double v = history_[r * width + c];
+            if (c) e += ',';
+            e += std::isfinite(v) ? fmt::format("{}", v) : "null";
+        }
+        e += ']';
+    }
+    return e + "]}\n\n";
 }
 
 // One point a period: the latest tick's every signal, in the order the

@@ -261,6 +261,9 @@ void HttpServer::map_instances(Runner& runner) {
         slot_[i] = k;
     }
     map_signals(runner.sim());
+    history_.assign(kHistory * (1 + runner.sim().signals().size()), 0.0);
+    history_rows_ = 0;
+    history_stride_ = 1;
 }
 
 void HttpServer::map_signals(const Simulation& sim) {
@@ -282,6 +285,25 @@ void HttpServer::map_signals(const Simulation& sim) {
     }
 }
 
+void HttpServer::keep_history(const Simulation& sim) {
+    const size_t width = 1 + sim.signals().size();
+    if (history_.size() != kHistory * width) return; // not mapped
+    if (history_rows_ == kHistory) { // keep the rows on the doubled stride
+        size_t kept = 0;
+        for (size_t r = 0; r < history_rows_; ++r)
+            if (uint64_t(history_[r * width]) % (2 * history_stride_) == 0) {
+                std::copy_n(&history_[r * width], width, &history_[kept * width]);
+                ++kept;
+            }
+        history_rows_ = kept;
+        history_stride_ *= 2;
+        if (sim.tick() % history_stride_ != 0) return;
+    }
+    double* row = &history_[history_rows_++ * width];
+    row[0] = double(sim.tick());
+    std::copy_n(sim.signals().values(), width - 1, row + 1);
+}
+
 void HttpServer::after_tick(Runner& runner, const TickResult&) {
     const Simulation& sim = runner.sim();
     if (!sim.step_timing()) return;
@@ -299,6 +321,7 @@ void HttpServer::after_tick(Runner& runner, const TickResult&) {
         if (std::isfinite(v[s])) joules_total_ += v[s];
     for (int32_t s : ops_slots_)
         if (std::isfinite(v[s])) ops_total_ += v[s];
+    if (sim.tick() % history_stride_ == 0) keep_history(sim);
     if (!impl_->streams.empty()) stream_tick(runner);
 }
 

@@ -135,6 +135,16 @@ private:
     std::filesystem::path ledger_file_;
     nlohmann::json identity_ = nlohmann::json::object();
     std::chrono::steady_clock::time_point last_stream_{};
+    // The trial so far, for a browser that opens late (or after the run, with
+    // --linger): at most kHistory rows of every history_stride_-th tick; when
+    // full, every other row goes and the stride doubles.  Allocated when the
+    // signals are mapped, so a tick only copies into it.
+    static constexpr size_t kHistory = 512;
+    std::vector<double> history_; // rows of 1 + signals: tick, values
+    size_t history_rows_ = 0;
+    uint64_t history_stride_ = 1;
+    void keep_history(const Simulation& sim);
+    std::string history_event() const;
     std::chrono::steady_clock::time_point rate_at_{}; // ticks/s over the last second or so
     uint64_t rate_ticks_ = 0;
     double ticks_per_second_ = 0;

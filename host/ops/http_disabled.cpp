@@ -29,6 +29,8 @@ void HttpServer::set_dashboard(std::filesystem::path, std::filesystem::path) {}
 nlohmann::json HttpServer::status(Runner&) const { return {}; }
 HttpServer::Reply HttpServer::dashboard(Runner&, const std::string&) const { return {404, {}, {}}; }
 void HttpServer::stream_tick(Runner&) {}
+void HttpServer::keep_history(const Simulation&) {}
+std::string HttpServer::history_event() const { return {}; }
 void HttpServer::map_signals(const Simulation&) {}
 void HttpServer::signal_metrics(std::string&, const Simulation&) const {}
 

@@ -5,8 +5,8 @@
 // window.qallowDashboard says what has been drawn, for the browser tests.
 'use strict';
 
-const Q = (window.qallowDashboard = { points: 0, charts: 0, fleetNodes: [], fleetPoints: 0, status: 0 });
-const KEEP = 300; // points per live chart
+const Q = (window.qallowDashboard = { points: 0, history: 0, charts: 0, fleetNodes: [], fleetPoints: 0, status: 0 });
+const KEEP = 800; // points per live chart (the history sends at most 512)
 const COLORS = ['#1d3557', '#e63946', '#2a9d8f', '#f4a261', '#6a4c93', '#8ab17d', '#e9c46a', '#457b9d', '#bc4749'];
 const live = []; // {chart, slots}
 let chosenNode = null;
@@ -80,11 +80,21 @@ function onTick(p) {
   }
   Q.points++;
 }
+// The trial so far, sent once when the stream opens.
+function onHistory(rows) {
+  for (const { chart: c, slots } of live) {
+    c.data.labels = rows.map((r) => r[0]);
+    slots.forEach((slot, j) => { c.data.datasets[j].data = rows.map((r) => r[slot + 1]); });
+    c.update('none');
+  }
+  Q.history = rows.length;
+}
 function stream() {
   const es = new EventSource('/api/stream');
   es.addEventListener('open', () => { $('live').className = 'live on'; text('live', 'live'); });
   es.addEventListener('error', () => { $('live').className = 'live off'; text('live', 'stream closed, retrying'); });
   es.addEventListener('signals', (e) => onSignals(JSON.parse(e.data).names));
+  es.addEventListener('history', (e) => onHistory(JSON.parse(e.data).rows));
   es.addEventListener('tick', (e) => onTick(JSON.parse(e.data)));
 }
 
