@@ -23,5 +23,6 @@ void add_plugins(CLI::App& app, Commands& out); // plugins_cmd.cpp
 void add_keys(CLI::App& app, Commands& out);    // ledger_cmd.cpp
 void add_ledger(CLI::App& app, Commands& out);  // ledger_cmd.cpp: verify, show
 void add_fleet(CLI::App& app, Commands& out);   // fleet_cmd.cpp: query, nodes
+void add_report(CLI::App& app, Commands& out);  // report_cmd.cpp
 
 } // namespace qallow::cli

@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
     namespace cli = qallow::cli;
     cli::Commands commands;
     for (auto add : {cli::add_run, cli::add_ctl, cli::add_cluster, cli::add_deploy, cli::add_plugins, cli::add_keys,
-                     cli::add_ledger, cli::add_fleet})
+                     cli::add_ledger, cli::add_fleet, cli::add_report})
         add(app, commands);
     try {
         app.parse(argc, argv);
