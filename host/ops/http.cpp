@@ -416,7 +416,7 @@ std::string HttpServer::metrics(Runner& runner) const {
 
     family(o, "qallow_plugin_step_seconds_total", "counter", "Time spent in each instance's step.");
     for (const auto& p : plugin_times_)
-        o += fmt::format("qallow_plugin_step_seconds_total{{instance=\"{}\",plugin=\"{}\"}} {}\n", label(p.instance),
+        o += fmt::format("qallow_plugin_step_seconds_total{{plugin_instance=\"{}\",plugin=\"{}\"}} {}\n", label(p.instance),
                          label(p.plugin), number(double(p.ns) * 1e-9));
 
     signal_metrics(o, runner.sim());
@@ -494,7 +494,7 @@ void HttpServer::signal_metrics(std::string& o, const Simulation& sim) const {
     family(o, "qallow_signal", "gauge", "Each model signal's value at the last tick (NaN: its instance is out of the loop).");
     const double* v = sim.signals().values();
     for (size_t s = 0; s < signal_labels_.size(); ++s)
-        o += fmt::format("qallow_signal{{instance=\"{}\",signal=\"{}\"}} {}\n", label(signal_labels_[s].first),
+        o += fmt::format("qallow_signal{{plugin_instance=\"{}\",signal=\"{}\"}} {}\n", label(signal_labels_[s].first),
                          label(signal_labels_[s].second), number(v[s]));
 }
 

@@ -1,7 +1,6 @@
 // HTTP (/healthz, /readyz, /metrics) of a real `qallow run --http-port 0`,
 // scraped with real curl (a raw socket client where curl is missing), the
-// exposition checked by `promtool check metrics` when it is on PATH and by
-// the parser below in any case; SAFE_MODE entry and exit seen in /readyz and
+// exposition checked by `promtool check metrics` and by the parser below; SAFE_MODE entry and exit seen in /readyz and
 // in the summary; `qallow ctl resume`; `--log-format json` lines.
 #include "process.hpp"
 
@@ -207,12 +206,14 @@ TEST(Http, MetricsReadyzAndCtlResumeOnARealNode) {
     // /metrics: a real scrape, checked by promtool when there is one, and parsed here.
     Http m = get(dir, port, "/metrics");
     ASSERT_EQ(m.status, 200);
-    if (auto promtool = on_path("promtool")) {
-        write_file(dir / "metrics.txt", m.body);
-        Result p = run_process({"/bin/sh", "-c", promtool->string() + " check metrics < " + (dir / "metrics.txt").string()},
-                               dir.path(), 30s);
-        EXPECT_EQ(p.status, 0) << p.out << p.err;
-    }
+    // scripts/setup.sh --tests installs promtool (Debian package prometheus): missing is a broken machine.
+    auto promtool = on_path("promtool");
+    ASSERT_TRUE(promtool) << "promtool is not on PATH (scripts/setup.sh --tests installs the package prometheus)";
+    write_file(dir / "metrics.txt", m.body);
+    Result p = run_process({"/bin/sh", "-c", promtool->string() + " check metrics < " + (dir / "metrics.txt").string()},
+                           dir.path(), 30s);
+    EXPECT_EQ(p.status, 0) << p.out << p.err;
+    EXPECT_EQ(p.out + p.err, "") << "promtool's lint: every name, unit and suffix as Prometheus expects";
     std::vector<std::string> problems;
     auto samples = parse_exposition(m.body, problems);
     EXPECT_TRUE(problems.empty()) << ::testing::PrintToString(problems) << "\n" << m.body;
@@ -221,11 +222,11 @@ TEST(Http, MetricsReadyzAndCtlResumeOnARealNode) {
     EXPECT_EQ(samples["qallow_tick_duration_seconds_bucket{le=\"+Inf\"}"], samples["qallow_ticks_total"]);
     EXPECT_GT(samples["qallow_tick_duration_seconds_sum"], 0);
     for (const char* inst : {"phase13", "vm", "ethics", "energy"})
-        EXPECT_GT(samples[std::string("qallow_plugin_step_seconds_total{instance=\"") + inst + "\",plugin=\"" + inst +
+        EXPECT_GT(samples[std::string("qallow_plugin_step_seconds_total{plugin_instance=\"") + inst + "\",plugin=\"" + inst +
                           "\"}"],
                   0)
             << inst;
-    EXPECT_TRUE(samples.count("qallow_plugin_step_seconds_total{instance=\"phase12\",plugin=\"phase12\"}"));
+    EXPECT_TRUE(samples.count("qallow_plugin_step_seconds_total{plugin_instance=\"phase12\",plugin=\"phase12\"}"));
     EXPECT_GE(samples["qallow_ethics_failures_total"], 110);
     EXPECT_GT(samples["qallow_ethics_checks_total"], samples["qallow_ethics_failures_total"]);
     EXPECT_EQ(samples["qallow_reloads_total"], 0);

@@ -53,7 +53,8 @@ function chart(container, title, series) {
   return new Chart(box.querySelector('canvas'), {
     type: 'line',
     data: { labels: [], datasets: series.map((s, i) => ({ label: s, data: [], borderColor: COLORS[i % COLORS.length],
-      backgroundColor: COLORS[i % COLORS.length], borderWidth: 1.5, pointRadius: 0, spanGaps: false })) },
+      backgroundColor: COLORS[i % COLORS.length], borderWidth: 1.5, pointRadius: 0, spanGaps: false,
+      hidden: s === 'ops' })) }, // units of work dwarf the model's 0..1 signals: one click on the legend shows them
     options: { animation: false, responsive: true, maintainAspectRatio: false, normalized: true,
       scales: { x: { ticks: { maxTicksLimit: 6 } } }, plugins: { legend: { labels: { boxWidth: 10 } } } },
   });
