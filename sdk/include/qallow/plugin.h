@@ -109,7 +109,8 @@ typedef struct qallow_error {
 **   signal "pass"     required.  1 when the tick passes, 0 when it fails:
 **                     the ethics policy (warn, halt, safe_mode) acts on it.
 **   signal "total"    optional.  The tick's score: every ledger entry records
-**                     the first ethics instance's "total" as ethics_score.
+**                     the first ethics instance's "total" as ethics_score, and
+**                     /metrics shows it as qallow_ethics_score.
 **   report "entropy_signal"  optional.  The full name of the signal
 **                     ("<instance>.<signal>") each ledger entry records as
 **                     entropy; reported at create.  Without it the ledger
@@ -119,6 +120,9 @@ typedef struct qallow_error {
 **   signal "batch_ok" required when the config has a batch phase
 **                     (instances[].batch): 1 on ticks when power is cheap
 **                     enough for batch phases to step, else 0.
+**   signal "joules"   optional.  The joules measured this tick; the host
+**                     sums it into /metrics' qallow_energy_joules_total and,
+**                     over every instance's "ops", qallow_energy_joules_per_op.
 **   reports "source", "joules_total", "ops_total", "j_per_op", "cost",
 **                     "cpufreq_khz", "dvfs_request"  optional.  Copied into
 **                     summary.json's "energy" section and the run's summary
