@@ -3,7 +3,8 @@
 // page a real node serves and the test reads what the page drew
 // (window.qallowDashboard and Chart.js's own data): live points arriving, a
 // datacentre's fleet table listing a running edge and charting it from the
-// fleet store, and a page refused without the access token.
+// fleet store, and a page refused without the access token; and the
+// offline pages of `qallow report`.
 #include "federation_fixture.hpp"
 
 #include "support/webdriver.hpp"
@@ -114,6 +115,38 @@ TEST(DashboardBrowser, APageWithoutTheTokenIsRefusedAndWithItLive) {
                      30s);
     node.signal(SIGTERM);
     EXPECT_EQ(node.wait(20s), 0);
+}
+
+// `qallow report` (docs/report.md) of configs/default.json's run and of a Lua
+// sweep, opened from file:// with no server at all: every chart drawn.
+TEST(ReportBrowser, TheReportsOfTheDefaultRunAndOfASweepDrawOffline) {
+    ASSERT_NO_FATAL_FAILURE(require_browser());
+    TempDir dir;
+    Result run = run_qallow(dir, {"run", "--config", (kConfigs / "default.json").string(), "--plugins", kPlugins.string(),
+                                  "--out", (dir / "default").string(), "--no-ctl", "--no-progress"});
+    ASSERT_EQ(run.status, 0) << run.err;
+    run = run_qallow(dir, {"run", "-c", (kConfigs / "experiment_phase13.json").string(), "--plugins", kPlugins.string(),
+                           "--script", (kSource / "scripts" / "k_sweep.lua").string(), "--script-arg", "steps=3",
+                           "--script-arg", "limit=400", "--out", (dir / "sweep").string(), "--no-ctl", "--no-progress"});
+    ASSERT_EQ(run.status, 0) << run.err;
+    for (const char* name : {"default", "sweep"}) {
+        Result r = run_qallow(dir, {"report", (dir / name).string()});
+        ASSERT_EQ(r.status, 0) << r.err;
+    }
+    Browser browser(dir / "browser");
+    browser.open("file://" + (dir / "default" / "report.html").string());
+    json drawn = browser.wait_for("return window.qallowReport && window.qallowReport.charts > 0 && window.qallowReport;", 30s);
+    // Every telemetry and measurement column has a chart (31 + 6, and joules cumulative), 1000 points each.
+    EXPECT_GE(drawn["charts"].get<int>(), 37) << drawn;
+    EXPECT_GE(drawn["points"].get<int>(), 37 * 1000) << drawn;
+    EXPECT_EQ(browser.eval("return document.querySelectorAll('canvas').length;"), drawn["charts"]);
+    browser.open("file://" + (dir / "sweep" / "report.html").string());
+    drawn = browser.wait_for("return window.qallowReport && window.qallowReport.charts > 0 && window.qallowReport;", 30s);
+    EXPECT_GT(drawn["charts"].get<int>(), 5) << drawn;
+    // The sweep's table: one row per k.
+    EXPECT_EQ(browser.eval("return [...document.querySelectorAll('table')].map(t => t.innerText)"
+                           ".filter(t => t.includes('reached')).length > 0;"),
+              true);
 }
 
 using qallow::fedtest::Federation;
