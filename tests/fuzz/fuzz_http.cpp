@@ -5,7 +5,9 @@
 // alive -- and each request answered by the server's own respond() against
 // a real simulation (fuzz_node.hpp), the answer built and serialised as
 // http.cpp builds it.  Promised: a parse error ends the connection; every
-// request that parses gets an answer; nothing throws.
+// request that parses gets an answer; nothing throws.  Each request's
+// Authorization and Cookie headers and target also go through the access
+// check of a server that has a token: only the token opens it.
 #include "fuzz_node.hpp"
 #include "fuzz_support.hpp"
 
@@ -15,6 +17,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <sys/stat.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -56,10 +61,42 @@ private:
 
 } // namespace
 
+namespace {
+
+constexpr const char* kToken = "fuzzfuzzfuzzfuzz0123";
+
+// A server whose every request must carry kToken (http.token_file).
+qallow::HttpServer* token_server() {
+    char dir[] = "/tmp/qallow-fuzz-http-XXXXXX";
+    if (!::mkdtemp(dir)) std::abort();
+    std::string file = std::string(dir) + "/token";
+    FILE* f = std::fopen(file.c_str(), "w");
+    if (!f) std::abort();
+    std::fprintf(f, "%s\n", kToken);
+    std::fclose(f);
+    ::chmod(file.c_str(), 0600);
+    qallow::HttpConfig c;
+    c.token_file = file;
+    return new qallow::HttpServer(c, 0);
+}
+
+// The access check never opens the door without the token, and says how.
+void check_access(const qallow::HttpServer& s, const bhttp::request<bhttp::string_body>& req) {
+    using Access = qallow::HttpServer::Access;
+    std::string auth(req[bhttp::field::authorization]), cookie(req[bhttp::field::cookie]), target(req.target());
+    Access a = s.access(auth, cookie, target);
+    bool has = auth.find(kToken) != std::string::npos || cookie.find(kToken) != std::string::npos ||
+               target.find(kToken) != std::string::npos;
+    if (a == Access::open || (a != Access::refused && !has)) std::abort();
+}
+
+} // namespace
+
 QALLOW_FUZZ_TARGET(http)(const uint8_t* data, size_t size) {
     using namespace qallow;
     fuzz::FuzzNode& node = fuzz::FuzzNode::get();
     static HttpServer* server = new HttpServer(HttpConfig{}, 0);
+    static HttpServer* locked = token_server();
     server->set_states(&node.states());
     if (size == 0) return 0;
     // The first byte picks the read size, so requests split across reads are tried too.
@@ -70,13 +107,15 @@ QALLOW_FUZZ_TARGET(http)(const uint8_t* data, size_t size) {
         beast::error_code ec;
         bhttp::read(stream, buffer, req, ec);
         if (ec) break; // closed, or not HTTP: the session drops the connection
+        check_access(*locked, req);
         HttpServer::Reply r = server->respond(node.runner(), std::string(req.method_string()), std::string(req.target()));
-        if (r.status != 200 && r.status != 404 && r.status != 405 && r.status != 503) std::abort();
+        if (r.status != 200 && r.status != 302 && r.status != 404 && r.status != 405 && r.status != 503) std::abort();
         bhttp::response<bhttp::string_body> res;
         res.version(req.version());
         res.result(static_cast<unsigned>(r.status));
         res.set(bhttp::field::server, "qallow");
         res.set(bhttp::field::content_type, r.content_type);
+        for (const auto& [k, v] : r.headers) res.set(k, v);
         res.keep_alive(req.keep_alive());
         const bool head = req.method() == bhttp::verb::head;
         res.body() = std::move(r.body);
