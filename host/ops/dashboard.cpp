@@ -111,7 +111,7 @@ json HttpServer::status(Runner& runner) const {
               {"ethics", {{"pass", f.ethics_pass}, {"fail", f.ethics_fail}}},
               {"streams", streams()},
               {"params", sim.resolved()}};
-    if (ethics_total_ >= 0) s["ethics"]["score"] = finite_or_null(sim.signals().values()[ethics_total_]);
+    if (ethics_total_ >= 0 && !values_busy()) s["ethics"]["score"] = finite_or_null(sim.signals().values()[ethics_total_]);
     if (!joules_slots_.empty())
         s["energy"] = {{"joules_total", joules_total_},
                        {"ops_total", ops_total_},
@@ -124,7 +124,10 @@ json HttpServer::status(Runner& runner) const {
     }
     if (!ledger_file_.empty()) {
         json last = json::array();
-        for (const auto& line : tail_lines(ledger_file_, 20)) last.push_back(json::parse(line, nullptr, false));
+        for (const auto& line : tail_lines(ledger_file_, 20)) { // a torn last line (a crash) is shown as text
+            json entry = json::parse(line, nullptr, false);
+            last.push_back(entry.is_discarded() ? json{{"unreadable", line}} : std::move(entry));
+        }
         s["ledger"] = {{"file", ledger_file_.string()}, {"last", std::move(last)}};
         if (ledger_length_) s["ledger"]["entries"] = ledger_length_();
     }

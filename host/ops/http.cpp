@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cctype>
 #include <cstring>
 #include <fstream>
 
@@ -42,11 +43,13 @@ std::string read_token(const std::filesystem::path& file) {
     std::string token;
     std::getline(in, token);
     while (!token.empty() && (token.back() == '\r' || token.back() == ' ' || token.back() == '\t')) token.pop_back();
-    bool printable = std::all_of(token.begin(), token.end(), [](unsigned char c) { return c > 32 && c < 127; });
-    if (token.size() < 16 || !printable)
+    // Characters that travel unchanged in a header, a cookie and a query string.
+    bool plain = std::all_of(token.begin(), token.end(),
+                             [](unsigned char c) { return std::isalnum(c) || (c && std::strchr("._~+/=-", c)); });
+    if (token.size() < 16 || !plain)
         throw InputError("http.token_file " + file.string() +
                          ": the first line must be the token: 16 or more printable characters, no spaces "
-                         "(e.g. openssl rand -hex 32)");
+                         "(letters, digits and ._~+/=-; e.g. openssl rand -hex 32)");
     return token;
 }
 
@@ -94,12 +97,24 @@ struct HttpServer::Impl {
         std::string writing, queued;
         bool busy = false, dead = false;
 
+        // The opening (headers, names, history) always goes; later points
+        // only while the browser keeps up.
         void send(const std::string& text) {
             if (dead) return;
-            if (queued.size() + text.size() > kMaxQueued) return close();
+            if (!queued.empty() && queued.size() + text.size() > kMaxQueued) return close();
             queued += text;
             if (!busy) flush();
         }
+        // The browser never sends on a stream: a read ends only when it goes
+        // (EOF or error), and the socket is closed then, ticks or no ticks.
+        void watch() {
+            auto self = shared_from_this();
+            socket.async_read_some(asio::buffer(ignored), [self](beast::error_code ec, size_t) {
+                if (ec) return self->close();
+                self->watch();
+            });
+        }
+        char ignored[256];
         void flush() {
             if (queued.empty() || dead) return;
             writing.swap(queued);
@@ -121,10 +136,16 @@ struct HttpServer::Impl {
     };
     std::vector<std::shared_ptr<Stream>> streams;
 
+    // A connection that sends no whole request for this long is closed, so
+    // idle or trickling clients cannot hold descriptors.
+    static constexpr std::chrono::seconds kReadDeadline{30};
+    static constexpr size_t kMaxStreams = 64;
+
     struct Session : std::enable_shared_from_this<Session> {
-        Session(Impl& impl, tcp::socket s) : impl(impl), socket(std::move(s)) {}
+        Session(Impl& impl, tcp::socket s) : impl(impl), socket(std::move(s)), deadline(impl.io) {}
         Impl& impl;
         tcp::socket socket;
+        asio::steady_timer deadline;
         beast::flat_buffer buffer{16 * 1024};
         bhttp::request<bhttp::string_body> req;
         bhttp::response<bhttp::string_body> res;
@@ -132,13 +153,37 @@ struct HttpServer::Impl {
         void read() {
             req = {};
             auto self = shared_from_this();
+            deadline.expires_after(kReadDeadline);
+            deadline.async_wait([self](beast::error_code ec) {
+                if (ec) return; // cancelled: the request came
+                beast::error_code ignored;
+                self->socket.close(ignored);
+            });
             bhttp::async_read(socket, buffer, req, [self](beast::error_code ec, size_t) {
+                self->deadline.cancel();
                 if (ec) return; // closed, or not HTTP: drop the connection
                 self->answer();
             });
         }
+        // Without a token the server is loopback only; a Host that names
+        // neither an IP address nor localhost is a page of another site
+        // reaching it through DNS rebinding.
+        bool host_allowed() const {
+            if (impl.owner->has_token()) return true;
+            std::string host(req[bhttp::field::host]);
+            if (host.empty()) return true; // HTTP/1.0
+            if (host.front() == '[') host = host.substr(1, host.find(']') == std::string::npos ? 0 : host.find(']') - 1);
+            else if (host.find(':') != std::string::npos && host.find(':') == host.rfind(':')) host.resize(host.find(':'));
+            boost::system::error_code ec;
+            asio::ip::make_address(host, ec);
+            return !ec || host == "localhost";
+        }
         Reply reply() {
             std::string target(req.target());
+            if (!host_allowed())
+                return {403, "text/plain; charset=utf-8",
+                        "forbidden: Host \"" + std::string(req[bhttp::field::host]) +
+                            "\" is not this loopback server's; use an IP address or localhost\n"};
             auto access = impl.owner->access(std::string(req[bhttp::field::authorization]),
                                              std::string(req[bhttp::field::cookie]), target);
             if (access == Access::refused) {
@@ -157,7 +202,15 @@ struct HttpServer::Impl {
         }
         void answer() {
             Reply r = reply();
-            if (r.stream) return open_stream(r);
+            if (r.stream && req.method() != bhttp::verb::head) return open_stream(r);
+            if (r.stream) { // HEAD: the type a GET would get, no body
+                r.content_type = "text/event-stream";
+                r.body.clear();
+            }
+            write_reply(std::move(r));
+        }
+        void write_reply(Reply r) {
+            bool head = req.method() == bhttp::verb::head;
             res = {};
             res.version(req.version());
             res.result(static_cast<unsigned>(r.status));
@@ -165,7 +218,6 @@ struct HttpServer::Impl {
             res.set(bhttp::field::content_type, r.content_type);
             for (const auto& [k, v] : r.headers) res.set(k, v);
             res.keep_alive(req.keep_alive());
-            bool head = req.method() == bhttp::verb::head;
             res.body() = std::move(r.body);
             res.prepare_payload();
             if (head) res.body().clear(); // Content-Length stays that of the GET answer
@@ -184,17 +236,38 @@ struct HttpServer::Impl {
         // The body runs until the connection closes: no length, no chunks,
         // as HTTP/1.1 allows for a response (RFC 9112, 6.3).
         void open_stream(const Reply& r) {
+            auto& all = impl.streams;
+            all.erase(std::remove_if(all.begin(), all.end(), [](const auto& s) { return s->dead; }), all.end());
+            if (all.size() >= kMaxStreams) {
+                Reply busy{503, "text/plain; charset=utf-8",
+                           "busy: " + std::to_string(kMaxStreams) + " streams are open; try again later\n"};
+                busy.headers.push_back({"Retry-After", "5"});
+                return write_reply(std::move(busy));
+            }
+            std::string head = "HTTP/1.1 200 OK\r\nServer: qallow\r\nContent-Type: text/event-stream\r\n"
+                               "Cache-Control: no-store\r\nConnection: close\r\n";
+            for (const auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
             auto stream = std::make_shared<Stream>(std::move(socket));
-            stream->send("HTTP/1.1 200 OK\r\nServer: qallow\r\nContent-Type: text/event-stream\r\n"
-                         "Cache-Control: no-store\r\nConnection: close\r\n\r\n" +
-                         r.body);
-            impl.streams.push_back(std::move(stream));
+            stream->send(head + "\r\n" + r.body);
+            stream->watch();
+            all.push_back(std::move(stream));
         }
     };
 
+    // An accept that fails (out of descriptors, a connection aborted) is
+    // tried again 100 ms later: the server must outlive a burst of clients.
+    asio::steady_timer retry{io};
     void accept() {
         acceptor.async_accept([this](beast::error_code ec, tcp::socket s) {
-            if (ec) return;
+            if (ec == asio::error::operation_aborted) return; // the acceptor closed
+            if (ec) {
+                spdlog::warn("http: accept: {}; trying again in 100 ms", ec.message());
+                retry.expires_after(std::chrono::milliseconds(100));
+                retry.async_wait([this](beast::error_code e) {
+                    if (!e) accept();
+                });
+                return;
+            }
             std::make_shared<Session>(*this, std::move(s))->read();
             accept();
         });
@@ -288,6 +361,9 @@ void HttpServer::map_signals(const Simulation& sim) {
 void HttpServer::keep_history(const Simulation& sim) {
     const size_t width = 1 + sim.signals().size();
     if (history_.size() != kHistory * width) return; // not mapped
+    // A checkpoint restore rewinds the tick without a new trial: the rows
+    // past it are no longer this trial's.
+    while (history_rows_ > 0 && history_[(history_rows_ - 1) * width] >= double(sim.tick())) --history_rows_;
     if (history_rows_ == kHistory) { // keep the rows on the doubled stride
         size_t kept = 0;
         for (size_t r = 0; r < history_rows_; ++r)
@@ -297,7 +373,7 @@ void HttpServer::keep_history(const Simulation& sim) {
             }
         history_rows_ = kept;
         history_stride_ *= 2;
-        if (sim.tick() % history_stride_ != 0) return;
+        if (sim.tick() % history_stride_ != 0 || history_rows_ == kHistory) return;
     }
     double* row = &history_[history_rows_++ * width];
     row[0] = double(sim.tick());
@@ -427,7 +503,7 @@ std::string HttpServer::metrics(Runner& runner) const {
     o += fmt::format("qallow_ethics_passes_total {}\n", f.ethics_pass);
     family(o, "qallow_ethics_failures_total", "counter", "Ticks that failed the ethics check.");
     o += fmt::format("qallow_ethics_failures_total {}\n", f.ethics_fail);
-    if (ethics_total_ >= 0)
+    if (ethics_total_ >= 0 && !values_busy())
         prom::metric(o, "qallow_ethics_score", "gauge", "The first ethics instance's score (its \"total\") at the last tick.",
                      runner.sim().signals().values()[ethics_total_]);
     if (!joules_slots_.empty()) {
@@ -491,6 +567,7 @@ std::string HttpServer::metrics(Runner& runner) const {
 // One gauge per signal: a fixed set, declared when the plugins were created.
 void HttpServer::signal_metrics(std::string& o, const Simulation& sim) const {
     if (signal_labels_.size() != sim.signals().size()) return; // not mapped yet: no tick since the start or a reset
+    if (values_busy()) return;
     family(o, "qallow_signal", "gauge", "Each model signal's value at the last tick (NaN: its instance is out of the loop).");
     const double* v = sim.signals().values();
     for (size_t s = 0; s < signal_labels_.size(); ++s)

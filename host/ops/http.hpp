@@ -19,7 +19,8 @@
 // plugin step overdue, its thread holds the loop's place and serves instead
 // (serve_overdue, every 5 ms): /healthz and /readyz answer 503 naming the
 // stuck tick and instance, /metrics answers as usual (every figure in it is
-// written between ticks, which the stuck loop cannot reach).
+// written between ticks, which the stuck loop cannot reach), less the signal
+// values (qallow_signal, qallow_ethics_score), which the stuck step may be writing.
 #pragma once
 
 #include "core/config.hpp"
@@ -120,6 +121,9 @@ private:
     void stream_tick(Runner& runner);
     void broadcast(const std::string& event);
     void map_signals(const Simulation& sim);
+    // While the watchdog serves in the loop's place, a stuck step may still
+    // be writing the signal table: nothing reads it then.
+    bool values_busy() const { return watchdog_ && watchdog_->overdue(); }
     void signal_metrics(std::string& out, const Simulation& sim) const;
 
     std::string bind_;

@@ -141,6 +141,42 @@ TEST(Dashboard, ServesThePageChartJsStatusAndALiveTickStream) {
     }
     EXPECT_GE(ticks, 5u); // 1.5 s at one point a 100 ms, on a loaded machine
     EXPECT_LE(ticks, 16u);
+
+    // HEAD: the stream's headers, no body, no stream left open.
+    Fetched head = fetch(dir, node.port, "/api/stream", {"-X", "HEAD"});
+    EXPECT_EQ(head.status, 200);
+    EXPECT_NE(head.headers.find("Content-Type: text/event-stream"), std::string::npos) << head.headers;
+    EXPECT_EQ(head.body, "");
+    // A page of another site, its name rebound to 127.0.0.1, is refused.
+    Fetched rebound = fetch(dir, node.port, "/api/status", {"-H", "Host: evil.example:80"});
+    EXPECT_EQ(rebound.status, 403);
+    EXPECT_NE(rebound.body.find("Host \"evil.example:80\" is not this loopback server's"), std::string::npos);
+    EXPECT_EQ(fetch(dir, node.port, "/api/status", {"-H", "Host: localhost"}).status, 200);
+}
+
+// After the run (--linger) the loop no longer ticks: a browser that goes is
+// still noticed, and its stream closed.
+TEST(Dashboard, StreamsOfBrowsersThatWentAreClosedAfterTheRunToo) {
+    TempDir dir;
+    std::vector<std::string> args = {kBin.string(), "run", "--config", (kConfigs / "default.json").string(), "--plugins",
+                                     kPlugins.string(), "--out", (dir / "out").string(), "--state-dir",
+                                     (dir / "state").string(), "--no-ctl", "--no-progress", "--http-port", "0", "--linger"};
+    Process proc(args, dir / "node.out", dir / "node.err");
+    ASSERT_TRUE(wait_until([&] { return contains(read_file(dir / "node.out"), "the run is over; still serving") || proc.exited(); },
+                           60s, "the run to end and the node to linger"))
+        << read_file(dir / "node.err");
+    std::smatch m;
+    std::string out = read_file(dir / "node.out");
+    ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(dashboard: http://127\.0\.0\.1:([0-9]+)/dashboard/)"))) << out;
+    uint16_t port = uint16_t(std::stoi(m[1]));
+    for (int i = 0; i < 5; ++i) {
+        Fetched f = fetch(dir, port, "/api/stream", {"-N", "-m", "0.3"});
+        EXPECT_NE(f.body.find("event: history"), std::string::npos); // the finished run's, on view
+    }
+    auto streams = [&] { return json::parse(fetch(dir, port, "/api/status").body, nullptr, false).value("streams", -1); };
+    EXPECT_TRUE(wait_until([&] { return streams() == 0; }, 10s, "the five streams to be closed")) << streams();
+    proc.signal(SIGINT);
+    EXPECT_EQ(proc.wait(20s), 0);
 }
 
 TEST(Dashboard, EveryRequestCarriesTheTokenWhenOneIsSet) {

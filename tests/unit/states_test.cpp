@@ -243,7 +243,15 @@ TEST(States, ConfigKeysAndTheirErrors) {
     check_safe_mode(rc);
     check_safe_mode(parse(R"("safe_mode": {"restore_checkpoint": true}, "checkpoint": {"every": 10})"));
     EXPECT_EQ(error_of<InputError>([&] { parse(R"("http": {"bind": "0.0.0.0"})"); }),
-              "c.json: /http/bind: \"0.0.0.0\" is not allowed; allowed: a loopback address (127.0.0.1, ::1)");
+              "c.json: /http/bind: \"0.0.0.0\" is beyond loopback and needs /http/token_file (the access token every "
+              "request must carry); allowed without one: a loopback address (127.0.0.1, ::1)");
+    EXPECT_EQ(error_of<InputError>([&] { parse(R"("http": {"bind": "example.org"})"); }),
+              "c.json: /http/bind: \"example.org\" is not an IP address; allowed: 127.0.0.1, ::1, or with "
+              "/http/token_file any address of this host (0.0.0.0 for all)");
+    Config tokened = parse(R"("http": {"bind": "0.0.0.0", "token_file": "tok"})");
+    EXPECT_EQ(tokened.http.bind, "0.0.0.0");
+    ASSERT_TRUE(tokened.http.token_file);
+    EXPECT_EQ(tokened.http.token_file->filename(), "tok"); // read against the config's folder
     EXPECT_EQ(error_of<InputError>([&] { parse(R"("http": {"port": 70000})"); }),
               "c.json: /http/port: 70000 is out of range; allowed: a TCP port (0 = a free one, logged): "
               "a whole number in [0, 65535]");

@@ -871,6 +871,7 @@ std::string FederationNode::metrics() const {
     by_label(o, "qallow_federation_messages_total", "kind", sent_kinds_.snapshot(), "direction=\"sent\",");
     by_label(o, "qallow_federation_messages_total", "kind", received_kinds_.snapshot(), "direction=\"received\",");
     rejections(o, rejects_.by_reason());
+    if (cluster_) fleet_metrics(o, cluster_->status()); // the cluster's table: with or without a store
     metric(o, "qallow_outbox_messages", "gauge", "Messages waiting in this node's outbox.", double(outbox_->size()));
     metric(o, "qallow_outbox_dropped_telemetry_total", "counter", "Telemetry batches dropped because the outbox was full.",
            double(outbox_->dropped_telemetry()));
@@ -899,7 +900,6 @@ std::string FederationNode::metrics() const {
            n("let_go_batches"));
     metric(o, "qallow_fleet_waiting_batches", "gauge", "Verified batches waiting to be committed.", n("waiting_batches"));
     metric(o, "qallow_fleet_expired_rows_total", "counter", "Rows removed by retention.", n("expired_rows"));
-    if (cluster_) fleet_metrics(o, cluster_->status());
     return o;
 }
 
