@@ -95,18 +95,27 @@ Result run_in(const fs::path& dir, const std::vector<std::string>& argv, std::ch
     return run_process(argv, sub, limit);
 }
 
-Http raw_get(uint16_t port, const std::string& path) {
-    Http h;
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return h;
-    timeval tv{10, 0};
+int connect_loopback(uint16_t port, std::chrono::seconds limit) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    timeval tv{static_cast<time_t>(limit.count()), 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
+    ::close(fd);
+    return -1;
+}
+
+Http raw_get(uint16_t port, const std::string& path) {
+    Http h;
+    int fd = connect_loopback(port, std::chrono::seconds(10));
+    if (fd < 0) return h;
     std::string all;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    {
         std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
         if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == ssize_t(req.size())) {
             char buf[4096];

@@ -63,6 +63,9 @@ struct Http {
 // Connection: close): no client program needed, and a node that is stuck
 // shows as status 0 rather than a hung test.
 Http raw_get(uint16_t port, const std::string& path);
+// A TCP connection to 127.0.0.1:port whose sends and receives give up after
+// `limit`; -1 when it cannot be made.
+int connect_loopback(uint16_t port, std::chrono::seconds limit);
 
 // A loopback TCP port nobody listens on now (the kernel's pick for port 0).
 uint16_t free_port();

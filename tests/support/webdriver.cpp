@@ -92,17 +92,10 @@ bool complete(const std::string& all) {
 // answer, so a hung chromedriver fails the test instead of hanging it.
 Reply http(uint16_t port, const std::string& method, const std::string& path, const std::string& body,
            std::chrono::seconds limit) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = connect_loopback(port, limit * time_scale());
     if (fd < 0) return {};
-    timeval tv{static_cast<time_t>(limit.count() * time_scale()), 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     std::string all;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    {
         std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
                           "\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n"
                           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
