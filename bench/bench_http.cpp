@@ -9,13 +9,8 @@
 //
 // Counters: ns_per_tick = wall time / ticks; points = tick events the two
 // readers received (0 without streams), so a stream that did not open shows.
-#include "core/config.hpp"
-#include "core/loader.hpp"
-#include "core/runner.hpp"
-#include "core/simulation.hpp"
-#include "core/worker_pool.hpp"
 #include "ops/http.hpp"
-#include "records/run_files.hpp"
+#include "rig.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -35,47 +30,14 @@
 
 namespace {
 
-namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-// One noop instance in a Runner writing to a private temporary folder.
-struct Rig {
-    fs::path dir;
-    qallow::Catalog catalog;
-    qallow::WorkerPool pool{1};
-    qallow::Config config;
-    qallow::RunFacts facts;
-    qallow::RunFiles files;
-    std::unique_ptr<qallow::Runner> runner;
-    std::unique_ptr<qallow::HttpServer> http; // after runner: destroyed first
+// One noop instance in a Runner (rig.hpp), and the HTTP server as its hook.
+struct Rig : qallow::bench::Rig {
+    std::unique_ptr<qallow::HttpServer> http; // destroyed before the runner's hooks go
 
-    Rig() {
-        std::string tmpl = (fs::temp_directory_path() / "qallow_bench_http_XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-        dir = tmpl;
-        const fs::path file = QALLOW_BENCH_NOOP_PLUGIN;
-        catalog.dir = file.parent_path();
-        catalog.plugins.push_back(qallow::load_plugin(file));
-        config.source = "bench_http";
-        config.seed = 1;
-        config.threads = 1;
-        config.ticks = 1;
-        qallow::InstanceConfig ic;
-        ic.name = "noop";
-        ic.plugin = "bench_noop";
-        ic.pointer = "/instances/0";
-        config.instances.push_back(ic);
-        qallow::Runner::Factory factory = [this](const std::vector<qallow::Override>& o) {
-            return std::make_unique<qallow::Simulation>(config, catalog, pool, o);
-        };
-        runner = std::make_unique<qallow::Runner>(config, factory, dir, facts, files);
-    }
-    ~Rig() {
-        http.reset();
-        runner.reset();
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
+    Rig() : qallow::bench::Rig("bench_http", QALLOW_BENCH_NOOP_PLUGIN, "bench_noop", "noop") {}
+    ~Rig() { http.reset(); }
     void serve() {
         http = std::make_unique<qallow::HttpServer>(qallow::HttpConfig{}, 0);
         runner->add_hook(http.get(), qallow::HookOrder::http);

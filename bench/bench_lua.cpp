@@ -14,14 +14,9 @@
 //       with the hook.
 //
 // Counter ns_per_tick = wall time / ticks.
-#include "core/config.hpp"
-#include "core/loader.hpp"
-#include "scripting/lua_engine.hpp"
-#include "records/run_files.hpp"
-#include "core/runner.hpp"
-#include "core/simulation.hpp"
 #include "records/summary.hpp"
-#include "core/worker_pool.hpp"
+#include "rig.hpp"
+#include "scripting/lua_engine.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -35,51 +30,18 @@
 
 namespace {
 
-namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-// One noop instance in a Runner writing to a private temporary folder.
-struct Rig {
-    fs::path dir;
-    qallow::Catalog catalog;
-    qallow::WorkerPool pool{1};
-    qallow::Config config;
-    qallow::RunFacts facts;
-    qallow::RunFiles files;
-    std::unique_ptr<qallow::Runner> runner;
-    std::unique_ptr<qallow::LuaEngine> lua; // after runner: destroyed first
+// One noop instance in a Runner (rig.hpp), and a Lua engine as its hook.
+struct Rig : qallow::bench::Rig {
+    std::unique_ptr<qallow::LuaEngine> lua; // destroyed before the runner
 
-    explicit Rig(uint64_t budget) {
-        std::string tmpl = (fs::temp_directory_path() / "qallow_bench_lua_XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-        dir = tmpl;
-        const fs::path file = QALLOW_BENCH_NOOP_PLUGIN;
-        catalog.dir = file.parent_path();
-        catalog.plugins.push_back(qallow::load_plugin(file));
-        config.source = "bench_lua";
-        config.seed = 1;
-        config.threads = 1;
-        config.ticks = 1;
-        config.lua.instruction_budget = budget;
-        qallow::InstanceConfig ic;
-        ic.name = "noop";
-        ic.plugin = "bench_noop";
-        ic.pointer = "/instances/0";
-        config.instances.push_back(ic);
-        qallow::Runner::Factory factory = [this](const std::vector<qallow::Override>& o) {
-            return std::make_unique<qallow::Simulation>(config, catalog, pool, o);
-        };
-        runner = std::make_unique<qallow::Runner>(config, factory, dir, facts, files);
-    }
-    ~Rig() {
-        lua.reset();
-        runner.reset();
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
+    explicit Rig(uint64_t budget)
+        : qallow::bench::Rig("bench_lua", QALLOW_BENCH_NOOP_PLUGIN, "bench_noop", "noop", budget) {}
+    ~Rig() { lua.reset(); }
     void script(const std::string& code) {
-        std::ofstream(dir / "bench.lua") << code;
-        lua = std::make_unique<qallow::LuaEngine>(config.lua, dir / "bench.lua", 1);
+        std::ofstream(dir.path / "bench.lua") << code;
+        lua = std::make_unique<qallow::LuaEngine>(config.lua, dir.path / "bench.lua", 1);
         lua->start(*runner);
     }
     void no_script() {

@@ -1,6 +1,7 @@
 // The energy plugin: host glue around energy_model.hpp.
 #include "energy/energy_model.hpp"
 #include "energy/nvml_meter.hpp"
+#include "energy/window.hpp"
 
 #include <algorithm>
 #include <memory>
@@ -44,7 +45,8 @@ public:
           price_(ctx.output("price", QALLOW_SIGNAL_MEASURED)),
           batch_ok_(ctx.output("batch_ok", QALLOW_SIGNAL_MEASURED)),
           gpu_joules_(ctx.output("gpu_joules", QALLOW_SIGNAL_MEASURED)), price_cap_(ctx.number("price_cap")),
-          nvml_(open_nvml(ctx.string("gpu"))), last_(sample_clocks()) {
+          nvml_(open_nvml(ctx.string("gpu"))), window_s_(ctx.number("sample_ms") * 1e-3), window_(sample_clocks()),
+          last_wall_(window_.wall_s), price_now_(prices_ ? prices_->now() : 0.0) {
         if (price_cap_ > 0 && !prices_)
             throw Error(QALLOW_ERR_INVALID_ARGUMENT,
                         "energy: price_cap " + format_number(price_cap_) + " needs a price: set price_per_kwh or price_csv");
@@ -57,15 +59,22 @@ public:
             if (auto s = ctx_.find(name)) ops_.push_back(*s);
     }
 
+    // The counters are read once a window (window.hpp); a tick in between
+    // costs one steady-clock read.
     void step(qallow::Tick& t) override {
-        ClockSample now = sample_clocks();
-        double dt = now.wall_s - last_.wall_s, dcpu = now.cpu_s - last_.cpu_s;
-        last_ = now;
-        double joules = rapl_ ? rapl_->joules_since_last() : model_.at(dt, dcpu, ncpus_).joules;
-        // One counter read per GPU, only when NVML loaded and found one.
-        double gpu = nvml_ && nvml_->ok() ? nvml_->joules_since_last() : 0.0;
-        joules += gpu;
-        double price = prices_ ? prices_->now() : 0.0;
+        const double now = wall_seconds(), dt = now - last_wall_;
+        last_wall_ = now;
+        double cpu, gpu;
+        if (now - window_.wall_s >= window_s_) {
+            Reading r = read_counters(now);
+            cpu = cpu_.close(r.cpu_j, r.dt);
+            gpu = gpu_.close(r.gpu_j, r.dt);
+            price_now_ = prices_ ? prices_->now() : 0.0;
+        } else {
+            cpu = cpu_.tick(dt);
+            gpu = gpu_.tick(dt);
+        }
+        const double joules = cpu + gpu, price = price_now_;
         TickEnergy e = meter_.add(joules, dt, sum_ops(t, ops_), price);
         t[price_] = price;
         t[batch_ok_] = batch_allowed(price, price_cap_) ? 1.0 : 0.0;
@@ -77,12 +86,15 @@ public:
 
     // Reports are formatted strings, which allocate: once, at the end.
     void finish() override {
+        // The totals are the counters', through the end of the run.
+        Reading r = read_counters(wall_seconds());
+        meter_.add(cpu_.finish(r.cpu_j) + gpu_.finish(r.gpu_j), 0.0, 0.0, price_now_);
         ctx_.report("source", rapl_ ? "rapl" : "model");
         ctx_.report("joules_total", format_number(meter_.joules_total));
         ctx_.report("ops_total", format_number(meter_.ops_total));
         ctx_.report("j_per_op", format_number(meter_.j_per_op()));
         ctx_.report("gpu_source", nvml_ ? nvml_->source() : "none (gpu = off)");
-        ctx_.report("gpu_joules_total", format_number(nvml_ ? nvml_->joules_total() : 0.0));
+        ctx_.report("gpu_joules_total", format_number(gpu_.measured()));
         if (prices_) ctx_.report("cost", format_number(meter_.cost_total));
         auto khz = cpufreq_.read_u64();
         ctx_.report("cpufreq_khz", khz ? std::to_string(*khz) : "unavailable");
@@ -90,6 +102,22 @@ public:
     }
 
 private:
+    struct Reading {
+        double dt, cpu_j, gpu_j; // the window's wall seconds and joules
+    };
+
+    // Closes the window at `now`: one read of each counter.
+    Reading read_counters(double now) {
+        const double cpu_s = rapl_ ? 0.0 : cpu_seconds();
+        const double dt = now - window_.wall_s;
+        Reading r{dt, 0.0, 0.0};
+        r.cpu_j = rapl_ ? rapl_->joules_since_last() : model_.at(dt, cpu_s - window_.cpu_s, ncpus_).joules;
+        // One counter read per GPU, only when NVML loaded and found one.
+        r.gpu_j = nvml_ && nvml_->ok() ? nvml_->joules_since_last() : 0.0;
+        window_ = {now, cpu_s};
+        return r;
+    }
+
     qallow::Context& ctx_; // lives beside this object in the adapter's holder
     std::string fallback_; // why source=auto did not get RAPL
     PowerModel model_;
@@ -102,7 +130,11 @@ private:
     std::unique_ptr<NvmlMeter> nvml_; // null with gpu = off
     std::vector<Signal> ops_;
     Meter meter_;
-    ClockSample last_; // the first step measures from create
+    double window_s_;
+    ClockSample window_; // where the current window began (the first from create)
+    double last_wall_;   // the previous tick's end
+    double price_now_;   // read when a window closes
+    Spreader cpu_, gpu_;
 };
 
 constexpr auto watts = qallow::Bounds{}.between(0, 10000);
@@ -122,5 +154,9 @@ QALLOW_PLUGIN(Energy, QALLOW_KIND_ENERGY, "energy", "1.0.0",
               qallow::string("price_csv", "", "CSV 'hour,price_per_kwh', 24 rows for UTC hours 0..23"),
               qallow::number("price_cap", 0.0, "batch phases run while the price is at most this; 0 = no cap",
                              qallow::Bounds{}.between(0, max_price)),
+              qallow::number("sample_ms", 10.0,
+                             "read the counters (CPU time, RAPL, NVML) at most this often; ticks in between get "
+                             "the last window's mean power, and the window's closing tick the rest; 0 = every tick",
+                             qallow::Bounds{}.between(0, 60000)),
               qallow::string("powercap_root", "/sys/class/powercap", "where the RAPL domains are"),
               qallow::string("cpufreq_root", "/sys/devices/system/cpu", "where cpu0/cpufreq is"))

@@ -1,5 +1,6 @@
 #include "energy/energy_model.hpp"
 #include "energy/nvml_meter.hpp"
+#include "energy/window.hpp"
 
 #include "support/expect.hpp"
 #include "support/files.hpp"
@@ -49,6 +50,49 @@ TEST(PowerModel, ClocksMeasureThisProcess) {
     while (b.cpu_s - a.cpu_s < 0.02) b = sample_clocks();
     EXPECT_GE(b.wall_s - a.wall_s, 0.0);
     EXPECT_LT(b.cpu_s - a.cpu_s, 1.0);
+}
+
+// Why a window loses no accuracy: the model is linear in CPU time while
+// utilisation stays within [0, 1], so one reading over a window gives the
+// joules of its ticks' readings summed (J/op over a run is unchanged).
+TEST(PowerModel, AWindowGivesTheSumOfItsTicks) {
+    PowerModel m(10, 35);
+    const double dt[] = {1e-6, 3e-6, 2.5e-6, 1e-3, 4e-6};
+    const double dcpu[] = {0.9e-6, 1e-6, 2.5e-6, 0.2e-3, 0.0};
+    double ticks = 0, wall = 0, cpu = 0;
+    for (int i = 0; i < 5; ++i) {
+        ticks += m.at(dt[i], dcpu[i], 2).joules;
+        wall += dt[i];
+        cpu += dcpu[i];
+    }
+    EXPECT_NEAR(m.at(wall, cpu, 2).joules, ticks, 1e-15);
+}
+
+TEST(Spreader, RowsAddUpToTheCountersAtEachClose) {
+    Spreader s;
+    EXPECT_EQ(s.tick(0.5), 0.0); // no window measured yet
+    EXPECT_DOUBLE_EQ(s.close(4.0, 1.0), 4.0); // 4 W over the first second
+    EXPECT_DOUBLE_EQ(s.tick(0.25), 1.0);      // estimated at 4 W
+    EXPECT_DOUBLE_EQ(s.tick(0.25), 1.0);
+    EXPECT_DOUBLE_EQ(s.close(6.0, 1.0), 4.0); // the window measured 6 J: 2 written, 4 lack
+    EXPECT_DOUBLE_EQ(s.measured(), 10.0);
+    EXPECT_DOUBLE_EQ(s.finish(0.0), 0.0);
+}
+
+TEST(Spreader, ASurplusIsNeverNegativeAndTheTotalStaysExact) {
+    Spreader s;
+    s.close(10.0, 1.0);                 // 10 W
+    double rows = 10.0;
+    rows += s.tick(0.5) + s.tick(0.4);  // 9 J estimated
+    double closing = s.close(1.0, 1.0); // power fell: the window measured 1 J
+    EXPECT_EQ(closing, 0.0);            // not -8
+    rows += closing;
+    rows += s.tick(0.5);                // 0.5 J at the new 1 W
+    rows += s.close(1.0, 1.0);          // still 7.5 J ahead of the counters: 0
+    EXPECT_DOUBLE_EQ(rows, 19.5);
+    double rest = s.finish(0.25);       // what the totals must take back
+    EXPECT_DOUBLE_EQ(rows + rest, 12.25);
+    EXPECT_DOUBLE_EQ(s.measured(), 12.25);
 }
 
 TEST(Rapl, SumsPackageDomainsAndHandlesWraparound) {

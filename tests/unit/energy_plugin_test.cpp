@@ -31,8 +31,9 @@ double signal(const Simulation& sim, const std::string& name) {
     return slot < 0 ? std::numeric_limits<double>::quiet_NaN() : sim.signals().values()[slot];
 }
 
-// vm (8 nodes per overlay: 24 ops a tick) and energy on the fake RAPL root.
-EnergyRun run_energy(const std::string& gpu, int ticks) {
+// vm (8 nodes per overlay: 24 ops a tick) and energy on the fake RAPL root;
+// sample_ms 0 reads the counter every tick.
+EnergyRun run_energy(const std::string& gpu, int ticks, double sample_ms = 0) {
     TempDir d;
     fs::create_directories(d / "intel-rapl:0");
     write_file(d / "intel-rapl:0/max_energy_range_uj", "262143328850\n");
@@ -49,7 +50,7 @@ EnergyRun run_energy(const std::string& gpu, int ticks) {
     vm.pointer = "/instances/0";
     InstanceConfig energy;
     energy.plugin = energy.name = "energy";
-    energy.params = {{"source", "rapl"}, {"powercap_root", d.path().string()}, {"gpu", gpu}};
+    energy.params = {{"source", "rapl"}, {"powercap_root", d.path().string()}, {"gpu", gpu}, {"sample_ms", sample_ms}};
     energy.pointer = "/instances/1";
     c.instances = {vm, energy};
 
@@ -79,6 +80,17 @@ TEST(EnergyPlugin, GpuOffSaysSoAndCountsOnlyTheCpu) {
     EXPECT_EQ(off.reports.at("ops_total"), "120");
     for (double g : off.gpu_joules) EXPECT_EQ(g, 0.0);
     for (double j : off.joules) EXPECT_DOUBLE_EQ(j, 1.0);
+}
+
+// A window longer than the run: no tick closes it, so no row has a
+// measurement to go by (0 J), and the run's total still comes from the
+// counter, read once more when the run ends.
+TEST(EnergyPlugin, TotalsComeFromTheCountersNotTheRows) {
+    EnergyRun r = run_energy("off", 5, 60000);
+    double rows = 0;
+    for (double j : r.joules) rows += j;
+    EXPECT_EQ(rows, 0.0);
+    EXPECT_EQ(r.reports.at("joules_total"), "5");
 }
 
 TEST(EnergyPlugin, GpuAutoWithoutNvmlSaysWhyAndLeavesJPerOpAlone) {
