@@ -32,7 +32,7 @@ Runner::Runner(const Config& config, Factory factory, const fs::path& out_dir, R
         throw InputError(std::string("--out: ") + e.what()); // an unusable output folder is bad input
     }
     facts_.config_digest = crypto::sha256_hex(sim_->resolved().dump());
-    start_ = last_flush_ = std::chrono::steady_clock::now();
+    start_ = last_flush_ = now_ = std::chrono::steady_clock::now();
 }
 
 void Runner::request_stop(StopReason by, const std::string& error) {
@@ -66,6 +66,7 @@ uint64_t Runner::advance(uint64_t n) {
                 request_stop(stop_reason(sig), "");
                 break;
             }
+            now_ = std::chrono::steady_clock::now();
             for (size_t h = 0; h < hooks_.size() && !stopped_; ++h) hooks_[h]->before_tick(*this);
             if (stopped_) break;
             TickResult r = sim_->step();
@@ -89,10 +90,9 @@ uint64_t Runner::advance(uint64_t n) {
             count_ethics(r);
             for (size_t h = 0; h < hooks_.size(); ++h) hooks_[h]->after_tick(*this, r);
             // A crash or a full disk then costs at most a second of rows.
-            auto now = std::chrono::steady_clock::now();
-            if (now - last_flush_ >= std::chrono::seconds(1)) {
+            if (now_ - last_flush_ >= std::chrono::seconds(1)) {
                 flush_outputs();
-                last_flush_ = now;
+                last_flush_ = now_;
             }
         }
     } catch (const InputError&) {

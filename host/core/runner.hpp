@@ -124,6 +124,10 @@ public:
     StepWatch& watch() { return watch_; }
     // The watchdog that logs and records a declared step's return; none by default.
     void set_watchdog(Watchdog* w) { watchdog_ = w; }
+    // The steady clock as read once at the start of this tick.  Hooks that
+    // rate-limit a system call go by it rather than read the clock each
+    // (~30 ns a read here, a tenth of a phase12 tick).
+    std::chrono::steady_clock::time_point now() const { return now_; }
 
     // Where audit events go (the ledger); none by default.  record() is a
     // no-op without a sink.
@@ -179,7 +183,7 @@ private:
     Watchdog* watchdog_ = nullptr;
     bool stopped_ = false;
     int status_ = 0;
-    std::chrono::steady_clock::time_point start_, last_flush_;
+    std::chrono::steady_clock::time_point start_, last_flush_, now_;
 };
 
 // The tick watchdog (docs/operations.md, "The tick watchdog").  A thread

@@ -155,7 +155,7 @@ CtlServer::~CtlServer() {
 
 void CtlServer::before_tick(Runner& runner) {
     // Checking the socket costs a system call: at most once a millisecond.
-    auto now = std::chrono::steady_clock::now();
+    auto now = runner.now();
     if (now - last_poll_ < std::chrono::milliseconds(1)) return;
     last_poll_ = now;
     poll(runner);

@@ -303,7 +303,7 @@ HttpServer::~HttpServer() {
 void HttpServer::before_tick(Runner& runner) {
     // Timing costs one steady_clock read per instance per tick: only with a server.
     if (!runner.sim().step_timing()) runner.sim().enable_step_timing(true);
-    auto now = std::chrono::steady_clock::now();
+    auto now = runner.now();
     if (now - rate_at_ >= std::chrono::seconds(1)) {
         if (rate_at_ != std::chrono::steady_clock::time_point{})
             ticks_per_second_ = double(ticks_ - rate_ticks_) / std::chrono::duration<double>(now - rate_at_).count();

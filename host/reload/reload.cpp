@@ -95,7 +95,7 @@ void ReloadHook::sync(Runner& runner) {
 }
 
 void ReloadHook::before_tick(Runner& runner) {
-    check(runner.sim());
+    check(runner.sim(), runner.now());
     sync(runner);
 }
 
@@ -104,7 +104,7 @@ void ReloadHook::after_tick(Runner& runner, const TickResult& r) {
     sync(runner);
 }
 
-bool ReloadHook::check(Simulation& sim) {
+bool ReloadHook::check(Simulation& sim, std::chrono::steady_clock::time_point now) {
     if (&sim != sim_) { // a Lua reset: the standbys went with the old simulation
         sim_ = &sim;
         std::vector<std::string> shas;
@@ -114,7 +114,7 @@ bool ReloadHook::check(Simulation& sim) {
     }
     CrashGuard::set_tick(sim.tick() + 1);
     if (!s_.watcher) return false;
-    auto events = s_.watcher->poll();
+    auto events = s_.watcher->poll(now);
     for (const auto& e : events) {
         try {
             if (e.kind == FileEvent::Kind::removed)

@@ -98,7 +98,8 @@ public:
     void after_tick(Runner& runner, const TickResult& r) override;
 
     // What before_tick and after_tick do, without a Runner (tests, benches).
-    bool check(Simulation& sim); // true when something changed
+    // True when something changed.  `now`: Runner::now() from the loop.
+    bool check(Simulation& sim, std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
     void ticked(Simulation& sim, const TickResult& r);
 
     const ReloadCounts& counts() const { return counts_; }

@@ -183,8 +183,7 @@ struct FileWatcher::Impl {
         present = std::move(now);
     }
 
-    void read_inotify() {
-        auto now = Clock::now();
+    void read_inotify(Clock::time_point now) {
         if (now - last_read < opt.min_read_interval) return;
         last_read = now;
         for (;;) {
@@ -227,8 +226,7 @@ struct FileWatcher::Impl {
         next_scan = Clock::now() + opt.poll_interval;
     }
 
-    void scan() {
-        auto now = Clock::now();
+    void scan(Clock::time_point now) {
         if (now < next_scan) return;
         next_scan = now + opt.poll_interval;
         std::vector<std::string> names;
@@ -305,11 +303,11 @@ std::function<bool(const std::string&)> FileWatcher::suffix(const std::string& s
     };
 }
 
-std::vector<FileEvent> FileWatcher::poll() {
+std::vector<FileEvent> FileWatcher::poll(Clock::time_point now) {
     if (impl_->inotify_stream)
-        impl_->read_inotify();
+        impl_->read_inotify(now);
     else
-        impl_->scan();
+        impl_->scan(now);
     std::vector<FileEvent> out;
     out.swap(impl_->pending);
     return out;

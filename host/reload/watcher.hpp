@@ -94,7 +94,8 @@ public:
     static std::function<bool(const std::string&)> suffix(const std::string& suffix);
 
     // The events completed since the last call; never blocks.
-    std::vector<FileEvent> poll();
+    // `now`: the caller's clock reading, when it has one (Runner::now()).
+    std::vector<FileEvent> poll(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
 
     bool inotify() const;
     // "inotify", or "polling every 200 ms (forced by config)" / "(inotify
