@@ -45,8 +45,8 @@ public:
           price_(ctx.output("price", QALLOW_SIGNAL_MEASURED)),
           batch_ok_(ctx.output("batch_ok", QALLOW_SIGNAL_MEASURED)),
           gpu_joules_(ctx.output("gpu_joules", QALLOW_SIGNAL_MEASURED)), price_cap_(ctx.number("price_cap")),
-          nvml_(open_nvml(ctx.string("gpu"))), window_s_(ctx.number("sample_ms") * 1e-3), window_(sample_clocks()),
-          last_wall_(window_.wall_s), price_now_(prices_ ? prices_->now() : 0.0) {
+          nvml_(open_nvml(ctx.string("gpu"))), pacer_(ctx.number("sample_ms") * 1e-3), window_(sample_clocks()),
+          price_now_(prices_ ? prices_->now() : 0.0) {
         if (price_cap_ > 0 && !prices_)
             throw Error(QALLOW_ERR_INVALID_ARGUMENT,
                         "energy: price_cap " + format_number(price_cap_) + " needs a price: set price_per_kwh or price_csv");
@@ -59,23 +59,23 @@ public:
             if (auto s = ctx_.find(name)) ops_.push_back(*s);
     }
 
-    // The counters are read once a window (window.hpp); a tick in between
-    // costs one steady-clock read.
+    // The counters are read once a window (window.hpp); most ticks read
+    // no clock at all.
     void step(qallow::Tick& t) override {
-        const double now = wall_seconds(), dt = now - last_wall_;
-        last_wall_ = now;
         double cpu, gpu;
-        if (now - window_.wall_s >= window_s_) {
-            Reading r = read_counters(now);
+        if (pacer_.look() && over()) {
+            Reading r = read_counters(wall_seconds());
+            tick_s_ = r.dt / double(pacer_.restart());
             cpu = cpu_.close(r.cpu_j, r.dt);
             gpu = gpu_.close(r.gpu_j, r.dt);
             price_now_ = prices_ ? prices_->now() : 0.0;
         } else {
-            cpu = cpu_.tick(dt);
-            gpu = gpu_.tick(dt);
+            cpu = cpu_.tick(tick_s_);
+            gpu = gpu_.tick(tick_s_);
         }
         const double joules = cpu + gpu, price = price_now_;
-        TickEnergy e = meter_.add(joules, dt, sum_ops(t, ops_), price);
+        // A tick's watts: its joules over the window's mean tick.
+        TickEnergy e = meter_.add(joules, tick_s_, sum_ops(t, ops_), price);
         t[price_] = price;
         t[batch_ok_] = batch_allowed(price, price_cap_) ? 1.0 : 0.0;
         t[joules_] = e.joules;
@@ -106,6 +106,14 @@ private:
         double dt, cpu_j, gpu_j; // the window's wall seconds and joules
     };
 
+    // Whether the window is over; if not, the mean tick so far.
+    bool over() {
+        const double elapsed = wall_seconds() - window_.wall_s;
+        if (pacer_.over(elapsed)) return true;
+        tick_s_ = elapsed / double(pacer_.ticks());
+        return false;
+    }
+
     // Closes the window at `now`: one read of each counter.
     Reading read_counters(double now) {
         const double cpu_s = rapl_ ? 0.0 : cpu_seconds();
@@ -130,9 +138,9 @@ private:
     std::unique_ptr<NvmlMeter> nvml_; // null with gpu = off
     std::vector<Signal> ops_;
     Meter meter_;
-    double window_s_;
+    Pacer pacer_;
     ClockSample window_; // where the current window began (the first from create)
-    double last_wall_;   // the previous tick's end
+    double tick_s_ = 0;  // the mean tick, wall seconds, as of the last look at the clock
     double price_now_;   // read when a window closes
     Spreader cpu_, gpu_;
 };
@@ -156,7 +164,8 @@ QALLOW_PLUGIN(Energy, QALLOW_KIND_ENERGY, "energy", "1.0.0",
                              qallow::Bounds{}.between(0, max_price)),
               qallow::number("sample_ms", 10.0,
                              "read the counters (CPU time, RAPL, NVML) at most this often; ticks in between get "
-                             "the last window's mean power, and the window's closing tick the rest; 0 = every tick",
+                             "the last window's mean power times the mean tick, and the window's closing tick "
+                             "the rest; 0 = every tick",
                              qallow::Bounds{}.between(0, 60000)),
               qallow::string("powercap_root", "/sys/class/powercap", "where the RAPL domains are"),
               qallow::string("cpufreq_root", "/sys/devices/system/cpu", "where cpu0/cpufreq is"))

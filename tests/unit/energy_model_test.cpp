@@ -70,29 +70,47 @@ TEST(PowerModel, AWindowGivesTheSumOfItsTicks) {
 
 TEST(Spreader, RowsAddUpToTheCountersAtEachClose) {
     Spreader s;
-    EXPECT_EQ(s.tick(0.5), 0.0); // no window measured yet
-    EXPECT_DOUBLE_EQ(s.close(4.0, 1.0), 4.0); // 4 W over the first second
-    EXPECT_DOUBLE_EQ(s.tick(0.25), 1.0);      // estimated at 4 W
+    EXPECT_EQ(s.tick(0.5), 0.0);               // no window measured yet
+    EXPECT_DOUBLE_EQ(s.close(4.0, 1.0), 4.0);  // 4 W over the first second
+    EXPECT_DOUBLE_EQ(s.tick(0.25), 1.0);       // estimated at 4 W
     EXPECT_DOUBLE_EQ(s.tick(0.25), 1.0);
-    EXPECT_DOUBLE_EQ(s.close(6.0, 1.0), 4.0); // the window measured 6 J: 2 written, 4 lack
+    EXPECT_DOUBLE_EQ(s.close(6.0, 1.0), 4.0);  // the window measured 6 J: 2 written, 4 lack
     EXPECT_DOUBLE_EQ(s.measured(), 10.0);
     EXPECT_DOUBLE_EQ(s.finish(0.0), 0.0);
 }
 
 TEST(Spreader, ASurplusIsNeverNegativeAndTheTotalStaysExact) {
     Spreader s;
-    s.close(10.0, 1.0);                 // 10 W
-    double rows = 10.0;
+    double rows = s.close(10.0, 1.0);   // 10 W
     rows += s.tick(0.5) + s.tick(0.4);  // 9 J estimated
     double closing = s.close(1.0, 1.0); // power fell: the window measured 1 J
     EXPECT_EQ(closing, 0.0);            // not -8
     rows += closing;
     rows += s.tick(0.5);                // 0.5 J at the new 1 W
-    rows += s.close(1.0, 1.0);          // still 7.5 J ahead of the counters: 0
+    rows += s.close(1.0, 1.0);          // still ahead of the counters: 0
     EXPECT_DOUBLE_EQ(rows, 19.5);
     double rest = s.finish(0.25);       // what the totals must take back
     EXPECT_DOUBLE_EQ(rows + rest, 12.25);
     EXPECT_DOUBLE_EQ(s.measured(), 12.25);
+}
+
+TEST(Pacer, LooksAtTheClockAsTheRateSaysAndAtLeastEveryMaxStride) {
+    Pacer p(0.010);
+    ASSERT_TRUE(p.look());                // the first tick of a window looks
+    EXPECT_FALSE(p.over(0.001));          // 1 ms for 1 tick: 9 more ticks to go
+    EXPECT_EQ(p.ticks(), 1u);
+    int quiet = 0;
+    while (!p.look()) ++quiet;
+    EXPECT_EQ(quiet, 8);                  // looks again at the 10th tick
+    EXPECT_FALSE(p.over(0.000001));       // fast ticks: 10 us for 10 ticks...
+    quiet = 0;
+    while (!p.look()) ++quiet;
+    EXPECT_EQ(quiet, int(Pacer::kMaxStride) - 1); // ...but never more than 64 without a look
+    EXPECT_TRUE(p.over(0.011));
+    EXPECT_EQ(p.restart(), 10u + Pacer::kMaxStride);
+    EXPECT_TRUE(p.look());                // a new window looks at once
+    EXPECT_TRUE(p.over(0.5));             // a tick longer than the window closes it
+    EXPECT_EQ(p.restart(), 1u);
 }
 
 TEST(Rapl, SumsPackageDomainsAndHandlesWraparound) {
