@@ -304,7 +304,7 @@ json parse_root(const std::string& text, const std::string& source) {
     if (duplicates.duplicate()) r.fail(*duplicates.duplicate(), "this key appears twice in its object; keep one");
     r.object(root, "");
     r.only_keys(root, "", {"seed", "ticks", "threads", "plugins_dir", "policy", "instances", "lua", "reload", "state_dir",
-                          "safe_mode", "http", "ledger", "checkpoint", "federation", "watchdog"});
+                          "safe_mode", "http", "ledger", "checkpoint", "federation", "watchdog", "records"});
     return root;
 }
 
@@ -422,6 +422,34 @@ void read_watchdog(const Reader& r, const json& j, WatchdogConfig& out) {
                                     "milliseconds a step may run on after SIGINT/SIGTERM");
 }
 
+// Absent keys keep 0 (no such rule); 0 itself is refused, so a rule that
+// is written down always acts.  Expiry needs rotation: without it no file is
+// ever rotated, and a limit that can never act is a mistake to point at.
+void read_records(const Reader& r, const json& j, RecordsConfig& out) {
+    const json& rc = r.object(j, "/records");
+    r.only_keys(rc, "/records", {"rotate_bytes", "rotate_age_s", "keep_files", "max_age_s", "max_total_bytes"});
+    constexpr uint64_t kTiB = 1ull << 40, kYear = 366ull * 86'400;
+    if (rc.contains("rotate_bytes"))
+        out.rotate_bytes = r.whole(rc["rotate_bytes"], "/records/rotate_bytes", 1024, kTiB,
+                                   "bytes a telemetry or measurements file reaches before it is rotated");
+    if (rc.contains("rotate_age_s"))
+        out.rotate_age_s = r.whole(rc["rotate_age_s"], "/records/rotate_age_s", 1, 10 * kYear,
+                                   "seconds a file is written to before it is rotated");
+    if (rc.contains("keep_files"))
+        out.keep_files = r.whole(rc["keep_files"], "/records/keep_files", 1, 1'000'000, "rotated files kept per series");
+    if (rc.contains("max_age_s"))
+        out.max_age_s = r.whole(rc["max_age_s"], "/records/max_age_s", 1, 10 * kYear,
+                                "seconds since a rotated file was last written before it is deleted");
+    if (rc.contains("max_total_bytes"))
+        out.max_total_bytes = r.whole(rc["max_total_bytes"], "/records/max_total_bytes", 1024, 1024 * kTiB,
+                                      "bytes of rotated and current files together");
+    if (!out.rotates())
+        for (const char* key : {"keep_files", "max_age_s", "max_total_bytes"})
+            if (rc.contains(key))
+                r.fail(std::string("/records/") + key, "expires rotated files, but nothing rotates them; allowed: "
+                                                      "with /records/rotate_bytes or /records/rotate_age_s");
+}
+
 void read_fsync(const Reader& r, const json& f, LedgerConfig& l) {
     if (f.is_object()) {
         r.only_keys(f, "/ledger/fsync", {"every_ms"});
@@ -524,6 +552,7 @@ Config parse_config(const std::string& text, const std::string& source, const fs
     if (root.contains("safe_mode")) read_safe_mode(r, root["safe_mode"], c.safe_mode);
     if (root.contains("http")) read_http(r, root["http"], c.http, base_dir);
     if (root.contains("watchdog")) read_watchdog(r, root["watchdog"], c.watchdog);
+    if (root.contains("records")) read_records(r, root["records"], c.records);
     if (root.contains("ledger")) c.ledger = read_ledger(r, root["ledger"], base_dir);
     if (root.contains("federation")) c.federation = read_federation(r, root["federation"], base_dir, c.ledger.has_value());
     c.instances = read_instances(r, root["instances"]);

@@ -143,6 +143,18 @@ struct FederationConfig {
     std::optional<std::filesystem::path> tls_ca, tls_cert, tls_key;
 };
 
+// The "records" section (docs/operations.md, "Rotation"): telemetry.csv
+// and measurements.csv rotated and expired by size and age.  0 everywhere:
+// one file per series for the whole run, as without the section.
+struct RecordsConfig {
+    uint64_t rotate_bytes = 0;    // rotate after the row that brings a file to this size
+    uint64_t rotate_age_s = 0;    // rotate a file this old (counted from when the run started it)
+    uint64_t keep_files = 0;      // rotated files kept per series (the newest)
+    uint64_t max_age_s = 0;       // rotated files last written longer ago than this are deleted
+    uint64_t max_total_bytes = 0; // rotated and current files of the run folder together
+    bool rotates() const { return rotate_bytes || rotate_age_s; }
+};
+
 struct Config {
     std::string source = "<none>"; // file name as given, for messages
     uint64_t seed = 0;
@@ -159,6 +171,7 @@ struct Config {
     SafeModeConfig safe_mode;
     HttpConfig http;
     WatchdogConfig watchdog;
+    RecordsConfig records;
     std::optional<LedgerConfig> ledger; // none: no ledger
     std::optional<FederationConfig> federation; // none: a single node
 };

@@ -41,7 +41,7 @@ public:
 // on the simulation (a swap, a restore) comes before those that report it;
 // the ledger sees what every hook before it changed; Lua, the experiment,
 // runs its callbacks on the tick as the others left it; the progress bar
-// draws last.
+// draws, then systemd hears of the tick.
 enum class HookOrder : int {
     federation = 100, // commands and deployments from the datacentre
     reload = 200,     // hot swaps and rollbacks
@@ -52,6 +52,7 @@ enum class HookOrder : int {
     ledger = 700,     // the audit trail of all of the above
     lua = 800,        // an experiment's on_tick callbacks
     progress = 900,   // the progress bar
+    systemd = 950,    // sd_notify: READY and the watchdog's ping once the tick is wholly done
     standalone = 1000 // a hook added without an order (tests, tools)
 };
 

@@ -75,6 +75,7 @@ void make_runner(RunPlan& plan, Services& s, Node& node) {
         probe_writable(plan.out_dir / "summary.json.tmp");
         ResumeFrom from;
         if (plan.resume) from = resume_from(plan, node);
+        node.files.set_records(plan.config.records); // rotation (docs/operations.md, "Rotation")
         node.runner = std::make_unique<Runner>(plan.config, simulation_factory(plan, s), plan.out_dir, node.facts,
                                                node.files, plan.resume ? &from : nullptr);
         if (!plan.resume) node.initial_resolved = node.runner->sim().resolved();
@@ -301,10 +302,15 @@ void attach_checkpoints(const RunPlan& plan, Node& node) {
 void wire_commands(const RunPlan& plan, Node& node) {
     LuaEngine& lua = *plan.lua;
     if (node.ctl) node.ctl->set_lua([&lua](const std::string& code) { return lua.eval(code); });
-    if (node.ctl && node.federation) {
+    if (node.ctl && node.federation)
         node.ctl->set_extension([&node](const nlohmann::json& req) { return node.federation->ctl(req); });
-        node.federation->set_idle([&node](Runner& r) { node.ctl->poll(r); });
-    }
+    // A paced node waits between ticks, healthy: systemd's watchdog is fed
+    // in the wait, however long tick_ms is.
+    if (node.federation && (node.ctl || node.systemd))
+        node.federation->set_idle([&node](Runner& r) {
+            if (node.ctl) node.ctl->poll(r);
+            if (node.systemd) node.systemd->waiting(r);
+        });
     if (node.federation && node.federation->is_datacentre())
         lua.set_remote_set([&node](const std::string& target, const std::string& name, const nlohmann::json& value,
                                    const std::string& by) {
@@ -314,6 +320,13 @@ void wire_commands(const RunPlan& plan, Node& node) {
                 .get<std::string>();
         });
     if (plan.opt.progress && stderr_is_terminal()) node.runner->add_hook(node.progress.get(), HookOrder::progress);
+}
+
+// systemd's Type=notify (node/systemd_notifier.hpp): READY after the first
+// tick, the watchdog fed by the loop, STOPPING at the end.
+void attach_systemd(Node& node) {
+    node.systemd = SystemdNotifier::from_environment(node.states.get());
+    if (node.systemd) node.runner->add_hook(node.systemd.get(), HookOrder::systemd);
 }
 
 // The tick watchdog (core/runner.hpp): a step that does not return is
@@ -360,6 +373,7 @@ std::unique_ptr<Node> build_node(RunPlan& plan, Services& services) {
     attach_http(plan, services, *node);
     enter_idle(*node);
     attach_checkpoints(plan, *node);
+    attach_systemd(*node);
     wire_commands(plan, *node);
     start_watchdog(plan, *node);
     return node;

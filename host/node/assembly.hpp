@@ -2,13 +2,15 @@
 // first simulation, then each hook attached in its own step with the order
 // core/runner.hpp's HookOrder gives it: federation, the ledger, hot reload,
 // the ctl socket, node states, HTTP, checkpoints, Lua's wiring, the
-// progress bar, and the tick watchdog over all of them.
+// progress bar, systemd's notifications, and the tick watchdog over all of
+// them.
 #pragma once
 #include "core/runner.hpp"
 #include "core/states.hpp"
 #include "federation/node/node.hpp"
 #include "node/plan.hpp"
 #include "node/services.hpp"
+#include "node/systemd_notifier.hpp"
 #include "ops/ctl.hpp"
 #include "ops/http.hpp"
 #include "ops/progress.hpp"
@@ -38,6 +40,7 @@ struct Node {
     std::unique_ptr<HttpServer> http;
     std::unique_ptr<CheckpointHook> checkpoints;
     std::unique_ptr<Watchdog> watchdog;
+    std::unique_ptr<SystemdNotifier> systemd; // only under a service manager ($NOTIFY_SOCKET)
 };
 
 // Throws NodeError.  Hooks refer to the node and to each other: it does not

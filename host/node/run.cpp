@@ -5,6 +5,7 @@
 #include "node/exit_status.hpp"
 #include "node/plan.hpp"
 #include "node/services.hpp"
+#include "ops/log_format.hpp"
 #include "records/summary.hpp"
 
 #include <spdlog/spdlog.h>
@@ -62,15 +63,18 @@ void wind_down(Node& node) {
     }
 }
 
+bool lingers(const RunPlan& plan, const Node& node) { return plan.opt.linger && node.http && !stop_requested(); }
+
 // --linger: the finished run stays on view (the dashboard's history, the
 // final /metrics) until SIGINT/SIGTERM; a signal that stopped the run ends
-// this too.
+// this too.  The process is still in service: systemd's watchdog is fed.
 void linger(const RunPlan& plan, Node& node) {
-    if (!plan.opt.linger || !node.http || stop_requested()) return;
+    if (!lingers(plan, node)) return;
     std::cout << "dashboard: the run is over; still serving http://" << node.http->address() << ":" << node.http->port()
               << "/dashboard/ until Ctrl-C (SIGINT) or SIGTERM" << std::endl;
     while (!stop_requested()) {
         node.http->poll(*node.runner);
+        if (node.systemd) node.systemd->waiting(*node.runner);
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
 }
@@ -84,6 +88,9 @@ int run_to_end(RunPlan& plan, Node& node) {
                                  {"digest", plan.resume->digest}, {"forced", node.resume_forced}});
     // When the script drove the run with qallow.run (an experiment), the host runs no ticks of its own.
     if (!plan.lua->drove_run()) runner.advance(plan.config.ticks - runner.sim().tick());
+    // Before the shutdown's work (a checkpoint, the ledger's last entries,
+    // the federation's goodbye); a lingering node is still in service.
+    if (node.systemd && !lingers(plan, node)) node.systemd->stopping(runner);
     gather_facts(plan, node);
     wind_down(node);
     try {
@@ -93,6 +100,7 @@ int run_to_end(RunPlan& plan, Node& node) {
         throw NodeError(runner.status() ? ExitStatus(runner.status()) : ExitStatus::failed, e.what());
     }
     linger(plan, node);
+    if (node.systemd) node.systemd->stopping(runner); // once: after lingering, or sent above
     return runner.status();
 }
 
@@ -101,13 +109,16 @@ int run_to_end(RunPlan& plan, Node& node) {
 int run_command(const RunOptions& given) {
     // First: a signal during setup must still end in a clean stop.
     install_stop_handlers();
+    // Under systemd, each line's priority for the journal (before other threads log).
+    const bool journal = stderr_is_journal();
+    if (journal) use_journal_priorities(*spdlog::default_logger());
     try {
         RunPlan plan = plan_run(given);
         auto services = open_services(plan);
         auto node = build_node(plan, *services);
         return run_to_end(plan, *node);
     } catch (const NodeError& e) {
-        std::fprintf(stderr, "qallow: error: %s\n", e.what());
+        std::fprintf(stderr, "%sqallow: error: %s\n", journal ? "<3>" : "", e.what());
         return int(e.status);
     }
 }

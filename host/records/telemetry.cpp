@@ -11,6 +11,11 @@ namespace qallow {
 
 namespace {
 
+// A file's row buffer: a write(2) every few hundred rows.  Bigger buys
+// nothing measurable and costs an edge its memory (two files, one each).
+// Rows are built in it and stdio is unbuffered, so a row is copied once.
+constexpr size_t kRowBuffer = 64 << 10;
+
 // A resumed run's file: its length through the row of tick `last`, or an
 // error in words.  Rows are in tick order; a torn last line ends the scan.
 size_t keep_through(const std::string& text, const std::string& header, uint64_t last, std::string& error) {
@@ -68,42 +73,136 @@ CsvWriter::CsvWriter(const std::filesystem::path& file, const Signals& signals, 
     }
     out_ = std::fopen(file.c_str(), append ? "ab" : "wb");
     if (!out_) throw std::runtime_error(file.string() + ": cannot write: " + std::strerror(errno));
-    constexpr size_t kBuffer = 1 << 20;
-    buffer_ = std::make_unique<char[]>(kBuffer);
-    std::setvbuf(out_, buffer_.get(), _IOFBF, kBuffer);
+    buffer_ = std::make_unique<char[]>(kRowBuffer);
+    std::setvbuf(out_, nullptr, _IONBF, 0);
+    header_ = header;
+    appended_ = append;
     if (append) header.clear();
-    // Sized for the widest row (20-digit tick, 24 characters a double), so
-    // rows never reallocate.
-    row_.reserve(32 + 32 * slots_.size());
+    // Sized for the widest row (20-digit tick, 24 characters a double, the
+    // last one copied whole), so rows never reallocate.
+    row_max_ = 32 + 32 * (slots_.size() + 1);
+    if (row_max_ > kRowBuffer) throw std::runtime_error(file.string() + ": " + std::to_string(slots_.size()) +
+                                                        " columns: more than a row buffer holds");
+    last_.resize(slots_.size());
+    bits_.resize(slots_.size());
+    tail_.resize(row_max_);
     if (std::fwrite(header.data(), 1, header.size(), out_) != header.size() || std::fflush(out_) != 0) {
         std::string why = std::strerror(errno);
         std::fclose(out_);
         out_ = nullptr;
         throw std::runtime_error(file.string() + ": cannot write: " + why);
     }
+    std::error_code size_error;
+    bytes_ = append ? std::filesystem::file_size(file, size_error) : header.size();
+    if (size_error) bytes_ = header_.size();
 }
 
 CsvWriter::~CsvWriter() {
-    if (out_) std::fclose(out_);
+    if (!out_) return;
+    // Rows not yet flushed still go (a write error here has no one to tell:
+    // the runner flushes, and reports, before it lets a writer go).
+    if (used_) (void)!fwrite_unlocked(buffer_.get(), 1, used_, out_);
+    std::fclose(out_);
 }
 
+// Formatting a double (shortest round trip) is most of a row's cost, and
+// most columns repeat the previous tick's value (a converged phase, a pass
+// flag, an energy window's per-tick mean): a repeat copies the text made
+// last time instead.  The row is built in place in the row buffer, which
+// goes to the file (without stdio's lock: one thread writes a file) when
+// the widest row might not fit.
 void CsvWriter::write_row(uint64_t tick, const double* values) {
-    row_.clear();
-    char buf[32];
-    auto r = std::to_chars(buf, buf + sizeof buf, tick);
-    row_.append(buf, r.ptr);
-    for (size_t s : slots_) {
-        row_ += ',';
-        r = std::to_chars(buf, buf + sizeof buf, values[s]);
-        row_.append(buf, r.ptr);
+    if (kRowBuffer - used_ < row_max_) drain();
+    char* const begin = buffer_.get() + used_;
+    char* at = put_tick(begin, tick);
+    if (same_as_last(values)) { // the whole rest of the row, as last time
+        std::memcpy(at, tail_.data(), tail_size_);
+        at += tail_size_;
+    } else {
+        char* const from = at;
+        const size_t* slots = slots_.data();
+        Text* last = last_.data();
+        for (size_t i = 0, n = slots_.size(); i < n; ++i) {
+            *at++ = ',';
+            uint64_t bits;
+            std::memcpy(&bits, &values[slots[i]], sizeof bits);
+            if (bits != bits_[i] || last[i].size == 0) {
+                bits_[i] = bits;
+                char* end = std::to_chars(last[i].text, last[i].text + sizeof last[i].text, values[slots[i]]).ptr;
+                last[i].size = uint8_t(end - last[i].text);
+            }
+            std::memcpy(at, last[i].text, sizeof last[i].text); // whole, fixed size: cheaper than exact
+            at += last[i].size;
+        }
+        *at++ = '\n';
+        tail_size_ = size_t(at - from);
+        std::memcpy(tail_.data(), from, tail_size_);
     }
-    row_ += '\n';
-    if (std::fwrite(row_.data(), 1, row_.size(), out_) != row_.size())
+    const size_t n = size_t(at - begin);
+    used_ += n;
+    bytes_ += n; // rotation's size rule reads this: no stat per row
+}
+
+// Ticks come one after another: the last tick's text, counted up in place.
+char* CsvWriter::put_tick(char* at, uint64_t tick) {
+    if (tick_size_ == 0 || tick != tick_ + 1) {
+        tick_size_ = size_t(std::to_chars(tick_text_, tick_text_ + 20, tick).ptr - tick_text_);
+    } else {
+        size_t i = tick_size_;
+        while (i > 0 && tick_text_[i - 1] == '9') tick_text_[--i] = '0';
+        if (i > 0) {
+            ++tick_text_[i - 1];
+        } else { // 99 -> 100
+            std::memmove(tick_text_ + 1, tick_text_, tick_size_++);
+            tick_text_[0] = '1';
+        }
+    }
+    tick_ = tick;
+    std::memcpy(at, tick_text_, sizeof tick_text_);
+    return at + tick_size_;
+}
+
+bool CsvWriter::same_as_last(const double* values) const {
+    if (tail_size_ == 0) return false;
+    const size_t* slots = slots_.data();
+    for (size_t i = 0, n = slots_.size(); i < n; ++i) {
+        uint64_t bits;
+        std::memcpy(&bits, &values[slots[i]], sizeof bits);
+        if (bits != bits_[i]) return false;
+    }
+    return true;
+}
+
+void CsvWriter::drain() {
+    if (used_ && fwrite_unlocked(buffer_.get(), 1, used_, out_) != used_)
         throw std::runtime_error(file_.string() + ": write failed: " + std::strerror(errno));
+    used_ = 0;
 }
 
 void CsvWriter::flush() {
+    drain();
     if (std::fflush(out_) != 0) throw std::runtime_error(file_.string() + ": flush failed: " + std::strerror(errno));
+}
+
+// POSIX renames an open file: the stream keeps writing to the renamed
+// inode, so until the new file is open every failure leaves a writer whose
+// rows still land in a whole file.
+void CsvWriter::rotate_to(const std::filesystem::path& to) {
+    flush();
+    std::error_code ec;
+    if (std::filesystem::exists(to, ec))
+        throw std::runtime_error(file_.string() + ": cannot rotate to " + to.string() + ": it exists");
+    if (std::rename(file_.c_str(), to.c_str()) != 0)
+        throw std::runtime_error(file_.string() + ": cannot rotate to " + to.string() + ": " + std::strerror(errno));
+    FILE* next = std::fopen(file_.c_str(), "wb");
+    if (!next) throw std::runtime_error(file_.string() + ": cannot start it again: " + std::strerror(errno));
+    int closed = std::fclose(out_);
+    out_ = next;
+    std::setvbuf(out_, nullptr, _IONBF, 0);
+    bytes_ = header_.size();
+    if (closed != 0) throw std::runtime_error(to.string() + ": close failed: " + std::strerror(errno));
+    if (std::fwrite(header_.data(), 1, header_.size(), out_) != header_.size() || std::fflush(out_) != 0)
+        throw std::runtime_error(file_.string() + ": cannot write: " + std::strerror(errno));
 }
 
 } // namespace qallow

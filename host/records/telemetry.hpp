@@ -36,12 +36,44 @@ public:
     void write_row(uint64_t tick, const double* values);
     void flush();
 
+    // For rotation (rotation.hpp).  Bytes in the current file, header
+    // included, counted as rows are written (no stat, no syscall).
+    const std::filesystem::path& file() const { return file_; }
+    uint64_t bytes() const { return bytes_; }
+    bool has_rows() const { return bytes_ > header_.size(); }
+    // A resumed writer that kept the existing rows (false: it started over).
+    bool appended() const { return appended_; }
+    // Between rows: flushes, renames the file to `to` and starts the file
+    // again with the header.  Throws std::runtime_error naming the file; at
+    // any failure the writer still writes somewhere whole rows go.
+    void rotate_to(const std::filesystem::path& to);
+
 private:
     std::filesystem::path file_;
     FILE* out_ = nullptr;
-    std::unique_ptr<char[]> buffer_; // glibc ignores setvbuf's size without one
+    void drain(); // the row buffer to the file
+
+    std::unique_ptr<char[]> buffer_; // rows not yet written to the file
+    size_t used_ = 0;                // bytes of buffer_ in use
+    size_t row_max_ = 0;             // the widest row, and a little more
     std::vector<size_t> slots_;
-    std::string row_;
+    char* put_tick(char* at, uint64_t tick);
+    bool same_as_last(const double* values) const;
+
+    struct Text { // a column's previous value's text
+        uint8_t size = 0; // 0: none yet
+        char text[31];
+    };
+    std::vector<Text> last_;
+    std::vector<uint64_t> bits_; // the previous row's values, by column
+    std::string tail_;           // the previous row after its tick, newline included
+    size_t tail_size_ = 0;       // 0: no row yet
+    uint64_t tick_ = 0;          // the previous row's tick...
+    char tick_text_[24];         // ...as text
+    size_t tick_size_ = 0;
+    std::string header_;
+    uint64_t bytes_ = 0;
+    bool appended_ = false;
 };
 
 } // namespace qallow

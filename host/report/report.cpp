@@ -44,6 +44,7 @@ json table_json(const SignalTable& t, const fs::path& run_dir) {
     for (const auto& s : t.series) series.push_back(series_json(s));
     for (const auto& s : t.derived) derived.push_back(series_json(s));
     return {{"file", t.file.lexically_relative(run_dir).generic_string()},
+            {"rotated_files", t.rotated},
             {"rows", t.rows},
             {"first_tick", t.first_tick},
             {"last_tick", t.last_tick},
@@ -63,10 +64,13 @@ bool is_file(const fs::path& p) {
     return fs::is_regular_file(p, ec);
 }
 
+// A series' current file or any rotated one (docs/operations.md, "Rotation").
+bool has_series(const fs::path& file) { return !series_files(file).empty(); }
+
 // measurements.csv when the directory has one (a run with no measured signal has none).
 json measurements_json(const fs::path& dir, const fs::path& run_dir, const ReadOptions& ro) {
     fs::path file = dir / "measurements.csv";
-    return is_file(file) ? table_json(read_signals(file, ro), run_dir) : json(nullptr);
+    return has_series(file) ? table_json(read_signals(file, ro), run_dir) : json(nullptr);
 }
 
 json trials_json(const fs::path& run_dir, const ReadOptions& top) {
@@ -77,7 +81,7 @@ json trials_json(const fs::path& run_dir, const ReadOptions& top) {
     json out = json::array();
     for (const auto& t : trials) {
         fs::path file = t.dir / "telemetry.csv";
-        if (!is_file(file)) throw InputError(file.string() + ": missing; every trial-<k> folder of a Lua experiment has one");
+        if (!has_series(file)) throw InputError(file.string() + ": missing; every trial-<k> folder of a Lua experiment has one");
         SignalTable tele = read_signals(file, ro);
         json j = {{"k", t.k}, {"name", t.dir.filename().string()}, {"failures", tele.failures.count}};
         j["telemetry"] = table_json(tele, run_dir);
@@ -101,7 +105,7 @@ void check_run_dir(const fs::path& dir) {
         throw InputError(dir.string() + ": no such directory; expected a run's output directory (qallow run --out DIR)");
     if (!fs::is_directory(st))
         throw InputError(dir.string() + ": not a directory; expected a run's output directory (qallow run --out DIR)");
-    if (!is_file(dir / "telemetry.csv"))
+    if (!has_series(dir / "telemetry.csv"))
         throw InputError((dir / "telemetry.csv").string() + ": missing; expected a run's output directory, which holds "
                                                             "telemetry.csv (and summary.json, measurements.csv)");
 }

@@ -33,52 +33,79 @@ std::string shown(const std::string& cell) {
     return "'" + s + "'";
 }
 
-// One pass over a telemetry-shaped file, every series downsampled as it goes.
+uint64_t count_series_lines(const std::vector<fs::path>& files) {
+    uint64_t n = 0;
+    for (const auto& f : files) n += count_data_lines(f);
+    return n;
+}
+
+// One pass over a telemetry-shaped series, every series downsampled as it goes.
 class SignalReader {
 public:
-    SignalReader(const fs::path& file, const ReadOptions& o)
-        : o_(o), buckets_(count_data_lines(file), std::max<size_t>(2, o.max_points)) {
-        t_.file = file;
+    SignalReader(std::vector<fs::path> files, const ReadOptions& o)
+        : o_(o), files_(std::move(files)), buckets_(count_series_lines(files_), std::max<size_t>(2, o.max_points)) {
+        t_.file = files_.back();
+        t_.rotated = files_.size() - 1;
     }
     SignalTable read();
 
 private:
+    void read_file(size_t k);
     void header(const std::string& line);
     void row(const std::string& line);
     void values(uint64_t line, uint64_t tick);
     void flush();
 
     const ReadOptions& o_;
+    std::vector<fs::path> files_;
+    fs::path file_; // the one being read, for messages
+    bool file_start_ = false;
     Buckets buckets_;
     SignalTable t_;
     std::vector<Sampler> samplers_, derived_;
     std::vector<size_t> pass_cols_, joules_cols_;
     std::vector<double> sums_;
+    std::string header_line_;
     std::vector<std::string> header_, cells_;
     uint64_t line_ = 1, bucket_ = 0, bucket_first_ = 0, bucket_fails_ = 0;
 };
 
 SignalTable SignalReader::read() {
-    std::ifstream in(t_.file, std::ios::binary);
-    if (!in) throw InputError(t_.file.string() + ": cannot read");
-    std::string line;
-    if (!std::getline(in, line))
-        throw InputError(t_.file.string() + ": empty; expected a header line 'tick,<instance>.<signal>,...'");
-    header(line);
-    while (std::getline(in, line)) row(line);
-    if (in.bad()) throw InputError(t_.file.string() + ": read failed");
+    for (size_t k = 0; k < files_.size(); ++k) read_file(k);
     if (t_.rows > 0) flush();
     for (auto& s : samplers_) t_.series.push_back(s.take());
     for (auto& s : derived_) t_.derived.push_back(s.take());
     return std::move(t_);
 }
 
+void SignalReader::read_file(size_t k) {
+    file_ = files_[k];
+    std::ifstream in(file_, std::ios::binary);
+    if (!in) throw InputError(file_.string() + ": cannot read");
+    std::string line;
+    if (!std::getline(in, line))
+        throw InputError(file_.string() + ": empty; expected a header line 'tick,<instance>.<signal>,...'");
+    line_ = 1;
+    if (k == 0) {
+        header(line);
+    } else if (line != header_line_) {
+        fail_at(file_, 1, "the header differs from " + files_[0].filename().string() +
+                              "'s; every rotated file of a series has the same header");
+    } else {
+        line_ = 2; // as header() leaves it
+    }
+    file_start_ = true;
+    while (std::getline(in, line)) row(line);
+    if (in.bad()) throw InputError(file_.string() + ": read failed");
+}
+
 void SignalReader::header(const std::string& line) {
+    header_line_ = line;
     size_t pos = 0;
     std::string err = next_record(line, pos, header_, line_);
-    if (!err.empty()) fail_at(t_.file, 1, "header: " + err);
+    if (!err.empty()) fail_at(file_, 1, "header: " + err);
     if (header_.empty() || header_[0] != "tick")
-        fail_at(t_.file, 1, "the header starts with " + shown(header_.empty() ? "" : header_[0]) +
+        fail_at(file_, 1, "the header starts with " + shown(header_.empty() ? "" : header_[0]) +
                                 "; expected 'tick,<instance>.<signal>,...'");
     for (size_t i = 1; i < header_.size(); ++i) {
         samplers_.emplace_back(header_[i]);
@@ -98,12 +125,16 @@ void SignalReader::row(const std::string& line) {
     uint64_t at = line_;
     size_t pos = 0;
     std::string err = next_record(line, pos, cells_, line_);
-    if (!err.empty()) fail_at(t_.file, at, err);
+    if (!err.empty()) fail_at(file_, at, err);
     if (cells_.size() != header_.size())
-        fail_at(t_.file, at, std::to_string(cells_.size()) + " fields where the header has " +
+        fail_at(file_, at, std::to_string(cells_.size()) + " fields where the header has " +
                                  std::to_string(header_.size()) + "; a row is its tick and one number per signal");
     auto tick = cell_whole(cells_[0]);
-    if (!tick) fail_at(t_.file, at, "tick " + shown(cells_[0]) + " is not a whole number >= 0");
+    if (!tick) fail_at(file_, at, "tick " + shown(cells_[0]) + " is not a whole number >= 0");
+    if (file_start_ && t_.rows > 0 && *tick <= t_.last_tick)
+        fail_at(file_, at, "tick " + std::to_string(*tick) + " is not after tick " + std::to_string(t_.last_tick) +
+                               ", the last of the file before it; the rotated files of a series do not overlap");
+    file_start_ = false;
     uint64_t b = std::min(buckets_.of(t_.rows), buckets_.count() - 1);
     if (t_.rows == 0 || b != bucket_) {
         if (t_.rows > 0) flush();
@@ -119,7 +150,7 @@ void SignalReader::values(uint64_t line, uint64_t tick) {
     for (size_t i = 1; i < cells_.size(); ++i) {
         auto v = cell_number(cells_[i]);
         if (!v)
-            fail_at(t_.file, line, "column '" + printable(header_[i]) + "' (field " + std::to_string(i + 1) + "): " +
+            fail_at(file_, line, "column '" + printable(header_[i]) + "' (field " + std::to_string(i + 1) + "): " +
                                        shown(cells_[i]) + " is not a number; a cell is a decimal number, or nan or inf (drawn as a gap)");
         samplers_[i - 1].add(tick, *v);
     }
@@ -153,8 +184,33 @@ std::string whole_file(const fs::path& file) {
 
 } // namespace
 
+std::vector<fs::path> series_files(const fs::path& file) {
+    std::vector<std::pair<uint64_t, fs::path>> rotated;
+    std::string stem = file.stem().string();
+    std::error_code ec;
+    fs::path dir = file.parent_path().empty() ? fs::path(".") : file.parent_path();
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        std::string name = it->path().filename().string();
+        // <stem>.<20 digits>.csv
+        if (name.size() != stem.size() + 25 || name.compare(0, stem.size() + 1, stem + ".") != 0 ||
+            !ends_with(name, ".csv"))
+            continue;
+        std::string_view digits = std::string_view(name).substr(stem.size() + 1, 20);
+        if (digits.find_first_not_of("0123456789") != std::string_view::npos) continue;
+        if (auto tick = cell_whole(digits)) rotated.emplace_back(*tick, it->path());
+    }
+    if (ec) throw InputError(dir.string() + ": cannot list: " + ec.message());
+    std::sort(rotated.begin(), rotated.end());
+    std::vector<fs::path> out;
+    for (auto& r : rotated) out.push_back(std::move(r.second));
+    if (fs::is_regular_file(file, ec)) out.push_back(file);
+    return out;
+}
+
 SignalTable read_signals(const fs::path& file, const ReadOptions& options) {
-    return SignalReader(file, options).read();
+    std::vector<fs::path> files = series_files(file);
+    if (files.empty()) throw InputError(file.string() + ": missing, and no rotated file of it either");
+    return SignalReader(std::move(files), options).read();
 }
 
 ExperimentTable read_experiment(const fs::path& file) {
@@ -214,7 +270,8 @@ std::vector<std::string> ethics_instances(const nlohmann::json& summary, const f
                 out.push_back(p["instance"].get<std::string>());
         return out;
     }
-    std::ifstream in(telemetry, std::ios::binary);
+    std::vector<fs::path> files = series_files(telemetry); // the first has the header all share
+    std::ifstream in(files.empty() ? telemetry : files.front(), std::ios::binary);
     std::string line;
     std::getline(in, line);
     std::vector<std::string> cells;

@@ -41,15 +41,24 @@ struct EthicsFailures {
     std::vector<Span> buckets;   // only buckets with failures
 };
 
-// A telemetry-shaped file: `tick,<instance>.<signal>,...`, one row a tick.
+// The files of one series (docs/operations.md, "Rotation"): the rotated
+// <stem>.<first tick, 20 digits>.csv beside `file` in tick order, then
+// `file` itself when it exists.  Empty when there is neither.  The names
+// are records/rotation.hpp's, repeated here (this room links util only).
+std::vector<fs::path> series_files(const fs::path& file);
+
+// A telemetry-shaped series: `tick,<instance>.<signal>,...`, one row a
+// tick, read as one table from its rotated files and the current one.
 struct SignalTable {
-    fs::path file;
+    fs::path file;        // the current file (telemetry.csv), or the newest rotated one without it
+    uint64_t rotated = 0; // rotated files read before it
     uint64_t rows = 0, first_tick = 0, last_tick = 0;
     std::vector<Series> series;  // one per column after tick, in file order
     std::vector<Series> derived; // "<x>.joules (cumulative)" for each *.joules column
     EthicsFailures failures;
 };
 
+// `file`'s series (series_files); every file has the first one's header.
 SignalTable read_signals(const fs::path& file, const ReadOptions& options);
 
 // experiment.csv: one row per qallow.emit, cells as written.

@@ -159,7 +159,8 @@
 
   function sampledNote(t) {
     const sampled = t.rows > data.max_points;
-    return el('p', { cls: 'note', text: t.file + ': ' + t.rows + ' rows, ticks ' + t.first_tick + '..' + t.last_tick +
+    const files = t.rotated_files ? t.file + ' with the ' + t.rotated_files + ' rotated files before it' : t.file;
+    return el('p', { cls: 'note', text: files + ': ' + t.rows + ' rows, ticks ' + t.first_tick + '..' + t.last_tick +
       (sampled ? '; each series drawn as the minimum and maximum of ' + Math.floor(data.max_points / 2) +
         ' buckets of ticks (at most ' + data.max_points + ' points)' : '; every row drawn') +
       '. Shaded: ticks with an ethics failure; dashed: hot reloads.' });

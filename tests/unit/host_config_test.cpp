@@ -73,7 +73,7 @@ TEST(HostConfig, PointersEscapeSlashAndTilde) {
 
 TEST(HostConfig, UnknownTopLevelKeyNamesPointerAndAllowedKeys) {
     EXPECT_EQ(parse_error(R"({"seed": 1, "ticks": 10, "colour": "red", "instances": [{"plugin": "phase12"}]})"),
-              "c.json: /colour: unknown key; allowed keys here: seed, ticks, threads, plugins_dir, policy, instances, lua, reload, state_dir, safe_mode, http, ledger, checkpoint, federation, watchdog");
+              "c.json: /colour: unknown key; allowed keys here: seed, ticks, threads, plugins_dir, policy, instances, lua, reload, state_dir, safe_mode, http, ledger, checkpoint, federation, watchdog, records");
 }
 
 TEST(HostConfig, UnknownInstanceKeyNamesPointerAndAllowedKeys) {
