@@ -3,9 +3,13 @@
 //
 //   BM_vm/N/threads       one VmModel::step per iteration: 3N node updates,
 //                         with the kernel the plugin picks on this CPU (the
-//                         label says which: x86-64-v4 or baseline)
+//                         label says which: x86-64-v4, x86-64-v3,
+//                         arm64-neon or baseline)
 //   BM_vm_baseline/N/threads   the same with the portable kernel forced: what
-//                         a CPU without AVX-512 runs
+//                         a CPU without a vector kernel runs
+//   BM_vm_x86_64_v3/N/threads  the same with the AVX2 (x86-64-v3) kernel
+//                         forced: what an x86-64 CPU without AVX-512 runs;
+//                         skipped on a CPU without AVX2
 //   BM_phase13/N/threads  one Phase13Model::step per iteration: N updates
 //   BM_pool_handoff/threads    one parallel_for of two empty chunks
 //   BM_stream_rw/E/threads     out[i] = s * in[i] over E doubles, then swap:
@@ -115,6 +119,11 @@ void set_counters(benchmark::State& state, double updates_per_iter, double bytes
 }
 
 void run_vm(benchmark::State& state, qallow::vm::Kernel kernel) {
+    if (!qallow::vm::kernel_supported(kernel)) {
+        const std::string why = std::string("the ") + qallow::vm::kernel_name(kernel) + " kernel does not run here";
+        state.SkipWithError(why.c_str());
+        return;
+    }
     static Cache<qallow::vm::VmModel> cache;
     const auto n = static_cast<uint64_t>(state.range(0));
     WorkerPool pool(static_cast<unsigned>(state.range(1)));
@@ -132,6 +141,7 @@ void run_vm(benchmark::State& state, qallow::vm::Kernel kernel) {
 
 void BM_vm(benchmark::State& state) { run_vm(state, qallow::vm::Kernel::automatic); }
 void BM_vm_baseline(benchmark::State& state) { run_vm(state, qallow::vm::Kernel::baseline); }
+void BM_vm_x86_64_v3(benchmark::State& state) { run_vm(state, qallow::vm::Kernel::x86_64_v3); }
 
 void BM_phase13(benchmark::State& state) {
     static Cache<qallow::phase13::Phase13Model> cache;
@@ -208,7 +218,7 @@ void model_args(benchmark::internal::Benchmark* b) {
         for (int64_t t : {1, 2}) b->Args({n, t});
 }
 
-// The forced-baseline rows: only the sizes the targets are stated at.
+// The forced-kernel rows: only the sizes the targets are stated at.
 void vm_baseline_args(benchmark::internal::Benchmark* b) {
     b->ArgNames({"nodes", "threads"});
     for (int64_t n : {1'000'000, 10'000'000})
@@ -394,6 +404,7 @@ void plugin_args_1e8(benchmark::internal::Benchmark* b) { b->ArgName("nodes")->A
 
 BENCHMARK(BM_vm)->Apply(model_args)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
 BENCHMARK(BM_vm_baseline)->Apply(vm_baseline_args)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
+BENCHMARK(BM_vm_x86_64_v3)->Apply(vm_baseline_args)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
 BENCHMARK(BM_phase13)->Apply(model_args)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
 BENCHMARK(BM_pool_handoff)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_stream_rw)->Apply(stream_args)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);

@@ -3,9 +3,9 @@
 // Three rings (orbital, river, mycelial) of N nodes each, relaxed toward 0.5,
 // diffused along the ring and kicked by counter-based noise.  The per-node
 // and per-block functions take plain doubles and pointers so that a CUDA
-// kernel can call them too.  On x86-64 CPUs with AVX-512 (x86-64-v4) the
-// model runs a vectorised copy of the block kernel, chosen at run time, that
-// gives the same bits.
+// kernel can call them too.  On x86-64 CPUs with AVX-512 (x86-64-v4) or AVX2
+// (x86-64-v3), chosen at run time, and on arm64 (NEON) the model runs a
+// vectorised copy of the block kernel that gives the same bits.
 #ifndef QALLOW_VM_MODEL_HPP
 #define QALLOW_VM_MODEL_HPP
 
@@ -97,7 +97,7 @@ QALLOW_MODEL_FN double combine_lanes(double* lane) {
 // Nodes [begin, end) of one ring of n nodes; writes the sums of y and y^2 in
 // the order above.  Only the ring's two ends wrap, so the loop between them
 // has no branch.  This is the portable kernel (any CPU, and CUDA); the
-// x86-64-v4 one below gives the same bits.
+// vector ones below give the same bits.
 QALLOW_MODEL_FN void update_block(const double* v, double* out, uint64_t n, uint64_t begin, uint64_t end,
                                   uint64_t key, double kappa, double gamma, double sigma, double* sum,
                                   double* sumsq) {
@@ -153,123 +153,257 @@ QALLOW_MODEL_FN void block_finish(const double* v, double* out, uint64_t n, cons
     *sumsq = combine_lanes(s2) + e2;
 }
 
-// The same kernel on AVX-512 (x86-64-v4: AVX-512 F, DQ, VL, BW, CD), one
-// 8-lane vector per group of 8 nodes: the node values and the sums are bit
-// for bit update_block's.  Written with GCC vector extensions rather than
-// left to the auto-vectoriser, so that it vectorises at -O2, in every file
-// that includes this header, with any GCC or Clang: the RNG needs AVX-512DQ's
-// 64-bit multiply (vpmullq), and the sums keep the lane order above.  Every
-// lane does the scalar formula's operations in the scalar order, and
-// -ffp-contract=off (qallow_add_plugin and the project set it) stops the
-// compiler fusing them into FMAs, which this target would allow.  Only
-// update_block_x86_64_v4_ok() CPUs may call it; block_kernel() checks.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
-#define QALLOW_VM_HAVE_X86_64_V4 1
+// The same kernel on vectors of W lanes, written with GCC vector extensions
+// rather than left to the auto-vectoriser (GCC 12 does not vectorise
+// update_block at -O2 or -O3, on x86-64 or arm64), so that every file that
+// includes this header gets the same vector loop, with GCC or Clang.  A
+// group of 8 nodes is 8 / W vectors, vector q holding lanes qW .. qW + W - 1,
+// so the sums keep the lane order above at every width.  Every lane does the
+// scalar formula's operations in the scalar order, and -ffp-contract=off
+// (qallow_add_plugin and the project set it) stops the compiler fusing them
+// into FMAs, which x86-64-v3, x86-64-v4 and arm64 would all allow: node
+// values and sums are bit for bit update_block's.  Instantiated three times:
+//   update_block_x86_64_v4   W = 8, AVX-512 F, DQ, VL, BW, CD (VecOps<8>)
+//   update_block_x86_64_v3   W = 4, AVX2 (VecOpsX86V3)
+//   update_block_arm64_neon  W = 2, NEON (VecOps<2>)
+// The x86 ones run only where update_block_x86_64_v{3,4}_ok(); block_kernel()
+// checks.
+#if defined(__GNUC__) && !defined(__CUDACC__) && (defined(__x86_64__) || defined(__aarch64__))
+#define QALLOW_VM_HAVE_VECTOR_KERNELS 1
 
-__attribute__((target("arch=x86-64-v4"))) inline void update_block_x86_64_v4(
-    const double* v, double* out, uint64_t n, uint64_t begin, uint64_t end, uint64_t key, double kappa,
-    double gamma, double sigma, double* sum, double* sumsq) {
-    typedef double d8 __attribute__((vector_size(64)));
-    typedef uint64_t u8 __attribute__((vector_size(64)));
+// On x86-64 the shared code is compiled for x86-64-v3, the ISA both x86
+// kernels have: GCC and Clang inline it into either (always_inline allows
+// the other -march), and the v3 steps' builtins into it.
+#if defined(__x86_64__)
+#define QALLOW_VM_VEC_FN [[gnu::always_inline]] __attribute__((target("arch=x86-64-v3"))) inline
+#else
+#define QALLOW_VM_VEC_FN [[gnu::always_inline]] inline
+#endif
+
+template <int W>
+struct Vec {
+    typedef double d __attribute__((vector_size(8 * W)));
+    typedef uint64_t u __attribute__((vector_size(8 * W)));
+};
+
+// The steps whose best instructions differ between ISAs, on W lanes, in
+// place (passing a vector by value where its ISA is off, as for 8 lanes in
+// x86-64-v3 code, warns of an ABI change even when the call is inlined):
+//   mul(a, c)    a = a * c mod 2^64, lane by lane (the RNG's multiplies);
+//   noise(z, w)  w = (2u - 1) / kNoiseScale for u = (z >> 11) 2^-53: the
+//                scalar formula's 2.0 * u - 1.0, both steps exact, so any
+//                exact route gives its bits.  The kernel multiplies by
+//                sigma kNoiseScale, a power of two, which the caller makes
+//                sure is exact: sigma * (2u - 1) rounds the same real number;
+//   clamp(x)     x = std::min(1.0, std::max(0.0, x)), NaN and -0.0 included.
+// These portable versions suit AVX-512 (vpmullq, vcvtuqq2pd) and NEON
+// (ucvtf; GCC multiplies the two lanes in scalar registers).
+template <int W>
+struct VecOps {
+    static constexpr uint64_t kWidth = W;
+    static constexpr double kNoiseScale = 1.0;
+    using D = typename Vec<W>::d;
+    using U = typename Vec<W>::u;
+    QALLOW_VM_VEC_FN static void mul(U& a, uint64_t c) { a *= c; }
+    QALLOW_VM_VEC_FN static void noise(const U& z, D& w) {
+        w = 2.0 * (__builtin_convertvector(z >> 11, typename Vec<W>::d) * 0x1.0p-53) - 1.0; // exact: below 2^53
+    }
+    QALLOW_VM_VEC_FN static void clamp(D& x) {
+        const D zero = {}, one = zero + 1.0;
+        x = zero < x ? x : zero;
+        x = x < one ? x : one;
+    }
+};
+
+template <class Ops>
+QALLOW_VM_VEC_FN void update_block_vec(const double* v, double* out, uint64_t n, uint64_t begin, uint64_t end,
+                                       uint64_t key, double kappa, double gamma, double sigma, double* sum,
+                                       double* sumsq) {
+    using D = typename Ops::D;
+    using U = typename Ops::U;
+    constexpr uint64_t W = Ops::kWidth, G = kLanes / W, g = QALLOW_GOLDEN_GAMMA;
     double e = 0, e2 = 0;
     uint64_t lo = begin;
     if (lo == 0) update_at(v, out, lo++, n - 1, 1, key, kappa, gamma, sigma, e, e2);
     const uint64_t hi = end == n ? n - 1 : end;
     const uint64_t mid = hi > lo ? lo + (hi - lo) / kLanes * kLanes : lo;
-    d8 s = {}, s2 = {};
+    D s[G] = {}, s2[G] = {};
+    // Node i's counter is key + (i + 1) * gamma, as in qallow_random_uniform,
+    // stepping by 8 gammas a group (mod 2^64, like the scalar product).
+    U z0[G];
+    for (uint64_t i = 0; i < kLanes; ++i) z0[i / W][i % W] = key + (lo + i + 1) * g;
+    const double sigma_w = sigma * Ops::kNoiseScale;
     uint64_t j = lo;
-    if (j < mid) {
-        // Lane k's counter is key + (j + k + 1) * gamma, as in
-        // qallow_random_uniform; it steps by 8 gammas (mod 2^64, like the
-        // scalar product).
-        const uint64_t g = QALLOW_GOLDEN_GAMMA;
-        u8 z0 = key + (j + 1) * g + u8{0, g, 2 * g, 3 * g, 4 * g, 5 * g, 6 * g, 7 * g};
-        const u8 dz = u8{} + kLanes * g;
-        const d8 zero = {}, one = zero + 1.0;
-        for (; j < mid; j += kLanes, z0 += dz) {
-            d8 c, l, r;
-            __builtin_memcpy(&c, v + j, sizeof c);
-            __builtin_memcpy(&l, v + j - 1, sizeof l);
-            __builtin_memcpy(&r, v + j + 1, sizeof r);
-            u8 z = z0; // qallow_mix64, then the top 53 bits scaled to [0, 1)
-            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-            z = z ^ (z >> 31);
-            const d8 u = __builtin_convertvector(z >> 11, d8) * 0x1.0p-53; // exact: below 2^53
-            d8 x = c + kappa * (0.5 - c) + gamma * (0.5 * (l + r) - c) + sigma * (2.0 * u - 1.0);
-            x = zero < x ? x : zero; // std::max(0.0, x), NaN and -0.0 included
-            x = x < one ? x : one;   // std::min(1.0, x)
-            __builtin_memcpy(out + j, &x, sizeof x);
-            const d8 y = x - 0.5;
-            s += y;
-            s2 += y * y;
+    for (; j < mid; j += kLanes) {
+#pragma GCC unroll 4
+        for (uint64_t q = 0; q < G; ++q) {
+            const uint64_t i = j + q * W;
+            D c, l, r;
+            __builtin_memcpy(&c, v + i, sizeof c);
+            __builtin_memcpy(&l, v + i - 1, sizeof l);
+            __builtin_memcpy(&r, v + i + 1, sizeof r);
+            U z = z0[q] ^ (z0[q] >> 30); // qallow_mix64
+            z0[q] += kLanes * g;
+            Ops::mul(z, 0xbf58476d1ce4e5b9ULL);
+            z ^= z >> 27;
+            Ops::mul(z, 0x94d049bb133111ebULL);
+            z ^= z >> 31;
+            D w, x;
+            Ops::noise(z, w);
+            x = c + kappa * (0.5 - c) + gamma * (0.5 * (l + r) - c) + sigma_w * w;
+            Ops::clamp(x);
+            __builtin_memcpy(out + i, &x, sizeof x);
+            const D y = x - 0.5;
+            s[q] += y;
+            s2[q] += y * y;
         }
     }
     for (; j < hi; ++j) update_at(v, out, j, j - 1, j + 1, key, kappa, gamma, sigma, e, e2);
     if (end == n) update_at(v, out, n - 1, n - 2, 0, key, kappa, gamma, sigma, e, e2);
     double ls[kLanes], ls2[kLanes];
-    __builtin_memcpy(ls, &s, sizeof ls);
-    __builtin_memcpy(ls2, &s2, sizeof ls2);
+    __builtin_memcpy(ls, s, sizeof ls);
+    __builtin_memcpy(ls2, s2, sizeof ls2);
     *sum = combine_lanes(ls) + e;
     *sumsq = combine_lanes(ls2) + e2;
 }
+#endif
 
-// Whether this CPU (and OS: the AVX-512 state saved on context switches)
-// runs x86-64-v4 code.  Asked once, then cached.
+#define QALLOW_VM_BLOCK_ARGS                                                                                  \
+    const double* v, double* out, uint64_t n, uint64_t begin, uint64_t end, uint64_t key, double kappa,      \
+        double gamma, double sigma, double* sum, double* sumsq
+#define QALLOW_VM_BLOCK_CALL v, out, n, begin, end, key, kappa, gamma, sigma, sum, sumsq
+
+#if defined(QALLOW_VM_HAVE_VECTOR_KERNELS) && defined(__x86_64__)
+#define QALLOW_VM_HAVE_X86_64_V4 1
+#define QALLOW_VM_HAVE_X86_64_V3 1
+
+// AVX2 has no 64-bit multiply, nor conversion of 64-bit integers: GCC's
+// own stand-ins, and the generic clamp, made this kernel 40% slower.
+struct VecOpsX86V3 : VecOps<4> {
+    typedef int I32 __attribute__((vector_size(32)));
+    typedef uint32_t U32 __attribute__((vector_size(32)));
+    // lo(a) lo(c) by vpmuludq, plus the two cross products lo(a) hi(c) and
+    // hi(a) lo(c), mod 2^32, by one vpmulld against c's swapped halves,
+    // moved into the high half.
+    QALLOW_VM_VEC_FN static void mul(U& a, uint64_t c) {
+        const U t = (U)((U32)a * (U32)(U{} + ((c << 32) | (c >> 32))));
+        a = (U)__builtin_ia32_pmuludq256((I32)a, (I32)(U{} + c)) + (t << 32) + (t & 0xffffffff00000000ULL);
+    }
+    // z >> 11 = t 2^52 + m, t its top bit: the double 2^52 + m is those
+    // bits under 2^52's exponent (whose lowest bit is already 1), and
+    // (2u - 1) 2^52 = (z >> 11) - 2^52 = 2^52 + m - (2 - t) 2^52, exact.
+    // Leaving 2^-52 to sigma saves a multiply.
+    static constexpr double kNoiseScale = 0x1.0p-52;
+    QALLOW_VM_VEC_FN static void noise(const U& z, D& w) {
+        const D d = (D)((z >> 11) | 0x4330000000000000ULL), zero = {};
+        w = d - __builtin_ia32_blendvpd256(zero + 0x1.0p53, zero + 0x1.0p52, (D)z); // z's top bit picks
+    }
+    // maxpd and minpd return their second operand unless the first is
+    // greater (less): std::max(0.0, x) and std::min(1.0, x) exactly.
+    QALLOW_VM_VEC_FN static void clamp(D& x) {
+        const D zero = {};
+        x = __builtin_ia32_minpd256(__builtin_ia32_maxpd256(x, zero), zero + 1.0);
+    }
+};
+
+__attribute__((target("arch=x86-64-v4"))) inline void update_block_x86_64_v4(QALLOW_VM_BLOCK_ARGS) {
+    update_block_vec<VecOps<8>>(QALLOW_VM_BLOCK_CALL);
+}
+// sigma 2^-52 is exact unless sigma is below 2^-970: no rate anyone runs,
+// left to the portable kernel.
+__attribute__((target("arch=x86-64-v3"))) inline void update_block_x86_64_v3(QALLOW_VM_BLOCK_ARGS) {
+    if (sigma != 0 && sigma < 0x1.0p-970) return update_block(QALLOW_VM_BLOCK_CALL);
+    update_block_vec<VecOpsX86V3>(QALLOW_VM_BLOCK_CALL);
+}
+
+// Whether this CPU (and OS: the AVX and AVX-512 state saved on context
+// switches) runs x86-64-v3, or v4, code.  Asked once, then cached.
+inline bool update_block_x86_64_v3_ok() {
+    static const bool ok = [] {
+        __builtin_cpu_init();
+#if defined(__clang__) || __GNUC__ < 12 // no "x86-64-v3" name: the features that matter
+        return __builtin_cpu_supports("avx") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+               __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("sse4.2");
+#else
+        return __builtin_cpu_supports("x86-64-v3") != 0; // every v2 and v3 feature, and OS support for them
+#endif
+    }();
+    return ok;
+}
 inline bool update_block_x86_64_v4_ok() {
     static const bool ok = [] {
         __builtin_cpu_init();
-#if defined(__clang__) || __GNUC__ < 12 // no "x86-64-v4" name: the features that matter
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx2") &&
-               __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
-               __builtin_cpu_supports("popcnt");
+#if defined(__clang__) || __GNUC__ < 12
+        return update_block_x86_64_v3_ok() && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd");
 #else
-        return __builtin_cpu_supports("x86-64-v4") != 0; // every v2, v3 and v4 feature, and OS support for them
+        return __builtin_cpu_supports("x86-64-v4") != 0;
 #endif
     }();
     return ok;
 }
 #endif
 
-// Which block kernel VmModel runs.  automatic picks x86_64_v4 where the CPU
-// has it, else baseline; both give the same bits, so the choice only
-// matters for speed (and for the tests that compare them).
-enum class Kernel { automatic, baseline, x86_64_v4 };
+// NEON is part of every AArch64 Linux target, so no run-time check.
+#if defined(QALLOW_VM_HAVE_VECTOR_KERNELS) && defined(__aarch64__) && defined(__ARM_NEON)
+#define QALLOW_VM_HAVE_ARM64_NEON 1
+inline void update_block_arm64_neon(QALLOW_VM_BLOCK_ARGS) { update_block_vec<VecOps<2>>(QALLOW_VM_BLOCK_CALL); }
+#endif
 
-using BlockKernel = void (*)(const double* v, double* out, uint64_t n, uint64_t begin, uint64_t end,
-                             uint64_t key, double kappa, double gamma, double sigma, double* sum,
-                             double* sumsq);
+// Which block kernel VmModel runs.  automatic picks the widest this CPU
+// has: x86_64_v4, then x86_64_v3, then arm64_neon on arm64, else baseline.
+// All give the same bits, so the choice only matters for speed (and for the
+// tests that compare them).
+enum class Kernel { automatic, baseline, x86_64_v4, x86_64_v3, arm64_neon };
+
+using BlockKernel = void (*)(QALLOW_VM_BLOCK_ARGS);
 
 inline const char* kernel_name(Kernel k) {
-    return k == Kernel::baseline ? "baseline" : k == Kernel::x86_64_v4 ? "x86-64-v4" : "automatic";
+    switch (k) {
+    case Kernel::baseline: return "baseline";
+    case Kernel::x86_64_v4: return "x86-64-v4";
+    case Kernel::x86_64_v3: return "x86-64-v3";
+    case Kernel::arm64_neon: return "arm64-neon";
+    default: return "automatic";
+    }
 }
 
-inline bool kernel_supported(Kernel k) {
+// The kernel's function, or nullptr when this CPU or build cannot run it;
+// automatic stays nullptr (resolve it first).
+inline BlockKernel kernel_fn(Kernel k) {
+    switch (k) {
+    case Kernel::baseline: return update_block;
 #if defined(QALLOW_VM_HAVE_X86_64_V4)
-    if (k == Kernel::x86_64_v4) return update_block_x86_64_v4_ok();
-#else
-    if (k == Kernel::x86_64_v4) return false;
+    case Kernel::x86_64_v4: return update_block_x86_64_v4_ok() ? update_block_x86_64_v4 : nullptr;
 #endif
-    return true;
+#if defined(QALLOW_VM_HAVE_X86_64_V3)
+    case Kernel::x86_64_v3: return update_block_x86_64_v3_ok() ? update_block_x86_64_v3 : nullptr;
+#endif
+#if defined(QALLOW_VM_HAVE_ARM64_NEON)
+    case Kernel::arm64_neon: return update_block_arm64_neon;
+#endif
+    default: return nullptr;
+    }
 }
+
+inline bool kernel_supported(Kernel k) { return k == Kernel::automatic || kernel_fn(k) != nullptr; }
 
 // automatic resolved to what this CPU runs.
 inline Kernel resolve(Kernel k) {
-    if (k == Kernel::automatic) return kernel_supported(Kernel::x86_64_v4) ? Kernel::x86_64_v4 : Kernel::baseline;
-    return k;
+    if (k != Kernel::automatic) return k;
+    for (Kernel c : {Kernel::x86_64_v4, Kernel::x86_64_v3, Kernel::arm64_neon})
+        if (kernel_supported(c)) return c;
+    return Kernel::baseline;
 }
 
 // The kernel's function, or nullptr when this CPU or build cannot run it.
-inline BlockKernel block_kernel(Kernel k) {
-    k = resolve(k);
-    if (!kernel_supported(k)) return nullptr;
-#if defined(QALLOW_VM_HAVE_X86_64_V4)
-    if (k == Kernel::x86_64_v4) return update_block_x86_64_v4;
-#endif
-    return update_block;
-}
+inline BlockKernel block_kernel(Kernel k) { return kernel_fn(resolve(k)); }
+
+#undef QALLOW_VM_BLOCK_ARGS
+#undef QALLOW_VM_VEC_FN
+#undef QALLOW_VM_BLOCK_CALL
 
 using model::Serial;
 
@@ -310,7 +444,7 @@ public:
         kernel_fn_ = f;
         kernel_ = resolve(k);
     }
-    // The kernel in use: baseline or x86_64_v4.
+    // The kernel in use, never automatic.
     Kernel kernel() const { return kernel_; }
 
     // One tick.  for_blocks(n, body) must call body(b) once for every b in

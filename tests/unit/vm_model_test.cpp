@@ -1,7 +1,7 @@
 // vm model: the formula recomputed independently from the same RNG, the
 // reductions against a two-pass computation and the documented lane order,
-// determinism (threads, block order, and the baseline vs x86-64-v4 kernels)
-// and resume.
+// determinism (threads, block order, and the baseline vs the vector kernels:
+// x86-64-v4, x86-64-v3, arm64 NEON) and resume.
 #include "vm/vm_model.hpp"
 
 #include <gtest/gtest.h>
@@ -10,9 +10,17 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <ostream>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
+
+namespace qallow::vm {
+// gtest names a failing kernel by this rather than by its bytes.
+void PrintTo(Kernel k, std::ostream* os) { *os << kernel_name(k); }
+} // namespace qallow::vm
 
 namespace {
 
@@ -270,100 +278,143 @@ TEST(VmModel, BlockSumsFollowTheDocumentedLaneOrder) {
     }
 }
 
-TEST(VmModelKernels, AutomaticPicksX86_64_V4WhereTheCpuHasIt) {
+constexpr Kernel kVectorKernels[] = {Kernel::x86_64_v4, Kernel::x86_64_v3, Kernel::arm64_neon};
+
+TEST(VmModelKernels, AutomaticPicksTheWidestKernelTheCpuHas) {
+    using qallow::vm::kernel_supported;
+    Kernel want = Kernel::baseline;
+    for (Kernel k : {Kernel::arm64_neon, Kernel::x86_64_v3, Kernel::x86_64_v4})
+        if (kernel_supported(k)) want = k;
     VmModel m({100}, 1);
-    const bool v4 = qallow::vm::kernel_supported(Kernel::x86_64_v4);
-    EXPECT_EQ(m.kernel(), v4 ? Kernel::x86_64_v4 : Kernel::baseline);
-    EXPECT_TRUE(qallow::vm::kernel_supported(Kernel::baseline));
+    EXPECT_EQ(m.kernel(), want) << qallow::vm::kernel_name(m.kernel());
+    EXPECT_EQ(qallow::vm::resolve(Kernel::automatic), want);
+#if defined(__aarch64__)
+    EXPECT_EQ(want, Kernel::arm64_neon) << "an arm64 build must run the NEON kernel";
+#endif
+    EXPECT_TRUE(!kernel_supported(Kernel::x86_64_v4) || kernel_supported(Kernel::x86_64_v3)) << "v4 without v3";
+    EXPECT_TRUE(kernel_supported(Kernel::baseline));
     EXPECT_EQ(qallow::vm::block_kernel(Kernel::baseline), &qallow::vm::update_block);
-    m.set_kernel(Kernel::baseline);
-    EXPECT_EQ(m.kernel(), Kernel::baseline);
-    if (v4) {
-        m.set_kernel(Kernel::x86_64_v4);
-        EXPECT_EQ(m.kernel(), Kernel::x86_64_v4);
-    } else {
-        EXPECT_EQ(qallow::vm::block_kernel(Kernel::x86_64_v4), nullptr);
-        EXPECT_THROW(m.set_kernel(Kernel::x86_64_v4), qallow::Error);
+    for (Kernel k : kVectorKernels) {
+        m.set_kernel(Kernel::baseline);
         EXPECT_EQ(m.kernel(), Kernel::baseline);
+        if (kernel_supported(k)) {
+            m.set_kernel(k);
+            EXPECT_EQ(m.kernel(), k);
+        } else {
+            EXPECT_EQ(qallow::vm::block_kernel(k), nullptr);
+            EXPECT_THROW(m.set_kernel(k), qallow::Error);
+            EXPECT_EQ(m.kernel(), Kernel::baseline);
+        }
     }
+    EXPECT_STREQ(qallow::vm::kernel_name(Kernel::x86_64_v3), "x86-64-v3");
+    EXPECT_STREQ(qallow::vm::kernel_name(Kernel::x86_64_v4), "x86-64-v4");
+    EXPECT_STREQ(qallow::vm::kernel_name(Kernel::arm64_neon), "arm64-neon");
+    EXPECT_STREQ(qallow::vm::kernel_name(Kernel::baseline), "baseline");
 }
 
-#define SKIP_WITHOUT_X86_64_V4()                                                                                      \
-    if (!qallow::vm::kernel_supported(Kernel::x86_64_v4))                                                              \
-    GTEST_SKIP() << "this CPU or build has no x86-64-v4 kernel (it needs an x86-64 CPU with AVX-512 F, DQ, VL, BW, "   \
-                    "CD): only the baseline kernel runs here, so there is nothing to compare it with"
-
-// The two kernels called directly, on values that reach both clamps, for
-// blocks of every length from 1 to 40 nodes at every offset, wrap nodes
-// included: every output value and both sums bit for bit.
-TEST(VmModelKernels, X86_64_V4BlockKernelMatchesBaselineBitForBit) {
-    SKIP_WITHOUT_X86_64_V4();
-#if defined(QALLOW_VM_HAVE_X86_64_V4)
-    const uint64_t n = 61;
-    std::vector<double> v(n), a(n), b(n);
-    std::mt19937_64 rng(3);
-    for (int round = 0; round < 20; ++round) {
-        for (auto& x : v) x = std::uniform_real_distribution<double>(-0.1, 1.1)(rng);
-        v[5] = 0.0, v[6] = 1.0, v[7] = -0.0;
-        const uint64_t key = rng();
-        const double kappa = round % 2 ? 0.0 : 0.01, gamma = round % 3 ? 0.3 : 1.0, sigma = round % 4 ? 0.05 : 1.0;
-        for (uint64_t begin = 0; begin < n; ++begin)
-            for (uint64_t end = begin + 1; end <= std::min(n, begin + 40); ++end) {
-                std::fill(a.begin(), a.end(), 7.0);
-                std::fill(b.begin(), b.end(), 7.0);
-                double sa, qa, sb, qb;
-                qallow::vm::update_block(v.data(), a.data(), n, begin, end, key, kappa, gamma, sigma, &sa, &qa);
-                qallow::vm::update_block_x86_64_v4(v.data(), b.data(), n, begin, end, key, kappa, gamma, sigma, &sb,
-                                                   &qb);
-                ASSERT_EQ(std::memcmp(a.data(), b.data(), n * sizeof(double)), 0) << begin << ".." << end;
-                ASSERT_EQ(std::memcmp(&sa, &sb, sizeof sa), 0) << begin << ".." << end << ": " << sa << " " << sb;
-                ASSERT_EQ(std::memcmp(&qa, &qb, sizeof qa), 0) << begin << ".." << end << ": " << qa << " " << qb;
-            }
+// Each vector kernel against the baseline, where this CPU and build run it.
+class VectorKernel : public testing::TestWithParam<Kernel> {
+protected:
+    void SetUp() override {
+        if (!qallow::vm::kernel_supported(GetParam()))
+            GTEST_SKIP() << "this CPU or build has no " << qallow::vm::kernel_name(GetParam()) << " kernel ("
+                         << needs(GetParam()) << "): there is nothing to compare with the baseline here";
     }
-#endif
+    static const char* needs(Kernel k) {
+        return k == Kernel::x86_64_v4   ? "an x86-64 CPU with AVX-512 F, DQ, VL, BW, CD"
+               : k == Kernel::x86_64_v3 ? "an x86-64 CPU with AVX2, FMA, BMI1, BMI2"
+                                        : "an arm64 build";
+    }
+};
+
+// Both kernels called directly, on values that reach both clamps and a NaN, for
+// blocks of every length from 1 to 40 nodes at every offset of rings whose
+// sizes are and are not multiples of the vector widths, wrap nodes
+// included: every output value and both sums bit for bit.
+TEST_P(VectorKernel, BlockKernelMatchesBaselineBitForBit) {
+    const qallow::vm::BlockKernel fast = qallow::vm::block_kernel(GetParam());
+    ASSERT_NE(fast, nullptr);
+    // Tiny rates too: x86-64-v3 folds 2^-52 into sigma, exactly from 2^-970
+    // up, and leaves smaller ones to the portable kernel.
+    const double sigmas[] = {0.05, 1.0, 0.0, 0x1.8p-969, 1e-300, 5e-324};
+    std::mt19937_64 rng(3);
+    for (uint64_t n : {3, 4, 9, 16, 17, 61}) {
+        std::vector<double> v(n), a(n), b(n);
+        for (int round = 0; round < 20; ++round) {
+            for (auto& x : v) x = std::uniform_real_distribution<double>(-0.1, 1.1)(rng);
+            v[0] = 0.0, v[1] = 1.0, v[2] = -0.0;
+            if (n > 3) v[3] = std::numeric_limits<double>::quiet_NaN(); // clamps to 0, as do its neighbours
+            for (uint64_t k = 5; k < std::min<uint64_t>(n, 16); ++k) v[k] = 0.0; // kappa 0: x = sigma (2u - 1)
+            const uint64_t key = rng();
+            const double kappa = round % 2 ? 0.0 : 0.01, gamma = round % 3 ? 0.3 : 1.0, sigma = sigmas[round / 2 % 6];
+            for (uint64_t begin = 0; begin < n; ++begin)
+                for (uint64_t end = begin + 1; end <= std::min(n, begin + 40); ++end) {
+                    std::fill(a.begin(), a.end(), 7.0);
+                    std::fill(b.begin(), b.end(), 7.0);
+                    double sa, qa, sb, qb;
+                    qallow::vm::update_block(v.data(), a.data(), n, begin, end, key, kappa, gamma, sigma, &sa, &qa);
+                    fast(v.data(), b.data(), n, begin, end, key, kappa, gamma, sigma, &sb, &qb);
+                    const auto at = [&] {
+                        return "n " + std::to_string(n) + ", " + std::to_string(begin) + ".." + std::to_string(end);
+                    };
+                    ASSERT_EQ(std::memcmp(a.data(), b.data(), n * sizeof(double)), 0) << at();
+                    ASSERT_EQ(std::memcmp(&sa, &sb, sizeof sa), 0) << at() << ": " << sa << " " << sb;
+                    ASSERT_EQ(std::memcmp(&qa, &qb, sizeof qa), 0) << at() << ": " << qa << " " << qb;
+                }
+        }
+    }
 }
 
 // The whole model through each kernel, every tick: node values, d and every
 // signal bit for bit.  N is not a multiple of 8 nor of the block, and the
 // last block's tail is not either; sigma = 1 keeps the clamps busy.
-TEST(VmModelKernels, X86_64_V4ModelMatchesBaselineBitForBitEveryTick) {
-    SKIP_WITHOUT_X86_64_V4();
+TEST_P(VectorKernel, ModelMatchesBaselineBitForBitEveryTick) {
     for (const Params& p : {Params{qallow::vm::kBlock + 1237}, Params{2 * qallow::vm::kBlock + 13, 0.0, 0.0, 1.0},
-                            Params{3}, Params{11, 0.1, 0.5, 0.2}, Params{1003, 0.02, 0.3, 0.05}}) {
-        VmModel base(p, 17), fast(p, 17);
-        base.set_kernel(Kernel::baseline);
-        fast.set_kernel(Kernel::x86_64_v4);
-        for (uint64_t t = 1; t <= 300; ++t) {
-            base.step(t);
-            fast.step(t);
-            ASSERT_TRUE(same_bits(base, fast)) << "nodes " << p.nodes << ", tick " << t;
+                            Params{3}, Params{11, 0.1, 0.5, 0.2}, Params{1003, 0.02, 0.3, 0.05}})
+        for (uint64_t seed : {17, 4242}) {
+            VmModel base(p, seed), fast(p, seed);
+            base.set_kernel(Kernel::baseline);
+            fast.set_kernel(GetParam());
+            for (uint64_t t = 1; t <= 150; ++t) {
+                base.step(t);
+                fast.step(t);
+                ASSERT_TRUE(same_bits(base, fast)) << "nodes " << p.nodes << ", seed " << seed << ", tick " << t;
+            }
+            EXPECT_NE(base.signals().coherence, 0.0);
         }
-        EXPECT_NE(base.signals().coherence, 0.0);
+}
+
+// And with the blocks spread over 2 to 4 threads: still the serial
+// baseline's bits.
+TEST_P(VectorKernel, OnThreadsMatchesSerialBaseline) {
+    for (int workers : {2, 3, 4}) {
+        const Params p{static_cast<uint64_t>(workers) * qallow::vm::kBlock + 5, 0.001, 0.01, 0.05};
+        VmModel base(p, 8 + workers), fast(p, 8 + workers);
+        base.set_kernel(Kernel::baseline);
+        fast.set_kernel(GetParam());
+        auto threads = [workers](uint64_t nb, auto&& body) {
+            std::atomic<uint64_t> next{0};
+            std::vector<std::thread> pool;
+            for (int w = 0; w < workers; ++w)
+                pool.emplace_back([&] {
+                    for (uint64_t b; (b = next++) < nb;) body(b);
+                });
+            for (auto& t : pool) t.join();
+        };
+        for (uint64_t t = 1; t <= 20; ++t) {
+            base.step(t);
+            fast.step(t, threads);
+        }
+        EXPECT_TRUE(same_bits(base, fast)) << workers << " threads";
     }
 }
 
-// And with the blocks spread over threads: still the serial baseline's bits.
-TEST(VmModelKernels, X86_64_V4OnThreadsMatchesSerialBaseline) {
-    SKIP_WITHOUT_X86_64_V4();
-    const Params p{4 * qallow::vm::kBlock + 5, 0.001, 0.01, 0.05};
-    VmModel base(p, 8), fast(p, 8);
-    base.set_kernel(Kernel::baseline);
-    fast.set_kernel(Kernel::x86_64_v4);
-    auto threads = [](uint64_t nb, auto&& body) {
-        std::atomic<uint64_t> next{0};
-        std::vector<std::thread> pool;
-        for (int w = 0; w < 3; ++w)
-            pool.emplace_back([&] {
-                for (uint64_t b; (b = next++) < nb;) body(b);
-            });
-        for (auto& t : pool) t.join();
-    };
-    for (uint64_t t = 1; t <= 20; ++t) {
-        base.step(t);
-        fast.step(t, threads);
-    }
-    EXPECT_TRUE(same_bits(base, fast));
-}
+INSTANTIATE_TEST_SUITE_P(VmModelKernels, VectorKernel, testing::ValuesIn(kVectorKernels),
+                         [](const testing::TestParamInfo<Kernel>& info) {
+                             std::string name = qallow::vm::kernel_name(info.param);
+                             std::replace(name.begin(), name.end(), '-', '_');
+                             return name;
+                         });
 
 } // namespace
 
