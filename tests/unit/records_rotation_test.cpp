@@ -83,6 +83,11 @@ protected:
         fs::create_directories(d);
         return d;
     }
+    // A fresh run of ticks 1..last into `d` with `c`, its files closed again.
+    void run(const fs::path& d, const RecordsConfig& c, uint64_t last) {
+        TrialFiles f(d, signals_, std::nullopt, c);
+        write_rows(f, 1, last);
+    }
     TempDir tmp_;
     Signals signals_ = two_series();
 };
@@ -197,10 +202,7 @@ TEST_F(Rotation_, MaxTotalBytesCountsBothSeriesAndTheCurrentFiles) {
     RecordsConfig c;
     c.rotate_bytes = 1024;
     c.max_total_bytes = 4096;
-    {
-        TrialFiles f(d, signals_, std::nullopt, c);
-        write_rows(f, 1, 300);
-    }
+    run(d, c, 300);
     uint64_t total = 0;
     for (const auto& e : fs::directory_iterator(d)) total += fs::file_size(e.path());
     EXPECT_LE(total, c.max_total_bytes);
@@ -294,10 +296,7 @@ TEST_F(Rotation_, ResumeRefusesWhenTheCheckpointRowsWereExpired) {
     RecordsConfig c;
     c.rotate_bytes = 1024;
     c.keep_files = 2;
-    {
-        TrialFiles f(d, signals_, std::nullopt, c);
-        write_rows(f, 1, 200);
-    }
+    run(d, c, 200);
     auto kept = list_rotated(d, "telemetry");
     ASSERT_EQ(kept.size(), 2u);
     std::string e = error_of<std::runtime_error>([&] { TrialFiles f(d, signals_, uint64_t(3), c); });
@@ -312,10 +311,7 @@ TEST_F(Rotation_, TheReportReadsARotatedSeriesAsOneTable) {
     fs::path d = dir("report");
     RecordsConfig c;
     c.rotate_bytes = 2048;
-    {
-        TrialFiles f(d, signals_, std::nullopt, c);
-        write_rows(f, 1, 300);
-    }
+    run(d, c, 300);
     report::ReadOptions ro;
     ro.max_points = 100000;
     report::SignalTable plain = report::read_signals(tmp_ / "plain" / "telemetry.csv", ro);
