@@ -13,13 +13,14 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 
 # jq and mosquitto: edge/cross-federate.sh (the broker, the status checks).
-host_packages=(g++-aarch64-linux-gnu qemu-user-static pkg-config file jq mosquitto)
+# lld-16: links qallow-edge in edge/symbol-order.txt's order (host/CMakeLists.txt).
+host_packages=(g++-aarch64-linux-gnu qemu-user-static pkg-config file jq mosquitto lld-16)
 arm64_packages=(
   libc6-dev libstdc++-12-dev
   libboost-dev libboost-filesystem-dev libboost-system-dev
   libspdlog-dev libfmt-dev
   libmbedtls-dev liblua5.4-dev
-  libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev
+  libpaho-mqtt-dev libssl-dev
   libgtest-dev libgmock-dev
 )
 arch_all_packages=(nlohmann-json3-dev libcli11-dev)   # header-only, Architecture: all

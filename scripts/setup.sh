@@ -10,7 +10,8 @@ packages=(
   libmbedtls-dev                                             # SHA-256 now, signatures for the ledger/federation
   libssl-dev                                                 # OpenSSL libcrypto: verifying signatures (docs/DECISIONS.md)
   liblua5.4-dev                                              # Lua experiments
-  libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto mosquitto-clients  # federation
+  libpaho-mqtt-dev mosquitto mosquitto-clients               # federation (the Paho C client)
+  lld-16                                                     # the edge's link in edge/symbol-order.txt's order
   libsqlite3-dev libpq-dev postgresql                        # the fleet store; the server for its tests
   openssl                                                    # test certificates for the TLS broker test
   python3                                                    # edge/*.sh and scripts/bench.sh read JSON with it

@@ -1,5 +1,7 @@
 #include "util/crypto.hpp"
 
+#include "util/crypto_backend.hpp"
+
 #include <mbedtls/base64.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/ecdsa.h>
@@ -8,9 +10,6 @@
 #include <mbedtls/error.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/x509.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -31,41 +30,6 @@
 
 namespace qallow::crypto {
 namespace {
-
-// SHA-256 through OpenSSL's EVP interface: with the CPU's SHA extensions it
-// hashes about six times as fast as mbedTLS 2.28's portable C here (7.7 us
-// against 45 us for an 11 kB envelope), and every received message is hashed.
-// The algorithm is fetched once; EVP_sha256() would look it up per call.
-const EVP_MD* sha256_md() {
-    static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-    if (!md) throw std::runtime_error("OpenSSL has no SHA256");
-    return md;
-}
-
-class Sha256 {
-public:
-    Sha256() : ctx_(EVP_MD_CTX_new()) {
-        if (!ctx_ || EVP_DigestInit_ex(ctx_, sha256_md(), nullptr) != 1) {
-            EVP_MD_CTX_free(ctx_);
-            throw std::runtime_error("SHA-256: cannot start a digest");
-        }
-    }
-    ~Sha256() { EVP_MD_CTX_free(ctx_); }
-    Sha256(const Sha256&) = delete;
-    Sha256& operator=(const Sha256&) = delete;
-
-    void update(const void* data, size_t n) { EVP_DigestUpdate(ctx_, data, n); }
-    std::string raw() {
-        std::array<unsigned char, 32> digest{};
-        unsigned int len = 0;
-        EVP_DigestFinal_ex(ctx_, digest.data(), &len);
-        return std::string(reinterpret_cast<char*>(digest.data()), digest.size());
-    }
-    std::string hex() { return to_hex(raw()); }
-
-private:
-    EVP_MD_CTX* ctx_;
-};
 
 // One CTR_DRBG for the process, seeded once from the platform's entropy;
 // ECDSA signing draws its per-signature nonce from it.
@@ -158,30 +122,24 @@ std::string mbedtls_error_text(int rc) {
     return buf;
 }
 
-std::string sha256_hex(std::string_view data) {
-    Sha256 h;
-    h.update(data.data(), data.size());
-    return h.hex();
-}
+std::string sha256_hex(std::string_view data) { return to_hex(sha256_raw(data)); }
 
 std::string sha256_file_hex(const std::filesystem::path& path) {
     std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
     if (!f) throw std::runtime_error(path.string() + ": cannot open: " + std::strerror(errno));
-    Sha256 h;
+    backend::Sha256 h;
     std::array<char, 1 << 16> buf;
     size_t n;
     while ((n = std::fread(buf.data(), 1, buf.size(), f.get())) > 0) h.update(buf.data(), n);
     if (std::ferror(f.get())) throw std::runtime_error(path.string() + ": read error");
-    return h.hex();
+    return to_hex(h.raw());
 }
 
 
 std::string sha256_raw(std::string_view data) {
-    std::array<unsigned char, 32> digest{};
-    unsigned int len = 0;
-    if (EVP_Digest(data.data(), data.size(), digest.data(), &len, sha256_md(), nullptr) != 1 || len != 32)
-        throw std::runtime_error("SHA-256 failed");
-    return std::string(reinterpret_cast<char*>(digest.data()), digest.size());
+    backend::Sha256 h;
+    h.update(data.data(), data.size());
+    return h.raw();
 }
 
 std::string to_hex(std::string_view bytes) {
@@ -223,8 +181,7 @@ std::string base64_encode(std::string_view bytes) {
 }
 
 // Strict RFC 4648 base64 (padded, no whitespace), checked here and then
-// decoded by OpenSSL's EVP_DecodeBlock: mbedTLS's decoder is constant-time
-// and walks the text twice, 190 us for a telemetry batch's 11 kB against 6.
+// decoded by the backend (OpenSSL's EVP_DecodeBlock in the datacentre).
 std::string base64_decode(std::string_view text) {
     auto is_b64 = [](char c) {
         return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
@@ -235,10 +192,9 @@ std::string base64_decode(std::string_view text) {
     if (!std::all_of(text.begin(), text.end() - std::ptrdiff_t(pad), is_b64)) throw std::runtime_error("not valid base64");
     if (text.size() > size_t(INT32_MAX)) throw std::runtime_error("base64 text too long");
     std::string out(text.size() / 4 * 3, '\0');
-    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(text.data()),
-                            int(text.size()));
-    if (n < 0 || size_t(n) != out.size()) throw std::runtime_error("not valid base64");
-    out.resize(out.size() - pad);
+    long n = backend::base64_decode(text, reinterpret_cast<unsigned char*>(out.data()));
+    if (n < 0 || size_t(n) != out.size() - pad) throw std::runtime_error("not valid base64");
+    out.resize(size_t(n));
     return out;
 }
 
@@ -249,7 +205,7 @@ std::string base64_decode(std::string_view text) {
 // context, group included, on every call, and so rebuilds the generator's
 // precomputed table each time: signing took 0.67 ms that way, 0.27 ms on a
 // kept context.  The table is built here, at load, so that later calls only
-// read it.  (Verifying is OpenSSL's; see PublicKey::Impl.)
+// read it.  (Verifying is the backend's; see PublicKey::Impl.)
 struct Ecdsa {
     mbedtls_ecdsa_context ctx;
     Ecdsa() { mbedtls_ecdsa_init(&ctx); }
@@ -275,23 +231,10 @@ struct PrivateKey::Impl {
     Ecdsa ecdsa;
     std::string id;
 };
-// Verification is OpenSSL's (docs/DECISIONS.md, "Signature verification"):
-// libcrypto 3.0 made about 11 times as many P-256 verifies/s as mbedTLS
-// 2.28 with both of its tables kept (bench_verify), and Paho's TLS already
-// brings it.  The key is parsed once, at load, into a const EVP_PKEY.
-struct EvpPkeyFree {
-    void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct EvpPkeyCtxFree {
-    void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); }
-};
-
+// Verifying is the backend's (util/crypto_backend.hpp): the key is parsed
+// once, at load, and never changed after.
 struct PublicKey::Impl {
-    // Never changed after load.  OpenSSL 3 lets several threads use one
-    // EVP_PKEY at once as long as none modifies it (openssl-threads(7));
-    // each verify_base64 call makes its own EVP_PKEY_CTX, which is the
-    // per-thread state, so verifying is safe from any number of threads.
-    std::unique_ptr<EVP_PKEY, EvpPkeyFree> pkey;
+    std::unique_ptr<backend::VerifyKey> key;
     std::string id;
 };
 
@@ -379,36 +322,16 @@ PublicKey PrivateKey::public_key() const { return PublicKey::from_pem(public_pem
 
 std::string PrivateKey::key_id() const { return impl_->id; }
 
-namespace {
-
-// The SubjectPublicKeyInfo DER as an OpenSSL key, checked to be P-256.
-// Leaves the thread's OpenSSL error queue as it found it (see verify_base64).
-std::unique_ptr<EVP_PKEY, EvpPkeyFree> evp_public_key(const std::string& der, const std::string& source) {
-    ERR_set_mark();
-    const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
-    std::unique_ptr<EVP_PKEY, EvpPkeyFree> key(d2i_PUBKEY(nullptr, &p, long(der.size())));
-    char group[32] = "";
-    const bool p256 = key && EVP_PKEY_is_a(key.get(), "EC") &&
-                      EVP_PKEY_get_group_name(key.get(), group, sizeof group, nullptr) == 1 &&
-                      std::strcmp(group, "prime256v1") == 0;
-    ERR_pop_to_mark();
-    if (!key) throw std::runtime_error(source + ": OpenSSL cannot read the public key");
-    if (!p256) throw std::runtime_error(source + ": OpenSSL does not read the key as ECDSA P-256");
-    return key;
-}
-
-} // namespace
-
 PublicKey PublicKey::from_pem(const std::string& pem, const std::string& source) {
     // mbedTLS parses the PEM, as it always has (same errors, same key id);
-    // OpenSSL gets the DER it writes.
+    // the backend gets the DER it writes.
     Pk pk;
     int rc = mbedtls_pk_parse_public_key(&pk.ctx, reinterpret_cast<const unsigned char*>(pem.c_str()), pem.size() + 1);
     if (rc) throw std::runtime_error(source + ": not a PEM public key: " + mbedtls_error_text(rc));
     if (!is_p256(pk.ctx)) throw std::runtime_error(source + ": not an ECDSA P-256 key");
     const std::string der = pubkey_der(pk.ctx);
     auto impl = std::make_unique<PublicKey::Impl>();
-    impl->pkey = evp_public_key(der, source);
+    impl->key = backend::VerifyKey::from_der(der, source);
     impl->id = id_of_der(der);
     return PublicKey(std::move(impl));
 }
@@ -426,18 +349,7 @@ bool PublicKey::verify_base64(std::string_view hash32, std::string_view signatur
         return false;
     }
     if (der.empty()) return false;
-    // A failed verify may leave errors on the calling thread's OpenSSL queue
-    // (3.0.19 leaves none, others may); that thread may be Paho's, whose TLS reads the queue after its own
-    // calls, so the queue is put back exactly as it was.
-    ERR_set_mark();
-    std::unique_ptr<EVP_PKEY_CTX, EvpPkeyCtxFree> ctx(EVP_PKEY_CTX_new(impl_->pkey.get(), nullptr));
-    // 1 is a good signature; 0 a wrong one, negative a malformed DER (OpenSSL
-    // also refuses bytes after the DER and non-minimal encodings).
-    const bool ok = ctx && EVP_PKEY_verify_init(ctx.get()) == 1 &&
-                    EVP_PKEY_verify(ctx.get(), reinterpret_cast<const unsigned char*>(der.data()), der.size(),
-                                    reinterpret_cast<const unsigned char*>(hash32.data()), 32) == 1;
-    ERR_pop_to_mark();
-    return ok;
+    return impl_->key->verify(hash32, der);
 }
 
 const std::string& PublicKey::key_id() const { return impl_->id; }

@@ -1,9 +1,11 @@
 // Digests, keys and signatures.  The only part of the host that includes
 // mbedTLS or OpenSSL's libcrypto, so that a change of crypto library touches
-// one file.  Keys, signing and base64 encoding are mbedTLS's (the edges sign
-// with it); verifying, SHA-256 and base64 decoding are OpenSSL's, several
-// times faster on the datacentre's hot path, where every received message is
-// hashed, verified and decoded (docs/DECISIONS.md, "Signature verification").
+// util/ alone.  Keys, signing and base64 encoding are mbedTLS's (the edges
+// sign with it).  SHA-256, base64 decoding and verifying are a backend's
+// (util/crypto_backend.hpp): OpenSSL's in the datacentre build, several
+// times faster on its hot path, where every received message is hashed,
+// verified and decoded (docs/DECISIONS.md, "Signature verification");
+// mbedTLS's in the edge build, which then loads no OpenSSL (QALLOW_CRYPTO).
 #pragma once
 
 #include <filesystem>
@@ -79,8 +81,8 @@ public:
     // minimally encoded, nothing after it.  False, never a throw or a crash,
     // for a wrong signature, a hash of another length, bad or empty base64,
     // a truncated, over-long or otherwise malformed DER.  Safe to call from
-    // several threads at once on one key; leaves OpenSSL's per-thread error
-    // queue as it found it.
+    // several threads at once on one key; the OpenSSL backend leaves the
+    // thread's OpenSSL error queue as it found it.
     bool verify_base64(std::string_view hash32, std::string_view signature_base64) const;
     const std::string& key_id() const;
 

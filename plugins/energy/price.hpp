@@ -8,7 +8,7 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
-#include <fstream>
+#include <cstdio>
 #include <string>
 #include <string_view>
 
@@ -27,12 +27,16 @@ public:
     // 24 rows "hour,price" for hours 0..23 in any order; an optional
     // "hour,price_per_kwh" header, blank lines and # comments are skipped.
     static PriceTable from_csv(const std::string& path) {
-        std::ifstream in(path);
-        if (!in) throw Error(QALLOW_ERR_INVALID_ARGUMENT, "energy: cannot open price_csv '" + path + "'");
+        const std::string text = read_all(path);
         PriceTable t;
         std::array<int, 24> line_of{};
-        std::string raw;
-        for (int line = 1; std::getline(in, raw); ++line) {
+        size_t at = 0;
+        // Lines split at '\n' as std::getline would: a last line without one
+        // counts, nothing after a final '\n' does.
+        for (int line = 1; at < text.size(); ++line) {
+            size_t nl = text.find('\n', at);
+            std::string_view raw(text.data() + at, (nl == std::string::npos ? text.size() : nl) - at);
+            at = nl == std::string::npos ? text.size() : nl + 1;
             std::string_view s = trim(raw);
             if (s.empty() || s.front() == '#' || s == "hour,price_per_kwh") continue;
             auto where = path + ":" + std::to_string(line) + ": ";
@@ -72,6 +76,17 @@ public:
     }
 
 private:
+    // stdio, not <fstream>, which would link libstdc++'s locale code into the
+    // plugin (plugins/energy/rapl.hpp).
+    static std::string read_all(const std::string& path) {
+        FILE* f = std::fopen(path.c_str(), "rb");
+        if (!f) throw Error(QALLOW_ERR_INVALID_ARGUMENT, "energy: cannot open price_csv '" + path + "'");
+        std::string text;
+        char buf[4096];
+        for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, n);
+        std::fclose(f);
+        return text;
+    }
     static Error bad(const std::string& what) {
         return Error(QALLOW_ERR_INVALID_ARGUMENT, "energy: price_csv " + what);
     }

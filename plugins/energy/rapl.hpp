@@ -8,11 +8,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
+
+#include <dirent.h>
 
 namespace qallow::energy {
 
@@ -28,12 +29,17 @@ class Rapl {
 public:
     // Throws, naming the path, unless every package domain under root is readable.
     explicit Rapl(const std::string& root) {
-        std::error_code ec;
         std::vector<std::string> dirs;
-        for (const auto& e : std::filesystem::directory_iterator(root, ec)) {
-            std::string name = e.path().filename().string();
-            // psys (platform) covers the packages too: adding it would count them twice.
-            if (is_package_domain(name) && read_name(e.path() / "name") != "psys") dirs.push_back(e.path().string());
+        // opendir, not std::filesystem, and stdio, not <fstream>: they would
+        // link libstdc++'s filesystem and locale code into the plugin, most
+        // of its size on the edge, where libstdc++ is linked in statically.
+        if (DIR* d = ::opendir(root.c_str())) {
+            while (const dirent* e = ::readdir(d)) {
+                std::string name = e->d_name, dir = root + (root.ends_with('/') ? "" : "/") + name;
+                // psys (platform) covers the packages too: adding it would count them twice.
+                if (is_package_domain(name) && read_name(dir + "/name") != "psys") dirs.push_back(dir);
+            }
+            ::closedir(d);
         }
         if (dirs.empty())
             throw Error(QALLOW_ERR_INVALID_ARGUMENT,
@@ -79,10 +85,13 @@ private:
         uint64_t range, last;
     };
 
-    static std::string read_name(const std::filesystem::path& p) {
-        std::ifstream in(p);
+    // The first line, without its newline ("" when unreadable).
+    static std::string read_name(const std::string& p) {
         std::string s;
-        std::getline(in, s);
+        if (FILE* f = std::fopen(p.c_str(), "r")) {
+            for (int c; (c = std::getc(f)) != EOF && c != '\n';) s += char(c);
+            std::fclose(f);
+        }
         return s;
     }
 

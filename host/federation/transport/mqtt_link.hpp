@@ -1,8 +1,14 @@
-// One MQTT connection (Eclipse Paho MQTT C++), shaped for the federation
-// thread: it connects and subscribes when asked, publishes QoS 1 without
-// waiting, and hands received messages over through a queue.  Paho runs its
-// callbacks on one thread of its own; they only append to that queue under a
-// short lock and notify, never block.
+// One MQTT connection (Eclipse Paho MQTT C, its asynchronous MQTTAsync
+// API), shaped for the federation thread: it connects and subscribes when
+// asked, publishes QoS 1 without waiting, and hands received messages over
+// through a queue.  Paho runs its callbacks on threads of its own; they only
+// append to that queue or complete a request under a short lock and notify,
+// never block.
+//
+// TLS (ssl://, mqtts://) is there when the build links Paho's TLS library,
+// libpaho-mqtt3as (the datacentre always; the edge with QALLOW_EDGE_TLS=ON,
+// docs/DECISIONS.md, "MQTT on the edge").  Without it an ssl:// broker is
+// refused when the link is made, with a message that says so.
 //
 // No automatic reconnect: every connect is a new session with a new signed
 // will (death certificate), which Paho's automatic reconnect could not give
@@ -44,6 +50,8 @@ public:
 
 class MqttLink {
 public:
+    // Throws std::runtime_error for a broker this build cannot reach (an
+    // ssl:// one without TLS) or one Paho refuses.
     explicit MqttLink(LinkSettings settings);
     ~MqttLink();
     MqttLink(const MqttLink&) = delete;
@@ -69,10 +77,14 @@ public:
     void wait(std::chrono::milliseconds timeout);
     void wake();
 
+    // Whether this build speaks TLS (ssl://, mqtts://).
+    static bool tls_available();
+
 private:
     // Ends a connect that did not answer in time (or is still going).
     void abandon_connect();
 
+    struct Op; // one request Paho answers later (a Delivery for a publish)
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
