@@ -1,6 +1,7 @@
 #include "util/crypto.hpp"
 
 #include "util/crypto_backend.hpp"
+#include "util/mbedtls_pk.hpp"
 
 #include <mbedtls/base64.h>
 #include <mbedtls/ctr_drbg.h>
@@ -60,14 +61,6 @@ Drbg& drbg() {
     static Drbg d;
     return d;
 }
-
-struct Pk {
-    mbedtls_pk_context ctx;
-    Pk() { mbedtls_pk_init(&ctx); }
-    ~Pk() { mbedtls_pk_free(&ctx); }
-    Pk(const Pk&) = delete;
-    Pk& operator=(const Pk&) = delete;
-};
 
 bool is_p256(mbedtls_pk_context& pk) {
     return mbedtls_pk_get_type(&pk) == MBEDTLS_PK_ECKEY && mbedtls_pk_ec(pk)->grp.id == MBEDTLS_ECP_DP_SECP256R1;

@@ -6,6 +6,7 @@
 #include "util/crypto_backend.hpp"
 
 #include "util/ecdsa_fixed_key.hpp"
+#include "util/mbedtls_pk.hpp"
 
 #include <mbedtls/base64.h>
 #include <mbedtls/ecp.h>
@@ -55,14 +56,6 @@ bool strict_der(std::string_view der) {
     p += 2;
     return strict_integer(p, end) && strict_integer(p, end) && p == end;
 }
-
-struct Pk {
-    mbedtls_pk_context ctx;
-    Pk() { mbedtls_pk_init(&ctx); }
-    ~Pk() { mbedtls_pk_free(&ctx); }
-    Pk(const Pk&) = delete;
-    Pk& operator=(const Pk&) = delete;
-};
 
 // FixedKeyVerifier (util/ecdsa_fixed_key.hpp) keeps precomputed tables for
 // the generator and for this key's point: about twice as fast as
