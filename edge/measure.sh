@@ -47,15 +47,9 @@ cleanup() {
 trap cleanup EXIT
 mb() { python3 -c "print(f'{$1/1e6:.2f} MB')"; }
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$port" > "$work/mosquitto.conf"
-mosquitto -c "$work/mosquitto.conf" > "$work/broker.log" 2>&1 &
-broker_pid=$!
-for _ in $(seq 50); do (echo > /dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
-
-mkdir -p "$work/trust" "$work/controllers"
-for n in dc-1 edge-1; do "${runner[@]}" "$bin" keys gen --out "$work/keys" --node-id "$n" > /dev/null; cp "$work/keys/$n.pub" "$work/trust/"; done
-cp "$work/keys/dc-1.pub" "$work/controllers/"
+. "$root/edge/lib.sh"
+start_broker "$work"
+make_cluster "$work" "${runner[@]}" "$bin"
 
 # The plugins the package ships, alone in a folder as installed (a build
 # for the unit tests has vm too).  The private copies the host maps are
@@ -72,13 +66,7 @@ done
 run() {
   local i=$1 dir="$work/run$1"
   mkdir -p "$dir"
-  cat > "$dir/edge.json" <<JSON
-{ "seed": 42, "ticks": 1000000,
-  "instances": [ { "plugin": "phase12" }, { "plugin": "ethics" }, { "plugin": "energy" } ],
-  "ledger": { "path": "$dir/ledger.jsonl", "node_id": "edge-1", "key": "$work/keys/edge-1.key", "fsync": "per_tick" },
-  "federation": { "role": "edge", "broker": "tcp://127.0.0.1:$port", "cluster": "lab", "trust": "$work/trust",
-                  "controllers": "$work/controllers", "tick_ms": 10, "telemetry_every": 10 } }
-JSON
+  edge_config "$work" "$dir" 1000000 > "$dir/edge.json"
   local start_ns first_line first_ns
   start_ns=$(date +%s%N)
   "${runner[@]}" "$bin" --log-format json run --config "$dir/edge.json" --plugins "$work/plugins" --out "$dir/out" \

@@ -31,21 +31,10 @@ cmd=$(sed -e 's/ -s / /' -e 's/ -Wl,--symbol-ordering-file=[^ ]*//' -e 's| -o [^
 (cd "$build/host" && eval "$cmd")
 bin="$work/qallow-edge"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$port" > "$work/mosquitto.conf"
-mosquitto -c "$work/mosquitto.conf" > "$work/broker.log" 2>&1 &
-broker_pid=$!
-for _ in $(seq 50); do (echo > /dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
-mkdir -p "$work/trust" "$work/controllers"
-for n in dc-1 edge-1; do "$bin" keys gen --out "$work/keys" --node-id "$n" > /dev/null; cp "$work/keys/$n.pub" "$work/trust/"; done
-cp "$work/keys/dc-1.pub" "$work/controllers/"
-cat > "$work/edge.json" <<JSON
-{ "seed": 42, "ticks": 300,
-  "instances": [ { "plugin": "phase12" }, { "plugin": "ethics" }, { "plugin": "energy" } ],
-  "ledger": { "path": "$work/ledger.jsonl", "node_id": "edge-1", "key": "$work/keys/edge-1.key", "fsync": "per_tick" },
-  "federation": { "role": "edge", "broker": "tcp://127.0.0.1:$port", "cluster": "lab", "trust": "$work/trust",
-                  "controllers": "$work/controllers", "tick_ms": 10, "telemetry_every": 10 } }
-JSON
+. "$root/edge/lib.sh"
+start_broker "$work"
+make_cluster "$work" "$bin"
+edge_config "$work" "$work" 300 > "$work/edge.json"
 valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/callgrind.out" \
   "$bin" run --config "$work/edge.json" --plugins "$plugins" --out "$work/out" --state-dir "$work/state" \
   --no-ctl --no-progress > "$work/node.out" 2> "$work/node.err"
