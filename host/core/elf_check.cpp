@@ -1,5 +1,6 @@
 #include "core/elf_check.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstdint>
@@ -305,15 +306,20 @@ std::optional<std::string> elf_file_problem(const std::filesystem::path& file) {
     if (::fstat(fd, &st) != 0) return std::string("cannot read: ") + std::strerror(errno);
     if (!S_ISREG(st.st_mode)) return "not a regular file";
     // Read, never map: a file truncated under a mapping is a SIGBUS here too.
+    // Straight into the vector: a 64 KiB buffer on the stack would stay
+    // resident in the main thread's stack for the node's life.
+    constexpr size_t kChunk = 1 << 16;
     std::vector<unsigned char> bytes;
-    bytes.reserve(size_t(st.st_size));
-    unsigned char buf[1 << 16];
+    bytes.reserve(size_t(st.st_size) + 1);
     for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
+        size_t at = bytes.size();
+        size_t room = bytes.capacity() - at; // the file's size, then one byte to see its end
+        bytes.resize(at + (room ? room : kChunk));
+        ssize_t n = ::read(fd, bytes.data() + at, bytes.size() - at);
+        bytes.resize(at + size_t(std::max<ssize_t>(n, 0)));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return std::string("cannot read: ") + std::strerror(errno);
         if (n == 0) break;
-        bytes.insert(bytes.end(), buf, buf + n);
     }
     return elf_problem(bytes);
 }

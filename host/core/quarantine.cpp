@@ -21,7 +21,6 @@
 #include <stdexcept>
 
 #include <dlfcn.h>
-#include <execinfo.h>
 #include <fcntl.h>
 #include <link.h>
 #include <sys/file.h>
@@ -29,6 +28,7 @@
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
+#include <unwind.h>
 
 namespace qallow {
 namespace fs = std::filesystem;
@@ -133,6 +133,32 @@ bool in_host(uintptr_t pc) {
     return false;
 }
 
+// The return addresses on this thread's stack, innermost first, through
+// signal frames.  libgcc's _Unwind_Backtrace rather than glibc's
+// backtrace(3), which is the same walk behind a dlopen of libgcc_s.so.1 on
+// its first call: the edge links libgcc statically, and that one dlopen
+// cost it half a megabyte resident (edge/README.md, "Where the memory goes").
+struct StackWalk {
+    void** out;
+    int max;
+    int n;
+};
+
+_Unwind_Reason_Code note_frame(_Unwind_Context* ctx, void* arg) {
+    auto* walk = static_cast<StackWalk*>(arg);
+    if (walk->n >= walk->max) return _URC_END_OF_STACK;
+    uintptr_t ip = _Unwind_GetIP(ctx);
+    if (ip == 0) return _URC_END_OF_STACK;
+    walk->out[walk->n++] = reinterpret_cast<void*>(ip);
+    return _URC_NO_REASON;
+}
+
+int unwind_stack(void** out, int max) {
+    StackWalk walk{out, max, 0};
+    _Unwind_Backtrace(note_frame, &walk);
+    return walk.n;
+}
+
 void write_line(int fd, const char* line, size_t n) {
     while (n > 0) {
         ssize_t w = ::write(fd, line, n);
@@ -158,7 +184,7 @@ const char* attribute(siginfo_t* info, uintptr_t pc, const char*& how) {
         return nullptr;
     }
     void* frames[64];
-    int n = ::backtrace(frames, 64);
+    int n = unwind_stack(frames, 64);
     int i = 0;
     while (i < n && in_host(uintptr_t(frames[i]))) ++i; // this handler's own frames
     for (; i < n; ++i) {
@@ -179,8 +205,8 @@ const char* attribute(siginfo_t* info, uintptr_t pc, const char*& how) {
     return nullptr;
 }
 
-// Async-signal-safe: write(2), sigaction(2), alarm(2), raise(3), backtrace(3)
-// once warmed up, and plain memory.
+// Async-signal-safe: write(2), sigaction(2), alarm(2), raise(3),
+// unwind_stack() once warmed up, and plain memory.
 extern "C" void on_fatal(int sig, siginfo_t* info, void* context) {
     int fd = g_fd.load();
     if (fd >= 0) {
@@ -418,9 +444,10 @@ CrashGuard::CrashGuard(const fs::path& state_dir) {
         throw std::runtime_error(marker_.string() + ": cannot create: " + ec.message());
     }
     append("host " + std::to_string(::getpid()) + " " + now_utc());
-    // backtrace(3) loads the unwinder on its first call: never in the handler.
+    // The unwinder registers its frame tables on its first walk: never in the
+    // handler.
     void* warm[4];
-    (void)::backtrace(warm, 4);
+    (void)unwind_stack(warm, 4);
     if (g_host_count.load() == 0) dl_iterate_phdr(collect_host, nullptr);
     g_entered.store(0);
     g_fd.store(fd_);

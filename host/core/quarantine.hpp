@@ -23,8 +23,8 @@
 //                      attributed (below).  A clean exit removes the file.
 //
 // Attribution, in the handler (async-signal-safe: fixed tables filled
-// before any plugin code runs, write(2), backtrace(3) warmed up when the
-// guard is installed so it never loads libgcc_s in the handler):
+// before any plugin code runs, write(2), libgcc's _Unwind_Backtrace warmed
+// up when the guard is installed so its first walk is not in the handler):
 //   1. a fatal signal sent by another process (kill -SEGV) -> none ("sent");
 //   2. the faulting instruction is in a loaded build's code (its executable
 //      PT_LOAD ranges, registered by the loader with dl_iterate_phdr right

@@ -73,7 +73,10 @@ CsvWriter::CsvWriter(const std::filesystem::path& file, const Signals& signals, 
     }
     out_ = std::fopen(file.c_str(), append ? "ab" : "wb");
     if (!out_) throw std::runtime_error(file.string() + ": cannot write: " + std::strerror(errno));
-    buffer_ = std::make_unique<char[]>(kRowBuffer);
+    // Not zeroed: rows start at its front after every drain, so a node that
+    // flushes a few rows a second touches only its first pages (64 KiB each
+    // on an edge otherwise, where that is 3% of the node's memory).
+    buffer_ = std::make_unique_for_overwrite<char[]>(kRowBuffer);
     std::setvbuf(out_, nullptr, _IONBF, 0);
     header_ = header;
     appended_ = append;
