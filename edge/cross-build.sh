@@ -22,7 +22,8 @@ cmake -S "$src" -B "$build" \
   -DQALLOW_EDGE=ON -DQALLOW_CUDA=OFF -DQALLOW_HTTP=OFF \
   -DQALLOW_BUILD_TESTS=ON -DQALLOW_BUILD_BENCH=OFF \
   -DQALLOW_EDGE_ALL_PLUGINS=ON -DQALLOW_UNITY_BUILD=${QALLOW_UNITY_BUILD:-ON} \
-  -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_INSTALL_LIBDIR=lib/aarch64-linux-gnu
+  -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_INSTALL_LIBDIR=lib/aarch64-linux-gnu \
+  -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON
 t1=$(date +%s)
 cmake --build "$build" -j"$jobs" --target qallow vm phase12 phase13 ethics energy qallow_unit_tests
 # The unit tests also load the test plugins (faulty, bad, evil, reload), which

@@ -21,10 +21,11 @@ set(CPACK_PACKAGE_CONTACT "Qallow maintainers <maintainers@qallow.invalid>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "Qallow edge node: a small plugin tick loop that federates over MQTT")
 set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE ${QALLOW_DEB_ARCH})
 set(CPACK_DEBIAN_PACKAGE_SECTION misc)
-# Depends from the binaries' shared libraries (dpkg-shlibdeps), plus adduser
-# for the service user.
+# Depends from the binaries' shared libraries (dpkg-shlibdeps), plus passwd
+# (useradd) for the service user: both in a minimal root, so dpkg -i alone
+# installs it (edge/deb-root-test.sh).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "passwd")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA "${QALLOW_EDGE_PKG}/postinst;${QALLOW_EDGE_PKG}/prerm;${QALLOW_EDGE_PKG}/conffiles")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)

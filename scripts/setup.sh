@@ -26,6 +26,7 @@ if [ "${1:-}" = "--tests" ]; then
   packages+=(
     chromium chromium-driver                                 # the dashboard's browser tests (headless, WebDriver)
     prometheus                                               # promtool: check metrics, config and rules
+    debootstrap                                              # edge/deb-root-test.sh: the .deb in a fresh root
   )
 fi
 

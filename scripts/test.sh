@@ -5,8 +5,9 @@
 # fuzzer and the suites under the sanitizers.
 #
 # The main build is Release and the ASan+UBSan build is Debug, so every
-# test runs in both build types.  QALLOW_FUZZ=0, QALLOW_SANITIZERS=0 and
-# QALLOW_ARM64=0 skip a stage (for a quick local run; CI runs them all).
+# test runs in both build types.  QALLOW_FUZZ=0, QALLOW_SANITIZERS=0,
+# QALLOW_ARM64=0 and QALLOW_PACKAGE=0 skip a stage (for a quick local run;
+# CI runs them all).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 stage() { echo "== test.sh: $1 ($(date -u +%H:%M:%S))"; }
@@ -34,5 +35,24 @@ if [ "${QALLOW_ARM64:-1}" != 0 ] && [ "$(uname -m)" = x86_64 ]; then
   "$root/edge/cross-setup.sh"
   JOBS="$(nproc)" "$root/edge/cross-build.sh"
   "$root/edge/cross-federate.sh"
+fi
+# The edge's .deb (edge/README.md, "The package"): built with the edge
+# preset (and from the arm64 build above), each installed with dpkg -i in a
+# fresh minbase Debian 12 root, its user, first-boot key and unit checked,
+# and started there.  QALLOW_PACKAGE=0 skips it.
+if [ "${QALLOW_PACKAGE:-1}" != 0 ]; then
+  stage "the edge .deb in a fresh Debian 12 root (edge/deb-root-test.sh)"
+  debs=()
+  for b in "$root/build-edge" "$root/build-edge-arm64"; do
+    if [ "$b" = "$root/build-edge" ]; then
+      (cd "$root" && cmake --preset edge >/dev/null && cmake --build --preset edge -j "$(nproc)")
+    elif [ "${QALLOW_ARM64:-1}" = 0 ] || [ ! -d "$b" ]; then
+      continue
+    fi
+    rm -f "$b"/qallow-edge_*.deb
+    (cd "$b" && cpack -G DEB >/dev/null)
+    debs+=("$b"/qallow-edge_*.deb)
+  done
+  "$root/edge/deb-root-test.sh" "${debs[@]}"
 fi
 stage done
