@@ -1,10 +1,11 @@
 // ECDSA P-256 verification against one known public key, about 1.8 times
 // faster than mbedtls_ecdsa_read_signature (0.47 against 0.86 ms here).
 //
-// No longer the host's verifier: PublicKey verifies with OpenSSL, faster
-// still (docs/DECISIONS.md, "Signature verification").  Kept as
-// bench_verify's baseline and for its unit test; it uses mbedTLS 2.28
-// internals that are private in mbedTLS 3, so it goes when those do.
+// The edge's verifier (QALLOW_CRYPTO=mbedTLS, util/crypto_mbedtls.cpp: the
+// edge does not load OpenSSL); the datacentre verifies with OpenSSL, faster
+// still (docs/DECISIONS.md, "Signature verification"), and bench_verify
+// compares the three.  It uses mbedTLS 2.28 internals that are private in
+// mbedTLS 3, so moving to mbedTLS 3 means replacing it.
 //
 // Verifying computes u1*G + u2*Q.  mbedTLS 2.28 keeps a precomputed table
 // only for a group's generator, so G's is kept but Q's (the key) is rebuilt
