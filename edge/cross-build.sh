@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 src=$PWD
 build=${QALLOW_ARM64_BUILD_DIR:-$src/build-edge-arm64}
 jobs=${JOBS:-$(nproc)}
+# Ninja for a new build folder when installed (scripts/build.sh says why).
+if command -v ninja >/dev/null; then export CMAKE_GENERATOR=${CMAKE_GENERATOR:-Ninja}; fi
 
 t0=$(date +%s)
 # The edge preset's cache variables, with the unit tests on and every plugin
@@ -28,7 +30,11 @@ t1=$(date +%s)
 cmake --build "$build" -j"$jobs" --target qallow vm phase12 phase13 ethics energy qallow_unit_tests
 # The unit tests also load the test plugins (faulty, bad, evil, reload), which
 # only `all` builds: build every target of tests/plugins (Makefile generator).
-make -C "$build/tests/plugins" -j"$jobs" all
+if grep -q '^CMAKE_GENERATOR:INTERNAL=Ninja' "$build/CMakeCache.txt"; then
+  cmake --build "$build" -j"$jobs" --target tests/plugins/all
+else
+  make -C "$build/tests/plugins" -j"$jobs" all
+fi
 t2=$(date +%s)
 echo "cross-build: configure $((t1 - t0)) s, build $((t2 - t1)) s"
 

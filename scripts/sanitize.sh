@@ -13,6 +13,8 @@ kind=${1:-}
 shift || true
 jobs=${JOBS:-$(nproc)}
 supp=$root/tests/sanitizers
+# Ninja for a new build folder when installed (scripts/build.sh says why).
+if command -v ninja >/dev/null; then export CMAKE_GENERATOR=${CMAKE_GENERATOR:-Ninja}; fi
 
 case $kind in
   address)

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config ninja-build               # Ninja: scripts/build.sh says why
   libboost-dev libboost-filesystem-dev libboost-system-dev   # Boost.DLL (header-only) and its filesystem
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libmbedtls-dev                                             # SHA-256 now, signatures for the ledger/federation

@@ -11,6 +11,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 stage() { echo "== test.sh: $1 ($(date -u +%H:%M:%S))"; }
+# Ninja for a new build folder when installed (scripts/build.sh says why).
+if command -v ninja >/dev/null; then export CMAKE_GENERATOR=${CMAKE_GENERATOR:-Ninja}; fi
 stage setup
 "$root/scripts/setup.sh" --tests
 stage "build (Release)"
@@ -19,7 +21,7 @@ stage "tests"
 (cd "${QALLOW_BUILD_DIR:-$root/build}" && ctest --output-on-failure -j "$(nproc)" --timeout 300)
 if [ "${QALLOW_FUZZ:-1}" != 0 ]; then
   stage "fuzzers (scripts/fuzz.sh, docs/fuzzing.md)"
-  FUZZ_SECONDS=${FUZZ_SECONDS:-10} "$root/scripts/fuzz.sh"
+  FUZZ_SECONDS=${FUZZ_SECONDS:-10} FUZZ_OPT=${FUZZ_OPT:--O0} "$root/scripts/fuzz.sh"
 fi
 if [ "${QALLOW_SANITIZERS:-1}" != 0 ]; then
   stage "ASan+UBSan, Debug (scripts/sanitize.sh, docs/sanitizers.md)"
@@ -45,7 +47,8 @@ if [ "${QALLOW_PACKAGE:-1}" != 0 ]; then
   debs=()
   for b in "$root/build-edge" "$root/build-edge-arm64"; do
     if [ "$b" = "$root/build-edge" ]; then
-      (cd "$root" && cmake --preset edge >/dev/null && cmake --build --preset edge -j "$(nproc)")
+      (cd "$root" && cmake --preset edge -DQALLOW_UNITY_BUILD=${QALLOW_UNITY_BUILD:-ON} >/dev/null &&
+         cmake --build --preset edge -j "$(nproc)")
     elif [ "${QALLOW_ARM64:-1}" = 0 ] || [ ! -d "$b" ]; then
       continue
     fi
