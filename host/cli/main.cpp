@@ -29,10 +29,9 @@ void setup_logging(const std::string& level, const std::string& format) {
     spdlog::set_level(spdlog::level::from_str(level));
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
-    qallow::startup::mark();
+// Parses the command line into the chosen command's closure.  Returns -1
+// when `chosen` is set, else the exit status (help, version, a parse error).
+int parse_command_line(int argc, char** argv, std::function<int()>& chosen) {
     CLI::App app{"qallow: a small host that runs a simulation tick loop made of plugins"};
     app.set_version_flag("--version", std::string("qallow ") + QALLOW_VERSION + " (plugin ABI " +
                                           std::to_string(QALLOW_ABI_MAJOR) + "." +
@@ -65,6 +64,20 @@ int main(int argc, char** argv) {
     }
     setup_logging(log_level, log_format);
     for (const auto& c : commands)
-        if (c.chosen->parsed()) return c.run();
+        if (c.chosen->parsed()) {
+            chosen = c.run;
+            return -1;
+        }
     return 2;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    qallow::startup::mark();
+    std::function<int()> chosen;
+    if (int status = parse_command_line(argc, argv, chosen); status >= 0) return status;
+    // The option tree is freed by now: a node runs for months, and its heap
+    // should hold what the node uses (edge/README.md, "Memory").
+    return chosen();
 }
