@@ -28,8 +28,18 @@
 # Needs root, debootstrap, network access to the Debian mirror in this
 # machine's apt sources, python3 and systemd-analyze (scripts/setup.sh).
 # QALLOW_DEB_ROOT_TARBALL reuses a minbase tarball (made if missing).
+#
+#   edge/deb-root-test.sh --make-root TARBALL   only makes that tarball
+#                                               (scripts/test.sh, beforehand)
 set -euo pipefail
-[ $# -ge 1 ] || { echo "usage: $0 qallow-edge_<version>_<arch>.deb ..." >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 qallow-edge_<version>_<arch>.deb ... | --make-root TARBALL" >&2; exit 2; }
+make_root_only=""
+if [ "$1" = --make-root ]; then
+  [ $# -eq 2 ] || { echo "usage: $0 --make-root TARBALL" >&2; exit 2; }
+  make_root_only=1
+  QALLOW_DEB_ROOT_TARBALL=$2
+  set --
+fi
 [ "$(id -u)" -eq 0 ] || { echo "deb-root-test: needs root (debootstrap, chroot)" >&2; exit 2; }
 for tool in debootstrap systemd-analyze python3 dpkg-deb; do
   command -v $tool >/dev/null || { echo "deb-root-test: $tool not found (scripts/setup.sh --tests installs it)" >&2; exit 2; }
@@ -62,9 +72,10 @@ if [ ! -f "$tarball" ]; then
   debootstrap --variant=minbase --arch="$(dpkg --print-architecture)" bookworm "$work/seed" "$mirror" > "$work/debootstrap.log" 2>&1 ||
     { tail -20 "$work/debootstrap.log" >&2; echo "deb-root-test: debootstrap from $mirror failed" >&2; exit 1; }
   mkdir -p "$(dirname "$tarball")"
-  tar -C "$work/seed" -czf "$tarball" . && rm -rf "$work/seed"
+  tar -C "$work/seed" -czf "$tarball.part" . && mv "$tarball.part" "$tarball" && rm -rf "$work/seed"
   echo "deb-root-test: minbase bookworm root from $mirror in $((SECONDS - start)) s"
 fi
+[ -z "$make_root_only" ] || exit 0
 
 in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
 as_qallow() { chroot --userspec="$uid:$gid" --groups="$gid" "$root" /usr/bin/env -i HOME=/var/lib/qallow \
