@@ -2,18 +2,22 @@
 # Whole-process cost of a tick (docs/PERFORMANCE.md, "The tick loop"): 1e6
 # ticks, one thread, telemetry.csv (and measurements.csv) written every
 # tick, for phase12 and a 32-node phase13 alone, with ethics, and with
-# ethics and energy (the default set).  Median wall time of N runs each,
-# and the default set's ratio to the phase alone.
+# ethics and energy (the default set).  Median and least wall time of N
+# runs each (on a shared machine the least is the run least disturbed),
+# and the default set's ratio to the phase alone; then the time the same
+# bytes take to write with nothing else (dd), the floor the files set.
 #
 #   scripts/tick_cost.sh [BUILD_DIR ...]     (default: build/; several
 #                                             builds run side by side, in turn)
 #   QALLOW_TICK_RUNS=5 QALLOW_TICKS=1000000
+#   TMPDIR=/dev/shm   the files in memory: no disk writeback of the last
+#                     run's 150 MB competing with the next run
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 [ "$#" -gt 0 ] || set -- "$root/build"
 runs="${QALLOW_TICK_RUNS:-3}"
 ticks="${QALLOW_TICKS:-1000000}"
-work="$(mktemp -d /tmp/qallow-tick-cost.XXXXXX)"
+work="$(mktemp -d "${TMPDIR:-/tmp}/qallow-tick-cost.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
 python3 - "$work" "$ticks" <<'PY'
@@ -37,12 +41,28 @@ for r in $(seq "$runs"); do
   for cfg in "$work"/*.json; do
     for build in "$@"; do
       name="$(basename "$cfg" .json)"
+      rm -rf "$work/out" # a fresh directory, as a real run: no old file to truncate on the clock
       start=$(date +%s%N)
       "$build/bin/qallow" run -c "$cfg" --plugins "$build/lib/qallow/plugins" --out "$work/out" \
         --state-dir "$work/state" --no-ctl --no-progress > /dev/null 2> "$work/err" \
         || { cat "$work/err" >&2; exit 1; }
       echo "$build $name $(( ($(date +%s%N) - start) / 1000000 ))" >> "$results"
+      for f in "$work/out"/*.csv; do echo "$name $(basename "$f") $(stat -c %s "$f")"; done > "$work/$name.bytes"
     done
+  done
+done
+
+# The floor the file writes alone set: the same bytes in the same 64 KiB
+# writes, with no model and no formatting (dd from /dev/zero), per set.
+for r in $(seq "$runs"); do
+  for cfg in "$work"/*.json; do
+    name="$(basename "$cfg" .json)"
+    rm -rf "$work/out" && mkdir -p "$work/out"
+    start=$(date +%s%N)
+    while read -r _ file bytes; do
+      dd if=/dev/zero of="$work/out/$file" bs=64k count=$(( (bytes + 65535) / 65536 )) status=none
+    done < "$work/$name.bytes"
+    echo "writes $name $(( ($(date +%s%N) - start) / 1000000 ))" >> "$results"
   done
 done
 
@@ -52,11 +72,19 @@ ms = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     build, name, t = line.split()
     ms[(build, name)].append(int(t))
-builds = list(dict.fromkeys(b for b, _ in ms))
+builds = [b for b in dict.fromkeys(b for b, _ in ms) if b != "writes"]
 for b in builds:
     print(b)
     for phase in ("phase12", "phase13"):
-        med = {s: statistics.median(ms[(b, f"{phase}-{s}")]) for s in ("alone", "ethics", "default")}
-        print(f"  {phase:8} alone {med['alone']:6.0f} ms  +ethics {med['ethics']:6.0f} ms  "
-              f"+ethics+energy {med['default']:6.0f} ms  default/alone {med['default'] / med['alone']:.2f}")
+        for stat, f in (("median", statistics.median), ("min", min)):
+            v = {s: f(ms[(b, f"{phase}-{s}")]) for s in ("alone", "ethics", "default")}
+            print(f"  {phase:8} {stat:6} alone {v['alone']:6.0f} ms  +ethics {v['ethics']:6.0f} ms  "
+                  f"+ethics+energy {v['default']:6.0f} ms  default/alone {v['default'] / v['alone']:.2f}")
+w = {k[1]: v for k, v in ms.items() if k[0] == "writes"}
+print("file writes alone (the same bytes, dd from /dev/zero; the first build's files)")
+for phase in ("phase12", "phase13"):
+    for stat, f in (("median", statistics.median), ("min", min)):
+        v = {s: f(w[f"{phase}-{s}"]) for s in ("alone", "ethics", "default")}
+        print(f"  {phase:8} {stat:6} alone {v['alone']:6.0f} ms  +ethics {v['ethics']:6.0f} ms  "
+              f"+ethics+energy {v['default']:6.0f} ms  extra for the default set {v['default'] - v['alone']:4.0f} ms")
 PY

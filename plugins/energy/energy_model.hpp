@@ -11,6 +11,8 @@
 
 #include <qallow/plugin.hpp>
 
+#include <bit>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,16 +55,36 @@ struct TickEnergy {
 };
 
 // Running totals of a run.
+//
+// Between two looks at the clock a tick's joules, its length and (for most
+// phases) its ops repeat, so its watts and J/op are last tick's: the two
+// divisions, a third of the meter's tick, are done only when an input's
+// bits change.  A cost of 0 J or at price 0 adds a zero, which leaves the
+// total as it was (it is never -0.0), so it is skipped too: every output
+// is bit for bit what dividing every tick gives (Meter.RepeatedInputs...).
 struct Meter {
     double joules_total = 0, ops_total = 0, cost_total = 0;
 
     TickEnergy add(double joules, double dt, double ops, double price_per_kwh) {
         joules_total += joules;
         ops_total += ops;
-        cost_total += cost_of(joules, price_per_kwh);
-        return {joules, dt > 0 ? joules / dt : 0.0, ops != 0 ? joules / ops : 0.0};
+        if (joules != 0 && price_per_kwh != 0) cost_total += cost_of(joules, price_per_kwh);
+        const Inputs in{std::bit_cast<uint64_t>(joules), std::bit_cast<uint64_t>(dt), std::bit_cast<uint64_t>(ops)};
+        if (!(in == last_)) {
+            last_ = in;
+            last_tick_ = {joules, dt > 0 ? joules / dt : 0.0, ops != 0 ? joules / ops : 0.0};
+        }
+        return last_tick_;
     }
     double j_per_op() const { return ops_total != 0 ? joules_total / ops_total : 0.0; }
+
+private:
+    struct Inputs {
+        uint64_t joules = 0, dt = 0, ops = 0;
+        bool operator==(const Inputs&) const = default;
+    };
+    Inputs last_{};
+    TickEnergy last_tick_{0.0, 0.0, 0.0}; // what add(0, 0, 0, ...) gives
 };
 
 // Batch phases may run at this price: always without a cap (0).

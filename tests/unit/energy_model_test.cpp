@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -192,6 +193,36 @@ TEST(Meter, PerTickAndRunTotals) {
     EXPECT_DOUBLE_EQ(m.j_per_op(), 0.003);
     EXPECT_DOUBLE_EQ(m.cost_total, 9.0 / 3.6e6 * 0.36); // 2.5 uWh at 0.36 per kWh
     EXPECT_DOUBLE_EQ(Meter{}.j_per_op(), 0.0);
+}
+
+// The meter skips work when its inputs repeat (energy_model.hpp): every
+// output, and the totals, must still be what dividing every tick gives.
+TEST(Meter, RepeatedInputsGiveTheSameBitsAsDividingEveryTick) {
+    struct In {
+        double joules, dt, ops, price;
+    };
+    const std::vector<In> ticks = {
+        {0, 0, 0, 0},          {0.5, 0.25, 3, 0.2},   {0.5, 0.25, 3, 0.2}, {0.5, 0.25, 3, 0.2},
+        {0.5, 0.25, 4, 0.2},   {0.5, 0.5, 4, 0.2},    {0.7, 0.5, 4, 0.2},  {0.7, 0.5, 4, 0},
+        {0.7, 0.5, 4, -0.05},  {0, 0.5, 4, -0.05},    {0, 0.5, 4, -0.05},  {0.7, 0, 4, 0.2},
+        {0.7, 0, 0, 0.2},      {0.7, 0.5, 0, 0.2},    {1e-300, 3, 7, 0.3}, {1e-300, 3, 7, 0.3}};
+    Meter m;
+    double joules = 0, ops = 0, cost = 0;
+    for (size_t i = 0; i < ticks.size(); ++i) {
+        const In& in = ticks[i];
+        SCOPED_TRACE("tick " + std::to_string(i));
+        TickEnergy e = m.add(in.joules, in.dt, in.ops, in.price);
+        EXPECT_EQ(std::bit_cast<uint64_t>(e.joules), std::bit_cast<uint64_t>(in.joules));
+        EXPECT_EQ(std::bit_cast<uint64_t>(e.watts), std::bit_cast<uint64_t>(in.dt > 0 ? in.joules / in.dt : 0.0));
+        EXPECT_EQ(std::bit_cast<uint64_t>(e.j_per_op), std::bit_cast<uint64_t>(in.ops != 0 ? in.joules / in.ops : 0.0));
+        joules += in.joules;
+        ops += in.ops;
+        cost += in.joules / 3.6e6 * in.price;
+    }
+    EXPECT_EQ(std::bit_cast<uint64_t>(m.joules_total), std::bit_cast<uint64_t>(joules));
+    EXPECT_EQ(std::bit_cast<uint64_t>(m.ops_total), std::bit_cast<uint64_t>(ops));
+    EXPECT_EQ(std::bit_cast<uint64_t>(m.cost_total), std::bit_cast<uint64_t>(cost));
+    EXPECT_NE(m.cost_total, 0.0);
 }
 
 TEST(Price, ReadsAHourlyCsv) {

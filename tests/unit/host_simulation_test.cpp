@@ -372,6 +372,29 @@ TEST_F(HostSimulationFaults, NanSignalIsDetectedAndNamed) {
     EXPECT_EQ(r.fault_message, "tick 3: instance 'f' (plugin faulty 0.1.0): signal f.value is NaN");
 }
 
+// The host's finite check (simulation.cpp, all_finite) at its edges: NaN
+// of either sign and both infinities are faults; the largest, the least
+// subnormal and -0.0 are values.
+TEST_F(HostSimulationFaults, TheFiniteCheckCatchesEveryNonFiniteValueAndNothingElse) {
+    const struct {
+        int64_t emit;
+        const char* fault; // nullptr: none
+    } cases[] = {{0, "is NaN"}, {1, "is infinite"}, {2, "is infinite"}, {3, nullptr},
+                 {4, nullptr},  {5, nullptr},       {6, nullptr},       {7, "is NaN"}};
+    for (const auto& c : cases) {
+        SCOPED_TRACE("emit " + std::to_string(c.emit));
+        Simulation sim(config({{"nan_at", 2}, {"emit", c.emit}}, FaultPolicy::stop), catalog_, pool_, {});
+        EXPECT_FALSE(sim.step().fault);
+        TickResult r = sim.step();
+        if (!c.fault) {
+            EXPECT_FALSE(r.fault) << r.fault_message;
+            continue;
+        }
+        EXPECT_TRUE(r.stopped);
+        EXPECT_EQ(r.fault_message, std::string("tick 2: instance 'f' (plugin faulty 0.1.0): signal f.value ") + c.fault);
+    }
+}
+
 TEST_F(HostSimulationFaults, NanWithDisablePolicyRunsOnWithoutIt) {
     Simulation sim(config({{"nan_at", 3}}, FaultPolicy::disable), catalog_, pool_, {});
     sim.step();
