@@ -10,6 +10,9 @@
 //   BM_vm_x86_64_v3/N/threads  the same with the AVX2 (x86-64-v3) kernel
 //                         forced: what an x86-64 CPU without AVX-512 runs;
 //                         skipped on a CPU without AVX2
+//   BM_vm_x86_64_v3_parts/part/N  one ring of N nodes, one thread: part 0
+//                         the v3 kernel, 1 its noise alone, 2 its arithmetic
+//                         alone (vm_v3_parts.hpp): what bounds the kernel
 //   BM_phase13/N/threads  one Phase13Model::step per iteration: N updates
 //   BM_pool_handoff/threads    one parallel_for of two empty chunks
 //   BM_stream_rw/E/threads     out[i] = s * in[i] over E doubles, then swap:
@@ -44,6 +47,7 @@
 #include "phase13/phase13_model.hpp"
 #include "core/simulation.hpp"
 #include "vm/vm_model.hpp"
+#include "vm_v3_parts.hpp"
 #include "core/worker_pool.hpp"
 
 #include <benchmark/benchmark.h>
@@ -142,6 +146,48 @@ void run_vm(benchmark::State& state, qallow::vm::Kernel kernel) {
 void BM_vm(benchmark::State& state) { run_vm(state, qallow::vm::Kernel::automatic); }
 void BM_vm_baseline(benchmark::State& state) { run_vm(state, qallow::vm::Kernel::baseline); }
 void BM_vm_x86_64_v3(benchmark::State& state) { run_vm(state, qallow::vm::Kernel::x86_64_v3); }
+
+// One ring of N nodes, one thread, block by block as the model steps it:
+// part 0 the whole v3 kernel, 1 its noise alone, 2 its arithmetic alone
+// (vm_v3_parts.hpp).  Nominal bytes as BM_vm: 16 per node.
+void BM_vm_x86_64_v3_parts(benchmark::State& state) {
+#if defined(QALLOW_VM_HAVE_X86_64_V3)
+    namespace vb = qallow::vm::bench;
+    if (!qallow::vm::kernel_supported(qallow::vm::Kernel::x86_64_v3)) {
+        state.SkipWithError("the x86-64-v3 kernel does not run here");
+        return;
+    }
+    const auto part = state.range(0);
+    const auto n = static_cast<uint64_t>(state.range(1));
+    std::vector<double> a(n), b(n);
+    for (uint64_t j = 0; j < n; ++j) a[j] = qallow::vm::init_node(7, j);
+    double* in = a.data();
+    double* out = b.data();
+    static const char* const kLabels[] = {"whole kernel", "noise alone", "arithmetic alone"};
+    state.SetLabel(kLabels[part]);
+    uint64_t tick = 0;
+    double acc = 0;
+    for (auto _ : state) {
+        const uint64_t key = qallow_random_key(42, 0, ++tick);
+        for (uint64_t lo = 0; lo < n; lo += qallow::vm::kBlock) {
+            const uint64_t hi = std::min(n, lo + qallow::vm::kBlock);
+            double s = 0, s2 = 0;
+            if (part == 0)
+                qallow::vm::update_block_x86_64_v3(in, out, n, lo, hi, key, 0.001, 0.01, 0.005, &s, &s2);
+            else if (part == 1)
+                vb::v3_part_block<vb::V3Part::rng>(in, out, std::max<uint64_t>(lo, 1), hi - (hi == n), key, &s);
+            else
+                vb::v3_part_block<vb::V3Part::arithmetic>(in, out, std::max<uint64_t>(lo, 1), hi - (hi == n), key, &s);
+            acc += s + s2;
+        }
+        std::swap(in, out);
+    }
+    benchmark::DoNotOptimize(acc);
+    set_counters(state, static_cast<double>(n), 16.0 * static_cast<double>(n));
+#else
+    state.SkipWithError("no x86-64-v3 kernel in this build");
+#endif
+}
 
 void BM_phase13(benchmark::State& state) {
     static Cache<qallow::phase13::Phase13Model> cache;
@@ -405,6 +451,12 @@ void plugin_args_1e8(benchmark::internal::Benchmark* b) { b->ArgName("nodes")->A
 BENCHMARK(BM_vm)->Apply(model_args)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
 BENCHMARK(BM_vm_baseline)->Apply(vm_baseline_args)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
 BENCHMARK(BM_vm_x86_64_v3)->Apply(vm_baseline_args)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
+BENCHMARK(BM_vm_x86_64_v3_parts)
+    ->ArgNames({"part", "nodes"})
+    ->ArgsProduct({{0, 1, 2}, {20'000, 10'000'000}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(0.5);
 BENCHMARK(BM_phase13)->Apply(model_args)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.5);
 BENCHMARK(BM_pool_handoff)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_stream_rw)->Apply(stream_args)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
