@@ -137,6 +137,9 @@ struct FederationConfig {
     // this group (MQTT shared subscription $share/<group>/...); empty: not shared.
     std::string ingest_group;
     uint64_t telemetry_receipt_ms = 5'000; // edge: resend a batch no receipt covered after this long
+    // The end of a run: how long it waits for the outbox to empty (what is
+    // still there stays on disk for the next run).
+    uint64_t stop_drain_ms = 5'000;
     // Broker access (optional).
     std::string username;
     std::optional<std::filesystem::path> password_file;

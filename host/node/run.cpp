@@ -58,7 +58,7 @@ void wind_down(Node& node) {
     }
     // After the ledger's last entries: they go out before the death.
     if (node.federation) {
-        node.federation->stop(*node.runner, std::chrono::milliseconds(5000));
+        node.federation->stop(*node.runner);
         node.facts.federation = node.federation->summary();
     }
 }

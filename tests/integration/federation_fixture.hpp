@@ -287,8 +287,15 @@ protected:
                   {"telemetry_every", 10},
                   {"keep_alive_s", keep_alive_s()},
                   {"max_skew_ms", 30000},
+                  {"stop_drain_ms", stop_drain_ms()},
                   {"validator", true}}}};
     }
+    // The tests expect a clean stop to empty every outbox.  Under ASan on
+    // two overloaded cores a datacentre falls 100 batches behind, more than
+    // the default 5 s of draining clears (Federation.* failed with 90-133
+    // messages waiting): the drain is longer, and stretched like every
+    // other deadline of the tests.  A stop waits only while messages leave.
+    static uint64_t stop_drain_ms() { return 10000u * uint64_t(qallow::test::time_scale()); }
     // Ethics thresholds every tick passes: a validator votes "deny" right
     // after a tick that failed ethics, and with the defaults about a third
     // of these ticks do.
@@ -310,6 +317,7 @@ protected:
                     {"telemetry_every", 10},
                     {"keep_alive_s", keep_alive_s()},
                     {"max_skew_ms", 30000},
+                    {"stop_drain_ms", stop_drain_ms()},
                     {"cluster_ledger", (root / "dc-1" / "cluster-ledger.jsonl").string()}}}};
         if (quorum)
             c["federation"]["quorum"] = {{"validators", {"edge-1", "edge-2", "edge-3", "edge-4"}},

@@ -331,4 +331,10 @@ TEST(HostConfig, FleetStoreAndIngestSettings) {
               "c.json: /federation/ingest_group: \"a/b\" is not allowed; allowed: [A-Za-z0-9_.-], 1 to 64 characters");
     EXPECT_EQ(parse_error(with_federation("{" + edge + R"(, "telemetry_receipt_ms": 5})")),
               "c.json: /federation/telemetry_receipt_ms: 5 is out of range; allowed: milliseconds before an unreceipted batch is sent again: a whole number in [100, 3600000]");
+    EXPECT_EQ(s.federation->stop_drain_ms, 5000u); // the default
+    EXPECT_EQ(parse_config(with_federation("{" + edge + R"(, "stop_drain_ms": 0})"), "c.json", "/base").federation->stop_drain_ms, 0u);
+    EXPECT_EQ(parse_config(with_federation("{" + edge + R"(, "stop_drain_ms": 600000})"), "c.json", "/base").federation->stop_drain_ms, 600000u);
+    EXPECT_EQ(parse_error(with_federation("{" + edge + R"(, "stop_drain_ms": 600001})")),
+              "c.json: /federation/stop_drain_ms: 600001 is out of range; allowed: milliseconds the end of a run waits for the outbox to empty: a whole number in [0, 600000]");
+    EXPECT_EQ(parse_error(with_federation("{" + edge + R"(, "stop_drain_ms": 1.5})")).rfind("c.json: /federation/stop_drain_ms: ", 0), 0u);
 }

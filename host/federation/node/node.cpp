@@ -756,7 +756,8 @@ void FederationNode::forward_ledger_entry(const json& entry) {
     link_->wake();
 }
 
-void FederationNode::stop(Runner& runner, std::chrono::milliseconds drain) {
+void FederationNode::stop(Runner& runner) {
+    const std::chrono::milliseconds drain(setup_.config.stop_drain_ms);
     flush_batch();
     before_tick(runner); // commands and events that arrived during the last tick
     // Telemetry sent and not yet receipted goes again now rather than after
@@ -765,15 +766,17 @@ void FederationNode::stop(Runner& runner, std::chrono::milliseconds drain) {
     link_->wake();
     auto until = std::chrono::steady_clock::now() + drain;
     // Wait until the outbox is empty (reliable ones confirmed) or time is up.
-    // Offline, or with nothing leaving for two seconds (no datacentre to
-    // confirm), there is nothing to wait for: the outbox keeps it all.  Two,
-    // not one: a datacentre that many edges stop at once (a fleet restart)
-    // verifies and commits each one's whole in-flight telemetry before the
-    // first receipt goes out.
+    // Offline, or with nothing leaving for a third of the drain, at least
+    // two seconds (no datacentre to confirm), there is nothing to wait for:
+    // the outbox keeps it all.  Two, not one: a datacentre that many edges
+    // stop at once (a fleet restart) verifies and commits each one's whole
+    // in-flight telemetry before the first receipt goes out; a longer drain
+    // is for a slower one.
+    const auto stalled = std::max<std::chrono::milliseconds>(2s, drain / 3);
     size_t left = outbox_->size();
     auto moved = std::chrono::steady_clock::now();
     while (online_ && left > 0 && std::chrono::steady_clock::now() < until &&
-           std::chrono::steady_clock::now() - moved < 2s) {
+           std::chrono::steady_clock::now() - moved < stalled) {
         std::this_thread::sleep_for(10ms);
         if (size_t now_left = outbox_->size(); now_left < left) {
             left = now_left;

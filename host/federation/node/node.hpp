@@ -74,9 +74,9 @@ public:
 
     // The ledger's observer: each entry as written goes out, reliably.
     void forward_ledger_entry(const nlohmann::json& entry);
-    // The end of the run: the last telemetry batch, then up to `drain` to
-    // empty the outbox, a signed death, DISCONNECT.
-    void stop(Runner& runner, std::chrono::milliseconds drain);
+    // The end of the run: the last telemetry batch, then up to the config's
+    // stop_drain_ms to empty the outbox, a signed death, DISCONNECT.
+    void stop(Runner& runner);
 
     // ctl requests handled here ("federation": summary(); on a datacentre
     // "remote", "remote_result", "cluster");
