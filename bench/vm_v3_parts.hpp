@@ -2,7 +2,8 @@
 // BM_vm_x86_64_v3_parts; docs/PERFORMANCE.md, "The AVX2 and arm64
 // kernels"): the counter-based noise alone (the RNG and its conversion,
 // written out), and the node arithmetic alone (a counter stands in for the
-// noise).  Same loop shape, loads and stores as update_block_vec; neither
+// noise).  Same loop shape, loads and stores as update_block_vec, and the
+// kernel's own noise_step; neither
 // half gives the model's values.  If the halves' times add up to the
 // whole kernel's, they compete for the same vector pipes and no reordering
 // can overlap them; only fewer vector operations make it faster.
@@ -32,13 +33,7 @@ __attribute__((target("arch=x86-64-v3"))) void v3_part_block(const double* v, do
             const uint64_t i = j + q * W;
             D w;
             if constexpr (P == V3Part::rng) {
-                U z = z0[q] ^ (z0[q] >> 30);
-                z0[q] += kLanes * g;
-                Ops::mul(z, 0xbf58476d1ce4e5b9ULL);
-                z ^= z >> 27;
-                Ops::mul(z, 0x94d049bb133111ebULL);
-                z ^= z >> 31;
-                Ops::noise(z, w);
+                noise_step<Ops>(z0[q], w); // the kernel's own
                 __builtin_memcpy(out + i, &w, sizeof w);
                 s[q] += w;
             } else {

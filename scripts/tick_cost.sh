@@ -47,13 +47,16 @@ for r in $(seq "$runs"); do
         --state-dir "$work/state" --no-ctl --no-progress > /dev/null 2> "$work/err" \
         || { cat "$work/err" >&2; exit 1; }
       echo "$build $name $(( ($(date +%s%N) - start) / 1000000 ))" >> "$results"
-      for f in "$work/out"/*.csv; do echo "$name $(basename "$f") $(stat -c %s "$f")"; done > "$work/$name.bytes"
+      if [ "$build" = "$1" ]; then # the first build's files set the floor below
+        for f in "$work/out"/*.csv; do echo "$name $(basename "$f") $(stat -c %s "$f")"; done > "$work/$name.bytes"
+      fi
     done
   done
 done
 
-# The floor the file writes alone set: the same bytes in the same 64 KiB
-# writes, with no model and no formatting (dd from /dev/zero), per set.
+# The floor the file writes alone set: the same bytes (rounded up to 64 KiB)
+# in the same 64 KiB writes, with no model and no formatting (dd from
+# /dev/zero), per set.
 for r in $(seq "$runs"); do
   for cfg in "$work"/*.json; do
     name="$(basename "$cfg" .json)"
@@ -73,18 +76,17 @@ for line in open(sys.argv[1]):
     build, name, t = line.split()
     ms[(build, name)].append(int(t))
 builds = [b for b in dict.fromkeys(b for b, _ in ms) if b != "writes"]
-for b in builds:
-    print(b)
+
+def table(b, last):
     for phase in ("phase12", "phase13"):
         for stat, f in (("median", statistics.median), ("min", min)):
             v = {s: f(ms[(b, f"{phase}-{s}")]) for s in ("alone", "ethics", "default")}
             print(f"  {phase:8} {stat:6} alone {v['alone']:6.0f} ms  +ethics {v['ethics']:6.0f} ms  "
-                  f"+ethics+energy {v['default']:6.0f} ms  default/alone {v['default'] / v['alone']:.2f}")
-w = {k[1]: v for k, v in ms.items() if k[0] == "writes"}
+                  f"+ethics+energy {v['default']:6.0f} ms  {last(v)}")
+
+for b in builds:
+    print(b)
+    table(b, lambda v: f"default/alone {v['default'] / v['alone']:.2f}")
 print("file writes alone (the same bytes, dd from /dev/zero; the first build's files)")
-for phase in ("phase12", "phase13"):
-    for stat, f in (("median", statistics.median), ("min", min)):
-        v = {s: f(w[f"{phase}-{s}"]) for s in ("alone", "ethics", "default")}
-        print(f"  {phase:8} {stat:6} alone {v['alone']:6.0f} ms  +ethics {v['ethics']:6.0f} ms  "
-              f"+ethics+energy {v['default']:6.0f} ms  extra for the default set {v['default'] - v['alone']:4.0f} ms")
+table("writes", lambda v: f"extra for the default set {v['default'] - v['alone']:4.0f} ms")
 PY

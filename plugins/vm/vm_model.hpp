@@ -215,6 +215,21 @@ struct VecOps {
     }
 };
 
+// One vector's noise, w = what Ops::noise makes of qallow_mix64 of its
+// counters z0, which then step to the next group of 8 nodes (mod 2^64, like
+// the scalar product).  Also timed alone (bench/vm_v3_parts.hpp).
+template <class Ops>
+QALLOW_VM_VEC_FN void noise_step(typename Ops::U& z0, typename Ops::D& w) {
+    using U = typename Ops::U;
+    U z = z0 ^ (z0 >> 30); // qallow_mix64
+    z0 += kLanes * QALLOW_GOLDEN_GAMMA;
+    Ops::mul(z, 0xbf58476d1ce4e5b9ULL);
+    z ^= z >> 27;
+    Ops::mul(z, 0x94d049bb133111ebULL);
+    z ^= z >> 31;
+    Ops::noise(z, w);
+}
+
 template <class Ops>
 QALLOW_VM_VEC_FN void update_block_vec(const double* v, double* out, uint64_t n, uint64_t begin, uint64_t end,
                                        uint64_t key, double kappa, double gamma, double sigma, double* sum,
@@ -242,14 +257,8 @@ QALLOW_VM_VEC_FN void update_block_vec(const double* v, double* out, uint64_t n,
             __builtin_memcpy(&c, v + i, sizeof c);
             __builtin_memcpy(&l, v + i - 1, sizeof l);
             __builtin_memcpy(&r, v + i + 1, sizeof r);
-            U z = z0[q] ^ (z0[q] >> 30); // qallow_mix64
-            z0[q] += kLanes * g;
-            Ops::mul(z, 0xbf58476d1ce4e5b9ULL);
-            z ^= z >> 27;
-            Ops::mul(z, 0x94d049bb133111ebULL);
-            z ^= z >> 31;
             D w, x;
-            Ops::noise(z, w);
+            noise_step<Ops>(z0[q], w);
             x = c + kappa * (0.5 - c) + gamma * (0.5 * (l + r) - c) + sigma_w * w;
             Ops::clamp(x);
             __builtin_memcpy(out + i, &x, sizeof x);
