@@ -28,7 +28,10 @@ int remote_command(const fs::path& socket, const std::string& target, const std:
     auto started = ask(socket, {{"cmd", "remote"}, {"target", target}, {"name", name}, {"value", value}, {"by", "ctl"}}, status);
     if (!started) return status;
     std::string id = (*started)["id"];
-    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    // The datacentre ends the command by its own deadline (its votes' and
+    // acks' timeouts, which it reports); this wait only outlasts that.
+    const auto wait = std::chrono::milliseconds((*started).value("timeout_ms", uint64_t(60'000))) + std::chrono::seconds(10);
+    auto until = std::chrono::steady_clock::now() + wait;
     json r;
     for (;;) {
         auto got = ask(socket, {{"cmd", "remote_result"}, {"id", id}}, status);
@@ -53,7 +56,8 @@ int remote_command(const fs::path& socket, const std::string& target, const std:
         }
     }
     if (r["state"] != "done") {
-        std::fprintf(stderr, "qallow ctl: %s: no answer from every node within 60 s\n", id.c_str());
+        std::fprintf(stderr, "qallow ctl: %s: the datacentre gave no outcome within %lld s\n", id.c_str(),
+                     (long long)std::chrono::duration_cast<std::chrono::seconds>(wait).count());
         return 1;
     }
     return failed ? 1 : 0;

@@ -266,7 +266,8 @@ FederationConfig read_federation(const Reader& r, const json& j, const fs::path&
     const json& f = r.object(j, P);
     r.only_keys(f, P, {"role", "broker", "cluster", "trust", "controllers", "telemetry_every", "max_skew_ms",
                        "replay_window", "tick_ms", "keep_alive_s", "follow_pace", "validator", "outbox", "cluster_ledger", "quorum", "username",
-                       "password_file", "tls", "store", "ingest_group", "telemetry_receipt_ms", "stop_drain_ms"});
+                       "password_file", "tls", "store", "ingest_group", "telemetry_receipt_ms", "stop_drain_ms",
+                       "ack_timeout_ms"});
     if (!has_ledger)
         r.fail(P, "a federated node needs a \"ledger\" section (its node_id and key sign every message); add one");
     for (const char* k : {"role", "broker", "cluster", "trust"})
@@ -290,6 +291,10 @@ FederationConfig read_federation(const Reader& r, const json& j, const fs::path&
         fc.telemetry_receipt_ms = r.whole(f["telemetry_receipt_ms"], P + "/telemetry_receipt_ms", 100, 3'600'000, "milliseconds before an unreceipted batch is sent again");
     if (f.contains("stop_drain_ms"))
         fc.stop_drain_ms = r.whole(f["stop_drain_ms"], P + "/stop_drain_ms", 0, 600'000, "milliseconds the end of a run waits for the outbox to empty");
+    if (f.contains("ack_timeout_ms")) {
+        if (fc.role != FederationRole::datacentre) r.fail(P + "/ack_timeout_ms", "only a datacentre sends commands; allowed on role \"datacentre\"");
+        fc.ack_timeout_ms = r.whole(f["ack_timeout_ms"], P + "/ack_timeout_ms", 100, 3'600'000, "milliseconds a command waits for its acks");
+    }
     if (f.contains("username")) fc.username = r.text(f["username"], P + "/username", "a user name");
     if (f.contains("password_file")) fc.password_file = federation_path(r, f["password_file"], P + "/password_file", base_dir);
     if (f.contains("tls")) read_tls(r, f, P, base_dir, fc);

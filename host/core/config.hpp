@@ -132,6 +132,9 @@ struct FederationConfig {
     uint64_t outbox_max_bytes = 64ull << 20;
     std::optional<std::filesystem::path> cluster_ledger; // datacentre; default <out>/cluster-ledger.jsonl
     QuorumConfig quorum;                  // datacentre
+    // datacentre: how long a sent command waits for the targets' acks;
+    // a target silent that long is reported "no ack within the timeout".
+    uint64_t ack_timeout_ms = 10'000;
     FleetStoreConfig store;               // datacentre: where verified records are kept (docs/fleet.md)
     // datacentre: share telemetry with the other datacentre processes of
     // this group (MQTT shared subscription $share/<group>/...); empty: not shared.

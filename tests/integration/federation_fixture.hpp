@@ -296,6 +296,11 @@ protected:
     // messages waiting): the drain is longer, and stretched like every
     // other deadline of the tests.  A stop waits only while messages leave.
     static uint64_t stop_drain_ms() { return 10000u * uint64_t(qallow::test::time_scale()); }
+    // A remote set's acks, stretched like every other deadline: under ASan
+    // at three tests on two cores an edge just back from a broker restart
+    // acked after the default 10 s (Federation.BrokerKilledAndRestarted).
+    uint64_t ack_timeout_ms() const { return ack_timeout_base_ms * uint64_t(qallow::test::time_scale()); }
+    uint64_t ack_timeout_base_ms = 10000; // a test may shorten it before start_cluster
     // Ethics thresholds every tick passes: a validator votes "deny" right
     // after a tick that failed ethics, and with the defaults about a third
     // of these ticks do.
@@ -318,6 +323,7 @@ protected:
                     {"keep_alive_s", keep_alive_s()},
                     {"max_skew_ms", 30000},
                     {"stop_drain_ms", stop_drain_ms()},
+                    {"ack_timeout_ms", ack_timeout_ms()},
                     {"cluster_ledger", (root / "dc-1" / "cluster-ledger.jsonl").string()}}}};
         if (quorum)
             c["federation"]["quorum"] = {{"validators", {"edge-1", "edge-2", "edge-3", "edge-4"}},

@@ -153,6 +153,31 @@ TEST_F(Federation, RemoteSetAppliedOnAllEdgesAndAcked) {
     expect_cluster_ledger_verifies();
 }
 
+// federation.ack_timeout_ms: an edge frozen (SIGSTOP) after the command
+// left gets it but cannot ack; the ctl reports it once the timeout passes
+// and exits 1, the other edge's change stands.
+TEST_F(Federation, AFrozenEdgeIsReportedAtTheAckTimeout) {
+    ack_timeout_base_ms = 1000; // under the 1.5 s a silent edge's will takes
+    ASSERT_NO_FATAL_FAILURE(start_cluster(2));
+    edge(2).signal(SIGSTOP);
+    Result r = dc->ctl({"--remote", "all", "set", "phase12.eps", "0.0002"});
+    edge(2).signal(SIGCONT);
+    EXPECT_EQ(r.status, 1) << r.out << r.err;
+    EXPECT_NE(r.out.find("edge-1: phase12.eps = 0.0002 (was 0.0001)\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("edge-2: refused: no ack within the timeout\n"), std::string::npos) << r.out;
+    ASSERT_TRUE(wait_until([&] { return !entries(dc->ledger(), "", "remote_result").empty(); }, 5s,
+                           "the datacentre's remote_result ledger entry"))
+        << dc->err();
+    auto cmd = entries(dc->ledger(), "", "remote_command");
+    ASSERT_EQ(cmd.size(), 1u);
+    EXPECT_EQ(cmd[0]["payload"]["timeout_ms"], ack_timeout_ms()) << "the config's ack_timeout_ms, not the default";
+    auto res = entries(dc->ledger(), "", "remote_result");
+    ASSERT_EQ(res.size(), 1u);
+    EXPECT_EQ(res[0]["payload"]["results"]["edge-1"]["ok"], true) << res[0].dump();
+    EXPECT_EQ(res[0]["payload"]["results"]["edge-2"]["error"], "no ack within the timeout") << res[0].dump();
+    stop_all();
+}
+
 // ----------------------------------------------------------------- quorum
 
 TEST_F(Federation, QuorumReachedAndRefused) {

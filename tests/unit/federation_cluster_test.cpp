@@ -281,6 +281,43 @@ TEST_F(FedCluster, RemoteSetGoesToOnlineTargetsAndCompletesWithTheirAcks) {
     }
 }
 
+// federation.ack_timeout_ms: a target that has not acked by then is
+// reported, and the command ends; the reply says how long that can take.
+TEST_F(FedCluster, ATargetSilentPastTheAckTimeoutIsReportedAndTheCommandEnds) {
+    Cluster::Setup s = setup(2000);
+    s.ack_timeout = std::chrono::milliseconds(500);
+    Cluster c(s, trust);
+    for (const char* n : {"edge-1", "edge-2", "edge-3", "edge-4"}) c.on_message(birth(n));
+    const auto t0 = std::chrono::steady_clock::now();
+    json started = c.remote("all", "phase12.eps", 0.0002, "ctl");
+    EXPECT_EQ(started["timeout_ms"], 500);
+    std::string id = started["id"];
+    c.poll(t0);
+    c.on_message(reliable(env("edge-1", "ack", {{"id", id}, {"op", "set"}, {"ok", true}, {"old", 0.0001}, {"new", 0.0002}}), 1));
+    c.poll(t0 + std::chrono::milliseconds(400)); // before the timeout: still waiting
+    EXPECT_EQ(c.remote_result(id)["state"], "sent");
+    c.poll(std::chrono::steady_clock::now() + std::chrono::milliseconds(600));
+    json r = c.remote_result(id);
+    EXPECT_EQ(r["state"], "done");
+    EXPECT_EQ(r["results"]["edge-1"]["ok"], true);
+    for (const char* n : {"edge-2", "edge-3", "edge-4"}) {
+        EXPECT_EQ(r["results"][n]["ok"], false) << n;
+        EXPECT_EQ(r["results"][n]["error"], "no ack within the timeout") << n;
+    }
+    // edge-2's ack, late: the outcome stays as reported.
+    c.on_message(reliable(env("edge-2", "ack", {{"id", id}, {"op", "set"}, {"ok", true}, {"old", 0.0001}, {"new", 0.0002}}), 1));
+    EXPECT_EQ(c.remote_result(id)["results"]["edge-2"]["error"], "no ack within the timeout");
+    // A node acks only what was sent to it: edge-2's ack of a command for
+    // edge-1 alone counts for nothing.
+    std::string only1 = c.remote("edge-1", "phase12.eps", 0.0003, "ctl")["id"];
+    c.poll(std::chrono::steady_clock::now());
+    c.on_message(reliable(env("edge-2", "ack", {{"id", only1}, {"op", "set"}, {"ok", true}, {"old", 0.0002}, {"new", 0.0003}}), 2));
+    EXPECT_EQ(c.remote_result(only1)["state"], "sent");
+    EXPECT_FALSE(c.remote_result(only1)["results"].contains("edge-2"));
+    // A voted parameter: the quorum's timeout, then the acks'.
+    EXPECT_EQ(c.remote("all", "phase13.k", 0.002, "ctl")["timeout_ms"], 2500);
+}
+
 TEST_F(FedCluster, QuorumOfThreeOfFourApprovesThenSends) {
     Cluster c(setup(), trust);
     for (const char* n : {"edge-1", "edge-2", "edge-3", "edge-4"}) c.on_message(birth(n));

@@ -337,4 +337,14 @@ TEST(HostConfig, FleetStoreAndIngestSettings) {
     EXPECT_EQ(parse_error(with_federation("{" + edge + R"(, "stop_drain_ms": 600001})")),
               "c.json: /federation/stop_drain_ms: 600001 is out of range; allowed: milliseconds the end of a run waits for the outbox to empty: a whole number in [0, 600000]");
     EXPECT_EQ(parse_error(with_federation("{" + edge + R"(, "stop_drain_ms": 1.5})")).rfind("c.json: /federation/stop_drain_ms: ", 0), 0u);
+
+    // How long a datacentre's command waits for its acks.
+    EXPECT_EQ(s.federation->ack_timeout_ms, 10000u); // the default
+    EXPECT_EQ(parse_config(with_federation("{" + dc + R"(, "ack_timeout_ms": 100})"), "c.json", "/base").federation->ack_timeout_ms, 100u);
+    EXPECT_EQ(parse_config(with_federation("{" + dc + R"(, "ack_timeout_ms": 3600000})"), "c.json", "/base").federation->ack_timeout_ms, 3600000u);
+    EXPECT_EQ(parse_error(with_federation("{" + dc + R"(, "ack_timeout_ms": 99})")),
+              "c.json: /federation/ack_timeout_ms: 99 is out of range; allowed: milliseconds a command waits for its acks: a whole number in [100, 3600000]");
+    EXPECT_EQ(parse_error(with_federation("{" + dc + R"(, "ack_timeout_ms": "10s"})")).rfind("c.json: /federation/ack_timeout_ms: ", 0), 0u);
+    EXPECT_EQ(parse_error(with_federation("{" + edge + R"(, "ack_timeout_ms": 5000})")),
+              "c.json: /federation/ack_timeout_ms: only a datacentre sends commands; allowed on role \"datacentre\"");
 }

@@ -288,13 +288,18 @@ void Cluster::accept_ack(const Envelope& e, const json& body) {
         decide(c, std::chrono::steady_clock::now());
         return;
     }
+    // An ack after the timeout ended the command: the outcome on record
+    // (ledger, ctl) stays as reported; the edge's own param_change entry,
+    // forwarded to the cluster ledger, shows that it applied it late.
+    // A node answers only for itself, and only a command sent to it.
+    if (c.state != "sent" || std::find(c.targets.begin(), c.targets.end(), e.node) == c.targets.end()) return;
     json r = body;
     r.erase("id");
     // The command's round trip as the datacentre sees it: from publishing
     // the command to holding the verified ack.
     if (c.sent) r["round_trip_ms"] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - c.sent_at).count();
     c.results[e.node] = r;
-    if (c.state == "sent" && c.results.size() == c.targets.size()) finish(c);
+    if (c.results.size() == c.targets.size()) finish(c);
 }
 
 void Cluster::finish(Command& c) {
@@ -459,9 +464,12 @@ json Cluster::remote(const std::string& target, const std::string& name, const j
                  (quorum ? std::chrono::milliseconds(s_.quorum.timeout_ms) : s_.ack_timeout);
     send_queue_.push_back(c.id);
     active_.insert(c.id);
+    // The longest the outcome can take (votes, then acks): how long a
+    // caller such as `ctl --remote` has reason to wait for it.
+    const auto longest = (quorum ? std::chrono::milliseconds(s_.quorum.timeout_ms) : std::chrono::milliseconds(0)) + s_.ack_timeout;
     event(AuditKind::remote_command, {{"id", c.id}, {"name", name}, {"value", value}, {"targets", targets}, {"by", by},
-                             {"quorum", quorum}});
-    json r = {{"id", c.id}, {"targets", targets}, {"quorum", quorum}};
+                             {"quorum", quorum}, {"timeout_ms", longest.count()}});
+    json r = {{"id", c.id}, {"targets", targets}, {"quorum", quorum}, {"timeout_ms", longest.count()}};
     commands_.emplace(c.id, std::move(c));
     return r;
 }

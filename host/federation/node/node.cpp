@@ -165,6 +165,7 @@ void FederationNode::open_datacentre() {
     cs.self = setup_.node_id;
     cs.ledger_file = c.cluster_ledger ? *c.cluster_ledger : setup_.out_dir / "cluster-ledger.jsonl";
     cs.quorum = c.quorum;
+    cs.ack_timeout = std::chrono::milliseconds(c.ack_timeout_ms);
     cluster_ = std::make_unique<Cluster>(cs, trust_);
     cluster_->load(store->rid_states(), store->last_ledger_entries());
     ingest_ = std::make_unique<Ingest>(Ingest::Setup{setup_.node_id, c.cluster}, std::move(store));
