@@ -7,8 +7,9 @@
 //
 //   node/<set>   Runner::advance(1) of a node built as `qallow run` builds it
 //       (node/plan, services, assembly: every hook but the ctl socket and
-//       the progress bar), telemetry.csv and measurements.csv written every
-//       tick into a scratch folder.  What a run costs per tick.
+//       the progress bar), telemetry.csv written every tick and
+//       measurements.csv (sample-and-hold: a row when a value changed) into
+//       a scratch folder.  What a run costs per tick.
 //   step/<set>   Simulation::step alone: the plugins through the ABI and the
 //       host's checks around each call (finite outputs, the fault copy).
 //   rows/<set>   the tick's telemetry and measurement rows formatted and

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Whole-process cost of a tick (docs/PERFORMANCE.md, "The tick loop"): 1e6
-# ticks, one thread, telemetry.csv (and measurements.csv) written every
-# tick, for phase12 and a 32-node phase13 alone, with ethics, and with
-# ethics and energy (the default set).  Median and least wall time of N
+# ticks, one thread, telemetry.csv written every tick (and, with energy,
+# measurements.csv: a row when its values changed, docs/DECISIONS.md), for
+# phase12 and a 32-node phase13 alone, with ethics, and with ethics and
+# energy (the default set).  Median and least wall time of N
 # runs each (on a shared machine the least is the run least disturbed),
 # and the default set's ratio to the phase alone; then the time the same
 # bytes take to write with nothing else (dd), the floor the files set.

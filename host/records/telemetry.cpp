@@ -43,7 +43,7 @@ size_t keep_through(const std::string& text, const std::string& header, uint64_t
 
 CsvWriter::CsvWriter(const std::filesystem::path& file, const Signals& signals, bool measured,
                      std::optional<uint64_t> append_after, bool strict)
-    : file_(file) {
+    : file_(file), hold_(measured) {
     for (size_t s = 0; s < signals.size(); ++s)
         if (bool(signals.flags(s) & QALLOW_SIGNAL_MEASURED) == measured) slots_.push_back(s);
     std::string header = "tick";
@@ -104,6 +104,11 @@ CsvWriter::~CsvWriter() {
     if (!out_) return;
     // Rows not yet flushed still go (a write error here has no one to tell:
     // the runner flushes, and reports, before it lets a writer go).
+    if (held_ && kRowBuffer - used_ < row_max_) {
+        (void)!fwrite_unlocked(buffer_.get(), 1, used_, out_);
+        used_ = 0;
+    }
+    if (held_) put_held();
     if (used_) (void)!fwrite_unlocked(buffer_.get(), 1, used_, out_);
     std::fclose(out_);
 }
@@ -115,10 +120,16 @@ CsvWriter::~CsvWriter() {
 // goes to the file (without stdio's lock: one thread writes a file) when
 // the widest row might not fit.
 void CsvWriter::write_row(uint64_t tick, const double* values) {
+    const bool same = same_as_last(values);
+    if (hold_ && same) {
+        held_ = true, held_tick_ = tick;
+        return;
+    }
+    held_ = false;
     if (kRowBuffer - used_ < row_max_) drain();
     char* const begin = buffer_.get() + used_;
     char* at = put_tick(begin, tick);
-    if (same_as_last(values)) { // the whole rest of the row, as last time
+    if (same) { // the whole rest of the row, as last time
         std::memcpy(at, tail_.data(), tail_size_);
         at += tail_size_;
     } else {
@@ -176,13 +187,31 @@ bool CsvWriter::same_as_last(const double* values) const {
     return true;
 }
 
+// Only with room for a row in the buffer.
+void CsvWriter::put_held() {
+    char* const begin = buffer_.get() + used_;
+    char* at = put_tick(begin, held_tick_);
+    std::memcpy(at, tail_.data(), tail_size_);
+    at += tail_size_;
+    used_ += size_t(at - begin);
+    bytes_ += size_t(at - begin);
+    held_ = false;
+}
+
 void CsvWriter::drain() {
     if (used_ && fwrite_unlocked(buffer_.get(), 1, used_, out_) != used_)
         throw std::runtime_error(file_.string() + ": write failed: " + std::strerror(errno));
     used_ = 0;
 }
 
+// A held row is written here: a file read between flushes (a report, a
+// rotated file, a resumed run's cut at its checkpoint's tick) then runs
+// through the last tick flushed, as telemetry.csv does.
 void CsvWriter::flush() {
+    if (held_) {
+        if (kRowBuffer - used_ < row_max_) drain();
+        put_held();
+    }
     drain();
     if (std::fflush(out_) != 0) throw std::runtime_error(file_.string() + ": flush failed: " + std::strerror(errno));
 }
@@ -203,6 +232,7 @@ void CsvWriter::rotate_to(const std::filesystem::path& to) {
     out_ = next;
     std::setvbuf(out_, nullptr, _IONBF, 0);
     bytes_ = header_.size();
+    tail_size_ = 0; // the new file's first row is written whole, held or not
     if (closed != 0) throw std::runtime_error(to.string() + ": close failed: " + std::strerror(errno));
     if (std::fwrite(header_.data(), 1, header_.size(), out_) != header_.size() || std::fflush(out_) != 0)
         throw std::runtime_error(file_.string() + ": cannot write: " + std::strerror(errno));

@@ -3,6 +3,13 @@
 // compares byte for byte across runs).  Signals flagged MEASURED (time,
 // power) depend on the machine and go to measurements.csv instead, which
 // keeps telemetry.csv identical for identical seeds.
+//
+// measurements.csv is written sample-and-hold: a row only for a tick whose
+// values differ from the row before, and for the last tick at each flush,
+// so a reader takes a row's values as holding through the tick before the
+// next row.  An energy window's ticks all carry the same estimate (energy's
+// window.hpp): in a fast loop 98% of those rows were copies of the one
+// before, as many bytes as telemetry.csv itself (docs/DECISIONS.md).
 #pragma once
 
 #include "core/signals.hpp"
@@ -25,6 +32,8 @@ public:
     // header is kept through the row of that tick, cut after it, and
     // appended to; `strict`: a missing file, another header or a missing
     // row is an error, else the file starts over.
+    // `measured`: the MEASURED signals' columns, rows written sample-and-hold;
+    // else the others', a row every tick.
     CsvWriter(const std::filesystem::path& file, const Signals& signals, bool measured,
               std::optional<uint64_t> append_after = std::nullopt, bool strict = true);
     ~CsvWriter();
@@ -34,6 +43,7 @@ public:
     bool empty() const { return slots_.empty(); }
     // No allocation once the first row has sized the buffer.
     void write_row(uint64_t tick, const double* values);
+    // Writes the held last row, if any, then the buffer to the file.
     void flush();
 
     // For rotation (rotation.hpp).  Bytes in the current file, header
@@ -52,6 +62,7 @@ private:
     std::filesystem::path file_;
     FILE* out_ = nullptr;
     void drain(); // the row buffer to the file
+    void put_held(); // the held row, at the tick it was last seen
 
     std::unique_ptr<char[]> buffer_; // rows not yet written to the file
     size_t used_ = 0;                // bytes of buffer_ in use
@@ -71,6 +82,9 @@ private:
     uint64_t tick_ = 0;          // the previous row's tick...
     char tick_text_[24];         // ...as text
     size_t tick_size_ = 0;
+    bool hold_ = false;          // sample-and-hold (measurements.csv)
+    bool held_ = false;          // a row like the last written, not yet written...
+    uint64_t held_tick_ = 0;     // ...of this tick
     std::string header_;
     uint64_t bytes_ = 0;
     bool appended_ = false;

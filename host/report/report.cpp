@@ -48,6 +48,7 @@ json table_json(const SignalTable& t, const fs::path& run_dir) {
             {"rows", t.rows},
             {"first_tick", t.first_tick},
             {"last_tick", t.last_tick},
+            {"held", t.held},
             {"series", std::move(series)},
             {"derived", std::move(derived)}};
 }
@@ -67,9 +68,11 @@ bool is_file(const fs::path& p) {
 // A series' current file or any rotated one (docs/operations.md, "Rotation").
 bool has_series(const fs::path& file) { return !series_files(file).empty(); }
 
-// measurements.csv when the directory has one (a run with no measured signal has none).
-json measurements_json(const fs::path& dir, const fs::path& run_dir, const ReadOptions& ro) {
+// measurements.csv when the directory has one (a run with no measured signal
+// has none); its rows are sample-and-hold (records/telemetry.hpp).
+json measurements_json(const fs::path& dir, const fs::path& run_dir, ReadOptions ro) {
     fs::path file = dir / "measurements.csv";
+    ro.held = true;
     return has_series(file) ? table_json(read_signals(file, ro), run_dir) : json(nullptr);
 }
 

@@ -46,6 +46,7 @@ public:
         : o_(o), files_(std::move(files)), buckets_(count_series_lines(files_), std::max<size_t>(2, o.max_points)) {
         t_.file = files_.back();
         t_.rotated = files_.size() - 1;
+        t_.held = o.held;
     }
     SignalTable read();
 
@@ -53,7 +54,7 @@ private:
     void read_file(size_t k);
     void header(const std::string& line);
     void row(const std::string& line);
-    void values(uint64_t line, uint64_t tick);
+    void values(uint64_t line, uint64_t tick, uint64_t held_ticks);
     void flush();
 
     const ReadOptions& o_;
@@ -64,7 +65,7 @@ private:
     SignalTable t_;
     std::vector<Sampler> samplers_, derived_;
     std::vector<size_t> pass_cols_, joules_cols_;
-    std::vector<double> sums_;
+    std::vector<double> sums_, last_joules_; // last_joules_: the previous row's, for held ticks
     std::string header_line_;
     std::vector<std::string> header_, cells_;
     uint64_t line_ = 1, bucket_ = 0, bucket_first_ = 0, bucket_fails_ = 0;
@@ -119,6 +120,7 @@ void SignalReader::header(const std::string& line) {
         }
     }
     sums_.assign(joules_cols_.size(), 0.0);
+    last_joules_.assign(joules_cols_.size(), 0.0);
 }
 
 void SignalReader::row(const std::string& line) {
@@ -140,13 +142,16 @@ void SignalReader::row(const std::string& line) {
         if (t_.rows > 0) flush();
         bucket_ = b, bucket_first_ = *tick;
     }
+    // Ticks between this row and the one before: the earlier row's values
+    // held through them (only in a held series, else none).
+    const uint64_t held_ticks = o_.held && t_.rows > 0 && *tick > t_.last_tick + 1 ? *tick - t_.last_tick - 1 : 0;
     if (t_.rows == 0) t_.first_tick = *tick;
     t_.last_tick = *tick;
     ++t_.rows;
-    values(at, *tick);
+    values(at, *tick, held_ticks);
 }
 
-void SignalReader::values(uint64_t line, uint64_t tick) {
+void SignalReader::values(uint64_t line, uint64_t tick, uint64_t held_ticks) {
     for (size_t i = 1; i < cells_.size(); ++i) {
         auto v = cell_number(cells_[i]);
         if (!v)
@@ -161,8 +166,10 @@ void SignalReader::values(uint64_t line, uint64_t tick) {
         if (t_.failures.count++ < kMaxFailureTicks) t_.failures.ticks.push_back(tick);
     }
     for (size_t j = 0; j < joules_cols_.size(); ++j) {
+        if (held_ticks > 0 && std::isfinite(last_joules_[j])) sums_[j] += last_joules_[j] * double(held_ticks);
         double v = *cell_number(cells_[joules_cols_[j]]);
         if (std::isfinite(v)) sums_[j] += v; // a gap adds nothing
+        last_joules_[j] = v;
         derived_[j].add(tick, sums_[j]);
     }
 }

@@ -28,6 +28,10 @@ inline constexpr size_t kMaxExperimentRows = 10000;
 struct ReadOptions {
     size_t max_points = 2000;                 // per series, >= 2
     std::vector<std::string> ethics_instances; // their "<instance>.*pass" columns: 0 is a failure
+    // Sample-and-hold rows (measurements.csv, records/telemetry.hpp): a
+    // row's values hold through the tick before the next row, so a
+    // cumulative sum counts them once a tick.
+    bool held = false;
 };
 
 // Ticks where any watched pass column was 0.
@@ -53,6 +57,7 @@ struct SignalTable {
     fs::path file;        // the current file (telemetry.csv), or the newest rotated one without it
     uint64_t rotated = 0; // rotated files read before it
     uint64_t rows = 0, first_tick = 0, last_tick = 0;
+    bool held = false;           // ReadOptions::held: draw each series as steps
     std::vector<Series> series;  // one per column after tick, in file order
     std::vector<Series> derived; // "<x>.joules (cumulative)" for each *.joules column
     EthicsFailures failures;

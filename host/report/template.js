@@ -110,6 +110,9 @@
       return {
         label: l.label, data: points(l), borderColor: color, backgroundColor: color, borderWidth: 1.2,
         pointRadius: o.scatter ? 3 : n <= 60 ? 2 : 0, showLine: !o.scatter, spanGaps: false, tension: 0,
+        // A held series (measurements.csv): a value holds until the next
+        // point, so the line steps there instead of sloping towards it.
+        stepped: l.held ? 'before' : false,
       };
     });
     const config = {
@@ -148,12 +151,12 @@
 
   const tickMarks = { spans: failSpans, ticks: reloadTicks };
 
-  function seriesCharts(parent, series, marksOn) {
+  function seriesCharts(parent, series, marksOn, held) {
     for (const [instance, list] of groupByInstance(series)) {
       parent.appendChild(el('h3', { text: instance }));
       const grid = el('div', { cls: 'grid' });
       parent.appendChild(grid);
-      for (const s of list) chart(grid, s.name, [{ label: s.name, x: s.x, y: s.y }], { xTitle: 'tick', marks: marksOn ? tickMarks : null });
+      for (const s of list) chart(grid, s.name, [{ label: s.name, x: s.x, y: s.y, held: held }], { xTitle: 'tick', marks: marksOn ? tickMarks : null });
     }
   }
 
@@ -233,7 +236,7 @@
       s.appendChild(grid);
       for (const d of m.derived) chart(grid, d.name, [{ label: d.name, x: d.x, y: d.y }], { xTitle: 'tick', marks: tickMarks });
     }
-    seriesCharts(s, m.series, true);
+    seriesCharts(s, m.series, true, m.held);
   }
 
   function reloadSection() {
@@ -296,10 +299,11 @@
       ' ticks, ' + t.failures + ' ethics failures)').join(', ') + '. One chart per signal, one line per trial.' }));
     const bySignal = new Map();
     for (const t of data.trials) {
+      const held = new Set(t.measurements && t.measurements.held ? t.measurements.series : []);
       const all = t.telemetry.series.concat(t.measurements ? t.measurements.series.concat(t.measurements.derived) : []);
       for (const sr of all) {
         if (!bySignal.has(sr.name)) bySignal.set(sr.name, []);
-        bySignal.get(sr.name).push({ label: t.name, x: sr.x, y: sr.y });
+        bySignal.get(sr.name).push({ label: t.name, x: sr.x, y: sr.y, held: held.has(sr) });
       }
     }
     for (const [instance, names] of groupByInstance([...bySignal.keys()].map((n) => ({ name: n })))) {

@@ -136,10 +136,15 @@ TEST(ReportBrowser, TheReportsOfTheDefaultRunAndOfASweepDrawOffline) {
     Browser browser(dir / "browser");
     browser.open("file://" + (dir / "default" / "report.html").string());
     json drawn = browser.wait_for("return window.qallowReport && window.qallowReport.charts > 0 && window.qallowReport;", 30s);
-    // Every telemetry and measurement column has a chart (31 + 6, and joules cumulative), 1000 points each.
-    EXPECT_GE(drawn["charts"].get<int>(), 37) << drawn;
-    EXPECT_GE(drawn["points"].get<int>(), 37 * 1000) << drawn;
+    // Every telemetry and measurement column has a chart (31 + 6, and joules
+    // cumulative): 1000 points each for telemetry, a point a row of
+    // measurements.csv (sample-and-hold) for the others, drawn as steps.
+    const size_t meas_rows = lines_of(read_file(dir / "default" / "measurements.csv")).size() - 1;
+    EXPECT_GE(drawn["charts"].get<int>(), 38) << drawn;
+    EXPECT_GE(drawn["points"].get<size_t>(), 31 * 1000 + 7 * meas_rows) << drawn;
     EXPECT_EQ(browser.eval("return document.querySelectorAll('canvas').length;"), drawn["charts"]);
+    EXPECT_EQ(browser.eval("return Object.values(Chart.instances).filter(c => c.data.datasets.some(d => d.stepped)).length;"),
+              6);
     browser.open("file://" + (dir / "sweep" / "report.html").string());
     drawn = browser.wait_for("return window.qallowReport && window.qallowReport.charts > 0 && window.qallowReport;", 30s);
     EXPECT_GT(drawn["charts"].get<int>(), 5) << drawn;

@@ -113,7 +113,13 @@ TEST(ReportCli, ARunBecomesOneOfflinePageWithEveryColumnAndItsEthicsFailures) {
     EXPECT_EQ(d["summary"], read_json(out / "summary.json"));
 
     // measurements.csv, and energy.joules summed tick by tick.
-    Csv meas = read_csv(out / "measurements.csv");
+    // Sample-and-hold: a row's joules count once for every tick it holds.
+    size_t meas_rows = 0;
+    Csv meas = read_held_csv(out / "measurements.csv", 60, &meas_rows);
+    EXPECT_EQ(d["measurements"]["held"], true);
+    EXPECT_EQ(d["telemetry"]["held"], false);
+    EXPECT_EQ(d["measurements"]["rows"], meas_rows);
+    EXPECT_EQ(d["measurements"]["last_tick"], 60);
     EXPECT_EQ(names(d["measurements"]["series"]), std::vector<std::string>(meas.header.begin() + 1, meas.header.end()));
     double joules = 0;
     for (double v : meas.column("energy.joules")) joules += v;

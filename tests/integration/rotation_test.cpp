@@ -114,10 +114,30 @@ TEST_F(RotationCli, RotatedFilesAddUpToTheUnrotatedRunAndReportAsOne) {
     ASSERT_GE(tele.size(), 3u) << "rows of ~500 bytes, 16 KiB files: a dozen rotations";
     EXPECT_EQ(read_file(tele.front()).substr(0, header_line(expected).size()), header_line(expected));
     EXPECT_EQ(series_rows(out, "telemetry", header_line(expected)), rows_of(expected)); // byte for byte
-    // measurements.csv rotates after the same rows.
+    // measurements.csv rotates after the same rows.  Its rows are
+    // sample-and-hold, so fewer than the ticks, but each file runs through
+    // the tick before the next file's first (its held row is written when
+    // it rotates) and the last through tick 400.
     EXPECT_EQ(first_ticks(out, "measurements"), first_ticks(out, "telemetry"));
     std::string meas_header = header_line(read_file(out / "measurements.csv"));
-    EXPECT_EQ(lines_of(series_rows(out, "measurements", meas_header)).size(), 400u);
+    std::vector<std::string> meas_rows = lines_of(series_rows(out, "measurements", meas_header));
+    ASSERT_FALSE(meas_rows.empty());
+    std::vector<uint64_t> meas_ticks;
+    for (const auto& row : meas_rows) meas_ticks.push_back(std::stoull(row.substr(0, row.find(','))));
+    EXPECT_EQ(meas_ticks.front(), 1u);
+    EXPECT_EQ(meas_ticks.back(), 400u);
+    EXPECT_TRUE(std::is_sorted(meas_ticks.begin(), meas_ticks.end()) &&
+                std::adjacent_find(meas_ticks.begin(), meas_ticks.end()) == meas_ticks.end());
+    std::vector<fs::path> meas = rotated(out, "measurements");
+    meas.push_back(out / "measurements.csv");
+    for (size_t i = 0; i + 1 < meas.size(); ++i) {
+        std::vector<std::string> lines = lines_of(read_file(meas[i])), next = lines_of(read_file(meas[i + 1]));
+        ASSERT_GE(lines.size(), 2u) << meas[i];
+        ASSERT_GE(next.size(), 2u) << meas[i + 1];
+        EXPECT_EQ(std::stoull(lines.back().substr(0, lines.back().find(','))) + 1,
+                  std::stoull(next[1].substr(0, next[1].find(','))))
+            << meas[i] << " does not run through the tick before " << meas[i + 1] << "'s first";
+    }
 
     json d = report_data(dir_, out);
     ASSERT_TRUE(d.is_object());
@@ -125,7 +145,8 @@ TEST_F(RotationCli, RotatedFilesAddUpToTheUnrotatedRunAndReportAsOne) {
     EXPECT_EQ(d["telemetry"]["first_tick"], 1);
     EXPECT_EQ(d["telemetry"]["last_tick"], 400);
     EXPECT_EQ(d["telemetry"]["rotated_files"], tele.size());
-    EXPECT_EQ(d["measurements"]["rows"], 400);
+    EXPECT_EQ(d["measurements"]["rows"], meas_rows.size());
+    EXPECT_EQ(d["measurements"]["last_tick"], 400);
     EXPECT_CONTAINS(d["stdout"].get<std::string>(), "400 ticks");
 }
 

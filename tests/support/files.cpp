@@ -118,4 +118,32 @@ Csv read_csv(const fs::path& file) {
     return c;
 }
 
+Csv read_held_csv(const fs::path& file, uint64_t last_tick, size_t* rows_in_file) {
+    Csv c;
+    c.text = read_file(file);
+    EXPECT_FALSE(c.text.empty()) << file;
+    if (c.text.empty()) return c;
+    EXPECT_EQ(c.text.back(), '\n') << file << ": the last line is incomplete";
+    auto lines = split(c.text, '\n');
+    lines.pop_back();
+    if (lines.empty()) return c;
+    c.header = split(lines[0], ',');
+    if (rows_in_file) *rows_in_file = lines.size() - 1;
+    for (size_t i = 1; i < lines.size(); ++i) {
+        std::vector<std::string> row = split(lines[i], ',');
+        EXPECT_EQ(row.size(), c.header.size()) << file << " line " << i + 1;
+        if (row.size() != c.header.size()) return c;
+        const uint64_t tick = std::stoull(row[0]);
+        if (i == 1) EXPECT_EQ(tick, 1u) << file << ": the first row is not tick 1";
+        EXPECT_GT(tick, c.rows.size()) << file << " line " << i + 1 << ": ticks do not rise";
+        while (!c.rows.empty() && c.rows.size() + 1 < tick) { // the row before, held
+            c.rows.push_back(c.rows.back());
+            c.rows.back()[0] = std::to_string(c.rows.size());
+        }
+        c.rows.push_back(std::move(row));
+    }
+    EXPECT_EQ(c.rows.size(), last_tick) << file << ": the rows end at tick " << c.rows.size();
+    return c;
+}
+
 } // namespace qallow::test

@@ -71,4 +71,9 @@ struct Csv {
 // tick numbers consecutive from 1.
 Csv read_csv(const fs::path& file);
 
+// Reads measurements.csv, which is sample-and-hold (records/telemetry.hpp):
+// checks that its ticks rise from 1 through `last_tick`, then gives one row per tick, each held row repeated through the tick before
+// the next, as telemetry.csv has them.  `rows_in_file` gets the file's rows.
+Csv read_held_csv(const fs::path& file, uint64_t last_tick, size_t* rows_in_file = nullptr);
+
 } // namespace qallow::test

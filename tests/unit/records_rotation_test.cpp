@@ -408,6 +408,98 @@ TEST(RecordsConfig_, RefusalsNameThePointerAndWhatIsAllowed) {
     EXPECT_EQ(records_error(R"({"max_total_bytes": 4096})").substr(0, 32), "c.json: /records/max_total_bytes");
 }
 
+// measurements.csv is sample-and-hold (records/telemetry.hpp): a row only
+// when a value changed, the held row written at a flush, a rotation and the
+// writer's end, so every file runs through the last tick it was given.
+class HeldRows : public ::testing::Test {
+protected:
+    // Tick t's values with e.joules = joules[t - 1]; the model columns change every tick.
+    static std::vector<double> row(uint64_t t, double joules) { return {t * 0.5, 1.0 / double(t), joules}; }
+    static void write(CsvWriter& w, uint64_t from, const std::vector<double>& joules) {
+        for (size_t i = 0; i < joules.size(); ++i) w.write_row(from + i, row(from + i, joules[i]).data());
+    }
+    TempDir tmp_;
+    Signals signals_ = two_series();
+};
+
+TEST_F(HeldRows, AMeasuredRowIsWrittenOnlyWhenAValueChangesAndTheLastAtAFlush) {
+    fs::path tele = tmp_ / "telemetry.csv", meas = tmp_ / "measurements.csv";
+    {
+        CsvWriter t(tele, signals_, false), m(meas, signals_, true);
+        const std::vector<double> joules = {1, 1, 1, 2, 2, 3, 3, 3, 3, 3};
+        write(t, 1, joules);
+        write(m, 1, joules);
+        t.flush();
+        m.flush();
+        EXPECT_EQ(read_file(meas), "tick,e.joules\n1,1\n4,2\n6,3\n10,3\n");
+        EXPECT_EQ(lines_of(read_file(tele)).size(), 11u) << "telemetry.csv keeps a row every tick";
+        EXPECT_EQ(m.bytes(), fs::file_size(meas));
+        // After a flush the held row is the flushed one: no second copy of tick 10.
+        write(m, 11, {3, 3});
+        m.flush();
+        write(m, 13, {3, 4, 4});
+    } // the writer's end writes tick 15's held row
+    EXPECT_EQ(read_file(meas), "tick,e.joules\n1,1\n4,2\n6,3\n10,3\n12,3\n14,4\n15,4\n");
+}
+
+TEST_F(HeldRows, ARotatedFileEndsWithItsHeldRowAndTheNextStartsWithAWholeOne) {
+    fs::path meas = tmp_ / "measurements.csv";
+    CsvWriter m(meas, signals_, true);
+    write(m, 1, {5, 5, 5, 5});
+    m.rotate_to(tmp_ / rotated_name("measurements", 1));
+    write(m, 5, {5, 5, 6});
+    m.flush();
+    EXPECT_EQ(read_file(tmp_ / rotated_name("measurements", 1)), "tick,e.joules\n1,5\n4,5\n");
+    EXPECT_EQ(read_file(meas), "tick,e.joules\n5,5\n7,6\n");
+}
+
+TEST_F(HeldRows, AResumeCutsAfterTheCheckpointsTickAndWritesItsFirstRowWhole) {
+    fs::path meas = tmp_ / "measurements.csv";
+    {
+        CsvWriter m(meas, signals_, true);
+        write(m, 1, {1, 1, 1});
+        m.flush(); // a checkpoint at tick 3 flushes first (runner.hpp)
+        write(m, 4, {1, 2, 2, 2});
+    }
+    ASSERT_EQ(read_file(meas), "tick,e.joules\n1,1\n3,1\n5,2\n7,2\n");
+    {
+        CsvWriter m(meas, signals_, true, 3, false);
+        EXPECT_TRUE(m.appended());
+        write(m, 4, {1, 1});
+    }
+    EXPECT_EQ(read_file(meas), "tick,e.joules\n1,1\n3,1\n4,1\n5,1\n");
+}
+
+#ifdef QALLOW_TEST_REPORT
+// The report's cumulative joules of a held series count a row once for every
+// tick it holds, across a rotation too: what the every-tick file summed.
+TEST_F(HeldRows, TheReportsCumulativeJoulesCountEveryHeldTick) {
+    const std::vector<double> joules = {0.25, 0.25, 0.25, 0.5, 0.5, 1e-3, 1e-3, 1e-3, 1e-3, 2};
+    {
+        CsvWriter m(tmp_ / "measurements.csv", signals_, true);
+        write(m, 1, {joules.begin(), joules.begin() + 7});
+        m.rotate_to(tmp_ / rotated_name("measurements", 1));
+        write(m, 8, {joules.begin() + 7, joules.end()});
+    }
+    report::ReadOptions ro;
+    ro.held = true;
+    report::SignalTable t = report::read_signals(tmp_ / "measurements.csv", ro);
+    EXPECT_TRUE(t.held);
+    EXPECT_EQ(t.rows, 6u); // 1, 4, 6, 7 | 8, 10
+    EXPECT_EQ(t.last_tick, 10u);
+    ASSERT_EQ(t.derived.size(), 1u);
+    double sum = 0;
+    for (double j : joules) sum += j;
+    EXPECT_DOUBLE_EQ(t.derived[0].values.back(), sum);
+    EXPECT_EQ(t.derived[0].ticks, (std::vector<uint64_t>{1, 4, 6, 7, 8, 10}));
+    EXPECT_DOUBLE_EQ(t.derived[0].values[1], 0.25 * 3 + 0.5); // ticks 2 and 3 held tick 1's
+    // Read as an every-tick file, the held ticks would count for nothing.
+    ro.held = false;
+    EXPECT_DOUBLE_EQ(report::read_signals(tmp_ / "measurements.csv", ro).derived[0].values.back(),
+                     0.25 + 0.5 + 1e-3 * 3 + 2);
+}
+#endif
+
 // The edge's shipped configs rotate (an edge at 100 ms ticks writes ~260 MB a day).
 TEST(RecordsConfig_, TheEdgeConfigsRotateAndExpire) {
     for (const char* rel : {"configs/edge.json", "edge/package/edge.json"}) {
