@@ -99,17 +99,27 @@ std::vector<double> Csv::column(const std::string& name) const {
     return v;
 }
 
-Csv read_csv(const fs::path& file) {
-    Csv c;
+namespace {
+
+// The file into c.text and c.header, checked whole; its lines, the header first.
+std::vector<std::string> csv_lines(const fs::path& file, Csv& c) {
     c.text = read_file(file);
     EXPECT_FALSE(c.text.empty()) << file;
-    if (c.text.empty()) return c;
+    if (c.text.empty()) return {};
     EXPECT_EQ(c.text.back(), '\n') << file << ": the last line is incomplete";
     auto lines = split(c.text, '\n');
     lines.pop_back(); // after the final newline
-    if (lines.empty()) return c;
-    EXPECT_EQ(lines[0].rfind("tick,", 0), 0u) << lines[0];
+    if (lines.empty()) return lines;
+    EXPECT_EQ(lines[0].rfind("tick,", 0), 0u) << file << ": " << lines[0];
     c.header = split(lines[0], ',');
+    return lines;
+}
+
+} // namespace
+
+Csv read_csv(const fs::path& file) {
+    Csv c;
+    auto lines = csv_lines(file, c);
     for (size_t i = 1; i < lines.size(); ++i) {
         c.rows.push_back(split(lines[i], ','));
         EXPECT_EQ(c.rows.back().size(), c.header.size()) << "line " << i + 1;
@@ -120,14 +130,8 @@ Csv read_csv(const fs::path& file) {
 
 Csv read_held_csv(const fs::path& file, uint64_t last_tick, size_t* rows_in_file) {
     Csv c;
-    c.text = read_file(file);
-    EXPECT_FALSE(c.text.empty()) << file;
-    if (c.text.empty()) return c;
-    EXPECT_EQ(c.text.back(), '\n') << file << ": the last line is incomplete";
-    auto lines = split(c.text, '\n');
-    lines.pop_back();
+    auto lines = csv_lines(file, c);
     if (lines.empty()) return c;
-    c.header = split(lines[0], ',');
     if (rows_in_file) *rows_in_file = lines.size() - 1;
     for (size_t i = 1; i < lines.size(); ++i) {
         std::vector<std::string> row = split(lines[i], ',');
