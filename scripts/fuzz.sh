@@ -23,14 +23,14 @@ cores=$(nproc)
 # Ninja for a new build folder when installed (scripts/build.sh says why).
 if command -v ninja >/dev/null; then export CMAKE_GENERATOR=${CMAKE_GENERATOR:-Ninja}; fi
 parallel=${FUZZ_PARALLEL:-$(( cores < 2 ? cores : 2 ))}
-all=(config ctl envelope ledger checkpoint elf deploy http quarantine outbox telemetry fleet_query)
+all=(config ctl envelope ledger checkpoint elf deploy http quarantine outbox telemetry fleet_query report)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 
 # Longest input per target: enough for every seed, small enough to stay fast.
 declare -A max_len=([config]=8192 [ctl]=4096 [envelope]=8192 [ledger]=16384 [checkpoint]=16384
                     [elf]=16384 [deploy]=16384 [http]=4096 [quarantine]=4096 [outbox]=8192
-                    [telemetry]=8192 [fleet_query]=1024)
+                    [telemetry]=8192 [fleet_query]=1024 [report]=4096)
 declare -A dict=([http]=http.dict [elf]=elf.dict [telemetry]=telemetry.dict [fleet_query]=fleet_query.dict)
 for t in "${targets[@]}"; do
   [ -n "${max_len[$t]:-}" ] || { echo "fuzz: unknown target '$t'; allowed: ${all[*]}" >&2; exit 2; }

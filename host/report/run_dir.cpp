@@ -144,7 +144,7 @@ void SignalReader::row(const std::string& line) {
     }
     // Ticks between this row and the one before: the earlier row's values
     // held through them (only in a held series, else none).
-    const uint64_t held_ticks = o_.held && t_.rows > 0 && *tick > t_.last_tick + 1 ? *tick - t_.last_tick - 1 : 0;
+    const uint64_t held_ticks = o_.held && t_.rows > 0 && *tick > t_.last_tick ? *tick - t_.last_tick - 1 : 0;
     if (t_.rows == 0) t_.first_tick = *tick;
     t_.last_tick = *tick;
     ++t_.rows;
