@@ -104,11 +104,13 @@ CsvWriter::~CsvWriter() {
     if (!out_) return;
     // Rows not yet flushed still go (a write error here has no one to tell:
     // the runner flushes, and reports, before it lets a writer go).
-    if (held_ && kRowBuffer - used_ < row_max_) {
-        (void)!fwrite_unlocked(buffer_.get(), 1, used_, out_);
-        used_ = 0;
+    if (held_) {
+        if (kRowBuffer - used_ < row_max_) {
+            (void)!fwrite_unlocked(buffer_.get(), 1, used_, out_);
+            used_ = 0;
+        }
+        put_held();
     }
-    if (held_) put_held();
     if (used_) (void)!fwrite_unlocked(buffer_.get(), 1, used_, out_);
     std::fclose(out_);
 }
@@ -130,8 +132,7 @@ void CsvWriter::write_row(uint64_t tick, const double* values) {
     char* const begin = buffer_.get() + used_;
     char* at = put_tick(begin, tick);
     if (same) { // the whole rest of the row, as last time
-        std::memcpy(at, tail_.data(), tail_size_);
-        at += tail_size_;
+        at = put_tail(at);
     } else {
         char* const from = at;
         const size_t* slots = slots_.data();
@@ -187,12 +188,15 @@ bool CsvWriter::same_as_last(const double* values) const {
     return true;
 }
 
+char* CsvWriter::put_tail(char* at) const {
+    std::memcpy(at, tail_.data(), tail_size_);
+    return at + tail_size_;
+}
+
 // Only with room for a row in the buffer.
 void CsvWriter::put_held() {
     char* const begin = buffer_.get() + used_;
-    char* at = put_tick(begin, held_tick_);
-    std::memcpy(at, tail_.data(), tail_size_);
-    at += tail_size_;
+    char* at = put_tail(put_tick(begin, held_tick_));
     used_ += size_t(at - begin);
     bytes_ += size_t(at - begin);
     held_ = false;

@@ -63,6 +63,7 @@ private:
     FILE* out_ = nullptr;
     void drain(); // the row buffer to the file
     void put_held(); // the held row, at the tick it was last seen
+    char* put_tail(char* at) const; // the previous row after its tick
 
     std::unique_ptr<char[]> buffer_; // rows not yet written to the file
     size_t used_ = 0;                // bytes of buffer_ in use
