@@ -83,9 +83,9 @@ else
   export TSAN_OPTIONS="$common:$signals:second_deadlock_stack=1:log_path=$logs/tsan:suppressions=$supp/tsan.supp"
   # The threaded parts: the worker pool, federation (its MQTT, verifier and
   # outbox threads, in-process and between real nodes; a datacentre storing
-  # what it verifies, Fleet.*), hot reload and its watcher thread, and the
-  # ctl/HTTP servers' threads.
-  tests=(-R "${QALLOW_TSAN_TESTS:-WorkerPool|HostSimulation|HostSwap|Federation|Fed[A-Z]|Fleet\.|Reload|Watcher|Ctl|Http|Watchdog}")
+  # what it verifies, Fleet.*), hot reload and its watcher thread, the
+  # ctl/HTTP servers' threads, and the tick watchdog's handshake with the loop.
+  tests=(-R "${QALLOW_TSAN_TESTS:-WorkerPool|HostSimulation|HostSwap|Federation|Fed[A-Z]|Fleet\.|Reload|Watcher|Ctl|Http|Watchdog|StepWatch}")
 fi
 
 start=$SECONDS

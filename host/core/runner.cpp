@@ -8,8 +8,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace qallow {
 namespace fs = std::filesystem;
@@ -185,7 +187,9 @@ nlohmann::json Runner::finish_stuck(StopReason by, const std::string& error, Exi
 
 Watchdog::Watchdog(Runner& runner, Options options, Hooks hooks)
     : runner_(runner), opt_(options), hooks_(std::move(hooks)) {
-    runner_.watch().rejoin = [this] { rejoin(); };
+    const std::string why = runner_.watch().enable_declare();
+    if (!why.empty()) spdlog::info("watchdog: {}; the tick loop fences each plugin step itself instead", why);
+    runner_.watch().rejoin = [this] { return rejoin(); };
     runner_.set_watchdog(this);
     thread_ = std::thread([this] { run(); });
 }
@@ -242,6 +246,7 @@ void Watchdog::run() {
     uint64_t seen_tick = UINT64_MAX, seen_epoch = UINT64_MAX;
     clock::time_point seen_at = clock::now();
     std::optional<clock::time_point> signal_seen;
+    bool barrier_failed = false;
     std::unique_lock<std::mutex> lk(hold_);
     while (!quit_) {
         wake_.wait_for(lk, overdue_ ? serving : interval);
@@ -269,8 +274,14 @@ void Watchdog::run() {
         if (!(word & StepWatch::kInStep)) continue; // between steps: hooks, checkpoints, the end
         const bool late = now - seen_at >= opt_.deadline;
         if (!late && !grace_over) continue;
-        if (!w.word.compare_exchange_strong(word, word | StepWatch::kDeclared, std::memory_order_acq_rel))
+        if (const auto d = w.declare(word); d != StepWatch::Declared::yes) {
+            if (d == StepWatch::Declared::no_barrier && !barrier_failed) {
+                barrier_failed = true; // once: it repeats every wake-up
+                spdlog::error("watchdog: membarrier(2) failed after registration ({}): tick {} cannot be "
+                              "declared overdue", std::strerror(errno), tick);
+            }
             continue; // it returned meanwhile
+        }
         // From here the loop is in plugin code or waits for hold_ in rejoin().
         const Instance& in = runner_.sim().instances()[w.instance.load(std::memory_order_relaxed)];
         overdue_ = Overdue{tick, in.name, in.plugin->name, in.plugin->version, seen_at};
@@ -321,12 +332,13 @@ void Watchdog::end_process(StopReason by, const std::string& error) {
     std::_Exit(kExitStatus);
 }
 
-void Watchdog::rejoin() {
+bool Watchdog::rejoin() {
     std::lock_guard<std::mutex> lk(hold_);
-    if (!overdue_) return;
+    if (!overdue_) return false; // the watchdog saw the step over: it was not declared
     returned_ = std::move(overdue_);
     overdue_.reset();
     returned_at_ = std::chrono::steady_clock::now();
+    return true;
 }
 
 void Watchdog::returned(Runner& runner) {

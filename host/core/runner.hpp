@@ -206,7 +206,8 @@ private:
 // plugin code or blocked in rejoin() waiting for the watchdog's mutex, so the
 // watchdog, holding that mutex, may touch what the loop touches between
 // ticks (states, ledger, ctl and HTTP handlers, the summary).  The loop's
-// cost is StepWatch's stores and one exchange per plugin step; no lock.
+// cost is StepWatch's stores and a load per plugin step: no lock, no fence
+// (StepWatch says how the watchdog's process-wide barrier stands for it).
 class Watchdog {
 public:
     struct Options {
@@ -249,7 +250,7 @@ public:
 
 private:
     void run();
-    void rejoin(); // the loop's side: waits until the watchdog lets go
+    bool rejoin(); // the loop's side: waits until the watchdog lets go; true if it had declared the step
     [[noreturn]] void end_process(StopReason by, const std::string& error);
 
     Runner& runner_;

@@ -498,19 +498,16 @@ void Simulation::report(size_t instance, const char* key, const char* value) {
 
 inline qallow_status Simulation::watched_step(size_t index, Instance& in, const qallow_tick& t, qallow_error& err,
                                               TickResult& r) {
-    StepWatch& w = *watch_;
-    w.instance.store(static_cast<uint32_t>(index), std::memory_order_relaxed);
-    step_seq_ += StepWatch::kSeq;
-    w.word.store(step_seq_ | StepWatch::kInStep, std::memory_order_release);
+    const uint64_t in_step = watch_->enter(static_cast<uint32_t>(index));
     qallow_status st = PluginCalls::step(*in.plugin, in.handle, t, err);
-    if (w.word.exchange(step_seq_, std::memory_order_acq_rel) & StepWatch::kDeclared) [[unlikely]]
+    if (watch_->leave(in_step)) [[unlikely]]
         returned_late(r);
     return st;
 }
 
 void Simulation::returned_late(TickResult& r) {
-    r.overdue = true;
-    if (watch_->rejoin) watch_->rejoin();
+    // The lock in rejoin() orders what the watchdog did before what we do next.
+    if (watch_->rejoin && watch_->rejoin()) r.overdue = true;
 }
 
 TickResult Simulation::step() {

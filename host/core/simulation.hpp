@@ -10,6 +10,7 @@
 #include "core/params.hpp"
 #include "core/plugin_calls.hpp"
 #include "core/signals.hpp"
+#include "core/step_watch.hpp"
 #include "core/worker_pool.hpp"
 
 #include <atomic>
@@ -112,23 +113,6 @@ struct SwapOutcome {
     bool fresh = false; // started from its initial state (policy fresh)
     size_t state_bytes = 0;
     std::string state;  // how the state moved, for the log
-};
-
-// What the tick watchdog (runner.hpp) reads from its own thread while the
-// loop runs.  The loop writes it around every plugin step with plain stores
-// and one exchange: no lock, no system call, no clock read.
-struct StepWatch {
-    static constexpr uint64_t kInStep = 1, kDeclared = 2, kSeq = 4;
-    std::atomic<uint64_t> tick{0};     // the tick being stepped
-    std::atomic<uint64_t> epoch{0};    // bumped when a new simulation starts (a Lua trial): ticks start again
-    std::atomic<uint32_t> instance{0}; // the instance whose step runs (valid while kInStep)
-    // A step sequence number (a multiple of kSeq), | kInStep while a plugin
-    // step runs.  The watchdog declares a step overdue by a compare-exchange
-    // that adds kDeclared; the loop's exchange after the step then sees it,
-    // so either the loop is still in plugin code or it waits in rejoin().
-    std::atomic<uint64_t> word{0};
-    // Called on the loop's thread when a step declared overdue returned.
-    std::function<void()> rejoin;
 };
 
 // Memory: a configuration is checked against what this machine has left
@@ -330,7 +314,6 @@ private:
     std::string redeclare_error_;
     StepWatch own_watch_;
     StepWatch* watch_ = &own_watch_;
-    uint64_t step_seq_ = 0;
 };
 
 } // namespace qallow
