@@ -77,6 +77,8 @@ private:
         char text[31];
     };
     std::vector<Text> last_;
+    static constexpr size_t kTwinScan = 16;
+    void put_text(size_t column, double value); // into last_[column]
     std::vector<uint64_t> bits_; // the previous row's values, by column
     std::string tail_;           // the previous row after its tick, newline included
     size_t tail_size_ = 0;       // 0: no row yet

@@ -14,6 +14,8 @@
 
 #include <gtest/gtest.h>
 
+#include <charconv>
+#include <cmath>
 #include <set>
 
 namespace records_rotation_test {
@@ -509,6 +511,41 @@ TEST(RecordsConfig_, TheEdgeConfigsRotateAndExpire) {
         EXPECT_GT(c.records.max_total_bytes, c.records.rotate_bytes) << rel;
         EXPECT_GT(c.records.max_age_s, 0u) << rel;
     }
+}
+
+// A column whose value has the same bits as an earlier column's in the same
+// row takes that column's text (records/telemetry.cpp, put_text): the file
+// must read exactly as if every value had been formatted on its own, while
+// columns change apart, together, to -0.0, NaN and back.
+TEST(TwinColumns, AColumnEqualToAnEarlierOneReadsAsIfFormattedOnItsOwn) {
+    TempDir tmp;
+    Signals s;
+    for (const char* name : {"p.coherence", "p.entropy", "p.sustainability", "e.total", "e.pass", "e.p.total"})
+        s.declare(name, 0, 0);
+    const double nan = std::nan("");
+    const std::vector<std::vector<double>> rows = {
+        {0.1, 0.2, 0.1, 2.5, 1, 2.5},                  // twins in two places
+        {0.30000000000000004, 0.2, 0.30000000000000004, 2.5, 1, 2.5},
+        {0.3, 0.2, 0.30000000000000004, 1e-300, 1, 1e-300}, // apart, then a new pair
+        {0.0, -0.0, 0.0, -0.0, 0, 0.0},               // equal as numbers, not as bits
+        {nan, 1.0 / 3, nan, 2.0 / 3, 0, 1.0 / 3},      // a twin that is not the nearest earlier column
+        {0.1, 0.2, 0.1, 2.5, 1, 2.5},
+    };
+    std::string expected = "tick,p.coherence,p.entropy,p.sustainability,e.total,e.pass,e.p.total\n";
+    {
+        CsvWriter w(tmp / "telemetry.csv", s, false);
+        for (size_t t = 0; t < rows.size(); ++t) {
+            w.write_row(t + 1, rows[t].data());
+            expected += std::to_string(t + 1);
+            for (double v : rows[t]) {
+                char text[32];
+                expected += ',' + std::string(text, std::to_chars(text, text + sizeof text, v).ptr);
+            }
+            expected += '\n';
+        }
+    }
+    EXPECT_EQ(read_file(tmp / "telemetry.csv"), expected);
+    EXPECT_NE(expected.find("\n4,0,-0,0,-0,0,0\n"), std::string::npos) << expected;
 }
 
 } // namespace records_rotation_test
