@@ -11,7 +11,11 @@ std::string StepWatch::enable_declare() {
 }
 
 StepWatch::Declared StepWatch::declare(uint64_t in_step) {
-    declared.store(in_step, std::memory_order_seq_cst);
+    // An exchange, not a store, as on the loop's fenced side: a full barrier
+    // before the load below on every target and emulator.  qemu's arm64 on
+    // x86-64 lets a load-acquire pass an earlier store-release; the fenced
+    // StepWatchRace caught it under qemu with a plain seq_cst store here.
+    (void)declared.exchange(in_step, std::memory_order_seq_cst);
     if (!fenced && !process_barrier::issue()) return Declared::no_barrier;
     return word.load(std::memory_order_seq_cst) == in_step ? Declared::yes : Declared::over;
 }
