@@ -33,6 +33,17 @@ int mul_generator(mbedtls_ecp_group& grp, mbedtls_ecp_point& out, const mbedtls_
     return mbedtls_ecp_mul(&grp, &out, &k, &grp.G, nullptr, nullptr);
 }
 
+// a + b.  mbedtls_ecp_muladd(1, a, 1, b) checks that each point is a valid
+// affine point, which zero is not, so a zero term (u1 = 0: a hash whose
+// leftmost bits are all zero, e.g. the one-byte hash 0x00) is taken apart
+// here; mbedTLS's own muladd treats a zero scalar the same way.
+int add_points(mbedtls_ecp_group& grp, mbedtls_ecp_point& sum, const mbedtls_ecp_point& a,
+               const mbedtls_ecp_point& b, const mbedtls_mpi& one) {
+    if (mbedtls_ecp_is_zero(const_cast<mbedtls_ecp_point*>(&a))) return mbedtls_ecp_copy(&sum, &b);
+    if (mbedtls_ecp_is_zero(const_cast<mbedtls_ecp_point*>(&b))) return mbedtls_ecp_copy(&sum, &a);
+    return mbedtls_ecp_muladd(&grp, &sum, &one, &a, &one, &b);
+}
+
 } // namespace
 
 FixedKeyVerifier::FixedKeyVerifier(const mbedtls_ecp_keypair& key) {
@@ -96,7 +107,7 @@ bool FixedKeyVerifier::verify(const unsigned char* hash, size_t hash_len, const 
         mbedtls_mpi_mod_mpi(&t.u2, &t.u2, &g.N) != 0)
         return false;
     if (mul_generator(g, t.a, t.u1) != 0 || mul_generator(q, t.b, t.u2) != 0) return false;
-    if (mbedtls_mpi_lset(&t.one, 1) != 0 || mbedtls_ecp_muladd(&g, &t.sum, &t.one, &t.a, &t.one, &t.b) != 0) return false;
+    if (mbedtls_mpi_lset(&t.one, 1) != 0 || add_points(g, t.sum, t.a, t.b, t.one) != 0) return false;
     if (mbedtls_ecp_is_zero(&t.sum)) return false;
     // v = x(R) mod n must equal r.
     if (mbedtls_mpi_mod_mpi(&t.sum.X, &t.sum.X, &g.N) != 0) return false;
