@@ -3,7 +3,7 @@
 // kernels"): the counter-based noise alone (the RNG and its conversion,
 // written out), and the node arithmetic alone (a counter stands in for the
 // noise).  Same loop shape, loads and stores as update_block_vec, and the
-// kernel's own noise_step; neither
+// kernel's own noise_group; neither
 // half gives the model's values.  If the halves' times add up to the
 // whole kernel's, they compete for the same vector pipes and no reordering
 // can overlap them; only fewer vector operations make it faster.
@@ -21,29 +21,34 @@ __attribute__((target("arch=x86-64-v3"))) void v3_part_block(const double* v, do
                                                                 uint64_t key, double* sum) {
     using Ops = VecOpsX86V3;
     using D = Ops::D;
-    using U = Ops::U;
-    constexpr uint64_t W = Ops::kWidth, G = kLanes / W, g = QALLOW_GOLDEN_GAMMA;
+    constexpr uint64_t W = Ops::kWidth, G = kLanes / W;
     const double kappa = 0.001, gamma = 0.01, sigma_w = 0.005 * Ops::kNoiseScale;
     D s[G] = {}, s2[G] = {};
-    U z0[G];
-    for (uint64_t i = 0; i < kLanes; ++i) z0[i / W][i % W] = key + (lo + i + 1) * g;
+    const uint32_t a = qallow_hash32_multiplier(key), step = uint32_t(kLanes) * a;
+    NoiseCounters ctr;
+    for (uint64_t i = 0; i < kLanes; ++i) ctr[i] = uint32_t(lo + i) * a + uint32_t(key);
     for (uint64_t j = lo; j + kLanes <= hi; j += kLanes) {
+        D w[G];
+        if constexpr (P == V3Part::rng) {
+            noise_group<Ops>(ctr, step, w); // the kernel's own
+        } else {
+            ctr += step; // one vector add: a noise that changes, not a constant the loop hoists
+            const auto c = (Vec<8>::i)ctr;
+            Ops::noise(__builtin_shufflevector(c, c, 0, 1, 2, 3), w[0]);
+            Ops::noise(__builtin_shufflevector(c, c, 4, 5, 6, 7), w[1]);
+        }
 #pragma GCC unroll 4
         for (uint64_t q = 0; q < G; ++q) {
             const uint64_t i = j + q * W;
-            D w;
             if constexpr (P == V3Part::rng) {
-                noise_step<Ops>(z0[q], w); // the kernel's own
-                __builtin_memcpy(out + i, &w, sizeof w);
-                s[q] += w;
+                __builtin_memcpy(out + i, &w[q], sizeof w[q]);
+                s[q] += w[q];
             } else {
-                z0[q] += kLanes * g; // one vector add: a noise that changes, not a constant the loop hoists
-                w = (D)((z0[q] >> 12) | 0x3ff0000000000000ULL);
                 D c, l, r;
                 __builtin_memcpy(&c, v + i, sizeof c);
                 __builtin_memcpy(&l, v + i - 1, sizeof l);
                 __builtin_memcpy(&r, v + i + 1, sizeof r);
-                D x = c + kappa * (0.5 - c) + gamma * (0.5 * (l + r) - c) + sigma_w * w;
+                D x = c + kappa * (0.5 - c) + gamma * (0.5 * (l + r) - c) + sigma_w * w[q];
                 Ops::clamp(x);
                 __builtin_memcpy(out + i, &x, sizeof x);
                 const D y = x - 0.5;

@@ -54,9 +54,10 @@ QALLOW_MODEL_FN double init_node(uint64_t key0, uint64_t node) {
     return 0.5 + 0.1 * qallow_random_uniform(key0, node);
 }
 
-QALLOW_MODEL_FN double update_node(double v, double left, double right, double u, double kappa,
+// w is the spec's 2u - 1, drawn whole by qallow_random_signed (exact).
+QALLOW_MODEL_FN double update_node(double v, double left, double right, double w, double kappa,
                                    double gamma, double sigma) {
-    double x = v + kappa * (0.5 - v) + gamma * (0.5 * (left + right) - v) + sigma * (2.0 * u - 1.0);
+    double x = v + kappa * (0.5 - v) + gamma * (0.5 * (left + right) - v) + sigma * w;
     return std::min(1.0, std::max(0.0, x));
 }
 
@@ -65,7 +66,7 @@ QALLOW_MODEL_FN double update_node(double v, double left, double right, double u
 QALLOW_MODEL_FN void update_at(const double* v, double* out, uint64_t j, uint64_t jl, uint64_t jr,
                                uint64_t key, double kappa, double gamma, double sigma, double& s,
                                double& s2) {
-    double x = update_node(v[j], v[jl], v[jr], qallow_random_uniform(key, j), kappa, gamma, sigma);
+    double x = update_node(v[j], v[jl], v[jr], qallow_random_signed(key, j), kappa, gamma, sigma);
     out[j] = x;
     double y = x - 0.5;
     s += y;
@@ -165,7 +166,7 @@ QALLOW_MODEL_FN void block_finish(const double* v, double* out, uint64_t n, cons
 // values and sums are bit for bit update_block's.  Instantiated three times:
 //   update_block_x86_64_v4   W = 8, AVX-512 F, DQ, VL, BW, CD (VecOps<8>)
 //   update_block_x86_64_v3   W = 4, AVX2 (VecOpsX86V3)
-//   update_block_arm64_neon  W = 2, NEON (VecOps<2>)
+//   update_block_arm64_neon  W = 2, NEON (VecOpsArm64)
 // The x86 ones run only where update_block_x86_64_v{3,4}_ok(); block_kernel()
 // checks.
 #if defined(__GNUC__) && !defined(__CUDACC__) && (defined(__x86_64__) || defined(__aarch64__))
@@ -183,31 +184,28 @@ QALLOW_MODEL_FN void block_finish(const double* v, double* out, uint64_t n, cons
 template <int W>
 struct Vec {
     typedef double d __attribute__((vector_size(8 * W)));
-    typedef uint64_t u __attribute__((vector_size(8 * W)));
+    typedef int32_t i __attribute__((vector_size(4 * W)));
 };
+// One group's 8 noise counters (qallow_hash32's x), lane k for node j + k.
+typedef uint32_t NoiseCounters __attribute__((vector_size(32)));
 
 // The steps whose best instructions differ between ISAs, on W lanes, in
 // place (passing a vector by value where its ISA is off, as for 8 lanes in
 // x86-64-v3 code, warns of an ABI change even when the call is inlined):
-//   mul(a, c)    a = a * c mod 2^64, lane by lane (the RNG's multiplies);
-//   noise(z, w)  w = (2u - 1) / kNoiseScale for u = (z >> 11) 2^-53: the
-//                scalar formula's 2.0 * u - 1.0, both steps exact, so any
-//                exact route gives its bits.  The kernel multiplies by
-//                sigma kNoiseScale, a power of two, which the caller makes
-//                sure is exact: sigma * (2u - 1) rounds the same real number;
+//   noise(s, w)  w = s as doubles (exact): the noise 2u - 1 is s 2^-31, and
+//                the kernel multiplies by sigma 2^-31 instead, which is
+//                exact for sigma = 0 or sigma >= 2^-970 (update_block_vec
+//                leaves smaller ones to the portable kernel): sigma * (2u - 1)
+//                rounds the same real number;
 //   clamp(x)     x = std::min(1.0, std::max(0.0, x)), NaN and -0.0 included.
-// These portable versions suit AVX-512 (vpmullq, vcvtuqq2pd) and NEON
-// (ucvtf; GCC multiplies the two lanes in scalar registers).
+// These portable versions suit AVX-512 and NEON (vcvtdq2pd; sxtl, scvtf).
 template <int W>
 struct VecOps {
     static constexpr uint64_t kWidth = W;
-    static constexpr double kNoiseScale = 1.0;
+    static constexpr double kNoiseScale = 0x1.0p-31;
     using D = typename Vec<W>::d;
-    using U = typename Vec<W>::u;
-    QALLOW_VM_VEC_FN static void mul(U& a, uint64_t c) { a *= c; }
-    QALLOW_VM_VEC_FN static void noise(const U& z, D& w) {
-        w = 2.0 * (__builtin_convertvector(z >> 11, typename Vec<W>::d) * 0x1.0p-53) - 1.0; // exact: below 2^53
-    }
+    using I = typename Vec<W>::i;
+    QALLOW_VM_VEC_FN static void noise(const I& s, D& w) { w = __builtin_convertvector(s, D); }
     QALLOW_VM_VEC_FN static void clamp(D& x) {
         const D zero = {}, one = zero + 1.0;
         x = zero < x ? x : zero;
@@ -215,19 +213,21 @@ struct VecOps {
     }
 };
 
-// One vector's noise, w = what Ops::noise makes of qallow_mix64 of its
-// counters z0, which then step to the next group of 8 nodes (mod 2^64, like
-// the scalar product).  Also timed alone (bench/vm_v3_parts.hpp).
+// One group of 8 nodes' noise, w[q] for lanes qW .. qW + W - 1 (the hash
+// of qallow_random_signed on 8 lanes at once, whatever W), then the
+// counters step to the next group (`step`: 8 times the key's multiplier).  Also timed alone (bench/vm_v3_parts.hpp).
 template <class Ops>
-QALLOW_VM_VEC_FN void noise_step(typename Ops::U& z0, typename Ops::D& w) {
-    using U = typename Ops::U;
-    U z = z0 ^ (z0 >> 30); // qallow_mix64
-    z0 += kLanes * QALLOW_GOLDEN_GAMMA;
-    Ops::mul(z, 0xbf58476d1ce4e5b9ULL);
-    z ^= z >> 27;
-    Ops::mul(z, 0x94d049bb133111ebULL);
-    z ^= z >> 31;
-    Ops::noise(z, w);
+QALLOW_VM_VEC_FN void noise_group(NoiseCounters& ctr, uint32_t step, typename Ops::D* w) {
+    using I = typename Ops::I;
+    constexpr uint64_t W = Ops::kWidth;
+    NoiseCounters x = ctr;
+    ctr += step;
+    QALLOW_HASH32_ROUNDS(x);
+    for (uint64_t q = 0; q < kLanes / W; ++q) {
+        I s;
+        __builtin_memcpy(&s, reinterpret_cast<const char*>(&x) + q * sizeof s, sizeof s);
+        Ops::noise(s, w[q]);
+    }
 }
 
 template <class Ops>
@@ -235,21 +235,23 @@ QALLOW_VM_VEC_FN void update_block_vec(const double* v, double* out, uint64_t n,
                                        uint64_t key, double kappa, double gamma, double sigma, double* sum,
                                        double* sumsq) {
     using D = typename Ops::D;
-    using U = typename Ops::U;
-    constexpr uint64_t W = Ops::kWidth, G = kLanes / W, g = QALLOW_GOLDEN_GAMMA;
+    constexpr uint64_t W = Ops::kWidth, G = kLanes / W;
+    if (sigma != 0 && sigma < 0x1.0p-970) return update_block(v, out, n, begin, end, key, kappa, gamma, sigma, sum, sumsq);
     double e = 0, e2 = 0;
     uint64_t lo = begin;
     if (lo == 0) update_at(v, out, lo++, n - 1, 1, key, kappa, gamma, sigma, e, e2);
     const uint64_t hi = end == n ? n - 1 : end;
     const uint64_t mid = hi > lo ? lo + (hi - lo) / kLanes * kLanes : lo;
     D s[G] = {}, s2[G] = {};
-    // Node i's counter is key + (i + 1) * gamma, as in qallow_random_uniform,
-    // stepping by 8 gammas a group (mod 2^64, like the scalar product).
-    U z0[G];
-    for (uint64_t i = 0; i < kLanes; ++i) z0[i / W][i % W] = key + (lo + i + 1) * g;
+    // Node i's counter is i a + b, as in qallow_hash32: 8 a a group.
+    const uint32_t a = qallow_hash32_multiplier(key), step = uint32_t(kLanes) * a;
+    NoiseCounters ctr;
+    for (uint64_t i = 0; i < kLanes; ++i) ctr[i] = uint32_t(lo + i) * a + uint32_t(key);
     const double sigma_w = sigma * Ops::kNoiseScale;
     uint64_t j = lo;
     for (; j < mid; j += kLanes) {
+        D w[G];
+        noise_group<Ops>(ctr, step, w);
 #pragma GCC unroll 4
         for (uint64_t q = 0; q < G; ++q) {
             const uint64_t i = j + q * W;
@@ -257,9 +259,7 @@ QALLOW_VM_VEC_FN void update_block_vec(const double* v, double* out, uint64_t n,
             __builtin_memcpy(&c, v + i, sizeof c);
             __builtin_memcpy(&l, v + i - 1, sizeof l);
             __builtin_memcpy(&r, v + i + 1, sizeof r);
-            D w, x;
-            noise_step<Ops>(z0[q], w);
-            x = c + kappa * (0.5 - c) + gamma * (0.5 * (l + r) - c) + sigma_w * w;
+            D x = c + kappa * (0.5 - c) + gamma * (0.5 * (l + r) - c) + sigma_w * w[q];
             Ops::clamp(x);
             __builtin_memcpy(out + i, &x, sizeof x);
             const D y = x - 0.5;
@@ -286,27 +286,8 @@ QALLOW_VM_VEC_FN void update_block_vec(const double* v, double* out, uint64_t n,
 #define QALLOW_VM_HAVE_X86_64_V4 1
 #define QALLOW_VM_HAVE_X86_64_V3 1
 
-// AVX2 has no 64-bit multiply, nor conversion of 64-bit integers: GCC's
-// own stand-ins, and the generic clamp, made this kernel 40% slower.
+// AVX2 has no masked blend: the generic clamp is 4 instructions here.
 struct VecOpsX86V3 : VecOps<4> {
-    typedef int I32 __attribute__((vector_size(32)));
-    typedef uint32_t U32 __attribute__((vector_size(32)));
-    // lo(a) lo(c) by vpmuludq, plus the two cross products lo(a) hi(c) and
-    // hi(a) lo(c), mod 2^32, by one vpmulld against c's swapped halves,
-    // moved into the high half.
-    QALLOW_VM_VEC_FN static void mul(U& a, uint64_t c) {
-        const U t = (U)((U32)a * (U32)(U{} + ((c << 32) | (c >> 32))));
-        a = (U)__builtin_ia32_pmuludq256((I32)a, (I32)(U{} + c)) + (t << 32) + (t & 0xffffffff00000000ULL);
-    }
-    // z >> 11 = t 2^52 + m, t its top bit: the double 2^52 + m is those
-    // bits under 2^52's exponent (whose lowest bit is already 1), and
-    // (2u - 1) 2^52 = (z >> 11) - 2^52 = 2^52 + m - (2 - t) 2^52, exact.
-    // Leaving 2^-52 to sigma saves a multiply.
-    static constexpr double kNoiseScale = 0x1.0p-52;
-    QALLOW_VM_VEC_FN static void noise(const U& z, D& w) {
-        const D d = (D)((z >> 11) | 0x4330000000000000ULL), zero = {};
-        w = d - __builtin_ia32_blendvpd256(zero + 0x1.0p53, zero + 0x1.0p52, (D)z); // z's top bit picks
-    }
     // maxpd and minpd return their second operand unless the first is
     // greater (less): std::max(0.0, x) and std::min(1.0, x) exactly.
     QALLOW_VM_VEC_FN static void clamp(D& x) {
@@ -318,10 +299,7 @@ struct VecOpsX86V3 : VecOps<4> {
 __attribute__((target("arch=x86-64-v4"))) inline void update_block_x86_64_v4(QALLOW_VM_BLOCK_ARGS) {
     update_block_vec<VecOps<8>>(QALLOW_VM_BLOCK_CALL);
 }
-// sigma 2^-52 is exact unless sigma is below 2^-970: no rate anyone runs,
-// left to the portable kernel.
 __attribute__((target("arch=x86-64-v3"))) inline void update_block_x86_64_v3(QALLOW_VM_BLOCK_ARGS) {
-    if (sigma != 0 && sigma < 0x1.0p-970) return update_block(QALLOW_VM_BLOCK_CALL);
     update_block_vec<VecOpsX86V3>(QALLOW_VM_BLOCK_CALL);
 }
 
@@ -358,7 +336,13 @@ inline bool update_block_x86_64_v4_ok() {
 // NEON is part of every AArch64 Linux target, so no run-time check.
 #if defined(QALLOW_VM_HAVE_VECTOR_KERNELS) && defined(__aarch64__) && defined(__ARM_NEON)
 #define QALLOW_VM_HAVE_ARM64_NEON 1
-inline void update_block_arm64_neon(QALLOW_VM_BLOCK_ARGS) { update_block_vec<VecOps<2>>(QALLOW_VM_BLOCK_CALL); }
+// GCC converts int32 lanes to doubles one by one through general registers;
+// widened to int64 first (sxtl) they convert as a vector (scvtf v.2d), exact.
+struct VecOpsArm64 : VecOps<2> {
+    typedef int64_t L __attribute__((vector_size(16)));
+    QALLOW_VM_VEC_FN static void noise(const I& s, D& w) { w = __builtin_convertvector(__builtin_convertvector(s, L), D); }
+};
+inline void update_block_arm64_neon(QALLOW_VM_BLOCK_ARGS) { update_block_vec<VecOpsArm64>(QALLOW_VM_BLOCK_CALL); }
 #endif
 
 // Which block kernel VmModel runs.  automatic picks the widest this CPU

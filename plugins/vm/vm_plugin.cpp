@@ -53,7 +53,7 @@ constexpr Bounds kRate = Bounds{}.between(0, vm::kRateMax);
 
 } // namespace
 
-QALLOW_PLUGIN(Vm, QALLOW_KIND_PHASE, "vm", "1.0.0", "three noisy overlay rings relaxing toward 0.5 (phases 1-7)",
+QALLOW_PLUGIN(Vm, QALLOW_KIND_PHASE, "vm", "1.1.0", "three noisy overlay rings relaxing toward 0.5 (phases 1-7)",
               integer("nodes", 256, "nodes per overlay (three overlays); a ring needs at least 3",
                       Bounds{}.between(double(vm::kMinNodes), double(vm::kMaxNodes))),
               number("kappa", 0.001, "pull of each node toward 0.5 per tick", kRate, QALLOW_PARAM_LIVE),

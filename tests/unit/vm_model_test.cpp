@@ -31,6 +31,10 @@ using qallow::vm::VmModel;
 double draw(uint64_t seed, int overlay, uint64_t tick, uint64_t node) {
     return qallow_random_uniform(qallow_random_key(seed, overlay, tick), node);
 }
+// The tick's noise, 2u - 1.
+double noise(uint64_t seed, int overlay, uint64_t tick, uint64_t node) {
+    return qallow_random_signed(qallow_random_key(seed, overlay, tick), node);
+}
 
 bool same_bits(const VmModel& a, const VmModel& b) {
     const uint64_t n = a.nodes();
@@ -59,8 +63,10 @@ TEST(VmModel, TickOneMatchesFormula) {
         for (uint64_t j : {0, 1, 50, 98, 99}) {
             auto v0 = [&](uint64_t i) { return 0.5 + 0.1 * draw(seed, o, 0, i % n); };
             const double v = v0(j), l = v0(j + n - 1), r = v0(j + 1);
-            const double u = draw(seed, o, 1, j);
-            const double x = v + kappa * (0.5 - v) + gamma * (0.5 * (l + r) - v) + sigma * (2 * u - 1);
+            const double w = noise(seed, o, 1, j);
+            ASSERT_GE(w, -1.0);
+            ASSERT_LT(w, 1.0);
+            const double x = v + kappa * (0.5 - v) + gamma * (0.5 * (l + r) - v) + sigma * w;
             EXPECT_NEAR(m.values(o)[j], std::clamp(x, 0.0, 1.0), 1e-16) << "overlay " << o << " node " << j;
         }
 }
@@ -241,7 +247,7 @@ TEST(VmModel, BlockSumsFollowTheDocumentedLaneOrder) {
         qallow::vm::update_block(v.data(), out.data(), n, r.begin, r.end, key, kappa, gamma, sigma, &sum, &sumsq);
         auto node = [&](uint64_t j) {
             const double x = qallow::vm::update_node(v[j], v[(j + n - 1) % n], v[(j + 1) % n],
-                                                     qallow_random_uniform(key, j), kappa, gamma, sigma);
+                                                     qallow_random_signed(key, j), kappa, gamma, sigma);
             EXPECT_EQ(out[j], x) << j;
             return x - 0.5;
         };

@@ -7,8 +7,14 @@
 ** "Fast splittable pseudorandom number generators", OOPSLA 2014), applied to
 ** a key derived from (seed, stream, tick) plus index times the golden gamma:
 ** exactly the SplitMix64 sequence for that key, read at position `index`.
-** It passes BigCrush and costs two multiplies per draw, which keeps the
-** node-update hot loops bandwidth-bound rather than RNG-bound.
+** It passes BigCrush and costs two 64-bit multiplies per draw.
+**
+** qallow_random_signed is the cheaper draw for per-node noise in hot
+** loops: a 32-bit keyed hash of the index, three 32-bit multiplies, which
+** AVX2, AVX-512 and NEON all do on 8 or 4 lanes in one instruction (none of
+** them has a 64-bit lane multiply but AVX-512).  32 bits are its whole
+** resolution and an index's low 32 bits its whole counter; see
+** docs/DECISIONS.md, "The vm's noise".
 */
 #ifndef QALLOW_RANDOM_H
 #define QALLOW_RANDOM_H
@@ -40,6 +46,39 @@ QALLOW_HD uint64_t qallow_random_key(uint64_t seed, uint64_t stream, uint64_t ti
 QALLOW_HD double qallow_random_uniform(uint64_t key, uint64_t index) {
     uint64_t z = qallow_mix64(key + (index + 1) * QALLOW_GOLDEN_GAMMA);
     return (double)(z >> 11) * 0x1.0p-53;
+}
+
+/* The 32-bit keyed hash behind qallow_random_signed.  The key picks an
+** affine counter, x = index * a + b mod 2^32 (a = the key's high half made
+** odd, b its low half), which then goes through Wellons' "lowbias32"
+** (hash-prospector: two rounds of xor-shift and multiply).  Two keys give
+** different multipliers, so their counters share no run of consecutive
+** values (an offset alone, b, would make one key's draws the other's,
+** shifted along the nodes); bit 32 of the key is not used.  The rounds are
+** statements on x, a uint32_t or a GCC vector of them: vector kernels run
+** them on 4 or 8 lanes, stepping each lane's counter by a multiple of a. */
+#define QALLOW_HASH32_ROUNDS(x) \
+    do {                        \
+        (x) ^= (x) >> 16;       \
+        (x) *= 0x7feb352dU;     \
+        (x) ^= (x) >> 15;       \
+        (x) *= 0x846ca68bU;     \
+        (x) ^= (x) >> 16;       \
+    } while (0)
+
+QALLOW_HD uint32_t qallow_hash32_multiplier(uint64_t key) { return (uint32_t)(key >> 32) | 1U; }
+
+QALLOW_HD uint32_t qallow_hash32(uint64_t key, uint64_t index) {
+    uint32_t x = (uint32_t)index * qallow_hash32_multiplier(key) + (uint32_t)key;
+    QALLOW_HASH32_ROUNDS(x);
+    return x;
+}
+
+/* 2u - 1 for u uniform on [0, 1) at 32 bits: the hash read as a signed
+** integer s, times 2^-31, so s 2^-31 in [-1, 1), exact; u is
+** (s + 2^31) 2^-32.  Indices 2^32 apart draw the same number. */
+QALLOW_HD double qallow_random_signed(uint64_t key, uint64_t index) {
+    return (double)(int32_t)qallow_hash32(key, index) * 0x1.0p-31;
 }
 
 #endif /* QALLOW_RANDOM_H */
