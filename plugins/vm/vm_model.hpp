@@ -215,7 +215,8 @@ struct VecOps {
 
 // One group of 8 nodes' noise, w[q] for lanes qW .. qW + W - 1 (the hash
 // of qallow_random_signed on 8 lanes at once, whatever W), then the
-// counters step to the next group (`step`: 8 times the key's multiplier).  Also timed alone (bench/vm_v3_parts.hpp).
+// counters step to the next group (`step`: 8 times the key's multiplier).
+// Also timed alone (bench/vm_v3_parts.hpp).
 template <class Ops>
 QALLOW_VM_VEC_FN void noise_group(NoiseCounters& ctr, uint32_t step, typename Ops::D* w) {
     using I = typename Ops::I;
