@@ -24,9 +24,9 @@ __attribute__((target("arch=x86-64-v3"))) void v3_part_block(const double* v, do
     constexpr uint64_t W = Ops::kWidth, G = kLanes / W;
     const double kappa = 0.001, gamma = 0.01, sigma_w = 0.005 * Ops::kNoiseScale;
     D s[G] = {}, s2[G] = {};
-    const uint32_t a = qallow_hash32_multiplier(key), step = uint32_t(kLanes) * a;
+    const uint32_t step = uint32_t(kLanes) * qallow_hash32_multiplier(key);
     NoiseCounters ctr;
-    for (uint64_t i = 0; i < kLanes; ++i) ctr[i] = uint32_t(lo + i) * a + uint32_t(key);
+    for (uint64_t i = 0; i < kLanes; ++i) ctr[i] = qallow_hash32_counter(key, lo + i);
     for (uint64_t j = lo; j + kLanes <= hi; j += kLanes) {
         D w[G];
         if constexpr (P == V3Part::rng) {

@@ -244,10 +244,10 @@ QALLOW_VM_VEC_FN void update_block_vec(const double* v, double* out, uint64_t n,
     const uint64_t hi = end == n ? n - 1 : end;
     const uint64_t mid = hi > lo ? lo + (hi - lo) / kLanes * kLanes : lo;
     D s[G] = {}, s2[G] = {};
-    // Node i's counter is i a + b, as in qallow_hash32: 8 a a group.
-    const uint32_t a = qallow_hash32_multiplier(key), step = uint32_t(kLanes) * a;
+    // Node i's counter is qallow_hash32's, stepping 8 indices a group.
+    const uint32_t step = uint32_t(kLanes) * qallow_hash32_multiplier(key);
     NoiseCounters ctr;
-    for (uint64_t i = 0; i < kLanes; ++i) ctr[i] = uint32_t(lo + i) * a + uint32_t(key);
+    for (uint64_t i = 0; i < kLanes; ++i) ctr[i] = qallow_hash32_counter(key, lo + i);
     const double sigma_w = sigma * Ops::kNoiseScale;
     uint64_t j = lo;
     for (; j < mid; j += kLanes) {

@@ -10,9 +10,10 @@
 ** It passes BigCrush and costs two 64-bit multiplies per draw.
 **
 ** qallow_random_signed is the cheaper draw for per-node noise in hot
-** loops: a 32-bit keyed hash of the index, three 32-bit multiplies, which
-** AVX2, AVX-512 and NEON all do on 8 or 4 lanes in one instruction (none of
-** them has a 64-bit lane multiply but AVX-512).  32 bits are its whole
+** loops: a 32-bit keyed hash of the index, two 32-bit multiplies after
+** the counter's own (an add in a loop), which AVX2, AVX-512 and NEON all do
+** on 8 or 4 lanes in one instruction (of them only AVX-512 multiplies
+** 64-bit lanes).  32 bits are its whole
 ** resolution and an index's low 32 bits its whole counter; see
 ** docs/DECISIONS.md, "The vm's noise".
 */
@@ -68,8 +69,14 @@ QALLOW_HD double qallow_random_uniform(uint64_t key, uint64_t index) {
 
 QALLOW_HD uint32_t qallow_hash32_multiplier(uint64_t key) { return (uint32_t)(key >> 32) | 1U; }
 
+/* x before the rounds; a loop steps it by k * qallow_hash32_multiplier(key)
+** for k indices on. */
+QALLOW_HD uint32_t qallow_hash32_counter(uint64_t key, uint64_t index) {
+    return (uint32_t)index * qallow_hash32_multiplier(key) + (uint32_t)key;
+}
+
 QALLOW_HD uint32_t qallow_hash32(uint64_t key, uint64_t index) {
-    uint32_t x = (uint32_t)index * qallow_hash32_multiplier(key) + (uint32_t)key;
+    uint32_t x = qallow_hash32_counter(key, index);
     QALLOW_HASH32_ROUNDS(x);
     return x;
 }
