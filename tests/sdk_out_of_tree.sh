@@ -13,7 +13,7 @@ cmake --build "$work/hello" >/dev/null
 mkdir "$work/plugins"
 cp "$work/hello/hello.so" "$work/plugins/"
 "$work/prefix/bin/qallow" plugins --plugins "$work/plugins" | tee "$work/list.txt"
-grep -q "^hello 1.0.0  \[phase, ABI 1.1" "$work/list.txt"
+grep -q "^hello 1.0.0  \[phase, ABI 1.2" "$work/list.txt"
 cat > "$work/hello.json" <<JSON
 { "seed": 1, "ticks": 50, "instances": [ { "plugin": "hello", "params": { "damping": 0.1 } } ] }
 JSON

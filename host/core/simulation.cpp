@@ -85,9 +85,15 @@ const char* api_instance_name(qallow_host* h) {
     return h ? h->sim->instances()[h->index].name.c_str() : "";
 }
 
+void api_hold(qallow_host* h, uint32_t ticks) {
+    if (h) h->sim->hold(h->index, ticks);
+}
+uint64_t api_held(qallow_host* h) { return h ? h->sim->held(h->index) : 0; }
+
 const qallow_host_api kHostApi = {
-    sizeof(qallow_host_api), QALLOW_ABI_MAJOR, QALLOW_ABI_MINOR, api_signal_declare, api_signal_find,
-    api_signal_name, api_parallel_for, api_worker_count, api_log, api_report, api_instance_name,
+    sizeof(qallow_host_api), QALLOW_ABI_MAJOR,  QALLOW_ABI_MINOR, api_signal_declare, api_signal_find,
+    api_signal_name,         api_parallel_for,  api_worker_count, api_log,            api_report,
+    api_instance_name,       api_hold,          api_held,
 };
 
 std::string list_names(const std::vector<std::string>& names) {
@@ -369,6 +375,9 @@ Simulation::Simulation(const Config& config, const Catalog& catalog, WorkerPool&
         throw;
     }
     before_.resize(signals_.size());
+    for (size_t s = 0; s < signals_.size(); ++s)
+        if (signals_.name(s).ends_with(".ops")) ops_slots_.push_back(int32_t(s));
+    for (auto& in : instances_) in.ops_seen.assign(ops_slots_.size(), 0);
     for (size_t i = 0; i < instances_.size(); ++i)
         if (instances_[i].batch && batch_gate_ < 0) {
             destroy_all();
@@ -493,6 +502,7 @@ void Simulation::report(size_t instance, const char* key, const char* value) {
     err.message[0] = 0;
     TickResult ignored;
     qallow_status st = watched_step(size_t(&in - instances_.data()), in, t, err, ignored);
+    hold_asked_ = 0; // the restored build steps every tick until its next step asks again
     return problem_of(in, st, err);
 }
 
@@ -513,6 +523,7 @@ void Simulation::returned_late(TickResult& r) {
 TickResult Simulation::step() {
     TickResult r;
     ++tick_;
+    hold_asked_ = 0;
     watch_->tick.store(tick_, std::memory_order_relaxed);
     qallow_tick t{sizeof(qallow_tick), tick_, 0, signals_.values()};
     double* values = signals_.values();
@@ -528,6 +539,7 @@ TickResult Simulation::step() {
         Instance& in = instances_[i];
         if (timed) step_ns_[i] = 0;
         if (in.disabled) continue;
+        if (in.held_until >= tick_ && holds(in)) continue;
         if (in.batch) {
             if (batch_paused_) {
                 ++in.batch_paused;
@@ -546,8 +558,13 @@ TickResult Simulation::step() {
             prev = now;
         }
         if (st == QALLOW_OK) [[likely]] {
-            if (all_finite(values + in.first_slot, in.slot_count)) [[likely]] continue;
+            if (all_finite(values + in.first_slot, in.slot_count)) [[likely]] {
+                if (hold_asked_ | in.held_ticks) [[unlikely]] start_hold(i);
+                continue;
+            }
         }
+        hold_asked_ = 0;
+        end_hold(in);
         std::string problem = problem_of(in, st, err);
         // A build on probation that misbehaves is not a fault: the build it
         // replaced comes back (with its pre-swap state and outputs) and
@@ -574,6 +591,41 @@ TickResult Simulation::step() {
     for (const auto& in : instances_)
         if (in.pass_slot >= 0 && (in.disabled || values[in.pass_slot] != 1.0)) r.ethics_pass = false;
     return r;
+}
+
+// ---- hold (plugin.h) ------------------------------------------------------------
+
+// Taken by the step it was asked in, if that is this instance's (start_hold);
+// asked anywhere else it is gone by the next tick's first step.
+void Simulation::hold(size_t instance, uint32_t ticks) {
+    hold_asked_ = ticks + 1;
+    hold_asker_ = instance;
+}
+
+// Held while every ops signal has the bits it had when the hold began; the
+// first tick one differs, the instance steps (and learns how long it sat out).
+bool Simulation::holds(Instance& in) {
+    const double* values = signals_.values();
+    for (size_t k = 0; k < ops_slots_.size(); ++k)
+        if (std::bit_cast<uint64_t>(values[ops_slots_[k]]) != in.ops_seen[k]) {
+            in.held_until = 0;
+            return false;
+        }
+    ++in.held_ticks;
+    return true;
+}
+
+// After a good step: its held ticks are accounted for; a new hold begins.
+void Simulation::start_hold(size_t index) {
+    Instance& in = instances_[index];
+    in.held_total += in.held_ticks;
+    in.held_ticks = 0;
+    const uint32_t asked = hold_asker_ == index ? hold_asked_ : 0;
+    hold_asked_ = 0;
+    if (asked <= 1) return;
+    in.held_until = tick_ + (asked - 1);
+    const double* values = signals_.values();
+    for (size_t k = 0; k < ops_slots_.size(); ++k) in.ops_seen[k] = std::bit_cast<uint64_t>(values[ops_slots_[k]]);
 }
 
 // A disabled instance's values are absent, not stale: NaN for every signal
@@ -629,6 +681,7 @@ void Simulation::restore_signals(std::string_view table) {
         throw std::invalid_argument("restore_signals: " + std::to_string(table.size()) + " bytes for " +
                                     std::to_string(signals_.size()) + " signals");
     std::memcpy(signals_.values(), table.data(), table.size());
+    for (auto& in : instances_) end_hold(in);
 }
 
 void Simulation::restore_batch(size_t instance, const BatchCounts& counts) {
@@ -642,6 +695,7 @@ void Simulation::restore_batch(size_t instance, const BatchCounts& counts) {
 
 PluginResult Simulation::restore_state(size_t instance, std::string_view bytes, uint32_t state_version) {
     Instance& in = instances_.at(instance);
+    end_hold(in);
     return PluginCalls::load_state(*in.plugin, in.handle, bytes.data(), bytes.size(), state_version);
 }
 
@@ -822,6 +876,7 @@ void Simulation::commit_swap(Instance& in, std::shared_ptr<LoadedPlugin> next, q
     in.plugin = std::move(next);
     in.handle = handle;
     in.values = std::move(values);
+    end_hold(in);
 }
 
 void Simulation::confirm(size_t instance) {
@@ -842,6 +897,7 @@ Rollback Simulation::rollback(size_t instance, const std::string& reason) {
     in.handle = sb->handle;
     in.values = std::move(sb->values);
     in.reports = std::move(sb->reports);
+    end_hold(in);
     std::copy(sb->outputs.begin(), sb->outputs.end(), signals_.values() + in.first_slot);
     // A live parameter set while the new build was on probation (Lua, ctl)
     // stays set, where the old build takes it.
@@ -909,6 +965,7 @@ const ParamChange& Simulation::set_param(const std::string& name, const nlohmann
         throw InputError(name + ": plugin " + in.plugin->name + " refused " + value_to_text(v) + ": " + r.message());
     changes_.push_back({tick_, in.name, spec.name, who, in.values[p], v});
     in.values[p] = std::move(v);
+    in.held_until = 0; // steps next tick, its held ticks still to account for
     const ParamChange& c2 = changes_.back();
     spdlog::info("tick {}: {} = {} (was {}) by {}", tick_, name, value_to_text(c2.new_value),
                  value_to_text(c2.old_value), who);

@@ -56,6 +56,13 @@ struct Instance {
     uint64_t batch_done = 0, batch_deferred = 0, batch_forced = 0;
     uint64_t batch_paused = 0; // ticks it did not step because the node was in SAFE_MODE
     std::unique_ptr<Standby> standby; // set while a swapped-in build is on probation
+    // plugin.h hold: no step through tick `held_until` while every "ops"
+    // signal keeps the bits in `ops_seen` (Simulation::ops_slots_ order).
+    uint64_t held_until = 0;
+    uint64_t held_ticks = 0; // held since its last step: the plugin's held()
+    uint64_t held_total = 0; // over the run, less the current held_ticks (held_ticks_total())
+    uint64_t held_ticks_total() const { return held_total + held_ticks; }
+    std::vector<uint64_t> ops_seen;
 };
 
 // A batch phase's counters (Instance::batch_done and the others), as a
@@ -269,6 +276,8 @@ public:
     bool creating(size_t instance) const { return creating_ == static_cast<long>(instance); }
     void log(size_t instance, qallow_log_level level, const char* message) const;
     void report(size_t instance, const char* key, const char* value);
+    void hold(size_t instance, uint32_t ticks);
+    uint64_t held(size_t instance) const { return instances_[instance].held_ticks; }
 
 private:
     void create(size_t index, const InstanceConfig& ic);
@@ -290,6 +299,13 @@ private:
     // One plugin step under the watchdog's eye.
     qallow_status watched_step(size_t index, Instance& in, const qallow_tick& t, qallow_error& err, TickResult& r);
     [[gnu::cold, gnu::noinline]] void returned_late(TickResult& r);
+    // hold(): whether `in` sits this tick out; the hold it asked for.
+    bool holds(Instance& in);
+    void start_hold(size_t index);
+    static void end_hold(Instance& in) {
+        in.held_total += in.held_ticks;
+        in.held_until = in.held_ticks = 0;
+    }
 
     WorkerPool& pool_;
     Signals signals_;
@@ -312,6 +328,10 @@ private:
     long replacing_ = -1;           // swap(): the instance whose slots a new build declares
     std::vector<char> redeclared_;  // per slot of that instance: declared again
     std::string redeclare_error_;
+    // Every "<instance>.ops" slot; hold() watches them.
+    std::vector<int32_t> ops_slots_;
+    uint32_t hold_asked_ = 0; // what a step asked for: ticks + 1 (0: nothing)
+    size_t hold_asker_ = 0;   // which instance asked
     StepWatch own_watch_;
     StepWatch* watch_ = &own_watch_;
 };

@@ -29,6 +29,7 @@ nlohmann::json make_summary(const Simulation& sim, const RunFacts& f) {
                            {"file", in.plugin->file.string()},
                            {"sha256", in.plugin->sha256},
                            {"disabled", in.disabled},
+                           {"held_ticks", in.held_ticks_total()}, // plugin.h hold: ticks it sat out
                            {"reports", reports}});
         if (in.batch)
             plugins.back()["batch"] = {{"work_ticks", in.batch->work_ticks},

@@ -76,6 +76,19 @@ struct Meter {
         }
         return last_tick_;
     }
+    // add() `n` times with the same inputs, bit for bit: after the first,
+    // each is three additions of the same terms in the same order.
+    void add_repeated(double joules, double dt, double ops, double price_per_kwh, uint64_t n) {
+        if (n == 0) return;
+        add(joules, dt, ops, price_per_kwh);
+        const bool costs = joules != 0 && price_per_kwh != 0;
+        const double cost = costs ? cost_of(joules, price_per_kwh) : 0.0;
+        for (uint64_t i = 1; i < n; ++i) {
+            joules_total += joules;
+            ops_total += ops;
+            if (costs) cost_total += cost;
+        }
+    }
     double j_per_op() const { return ops_total != 0 ? joules_total / ops_total : 0.0; }
 
 private:

@@ -60,9 +60,15 @@ public:
     }
 
     // The counters are read once a window (window.hpp); most ticks read
-    // no clock at all.
+    // no clock at all.  Between two looks at the clock every output repeats
+    // unless an "ops" signal changes, so the host is asked to hold this
+    // instance until the next look (plugin.h, hold), and the ticks it held
+    // are accounted for here, in the order and with the operations their
+    // own steps would have used: every total comes out bit for bit the same.
     void step(qallow::Tick& t) override {
+        account_held(ctx_.held());
         double cpu, gpu;
+        ops_now_ = sum_ops(t, ops_);
         if (pacer_.look() && over()) {
             Reading r = read_counters(wall_seconds());
             tick_s_ = r.dt / double(pacer_.restart());
@@ -75,17 +81,19 @@ public:
         }
         const double joules = cpu + gpu, price = price_now_;
         // A tick's watts: its joules over the window's mean tick.
-        TickEnergy e = meter_.add(joules, tick_s_, sum_ops(t, ops_), price);
+        TickEnergy e = meter_.add(joules, tick_s_, ops_now_, price);
         t[price_] = price;
         t[batch_ok_] = batch_allowed(price, price_cap_) ? 1.0 : 0.0;
         t[joules_] = e.joules;
         t[watts_] = e.watts;
         t[j_per_op_] = e.j_per_op;
         t[gpu_joules_] = gpu;
+        ctx_.hold(uint32_t(pacer_.countdown() - 1));
     }
 
     // Reports are formatted strings, which allocate: once, at the end.
     void finish() override {
+        account_held(ctx_.held());
         // The totals are the counters', through the end of the run.
         Reading r = read_counters(wall_seconds());
         meter_.add(cpu_.finish(r.cpu_j) + gpu_.finish(r.gpu_j), 0.0, 0.0, price_now_);
@@ -105,6 +113,20 @@ private:
     struct Reading {
         double dt, cpu_j, gpu_j; // the window's wall seconds and joules
     };
+
+    // `n` ticks the host held: what step's in-window branch does for each,
+    // with the ops of the step before them (the host wakes this instance
+    // when they change).  None of them looks at the clock: the hold ends
+    // before the tick that would.  The three running sums are independent,
+    // so adding each one's n equal terms in turn gives the bits that n
+    // interleaved steps give (Meter.RepeatedAdds..., Spreader.RepeatedTicks...).
+    void account_held(uint64_t n) {
+        if (n == 0) return;
+        pacer_.skip(n);
+        const double cpu = cpu_.ticks(tick_s_, n);
+        const double gpu = gpu_.ticks(tick_s_, n);
+        meter_.add_repeated(cpu + gpu, tick_s_, ops_now_, price_now_, n);
+    }
 
     // Whether the window is over; if not, the mean tick so far.
     bool over() {
@@ -142,6 +164,7 @@ private:
     ClockSample window_; // where the current window began (the first from create)
     double tick_s_ = 0;  // the mean tick, wall seconds, as of the last look at the clock
     double price_now_;   // read when a window closes
+    double ops_now_ = 0; // the last step's sum of "ops", which held ticks share
     Spreader cpu_, gpu_;
 };
 

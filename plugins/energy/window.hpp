@@ -24,6 +24,13 @@ public:
     // A tick inside the window, thought to be `tick_s` wall seconds long:
     // an estimate.
     double tick(double tick_s) { return write(watts_ * tick_s); }
+    // `n` such ticks, bit for bit what n calls of tick() leave (the same
+    // value added n times, in order); returns what each of them wrote.
+    double ticks(double tick_s, uint64_t n) {
+        const double j = std::max(0.0, watts_ * tick_s);
+        for (uint64_t i = 0; i < n; ++i) written_ += j;
+        return j;
+    }
 
     // The tick that closes a window in which the counters measured
     // `window_j` over `window_s` wall seconds.
@@ -79,6 +86,14 @@ public:
         countdown_ = uint64_t(std::clamp(left, 1.0, double(kMaxStride)));
         return false;
     }
+    // `n` ticks known not to look (at most countdown() - 1 of them): what
+    // look() does for each, without the test.
+    void skip(uint64_t n) {
+        ticks_ += n;
+        countdown_ -= n;
+    }
+    // Ticks until the one that looks, counting it.
+    uint64_t countdown() const { return countdown_; }
     uint64_t ticks() const { return ticks_; } // in this window so far
     // A window closed: returns its tick count; the next one starts.
     uint64_t restart() {

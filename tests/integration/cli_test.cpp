@@ -56,7 +56,7 @@ json check_completed_run(const Result& r, const fs::path& out, uint64_t ticks, c
 
     json s = read_json(out / "summary.json");
     EXPECT_EQ(s["qallow_version"], "0.1.0");
-    EXPECT_EQ(s["abi"], "1.1");
+    EXPECT_EQ(s["abi"], "1.2");
     EXPECT_EQ(s["ticks"], ticks);
     EXPECT_EQ(s["ticks_requested"], ticks);
     EXPECT_EQ(s["stopped_by"], "completed");
@@ -307,7 +307,7 @@ protected:
     }
     TempDir dir_;
     fs::path plugins_ = dir_ / "plugins";
-    const std::string reason_ = "built for plugin ABI 2.1, this host speaks ABI 1.1 (majors must match)";
+    const std::string reason_ = "built for plugin ABI 2.2, this host speaks ABI 1.2 (majors must match)";
 };
 
 TEST_F(CliRefusedPlugin, OthersStillRun) {
@@ -489,15 +489,15 @@ TEST(Cli, PluginsCommandListsRefusedFilesWithReasons) {
     Result r = run_qallow(dir, {"plugins", "--plugins", kBadPlugins.string()});
     EXPECT_EQ(r.status, 0) << r.err;
     for (const char* line : {
-             "refused bad_major.so: built for plugin ABI 2.1, this host speaks ABI 1.1 (majors must match)\n",
-             "refused bad_minor.so: needs plugin ABI 1.8, this host provides only 1.1\n",
+             "refused bad_major.so: built for plugin ABI 2.2, this host speaks ABI 1.2 (majors must match)\n",
+             "refused bad_minor.so: needs plugin ABI 1.9, this host provides only 1.2\n",
              "refused bad_null.so: qallow_plugin_entry returned no descriptor\n",
              "refused bad_small.so: descriptor is 64 bytes, ABI 1.0 needs at least ",
              "refused not_a_plugin.so: not a Qallow plugin: no symbol qallow_plugin_entry\n",
              "refused text_file.so: not a shared object (no ELF header)\n",
              "refused twin_b.so: duplicate plugin name 'twin' (already provided by twin_a.so)\n",
-             "good_c 1.0.0  [phase, ABI 1.1, state v1]  good_c.so\n",
-             "twin 1.0.0  [phase, ABI 1.1, state v1]  twin_a.so\n",
+             "good_c 1.0.0  [phase, ABI 1.2, state v1]  good_c.so\n",
+             "twin 1.0.0  [phase, ABI 1.2, state v1]  twin_a.so\n",
              "2 loaded, 7 refused\n",
          })
         EXPECT_CONTAINS(r.out, line);
@@ -507,7 +507,7 @@ TEST(Cli, PluginsCommandShowsDigestsAndSchemas) {
     TempDir dir;
     Result r = run_qallow(dir, {"plugins", "--plugins", kPlugins.string()});
     EXPECT_EQ(r.status, 0) << r.err;
-    EXPECT_CONTAINS(r.out, "host plugin ABI: 1.1\n");
+    EXPECT_CONTAINS(r.out, "host plugin ABI: 1.2\n");
     for (const char* p : {"vm", "phase12", "phase13", "ethics", "energy"})
         EXPECT_CONTAINS(r.out, "  sha256 " + sha256sum(kPlugins / (std::string(p) + ".so")) + "\n");
     EXPECT_CONTAINS(r.out, "  - k (number, live) default 0.001; a finite number in (0, 0.008]\n");
@@ -526,7 +526,7 @@ TEST(Cli, VersionNamesReleaseAndAbi) {
     Result r = run_qallow(dir, {"--version"});
     EXPECT_EQ(r.status, 0);
     EXPECT_CONTAINS(r.out, "qallow 0.1.0");
-    EXPECT_CONTAINS(r.out, "ABI 1.1");
+    EXPECT_CONTAINS(r.out, "ABI 1.2");
 }
 
 TEST(Cli, RunHelpMentionsSetAndTicks) {

@@ -207,7 +207,7 @@ TEST_F(Reload, AWrongAbiIsRefusedAndTheOldBuildRunsOn) {
     ASSERT_TRUE(log_shows("reload: refused")) << log();
     ASSERT_EQ(stop(*p), 0) << log();
     EXPECT_CONTAINS(log(), "reload: refused " + (plugins_ / "counter.so").string() + " (sha256 ");
-    EXPECT_CONTAINS(log(), "): built for plugin ABI 2.1, this host speaks ABI 1.1 (majors must match); counter 1.0.0 "
+    EXPECT_CONTAINS(log(), "): built for plugin ABI 2.2, this host speaks ABI 1.2 (majors must match); counter 1.0.0 "
                            "(sha256 ");
     EXPECT_CONTAINS(log(), ") keeps running instance 'counter'");
     json s = read_json(dir_ / "out" / "summary.json");
@@ -381,7 +381,7 @@ TEST_F(Reload, ABuildThatCrashesAfterAReloadIsRefusedAtTheNextStartUntilCleared)
     EXPECT_CONTAINS(clear.out, "cleared counter 6.6.6 (sha256 ");
     EXPECT_CONTAINS(clear.out, "1 build(s) cleared");
     Result after = run_qallow(dir_, {"plugins", "--plugins", plugins_.string(), "--state-dir", state_.string()});
-    EXPECT_CONTAINS(after.out, "counter 6.6.6  [phase, ABI 1.1, state v1]");
+    EXPECT_CONTAINS(after.out, "counter 6.6.6  [phase, ABI 1.2, state v1]");
     EXPECT_CONTAINS(after.out, "1 loaded, 0 refused");
 }
 

@@ -225,6 +225,60 @@ TEST(Meter, RepeatedInputsGiveTheSameBitsAsDividingEveryTick) {
     EXPECT_NE(m.cost_total, 0.0);
 }
 
+// Ticks the host held (plugin.h, hold) are accounted for in one call each:
+// Spreader::ticks, Meter::add_repeated, Pacer::skip.  Each must leave the
+// bits that as many single ticks leave, with values whose sums round.
+TEST(Meter, RepeatedAddsGiveTheBitsOfAddingEachTick) {
+    for (uint64_t n : {0, 1, 2, 63, 1000}) {
+        SCOPED_TRACE("n " + std::to_string(n));
+        Meter one, many;
+        for (Meter* m : {&one, &many}) m->add(0.3, 0.1, 7, 0.21); // a step before the hold
+        for (uint64_t i = 0; i < n; ++i) one.add(1e-7 / 3, 1.1e-7, 24.5, 0.21);
+        many.add_repeated(1e-7 / 3, 1.1e-7, 24.5, 0.21, n);
+        TickEnergy a = one.add(0.1, 0.2, 3, 0.21), b = many.add(0.1, 0.2, 3, 0.21); // the next step
+        EXPECT_EQ(std::bit_cast<uint64_t>(one.joules_total), std::bit_cast<uint64_t>(many.joules_total));
+        EXPECT_EQ(std::bit_cast<uint64_t>(one.ops_total), std::bit_cast<uint64_t>(many.ops_total));
+        EXPECT_EQ(std::bit_cast<uint64_t>(one.cost_total), std::bit_cast<uint64_t>(many.cost_total));
+        EXPECT_EQ(std::bit_cast<uint64_t>(a.watts), std::bit_cast<uint64_t>(b.watts));
+    }
+    Meter free_one, free_many; // price 0: no cost added either way
+    free_one.add(0.1, 0.1, 1, 0);
+    free_one.add(0.1, 0.1, 1, 0);
+    free_many.add_repeated(0.1, 0.1, 1, 0, 2);
+    EXPECT_EQ(free_many.cost_total, 0.0);
+    EXPECT_EQ(std::bit_cast<uint64_t>(free_one.joules_total), std::bit_cast<uint64_t>(free_many.joules_total));
+}
+
+TEST(Spreader, RepeatedTicksGiveTheBitsOfEachTick) {
+    for (uint64_t n : {0, 1, 64, 999}) {
+        SCOPED_TRACE("n " + std::to_string(n));
+        Spreader one, many;
+        for (Spreader* s : {&one, &many}) s->close(0.7, 0.3); // 2.333.. W
+        double each = 0;
+        for (uint64_t i = 0; i < n; ++i) each = one.tick(1.3e-7);
+        const double j = many.ticks(1.3e-7, n);
+        if (n) EXPECT_EQ(std::bit_cast<uint64_t>(j), std::bit_cast<uint64_t>(each));
+        // What the next close writes is measured less written: the written sums must agree.
+        EXPECT_EQ(std::bit_cast<uint64_t>(one.close(0.5, 0.2)), std::bit_cast<uint64_t>(many.close(0.5, 0.2)));
+        EXPECT_EQ(std::bit_cast<uint64_t>(one.finish(0.1)), std::bit_cast<uint64_t>(many.finish(0.1)));
+    }
+}
+
+TEST(Pacer, SkippedTicksAreTheTicksThatDoNotLook) {
+    Pacer one(0.010), many(0.010);
+    for (Pacer* p : {&one, &many}) {
+        ASSERT_TRUE(p->look());
+        ASSERT_FALSE(p->over(0.0001)); // 99 ticks to go, but at most 64
+    }
+    ASSERT_EQ(one.countdown(), Pacer::kMaxStride);
+    for (uint64_t i = 0; i + 1 < Pacer::kMaxStride; ++i) ASSERT_FALSE(one.look());
+    many.skip(Pacer::kMaxStride - 1);
+    EXPECT_EQ(many.ticks(), one.ticks());
+    EXPECT_EQ(many.countdown(), 1u);
+    EXPECT_TRUE(one.look());
+    EXPECT_TRUE(many.look()); // the tick after the skipped ones looks
+}
+
 TEST(Price, ReadsAHourlyCsv) {
     TempDir d;
     std::string csv = "hour,price_per_kwh\r\n";

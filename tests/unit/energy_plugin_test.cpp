@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <limits>
 #include <map>
 #include <string>
@@ -112,6 +113,90 @@ TEST(EnergyPlugin, GpuAutoWithoutNvmlSaysWhyAndLeavesJPerOpAlone) {
     EXPECT_EQ(on.reports.at("joules_total"), off.reports.at("joules_total"));
     EXPECT_EQ(on.reports.at("j_per_op"), off.reports.at("j_per_op"));
     EXPECT_EQ(on.reports.at("j_per_op"), "0.0416666667"); // 1 J / 24 node updates
+}
+
+// The meter asks the host to hold it between two looks at the clock
+// (plugin.h, hold), and accounts for the held ticks at its next step or at
+// finish.  vm (24 ops a tick), faulty (1 op a tick until its NaN at tick 300
+// takes it out of the loop: 0 from then on) and energy with a window longer
+// than the run, so it looks at the clock every 64 ticks at most.  Every
+// tick's ops, held or not, must be in ops_total, exactly.
+TEST(EnergyPlugin, HeldTicksAreCountedAsTheirStepsWouldHaveCountedThem) {
+    TempDir dir;
+    qallow::test::copy_into(dir.path(), {qallow::test::kFaultyDir / "faulty.so", kPluginDir / "vm.so",
+                                         kPluginDir / "energy.so"});
+    const Catalog catalog = discover_plugins(dir.path());
+    Config c;
+    c.source = "cfg.json";
+    c.seed = 42;
+    c.ticks = 1000;
+    c.fault_policy = FaultPolicy::disable;
+    auto instance = [](std::string plugin, nlohmann::json params, size_t i) {
+        InstanceConfig ic;
+        ic.plugin = ic.name = std::move(plugin);
+        ic.params = std::move(params);
+        ic.pointer = "/instances/" + std::to_string(i);
+        return ic;
+    };
+    c.instances = {instance("vm", {{"nodes", 8}, {"device", "cpu"}}, 0), instance("faulty", {{"nan_at", 300}}, 1),
+                   instance("energy", {{"source", "model"}, {"gpu", "off"}, {"sample_ms", 60000}}, 2)};
+    WorkerPool pool(1);
+    Simulation sim(c, catalog, pool, {});
+    const Instance& energy = sim.instances()[2];
+    double ops = 0;
+    std::vector<int> stepped; // the ticks the meter stepped
+    for (int n = 1; n <= 1000; ++n) {
+        const uint64_t held_before = energy.held_ticks_total();
+        sim.step();
+        if (energy.held_ticks_total() == held_before) stepped.push_back(n);
+        ops += signal(sim, "vm.ops") + signal(sim, "faulty.ops");
+    }
+    EXPECT_TRUE(sim.instances()[1].disabled);
+    EXPECT_EQ(ops, 24.0 * 1000 + 299);
+    // Held most ticks; woken on tick 300, when faulty's ops went to 0.
+    EXPECT_GT(energy.held_ticks_total(), 900u);
+    EXPECT_LT(stepped.size(), 100u);
+    EXPECT_NE(std::find(stepped.begin(), stepped.end(), 300), stepped.end());
+    EXPECT_NE(stepped.back(), 1000); // the run ends inside a hold: finish accounts for it
+    ASSERT_GT(energy.held_ticks, 0u);
+    sim.finish();
+    const auto& reports = sim.instances()[2].reports;
+    EXPECT_EQ(reports.at("ops_total"), "24299");
+    const double joules = std::stod(reports.at("joules_total"));
+    EXPECT_GT(joules, 0.0);
+    EXPECT_NEAR(std::stod(reports.at("j_per_op")), joules / 24299, joules / 24299 * 1e-8); // 9 digits
+}
+
+// Signals put back (a checkpoint, SAFE_MODE's restore) end every hold: the
+// held ticks go with the state they replace, and the meter steps next tick.
+TEST(EnergyPlugin, SignalsPutBackEndTheHold) {
+    Config c;
+    c.source = "cfg.json";
+    c.seed = 42;
+    c.ticks = 100;
+    InstanceConfig vm, energy;
+    vm.plugin = vm.name = "vm";
+    vm.params = {{"nodes", 8}, {"device", "cpu"}};
+    vm.pointer = "/instances/0";
+    energy.plugin = energy.name = "energy";
+    energy.params = {{"source", "model"}, {"gpu", "off"}, {"sample_ms", 60000}};
+    energy.pointer = "/instances/1";
+    c.instances = {vm, energy};
+    static const Catalog catalog = discover_plugins(kPluginDir);
+    WorkerPool pool(1);
+    Simulation sim(c, catalog, pool, {});
+    for (int n = 0; n < 3; ++n) sim.step();
+    const Instance& e = sim.instances()[1];
+    ASSERT_GE(e.held_until, 4u); // held from tick 3
+    ASSERT_GT(e.held_ticks, 0u);
+    const double* v = sim.signals().values();
+    sim.restore_signals(std::string_view(reinterpret_cast<const char*>(v), sim.signals().size() * sizeof(double)));
+    EXPECT_EQ(e.held_until, 0u);
+    EXPECT_EQ(e.held_ticks, 0u);
+    const uint64_t held = e.held_ticks_total();
+    sim.step();
+    EXPECT_EQ(e.held_ticks_total(), held); // it stepped
+    EXPECT_GT(e.held_until, sim.tick()); // and holds again
 }
 
 TEST(EnergyPlugin, GpuParamTakesAutoOrOff) {

@@ -67,8 +67,8 @@ TEST(HostLoader, EachRefusedFileIsListedWithItsReason) {
     EXPECT_EQ(cat.dir, kBadDir);
     auto r = refusals(cat);
     EXPECT_EQ(r.size(), 7u);
-    EXPECT_EQ(r["bad_major.so"], "built for plugin ABI 2.1, this host speaks ABI 1.1 (majors must match)");
-    EXPECT_EQ(r["bad_minor.so"], "needs plugin ABI 1.8, this host provides only 1.1");
+    EXPECT_EQ(r["bad_major.so"], "built for plugin ABI 2.2, this host speaks ABI 1.2 (majors must match)");
+    EXPECT_EQ(r["bad_minor.so"], "needs plugin ABI 1.9, this host provides only 1.2");
     EXPECT_EQ(r["bad_small.so"], "descriptor is 64 bytes, ABI 1.0 needs at least " +
                                      std::to_string(QALLOW_PLUGIN_SIZE_V1_0));
     EXPECT_EQ(r["bad_null.so"], "qallow_plugin_entry returned no descriptor");
@@ -99,7 +99,7 @@ TEST(HostLoader, GoodFilesBesideRefusedOnesStillLoad) {
 
 TEST(HostLoader, LoadPluginThrowsTheReasonWithoutTheFileName) {
     EXPECT_EQ(error_of<InputError>([] { load_plugin(kBadDir / "bad_major.so"); }),
-              "built for plugin ABI 2.1, this host speaks ABI 1.1 (majors must match)");
+              "built for plugin ABI 2.2, this host speaks ABI 1.2 (majors must match)");
     EXPECT_EQ(error_of<InputError>([] { load_plugin(kBadDir / "text_file.so"); }),
               "not a shared object (no ELF header)");
     TempDir dir;

@@ -368,7 +368,7 @@ TEST_F(HostReloadHook, AWrongAbiIsRefusedAndTheOldBuildRuns) {
     EXPECT_EQ(hook_->counts().loaded, 0u);
     json e = hook_->summary()["events"][0];
     EXPECT_EQ(e["event"], "refused");
-    EXPECT_EQ(e["detail"], "built for plugin ABI 2.1, this host speaks ABI 1.1 (majors must match)");
+    EXPECT_EQ(e["detail"], "built for plugin ABI 2.2, this host speaks ABI 1.2 (majors must match)");
     EXPECT_EQ(e["old_version"], "1.0.0");
     EXPECT_EQ(e["sha256"].get<std::string>().size(), 64u);
     tick();

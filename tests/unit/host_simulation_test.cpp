@@ -145,7 +145,7 @@ TEST(HostSimulation, UnknownPluginThatWasRefusedSaysWhy) {
     WorkerPool pool(1);
     EXPECT_EQ(error_of<InputError>([&] { Simulation sim(c, cat, pool, {}); }),
               "cfg.json: /instances/1/plugin: no plugin named 'bad_major' in " + dir.path().string() +
-                  "; found: phase12; bad_major.so was refused: built for plugin ABI 2.1, this host speaks ABI 1.1 "
+                  "; found: phase12; bad_major.so was refused: built for plugin ABI 2.2, this host speaks ABI 1.2 "
                   "(majors must match)");
 }
 

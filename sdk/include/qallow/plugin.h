@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define QALLOW_ABI_MAJOR 1
-#define QALLOW_ABI_MINOR 1
+#define QALLOW_ABI_MINOR 2
 
 #define QALLOW_ENTRY_SYMBOL "qallow_plugin_entry"
 
@@ -224,7 +224,41 @@ typedef struct qallow_host_api {
     void (*report)(qallow_host *host, const char *key, const char *value);
     /* This instance's name from the config. */
     const char *(*instance_name)(qallow_host *host);
+
+    /* ---- ABI 1.2 ---------------------------------------------------------
+    ** Present when struct_size reaches QALLOW_HOST_API_SIZE_V1_2.  A host
+    ** never loads a plugin that needs a newer minor than its own, so a 1.2
+    ** plugin always finds them; the SDK checks the size anyway. */
+
+    /* hold -- skip this instance's next steps while its outputs cannot change.
+    **   Required: no.  For plugins whose outputs depend only on their own
+    **     state and on the "ops" signals (the energy meter, between two
+    **     readings of its counters).
+    **   When: from step only (elsewhere ignored).  The last call in a step
+    **     counts; a step that calls none asks for no hold.
+    **   Effect: the host does not call step for the next `ticks` ticks and
+    **     the instance's signals keep their values, as if each of those
+    **     steps had written the same values again.  It calls step early, on
+    **     the first tick when:
+    **       - any instance's "ops" signal, as it stands at this instance's
+    **         turn, differs (bit for bit) from its value after the step that
+    **         asked for the hold;
+    **       - set_param reached this instance.
+    **     A hot swap, a rollback, load_state or a checkpoint's signals put
+    **     back end the hold too, and the ticks it held are forgotten with
+    **     the state they replace.
+    **   Threads: the loop thread, inside step. */
+    void (*hold)(qallow_host *host, uint32_t ticks);
+    /* held -- how many ticks the host held this instance since its last
+    **   step.  In step: the ticks between the last step and this one, which
+    **   the plugin accounts for as those steps would have (every "ops"
+    **   signal had the value it had after the last step).  In finish: the
+    **   ticks after the last step.  0 when nothing was held.
+    **   Threads: the loop thread, inside step or finish. */
+    uint64_t (*held)(qallow_host *host);
 } qallow_host_api;
+
+#define QALLOW_HOST_API_SIZE_V1_2 ((uint32_t)(offsetof(qallow_host_api, held) + sizeof(void *)))
 
 /* Passed to step.  `signals` is the host's table, indexed by slot: write
 ** your outputs, read anyone's.  Phases see this tick's values of the phases

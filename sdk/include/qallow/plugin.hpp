@@ -216,6 +216,14 @@ public:
         api_->report(host_, key.c_str(), value.c_str());
     }
 
+    // step only: the next `ticks` steps would write what this one wrote
+    // unless an "ops" signal changes (plugin.h, hold; ABI 1.2).
+    void hold(uint32_t ticks) const {
+        if (api_->struct_size >= QALLOW_HOST_API_SIZE_V1_2) api_->hold(host_, ticks);
+    }
+    // step and finish: the ticks held since the last step (plugin.h, held).
+    uint64_t held() const { return api_->struct_size >= QALLOW_HOST_API_SIZE_V1_2 ? api_->held(host_) : 0; }
+
     void forget_values() { params_.forget(); }
 
 private:
