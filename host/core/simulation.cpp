@@ -503,6 +503,7 @@ void Simulation::report(size_t instance, const char* key, const char* value) {
     TickResult ignored;
     qallow_status st = watched_step(size_t(&in - instances_.data()), in, t, err, ignored);
     hold_asked_ = 0; // the restored build steps every tick until its next step asks again
+    end_hold(in);    // its held() ticks were taken by this step
     return problem_of(in, st, err);
 }
 
@@ -598,7 +599,7 @@ TickResult Simulation::step() {
 // Taken by the step it was asked in, if that is this instance's (start_hold);
 // asked anywhere else it is gone by the next tick's first step.
 void Simulation::hold(size_t instance, uint32_t ticks) {
-    hold_asked_ = ticks + 1;
+    hold_asked_ = uint64_t(ticks) + 1;
     hold_asker_ = instance;
 }
 
@@ -620,7 +621,8 @@ void Simulation::start_hold(size_t index) {
     Instance& in = instances_[index];
     in.held_total += in.held_ticks;
     in.held_ticks = 0;
-    const uint32_t asked = hold_asker_ == index ? hold_asked_ : 0;
+    // A batch phase steps or not by the energy gate: its ticks are not its own to hold.
+    const uint64_t asked = hold_asker_ == index && !in.batch ? hold_asked_ : 0;
     hold_asked_ = 0;
     if (asked <= 1) return;
     in.held_until = tick_ + (asked - 1);
@@ -681,7 +683,9 @@ void Simulation::restore_signals(std::string_view table) {
         throw std::invalid_argument("restore_signals: " + std::to_string(table.size()) + " bytes for " +
                                     std::to_string(signals_.size()) + " signals");
     std::memcpy(signals_.values(), table.data(), table.size());
-    for (auto& in : instances_) end_hold(in);
+    // The held signals may be others now; the ticks held stay the
+    // instance's to account for, unless its state is put back too.
+    for (auto& in : instances_) in.held_until = 0;
 }
 
 void Simulation::restore_batch(size_t instance, const BatchCounts& counts) {
@@ -871,6 +875,7 @@ void Simulation::commit_swap(Instance& in, std::shared_ptr<LoadedPlugin> next, q
         sb->state = std::move(blob);
         sb->state_version = in.plugin->state_version;
         sb->swap_tick = tick_;
+        sb->held_ticks = in.held_ticks;
         in.standby = std::move(sb);
     }
     in.plugin = std::move(next);
@@ -898,6 +903,7 @@ Rollback Simulation::rollback(size_t instance, const std::string& reason) {
     in.values = std::move(sb->values);
     in.reports = std::move(sb->reports);
     end_hold(in);
+    in.held_ticks = sb->held_ticks; // held before the swap: the restored build's own
     std::copy(sb->outputs.begin(), sb->outputs.end(), signals_.values() + in.first_slot);
     // A live parameter set while the new build was on probation (Lua, ctl)
     // stays set, where the old build takes it.

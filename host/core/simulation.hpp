@@ -38,6 +38,7 @@ struct Standby {
     std::vector<uint8_t> state;  // its save_state blob at the swap (what was moved)
     uint32_t state_version = 0;
     uint64_t swap_tick = 0; // the swap came after this tick
+    uint64_t held_ticks = 0; // plugin.h hold: ticks held since its last step
 };
 
 struct Instance {
@@ -330,7 +331,7 @@ private:
     std::string redeclare_error_;
     // Every "<instance>.ops" slot; hold() watches them.
     std::vector<int32_t> ops_slots_;
-    uint32_t hold_asked_ = 0; // what a step asked for: ticks + 1 (0: nothing)
+    uint64_t hold_asked_ = 0; // what a step asked for: ticks + 1 (0: nothing)
     size_t hold_asker_ = 0;   // which instance asked
     StepWatch own_watch_;
     StepWatch* watch_ = &own_watch_;

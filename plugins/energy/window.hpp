@@ -90,7 +90,7 @@ public:
     // look() does for each, without the test.
     void skip(uint64_t n) {
         ticks_ += n;
-        countdown_ -= n;
+        countdown_ = n < countdown_ ? countdown_ - n : 1; // more than asked for: look next tick
     }
     // Ticks until the one that looks, counting it.
     uint64_t countdown() const { return countdown_; }

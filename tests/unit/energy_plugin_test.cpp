@@ -167,9 +167,10 @@ TEST(EnergyPlugin, HeldTicksAreCountedAsTheirStepsWouldHaveCountedThem) {
     EXPECT_NEAR(std::stod(reports.at("j_per_op")), joules / 24299, joules / 24299 * 1e-8); // 9 digits
 }
 
-// Signals put back (a checkpoint, SAFE_MODE's restore) end every hold: the
-// held ticks go with the state they replace, and the meter steps next tick.
-TEST(EnergyPlugin, SignalsPutBackEndTheHold) {
+// Signals put back (SAFE_MODE's restore) end every hold: the meter steps
+// next tick, and the ticks it sat out are still its own to count (it saves
+// no state, so nothing replaced its sums).
+TEST(EnergyPlugin, SignalsPutBackEndTheHoldButNotItsTicks) {
     Config c;
     c.source = "cfg.json";
     c.seed = 42;
@@ -187,16 +188,21 @@ TEST(EnergyPlugin, SignalsPutBackEndTheHold) {
     Simulation sim(c, catalog, pool, {});
     for (int n = 0; n < 3; ++n) sim.step();
     const Instance& e = sim.instances()[1];
-    ASSERT_GE(e.held_until, 4u); // held from tick 3
-    ASSERT_GT(e.held_ticks, 0u);
+    ASSERT_GE(e.held_until, 4u); // held since tick 1
+    const uint64_t sat_out = e.held_ticks;
+    ASSERT_EQ(sat_out, 2u);
     const double* v = sim.signals().values();
     sim.restore_signals(std::string_view(reinterpret_cast<const char*>(v), sim.signals().size() * sizeof(double)));
     EXPECT_EQ(e.held_until, 0u);
-    EXPECT_EQ(e.held_ticks, 0u);
+    EXPECT_EQ(e.held_ticks, sat_out);
     const uint64_t held = e.held_ticks_total();
     sim.step();
     EXPECT_EQ(e.held_ticks_total(), held); // it stepped
-    EXPECT_GT(e.held_until, sim.tick()); // and holds again
+    EXPECT_EQ(e.held_ticks, 0u);           // and took the held tick
+    EXPECT_GT(e.held_until, sim.tick());   // then holds again
+    for (int n = 0; n < 10; ++n) sim.step();
+    sim.finish();
+    EXPECT_EQ(sim.instances()[1].reports.at("ops_total"), std::to_string(24 * 14));
 }
 
 TEST(EnergyPlugin, GpuParamTakesAutoOrOff) {

@@ -243,10 +243,15 @@ typedef struct qallow_host_api {
     **       - any instance's "ops" signal, as it stands at this instance's
     **         turn, differs (bit for bit) from its value after the step that
     **         asked for the hold;
-    **       - set_param reached this instance.
-    **     A hot swap, a rollback, load_state or a checkpoint's signals put
-    **     back end the hold too, and the ticks it held are forgotten with
-    **     the state they replace.
+    **       - set_param reached this instance;
+    **       - a checkpoint's signals were put back (SAFE_MODE), a hot swap
+    **         or a rollback.
+    **     Held ticks are not part of a saved state: save_state, and so a
+    **     checkpoint or the state a hot swap moves, lacks them, and
+    **     load_state or a swap to a new build forgets them.  So hold only
+    **     when what the held ticks change is not saved (the energy meter
+    **     saves nothing).  A batch phase's hold is ignored: whether it
+    **     steps is the energy gate's to say.
     **   Threads: the loop thread, inside step. */
     void (*hold)(qallow_host *host, uint32_t ticks);
     /* held -- how many ticks the host held this instance since its last
