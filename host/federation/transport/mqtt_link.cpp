@@ -90,6 +90,7 @@ void paho_init_once() {
 // pointer Paho holds as the callback's context never dangles.
 struct MqttLink::Op : Delivery {
     MqttLink::Impl* owner = nullptr;
+    uintptr_t id = 0; // Paho's context for it (Pending)
     std::atomic<int> state{0}; // 0 waiting, 1 succeeded, 2 failed
     std::mutex mu;
     std::condition_variable cv;
@@ -114,36 +115,53 @@ struct MqttLink::Impl {
     std::atomic<bool> up{false};
     std::string lost;
     bool poked = false;
-    std::mutex ops_mu;
-    std::map<Op*, std::shared_ptr<Op>> ops; // requests Paho has not answered yet
+    // Requests Paho has not answered yet, by id, for every client of the
+    // process.  Paho's context for a request is its id, never a pointer:
+    // Paho can call back for a request after we stopped waiting for it (one
+    // it refused outright, or one of a client being destroyed), and that
+    // callback must find nothing rather than read freed memory (TSan saw it
+    // do so after a broker restart).  Never destroyed: Paho's threads may
+    // call back at exit.
+    struct Pending {
+        std::mutex mu;
+        std::map<uintptr_t, std::shared_ptr<Op>> ops;
+        uintptr_t next = 1;
+    };
+    static Pending& pending() {
+        static Pending* p = new Pending;
+        return *p;
+    }
 
     std::shared_ptr<Op> begin() {
         auto op = std::make_shared<Op>();
         op->owner = this;
-        std::lock_guard lk(ops_mu);
-        ops.emplace(op.get(), op);
+        Pending& p = pending();
+        std::lock_guard lk(p.mu);
+        op->id = p.next++;
+        p.ops.emplace(op->id, op);
         return op;
     }
-    // For a request Paho refused outright: it will never call back.
+    // For a request Paho refused outright: we stop waiting for it.
     void drop(const std::shared_ptr<Op>& op) {
-        std::lock_guard lk(ops_mu);
-        ops.erase(op.get());
+        Pending& p = pending();
+        std::lock_guard lk(p.mu);
+        p.ops.erase(op->id);
     }
 
     // Paho's callbacks.  Paho may hold its own lock while it calls them, so
     // they take only our short locks and never call back into Paho.
     static void finish(void* context, int state, int code, const char* message) {
-        auto* op = static_cast<Op*>(context);
-        Impl* self = op->owner;
         std::shared_ptr<Op> keep; // released after our locks, last
         {
-            std::lock_guard lk(self->ops_mu);
-            if (auto it = self->ops.find(op); it != self->ops.end()) {
+            Pending& p = pending();
+            std::lock_guard lk(p.mu);
+            if (auto it = p.ops.find(reinterpret_cast<uintptr_t>(context)); it != p.ops.end()) {
                 keep = std::move(it->second);
-                self->ops.erase(it);
+                p.ops.erase(it);
             }
         }
         if (!keep) return;
+        Op* op = keep.get();
         {
             std::lock_guard lk(op->mu);
             op->code = code;
@@ -182,7 +200,7 @@ struct MqttLink::Impl {
     template <class Options> void answer_to(Options& o, const std::shared_ptr<Op>& op) {
         o.onSuccess = &Impl::on_success;
         o.onFailure = &Impl::on_failure;
-        o.context = op.get();
+        o.context = reinterpret_cast<void*>(op->id);
     }
 
     explicit Impl(LinkSettings settings) : s(std::move(settings)) {
@@ -201,7 +219,12 @@ struct MqttLink::Impl {
             throw std::runtime_error(paho_error(rc, nullptr));
         }
     }
-    ~Impl() { MQTTAsync_destroy(&client); } // no callbacks after it returns; then `ops` goes
+    ~Impl() {
+        MQTTAsync_destroy(&client); // no callbacks after it returns
+        Pending& p = pending();
+        std::lock_guard lk(p.mu);
+        std::erase_if(p.ops, [this](const auto& kv) { return kv.second->owner == this; });
+    }
 };
 
 bool MqttLink::tls_available() {
