@@ -295,6 +295,14 @@ struct VecOpsX86V3 : VecOps<4> {
         const D zero = {};
         x = __builtin_ia32_minpd256(__builtin_ia32_maxpd256(x, zero), zero + 1.0);
     }
+    // GCC 12 converts 4 int32 lanes as two pairs and a lane insert (4
+    // instructions); vcvtdq2pd converts all four at once, exactly (Clang's
+    // own conversion is that instruction, and it has no such builtin).
+#if defined(__clang__)
+    QALLOW_VM_VEC_FN static void noise(const I& s, D& w) { w = __builtin_convertvector(s, D); }
+#else
+    QALLOW_VM_VEC_FN static void noise(const I& s, D& w) { w = __builtin_ia32_cvtdq2pd256(s); }
+#endif
 };
 
 __attribute__((target("arch=x86-64-v4"))) inline void update_block_x86_64_v4(QALLOW_VM_BLOCK_ARGS) {
