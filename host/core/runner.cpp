@@ -87,6 +87,10 @@ uint64_t Runner::advance(uint64_t n) {
             if (facts_.first_tick_ms < 0) {
                 facts_.first_tick_ms = startup::ms_since_start();
                 spdlog::info("first tick done {:.1f} ms after start", facts_.first_tick_ms);
+                // A node runs for months: what only starting needed should
+                // not stay resident (edge/README.md, "Memory").
+                const size_t released = startup::release_start_pages();
+                spdlog::debug("let go of {} KiB of start-up pages", released >> 10);
             }
             ++done;
             count_ethics(r);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 
 namespace qallow::startup {
 
@@ -14,5 +15,11 @@ inline void mark() { started() = std::chrono::steady_clock::now(); }
 inline double ms_since_start() {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started()).count();
 }
+
+// After the first tick: lets go of this process's mappings of every loaded
+// object's read-only pages (code, constants; never a page it wrote), so that
+// what starting touched does not stay resident (startup.cpp says why).
+// Returns the bytes let go.  Safe from any thread; costs minor faults after.
+size_t release_start_pages();
 
 } // namespace qallow::startup
