@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -88,9 +89,13 @@ uint64_t Runner::advance(uint64_t n) {
                 facts_.first_tick_ms = startup::ms_since_start();
                 spdlog::info("first tick done {:.1f} ms after start", facts_.first_tick_ms);
                 // A node runs for months: what only starting needed should
-                // not stay resident (edge/README.md, "Memory").
-                const size_t released = startup::release_start_pages();
-                spdlog::debug("let go of {} KiB of start-up pages", released >> 10);
+                // not stay resident (edge/README.md, "Memory").  Once a
+                // process: a later runner's (a trial, a test) start is not
+                // a process's.
+                static std::atomic<bool> released{false};
+                if (!released.exchange(true))
+                    spdlog::debug("let go of the mappings of {} KiB of start-up pages",
+                                  startup::release_start_pages() >> 10);
             }
             ++done;
             count_ethics(r);

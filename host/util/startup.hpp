@@ -17,9 +17,11 @@ inline double ms_since_start() {
 }
 
 // After the first tick: lets go of this process's mappings of every loaded
-// object's read-only pages (code, constants; never a page it wrote), so that
-// what starting touched does not stay resident (startup.cpp says why).
-// Returns the bytes let go.  Safe from any thread; costs minor faults after.
+// object's read-only file pages (code, constants), so that what starting
+// touched does not stay resident (startup.cpp says why).  A mapping holding
+// a page the process wrote is kept whole.  Returns the bytes of the ranges
+// let go (not all of them were resident).  Safe from any thread; costs
+// minor faults after.  The runner calls it once a process.
 size_t release_start_pages();
 
 } // namespace qallow::startup
